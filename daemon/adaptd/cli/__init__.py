@@ -1,0 +1,61 @@
+"""The ``adaptd`` command line. Every command takes ``--config``; exit codes: 0 success,
+1 failure, 2 usage or configuration error. Errors are one line on stderr, never a traceback
+(set ADAPTD_DEBUG=1 to see one)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import typer
+
+from adaptd import __version__
+from adaptd.cli import config_cmd, db_cmd
+from adaptd.errors import AdaptdError
+
+app = typer.Typer(
+    name="adaptd",
+    help="Serve a LoRA-adapted classifier, watch it drift, retrain by policy, hot-swap.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(db_cmd.app, name="db")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"adaptd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """adaptd keeps a fine-tuned transformer classifier fit for the traffic it really sees."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    # Standalone mode lets click report usage errors itself (exit 2); our own errors and anything
+    # unexpected propagate to here and become one line.
+    try:
+        app(args=argv)
+    except AdaptdError as e:
+        print(f"adaptd: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:
+        if os.environ.get("ADAPTD_DEBUG"):
+            raise
+        logging.getLogger("adaptd").debug("internal error", exc_info=True)
+        print(
+            f"adaptd: internal error: {type(e).__name__}: {e} (ADAPTD_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        sys.exit(1)

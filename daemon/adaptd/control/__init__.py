@@ -1,0 +1,1 @@
+"""Control: the scheduler and the check -> evaluate -> act loop the daemon runs."""

@@ -1,0 +1,1 @@
+"""Datasets: the demo data read from pinned package archives, and users' own files."""

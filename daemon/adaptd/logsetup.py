@@ -1,0 +1,43 @@
+"""Logging for a service: stderr, level from config, optionally one JSON object per line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+_PLAIN = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class JsonLineFormatter(logging.Formatter):
+    """journald, Loki and friends parse this without a regex."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        for key, value in getattr(record, "fields", {}).items():
+            payload[key] = value
+        return json.dumps(payload, default=str)
+
+
+def configure_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
+    """Idempotent: replaces the handler adaptd installed before (SIGHUP may change the level)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_adaptd", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._adaptd = True  # type: ignore[attr-defined]
+    handler.setFormatter(JsonLineFormatter() if json_lines else logging.Formatter(_PLAIN))
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Libraries chatty at INFO that an operator does not need.
+    for noisy in ("alembic", "httpx", "urllib3", "apscheduler.executors", "filelock"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -1,0 +1,1 @@
+"""Monitors: pure detectors and window statistics; Evidently behind one module."""

@@ -1,0 +1,1 @@
+"""Policies: the schema of policy files and the pure evaluate(...)."""

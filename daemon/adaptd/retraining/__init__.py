@@ -1,0 +1,1 @@
+"""Retraining: dataset assembly, the fine-tune child process, validation, promotion."""

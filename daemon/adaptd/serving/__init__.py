@@ -1,0 +1,1 @@
+"""Serving: base model + adapter slots, micro-batching, hot swap, HTTP API."""

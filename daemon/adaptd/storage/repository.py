@@ -1,0 +1,480 @@
+"""Repository functions: take an engine (or connection), return our dataclasses.
+
+Writes that the serving path depends on are batched Core statements. Upserts use the dialect's
+ON CONFLICT so repeated feedback is idempotent on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from adaptd.errors import NotFoundError
+from adaptd.storage import tables as t
+from adaptd.storage.records import (
+    AdapterRecord,
+    Event,
+    FeedbackRecord,
+    LabelledPrediction,
+    MonitorResult,
+    PredictionRecord,
+    RetrainRun,
+)
+
+# --------------------------------------------------------------------------- predictions
+
+
+def prediction_row(p: PredictionRecord) -> dict[str, Any]:
+    """The insert parameters of a prediction (the log writer batches these)."""
+    return {
+        "id": p.id,
+        "ts": p.ts,
+        "adapter": p.adapter,
+        "text": p.text,
+        "text_hash": p.text_hash,
+        "label": p.label,
+        "score": p.score,
+        "probabilities": p.probabilities,
+        "embedding": p.embedding,
+        "attributes": p.attributes or None,
+        "truncated": p.truncated,
+        "latency_ms": p.latency_ms,
+    }
+
+
+def insert_prediction_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """One executemany for the whole batch; the caller owns the transaction."""
+    if rows:
+        conn.execute(insert(t.predictions), list(rows))
+
+
+def insert_predictions(engine: Engine, records: Iterable[PredictionRecord]) -> int:
+    rows = [prediction_row(p) for p in records]
+    with engine.begin() as conn:
+        insert_prediction_rows(conn, rows)
+    return len(rows)
+
+
+def _prediction(row: Row[Any]) -> PredictionRecord:
+    return PredictionRecord(
+        seq=row.seq,
+        id=row.id,
+        ts=row.ts,
+        adapter=row.adapter,
+        text=row.text,
+        text_hash=row.text_hash,
+        label=row.label,
+        score=row.score,
+        probabilities=row.probabilities,
+        embedding=row.embedding,
+        attributes=row.attributes or {},
+        truncated=row.truncated,
+        latency_ms=row.latency_ms,
+    )
+
+
+def recent_predictions(
+    engine: Engine,
+    *,
+    limit: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    adapter: str | None = None,
+    oldest_first: bool = False,
+) -> list[PredictionRecord]:
+    """The newest ``limit`` predictions (optionally of one adapter, within a time range),
+    returned oldest first when ``oldest_first`` else newest first."""
+    conds = []
+    if since is not None:
+        conds.append(t.predictions.c.ts >= since)
+    if until is not None:
+        conds.append(t.predictions.c.ts < until)
+    if adapter is not None:
+        conds.append(t.predictions.c.adapter == adapter)
+    query = select(t.predictions).where(and_(True, *conds))
+    if oldest_first and limit is None:
+        query = query.order_by(t.predictions.c.seq.asc())
+    else:
+        query = query.order_by(t.predictions.c.seq.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    with engine.connect() as conn:
+        out = [_prediction(r) for r in conn.execute(query)]
+    if oldest_first and limit is not None:
+        out.reverse()
+    return out
+
+
+def first_predictions(engine: Engine, *, adapter: str, limit: int) -> list[PredictionRecord]:
+    """The first ``limit`` predictions an adapter served (its live reference window)."""
+    query = (
+        select(t.predictions)
+        .where(t.predictions.c.adapter == adapter)
+        .order_by(t.predictions.c.seq.asc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [_prediction(r) for r in conn.execute(query)]
+
+
+def count_predictions(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(t.predictions)).scalar_one())
+
+
+def existing_prediction_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
+    query = select(t.predictions.c.id).where(t.predictions.c.id.in_(list(ids)))
+    return {r.id for r in conn.execute(query)}
+
+
+# --------------------------------------------------------------------------- feedback
+
+
+def _upsert(conn: Connection, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(table)
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table)
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise NotImplementedError(f"upsert on {dialect}")
+    excluded = stmt.excluded
+    columns = {c: excluded[c] for c in rows[0] if c not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=columns), rows)
+
+
+def upsert_feedback(conn: Connection, records: Sequence[FeedbackRecord]) -> None:
+    """Store feedback; the same prediction id again replaces the label (idempotent on repeat)."""
+    rows = [
+        {"prediction_id": r.prediction_id, "label": r.label, "ts": r.ts, "source": r.source}
+        for r in records
+    ]
+    _upsert(conn, t.feedback, rows, ["prediction_id"])
+
+
+def labelled_predictions(
+    engine: Engine,
+    *,
+    limit: int | None = None,
+    since: datetime | None = None,
+    adapter: str | None = None,
+) -> list[LabelledPrediction]:
+    """Predictions that received feedback, newest ``limit`` by feedback time, oldest first."""
+    j = t.predictions.join(t.feedback, t.feedback.c.prediction_id == t.predictions.c.id)
+    conds = []
+    if since is not None:
+        conds.append(t.feedback.c.ts >= since)
+    if adapter is not None:
+        conds.append(t.predictions.c.adapter == adapter)
+    query = (
+        select(t.predictions, t.feedback.c.label.label("true_label"), t.feedback.c.ts.label("fts"))
+        .select_from(j)
+        .where(and_(True, *conds))
+        .order_by(t.feedback.c.ts.desc(), t.predictions.c.seq.desc())
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    with engine.connect() as conn:
+        out = [
+            LabelledPrediction(prediction=_prediction(r), true_label=r.true_label, feedback_ts=r.fts)
+            for r in conn.execute(query)
+        ]
+    out.reverse()
+    return out
+
+
+# --------------------------------------------------------------------------- adapters
+
+
+def _adapter(row: Row[Any]) -> AdapterRecord:
+    return AdapterRecord(
+        version=row.version,
+        parent=row.parent,
+        status=row.status,
+        path=row.path,
+        created=row.created,
+        promoted=row.promoted,
+        reason=row.reason,
+        data_window=row.data_window,
+        metrics=row.metrics,
+        verdict=row.verdict,
+        config=row.config,
+    )
+
+
+def add_adapter(engine: Engine, record: AdapterRecord) -> AdapterRecord:
+    """Register a version; registering the same content again returns the existing record."""
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(t.adapters).where(t.adapters.c.version == record.version)
+        ).one_or_none()
+        if row is not None:
+            return _adapter(row)
+        conn.execute(
+            insert(t.adapters).values(
+                version=record.version,
+                parent=record.parent,
+                status=record.status,
+                path=record.path,
+                created=record.created,
+                promoted=record.promoted,
+                reason=record.reason,
+                data_window=record.data_window,
+                metrics=record.metrics,
+                verdict=record.verdict,
+                config=record.config,
+            )
+        )
+    return record
+
+
+def get_adapter(engine: Engine, version: str) -> AdapterRecord:
+    """An adapter by version or by a unique prefix of it (like git)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(t.adapters).where(t.adapters.c.version.startswith(version, autoescape=True))
+        ).all()
+    if not rows:
+        raise NotFoundError(f"adapter {version!r} not found")
+    exact = [r for r in rows if r.version == version]
+    if exact:
+        return _adapter(exact[0])
+    if len(rows) > 1:
+        raise NotFoundError(f"adapter prefix {version!r} is ambiguous ({len(rows)} versions)")
+    return _adapter(rows[0])
+
+
+def list_adapters(engine: Engine) -> list[AdapterRecord]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.adapters).order_by(t.adapters.c.created.asc()))
+        return [_adapter(r) for r in rows]
+
+
+def active_adapter(engine: Engine) -> AdapterRecord | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(t.adapters).where(t.adapters.c.status == "active")
+        ).one_or_none()
+    return _adapter(row) if row is not None else None
+
+
+def set_adapter_fields(engine: Engine, version: str, **fields: Any) -> None:
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(t.adapters).where(t.adapters.c.version == version).values(**fields)
+        )
+    if result.rowcount == 0:
+        raise NotFoundError(f"adapter {version!r} not found")
+
+
+def activate_adapter(engine: Engine, version: str, now: datetime) -> str | None:
+    """Make ``version`` the one active adapter in one transaction; returns the previous one."""
+    with engine.begin() as conn:
+        target = conn.execute(
+            select(t.adapters.c.version).where(t.adapters.c.version == version)
+        ).one_or_none()
+        if target is None:
+            raise NotFoundError(f"adapter {version!r} not found")
+        previous = conn.execute(
+            select(t.adapters.c.version).where(t.adapters.c.status == "active")
+        ).scalar_one_or_none()
+        if previous == version:
+            return previous
+        if previous is not None:
+            conn.execute(
+                update(t.adapters)
+                .where(t.adapters.c.version == previous)
+                .values(status="retired")
+            )
+        conn.execute(
+            update(t.adapters)
+            .where(t.adapters.c.version == version)
+            .values(status="active", promoted=now)
+        )
+    return previous
+
+
+# --------------------------------------------------------------------------- retrain runs
+
+
+def _run(row: Row[Any]) -> RetrainRun:
+    return RetrainRun(
+        id=row.id,
+        started=row.started,
+        finished=row.finished,
+        status=row.status,
+        reason=row.reason,
+        policy=row.policy,
+        parent=row.parent,
+        candidate=row.candidate,
+        samples=row.samples,
+        error=row.error,
+        details=row.details,
+    )
+
+
+def start_run(
+    engine: Engine,
+    *,
+    now: datetime,
+    reason: str | None,
+    policy: str | None = None,
+    parent: str | None = None,
+    status: str = "running",
+) -> int:
+    with engine.begin() as conn:
+        result = conn.execute(
+            insert(t.retrain_runs).values(
+                started=now, status=status, reason=reason, policy=policy, parent=parent
+            )
+        )
+        pk = result.inserted_primary_key
+        assert pk is not None
+        return int(pk[0])
+
+
+def update_run(engine: Engine, run_id: int, **fields: Any) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(t.retrain_runs).where(t.retrain_runs.c.id == run_id).values(**fields))
+
+
+def get_run(engine: Engine, run_id: int) -> RetrainRun:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(t.retrain_runs).where(t.retrain_runs.c.id == run_id)
+        ).one_or_none()
+    if row is None:
+        raise NotFoundError(f"retrain run {run_id} not found")
+    return _run(row)
+
+
+def list_runs(engine: Engine, *, limit: int = 50) -> list[RetrainRun]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(t.retrain_runs).order_by(t.retrain_runs.c.id.desc()).limit(limit)
+        )
+        return [_run(r) for r in rows]
+
+
+# --------------------------------------------------------------------------- monitor results
+
+
+def add_monitor_results(engine: Engine, results: Sequence[MonitorResult]) -> None:
+    rows = [
+        {
+            "ts": r.ts,
+            "signal": r.signal,
+            "value": r.value,
+            "status": r.status,
+            "adapter": r.adapter,
+            "n_reference": r.n_reference,
+            "n_current": r.n_current,
+            "details": r.details,
+        }
+        for r in results
+    ]
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(insert(t.monitor_results), rows)
+
+
+def monitor_results(
+    engine: Engine,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    signals: Sequence[str] | None = None,
+) -> list[MonitorResult]:
+    """Stored signals, oldest first."""
+    conds = []
+    if since is not None:
+        conds.append(t.monitor_results.c.ts >= since)
+    if until is not None:
+        conds.append(t.monitor_results.c.ts < until)
+    if signals is not None:
+        conds.append(t.monitor_results.c.signal.in_(list(signals)))
+    query = (
+        select(t.monitor_results)
+        .where(and_(True, *conds))
+        .order_by(t.monitor_results.c.ts.asc(), t.monitor_results.c.id.asc())
+    )
+    with engine.connect() as conn:
+        return [
+            MonitorResult(
+                id=r.id,
+                ts=r.ts,
+                signal=r.signal,
+                value=r.value,
+                status=r.status,
+                adapter=r.adapter,
+                n_reference=r.n_reference,
+                n_current=r.n_current,
+                details=r.details,
+            )
+            for r in conn.execute(query)
+        ]
+
+
+# --------------------------------------------------------------------------- policy state
+
+
+def load_policy_states(engine: Engine) -> dict[str, dict[str, Any]]:
+    with engine.connect() as conn:
+        return {r.policy: r.state for r in conn.execute(select(t.policy_state))}
+
+
+def save_policy_states(engine: Engine, states: Mapping[str, dict[str, Any]], now: datetime) -> None:
+    rows = [{"policy": k, "state": v, "updated": now} for k, v in states.items()]
+    with engine.begin() as conn:
+        _upsert(conn, t.policy_state, rows, ["policy"])
+
+
+def delete_policy_state(engine: Engine, policy: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(t.policy_state).where(t.policy_state.c.policy == policy))
+
+
+# --------------------------------------------------------------------------- events
+
+
+def add_events(engine: Engine, items: Sequence[Event]) -> None:
+    rows = [
+        {"ts": e.ts, "kind": e.kind, "source": e.source, "message": e.message, "details": e.details}
+        for e in items
+    ]
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(insert(t.events), rows)
+
+
+def list_events(
+    engine: Engine,
+    *,
+    since: datetime | None = None,
+    kinds: Sequence[str] | None = None,
+    limit: int = 200,
+) -> list[Event]:
+    """The newest ``limit`` events, oldest first."""
+    conds = []
+    if since is not None:
+        conds.append(t.events.c.ts >= since)
+    if kinds is not None:
+        conds.append(t.events.c.kind.in_(list(kinds)))
+    query = (
+        select(t.events).where(and_(True, *conds)).order_by(t.events.c.id.desc()).limit(limit)
+    )
+    with engine.connect() as conn:
+        out = [
+            Event(
+                id=r.id, ts=r.ts, kind=r.kind, source=r.source, message=r.message, details=r.details
+            )
+            for r in conn.execute(query)
+        ]
+    out.reverse()
+    return out

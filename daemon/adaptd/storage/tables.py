@@ -1,0 +1,163 @@
+"""The schema, as SQLAlchemy Core tables. Changes to it go through an Alembic migration only.
+
+Core tables rather than ORM classes: the prediction log is written with batched Core inserts
+(an ORM commit per row caps ingest at ~2k rows/s), and every reader maps rows to our dataclasses.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps go in as UTC and come out timezone-aware, on SQLite too (which drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: adaptd stores timezone-aware UTC times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Deterministic constraint names, so migrations can drop and alter them on every backend.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    # seq orders the log and lets readers page through it without timestamp ties.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(128), nullable=False, unique=True),
+    Column("ts", UTCDateTime(), nullable=False),
+    Column("adapter", String(64), nullable=False),
+    Column("text", Text, nullable=True),
+    Column("text_hash", String(64), nullable=False),
+    Column("label", String(64), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("probabilities", JSON, nullable=False),
+    # float16 bytes of the pooled embedding: 768 B for MiniLM's 384 dims.
+    Column("embedding", LargeBinary, nullable=True),
+    Column("attributes", JSON, nullable=True),
+    Column("truncated", Boolean, nullable=False, default=False),
+    Column("latency_ms", Float, nullable=True),
+)
+Index("ix_predictions_ts", predictions.c.ts)
+Index("ix_predictions_adapter_seq", predictions.c.adapter, predictions.c.seq)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    # One label per prediction: repeating it is idempotent, a different label replaces it.
+    Column("prediction_id", String(128), primary_key=True),
+    Column("label", String(64), nullable=False),
+    Column("ts", UTCDateTime(), nullable=False),
+    Column("source", String(64), nullable=True),
+)
+Index("ix_feedback_ts", feedback.c.ts)
+
+adapters = Table(
+    "adapters",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("parent", String(64), nullable=True),
+    # candidate | active | retired | rejected | failed
+    Column("status", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("promoted", UTCDateTime(), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("data_window", JSON, nullable=True),
+    Column("metrics", JSON, nullable=True),
+    Column("verdict", JSON, nullable=True),
+    Column("config", JSON, nullable=True),
+)
+Index("ix_adapters_status", adapters.c.status)
+
+retrain_runs = Table(
+    "retrain_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started", UTCDateTime(), nullable=False),
+    Column("finished", UTCDateTime(), nullable=True),
+    # queued | running | promoted | awaiting_approval | rejected | failed | cancelled
+    Column("status", String(24), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("policy", String(128), nullable=True),
+    Column("parent", String(64), nullable=True),
+    Column("candidate", String(64), nullable=True),
+    Column("samples", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("details", JSON, nullable=True),
+)
+
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", UTCDateTime(), nullable=False),
+    Column("signal", String(128), nullable=False),
+    Column("value", Float, nullable=True),
+    # ok | drift | insufficient_data | error
+    Column("status", String(24), nullable=False),
+    Column("adapter", String(64), nullable=True),
+    Column("n_reference", Integer, nullable=True),
+    Column("n_current", Integer, nullable=True),
+    Column("details", JSON, nullable=True),
+)
+Index("ix_monitor_results_signal_ts", monitor_results.c.signal, monitor_results.c.ts)
+
+policy_state = Table(
+    "policy_state",
+    metadata,
+    Column("policy", String(128), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("updated", UTCDateTime(), nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", UTCDateTime(), nullable=False),
+    # trip | clear | suppressed | action | promoted | rejected | rolled_back | retrain_* | ...
+    Column("kind", String(32), nullable=False),
+    Column("source", String(128), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("details", JSON, nullable=True),
+)
+Index("ix_events_ts", events.c.ts)
