@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+import adaptd
 from adaptd.storage import migrate
 from adaptd.storage.engine import make_engine
 from tests.pg import postgres_server
@@ -15,6 +16,11 @@ from tests.pg import postgres_server
 # The shipped model and the tests never reach a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Subprocesses (`python -m adaptd ...`) must import this checkout's package from any cwd.
+_PACKAGE_ROOT = str(Path(adaptd.__file__).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_PACKAGE_ROOT, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +59,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'adaptd.db'}"
     return str(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def empty_engine(store_url: str) -> Iterator[Engine]:
+    """A store with no schema yet, on each backend."""
+    eng = make_engine(store_url)
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture

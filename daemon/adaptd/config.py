@@ -95,7 +95,7 @@ def resolve_config_path(path: Path | None) -> tuple[Path, bool]:
     return DEFAULT_CONFIG, False
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Any) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown key"
     message = str(error["msg"])

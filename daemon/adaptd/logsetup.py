@@ -22,8 +22,7 @@ class JsonLineFormatter(logging.Formatter):
         }
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
-        for key, value in getattr(record, "fields", {}).items():
-            payload[key] = value
+        payload.update(getattr(record, "fields", {}))
         return json.dumps(payload, default=str)
 
 

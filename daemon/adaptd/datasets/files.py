@@ -36,7 +36,9 @@ def _rows(path: Path) -> Iterable[dict[str, Any]]:
 
         yield from pd.read_parquet(path).to_dict(orient="records")
     else:
-        raise DatasetError(f"{path}: unsupported file type {suffix!r} (use .csv, .jsonl or .parquet)")
+        raise DatasetError(
+            f"{path}: unsupported file type {suffix!r} (use .csv, .jsonl or .parquet)"
+        )
 
 
 def _timestamp(value: Any, where: str) -> datetime | None:

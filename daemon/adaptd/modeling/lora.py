@@ -53,7 +53,9 @@ def load_adapter(model: Any, adapter_dir: Path, *, trainable: bool = False) -> A
 def read_adapter_config(adapter_dir: Path) -> dict[str, Any]:
     path = adapter_dir / "adapter_config.json"
     if not path.is_file():
-        raise IncompatibleAdapterError(f"{adapter_dir}: no adapter_config.json (not a PEFT adapter)")
+        raise IncompatibleAdapterError(
+            f"{adapter_dir}: no adapter_config.json (not a PEFT adapter)"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from adaptd.modeling.base import resolve_base
 
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+)
 
 
 def build_tiny_model(
@@ -39,6 +44,7 @@ def build_tiny_model(
             shutil.copy(source / name, out_dir / name)
     vocab = 30522  # the MiniLM (BERT uncased) vocabulary
     torch.manual_seed(seed)
+    config: Any
     if arch == "bert":
         config = BertConfig(
             vocab_size=vocab,

@@ -29,7 +29,9 @@ class ModelSettings(Section):
         min_length=2,
         description="Label names, in the order of the classifier's outputs.",
     )
-    max_length: int = Field(default=128, ge=8, le=8192, description="Tokens per text; longer ones are truncated.")
+    max_length: int = Field(
+        default=128, ge=8, le=8192, description="Tokens per text; longer ones are truncated."
+    )
     threads: int | None = Field(
         default=None, ge=1, description="torch intra-op threads for serving. Default: all cores."
     )
@@ -53,7 +55,9 @@ class ServingSettings(Section):
     log_buffer_rows: int = Field(
         default=100_000, ge=1, description="Rows buffered for the store before drops are counted."
     )
-    log_flush_ms: float = Field(default=200.0, gt=0, description="Longest a row waits in the buffer.")
+    log_flush_ms: float = Field(
+        default=200.0, gt=0, description="Longest a row waits in the buffer."
+    )
     registry_poll_s: float = Field(
         default=2.0, gt=0, description="How often a daemon looks for promotions made elsewhere."
     )

@@ -182,7 +182,9 @@ def labelled_predictions(
         query = query.limit(limit)
     with engine.connect() as conn:
         out = [
-            LabelledPrediction(prediction=_prediction(r), true_label=r.true_label, feedback_ts=r.fts)
+            LabelledPrediction(
+                prediction=_prediction(r), true_label=r.true_label, feedback_ts=r.fts
+            )
             for r in conn.execute(query)
         ]
     out.reverse()
@@ -258,9 +260,7 @@ def list_adapters(engine: Engine) -> list[AdapterRecord]:
 
 def active_adapter(engine: Engine) -> AdapterRecord | None:
     with engine.connect() as conn:
-        row = conn.execute(
-            select(t.adapters).where(t.adapters.c.status == "active")
-        ).one_or_none()
+        row = conn.execute(select(t.adapters).where(t.adapters.c.status == "active")).one_or_none()
     return _adapter(row) if row is not None else None
 
 
@@ -285,19 +285,17 @@ def activate_adapter(engine: Engine, version: str, now: datetime) -> str | None:
             select(t.adapters.c.version).where(t.adapters.c.status == "active")
         ).scalar_one_or_none()
         if previous == version:
-            return previous
+            return str(previous)
         if previous is not None:
             conn.execute(
-                update(t.adapters)
-                .where(t.adapters.c.version == previous)
-                .values(status="retired")
+                update(t.adapters).where(t.adapters.c.version == previous).values(status="retired")
             )
         conn.execute(
             update(t.adapters)
             .where(t.adapters.c.version == version)
             .values(status="active", promoted=now)
         )
-    return previous
+    return str(previous) if previous is not None else None
 
 
 # --------------------------------------------------------------------------- retrain runs
@@ -466,9 +464,7 @@ def list_events(
         conds.append(t.events.c.ts >= since)
     if kinds is not None:
         conds.append(t.events.c.kind.in_(list(kinds)))
-    query = (
-        select(t.events).where(and_(True, *conds)).order_by(t.events.c.id.desc()).limit(limit)
-    )
+    query = select(t.events).where(and_(True, *conds)).order_by(t.events.c.id.desc()).limit(limit)
     with engine.connect() as conn:
         out = [
             Event(
