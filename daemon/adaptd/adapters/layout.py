@@ -58,7 +58,8 @@ class AdapterSummary:
     files: tuple[str, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-native (lists, not tuples), so it reads back from the store unchanged."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 def adapter_files(adapter_dir: Path) -> list[Path]:

@@ -117,7 +117,8 @@ def import_adapter(
             status=status,
             reason=reason,
         )
-    return stored
+    # What the store holds (JSON round-tripped), the same as any later show() returns.
+    return repo.get_adapter(engine, version)
 
 
 def _find_exact(engine: Engine, version: str) -> AdapterRecord | None:
