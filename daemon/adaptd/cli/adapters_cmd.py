@@ -6,7 +6,8 @@ operators need neither the HTTP API nor a restart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,9 +46,16 @@ def _base(settings: Settings) -> tuple[BaseModelInfo, dict[str, tuple[int, ...]]
     return inspect_base(path, labels), base_module_shapes(path, labels)
 
 
-def _open(config: Path | None) -> tuple[Settings, Engine]:
+@contextmanager
+def _opened(config: Path | None) -> Iterator[tuple[Settings, Engine]]:
+    """Settings and a reachable store whose connections are closed when the command ends (an
+    embedding process, or a test, must not inherit open PostgreSQL connections)."""
     settings = load(config)
-    return settings, open_store(settings)
+    engine = open_store(settings)
+    try:
+        yield settings, engine
+    finally:
+        engine.dispose()
 
 
 @app.command("import")
@@ -63,35 +71,35 @@ def import_(
 ) -> None:
     """Check an adapter trained anywhere against the base model and labels, register it and
     print its version (the content hash of its files)."""
-    settings, engine = _open(config)
-    ensure_state_dir(settings)
-    base, modules = _base(settings)
-    record = registry.import_adapter(
-        engine,
-        settings.adapters_dir,
-        directory,
-        base=base,
-        labels=settings.model.labels,
-        now=_now(),
-        parent=parent,
-        reason=reason or f"imported from {directory}",
-        base_module_names=modules,
-        source="cli",
-    )
-    if promote:
-        record = registry.promote(
+    with _opened(config) as (settings, engine):
+        ensure_state_dir(settings)
+        base, modules = _base(settings)
+        record = registry.import_adapter(
             engine,
-            record.version,
-            _now(),
-            reason=reason or "promoted on import",
+            settings.adapters_dir,
+            directory,
             base=base,
+            labels=settings.model.labels,
+            now=_now(),
+            parent=parent,
+            reason=reason or f"imported from {directory}",
             base_module_names=modules,
             source="cli",
         )
-    if as_json:
-        emit_json(record)
-    else:
-        print(record.version)
+        if promote:
+            record = registry.promote(
+                engine,
+                record.version,
+                _now(),
+                reason=reason or "promoted on import",
+                base=base,
+                base_module_names=modules,
+                source="cli",
+            )
+        if as_json:
+            emit_json(record)
+        else:
+            print(record.version)
 
 
 def _key_metrics(metrics: Mapping[str, Any] | None, limit: int = 3) -> str:
@@ -115,30 +123,30 @@ def _short(text: str | None, width: int) -> str:
 @app.command("list")
 def list_(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Every registered version, oldest first, with status, lineage and key metrics."""
-    _, engine = _open(config)
-    records = registry.list_adapters(engine)
-    if as_json:
-        emit_json(records)
-        return
-    if not records:
-        print("no adapters registered (adaptd adapters import DIR)")
-        return
-    rows = [("VERSION", "STATUS", "PARENT", "CREATED (UTC)", "REASON", "METRICS")]
-    rows += [
-        (
-            r.version[:12],
-            r.status,
-            (r.parent or "-")[:12],
-            _when(r.created),
-            _short(r.reason, 40),
-            _key_metrics(r.metrics),
-        )
-        for r in records
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        print("  ".join([*cells, row[-1]]).rstrip())
+    with _opened(config) as (_, engine):
+        records = registry.list_adapters(engine)
+        if as_json:
+            emit_json(records)
+            return
+        if not records:
+            print("no adapters registered (adaptd adapters import DIR)")
+            return
+        rows = [("VERSION", "STATUS", "PARENT", "CREATED (UTC)", "REASON", "METRICS")]
+        rows += [
+            (
+                r.version[:12],
+                r.status,
+                (r.parent or "-")[:12],
+                _when(r.created),
+                _short(r.reason, 40),
+                _key_metrics(r.metrics),
+            )
+            for r in records
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            print("  ".join([*cells, row[-1]]).rstrip())
 
 
 def _document(engine: Engine, record: AdapterRecord) -> dict[str, Any]:
@@ -171,32 +179,32 @@ def show(
 ) -> None:
     """Everything about one version: status, lineage chain, files, metrics, the full validation
     verdict with every gate's value, and its registry events."""
-    _, engine = _open(config)
-    document = _document(engine, registry.show(engine, version))
-    if as_json:
-        emit_json(document)
-        return
-    print(f"version:  {document['version']}")
-    print(f"status:   {document['status']}")
-    print(f"created:  {_when(document['created'])}")
-    print(f"promoted: {_when(document['promoted'])}")
-    print(f"reason:   {document['reason'] or '-'}")
-    print(f"path:     {document['path']} ({'intact' if document['intact'] else 'DAMAGED'})")
-    print("files:")
-    for f in document["files"] or [{"name": "(none: the directory is missing)", "size": 0}]:
-        print(f"  {f['name']}  {f['size']} bytes")
-    print("lineage (newest first):")
-    for link in document["lineage"]:
-        print(f"  {link['version'][:12]}  {link['status']:<11}  {_short(link['reason'], 60)}")
-    for key in ("data_window", "metrics", "verdict", "config"):
-        if document[key]:
-            print(f"{key}:")
-            print(_yaml_block(document[key]), end="")
-        else:
-            print(f"{key}: -")
-    print("events:")
-    for e in document["events"]:
-        print(f"  {_when(e['ts'])}  {e['kind']:<16}  {e['message']}")
+    with _opened(config) as (_, engine):
+        document = _document(engine, registry.show(engine, version))
+        if as_json:
+            emit_json(document)
+            return
+        print(f"version:  {document['version']}")
+        print(f"status:   {document['status']}")
+        print(f"created:  {_when(document['created'])}")
+        print(f"promoted: {_when(document['promoted'])}")
+        print(f"reason:   {document['reason'] or '-'}")
+        print(f"path:     {document['path']} ({'intact' if document['intact'] else 'DAMAGED'})")
+        print("files:")
+        for f in document["files"] or [{"name": "(none: the directory is missing)", "size": 0}]:
+            print(f"  {f['name']}  {f['size']} bytes")
+        print("lineage (newest first):")
+        for link in document["lineage"]:
+            print(f"  {link['version'][:12]}  {link['status']:<11}  {_short(link['reason'], 60)}")
+        for key in ("data_window", "metrics", "verdict", "config"):
+            if document[key]:
+                print(f"{key}:")
+                print(_yaml_block(document[key]), end="")
+            else:
+                print(f"{key}: -")
+        print("events:")
+        for e in document["events"]:
+            print(f"  {_when(e['ts'])}  {e['kind']:<16}  {e['message']}")
 
 
 @app.command("promote")
@@ -207,24 +215,24 @@ def promote(
     config: ConfigOption = None,
 ) -> None:
     """Make VERSION the active adapter; running daemons pick it up by polling the store."""
-    settings, engine = _open(config)
-    base, modules = _base(settings)
-    before = registry.active(engine)
-    record = registry.promote(
-        engine,
-        version,
-        _now(),
-        reason=reason or "manual promotion (CLI)",
-        force=force,
-        base=base,
-        base_module_names=modules,
-        source="cli",
-    )
-    if before is not None and before.version == record.version:
-        print(f"{record.version} is already active")
-    else:
-        replaced = f" (replacing {before.version[:12]})" if before is not None else ""
-        print(f"promoted {record.version}{replaced}")
+    with _opened(config) as (settings, engine):
+        base, modules = _base(settings)
+        before = registry.active(engine)
+        record = registry.promote(
+            engine,
+            version,
+            _now(),
+            reason=reason or "manual promotion (CLI)",
+            force=force,
+            base=base,
+            base_module_names=modules,
+            source="cli",
+        )
+        if before is not None and before.version == record.version:
+            print(f"{record.version} is already active")
+        else:
+            replaced = f" (replacing {before.version[:12]})" if before is not None else ""
+            print(f"promoted {record.version}{replaced}")
 
 
 @app.command("rollback")
@@ -237,18 +245,18 @@ def rollback(
     config: ConfigOption = None,
 ) -> None:
     """Re-activate the previously active version (or --to VERSION)."""
-    settings, engine = _open(config)
-    base, modules = _base(settings)
-    before = registry.active(engine)
-    record = registry.rollback(
-        engine,
-        _now(),
-        reason=reason or "manual rollback (CLI)",
-        to=to,
-        force=force,
-        base=base,
-        base_module_names=modules,
-        source="cli",
-    )
-    replaced = f" from {before.version[:12]}" if before is not None else ""
-    print(f"rolled back to {record.version}{replaced}")
+    with _opened(config) as (settings, engine):
+        base, modules = _base(settings)
+        before = registry.active(engine)
+        record = registry.rollback(
+            engine,
+            _now(),
+            reason=reason or "manual rollback (CLI)",
+            to=to,
+            force=force,
+            base=base,
+            base_module_names=modules,
+            source="cli",
+        )
+        replaced = f" from {before.version[:12]}" if before is not None else ""
+        print(f"rolled back to {record.version}{replaced}")
