@@ -270,33 +270,28 @@ def test_history_lists_the_events_of_one_version(engine, adapters_dir, sources, 
     assert kinds == ["adapter_imported", "promoted", "promoted"]
 
 
-@pytest.mark.postgres
-def test_concurrent_promotions_leave_exactly_one_active(pg_database, tmp_path, sources, base):
-    engine = make_engine(pg_database, pool_size=8)
-    migrate.upgrade(engine)
-    try:
-        versions = imported(engine, tmp_path / "adapters", sources, base)
-        barrier = threading.Barrier(len(versions))
-        errors: list[BaseException] = []
+def test_concurrent_promotions_leave_exactly_one_active(engine, adapters_dir, sources, base):
+    """The control loop and an operator promoting at the same moment, on both backends."""
+    versions = imported(engine, adapters_dir, sources, base)
+    barrier = threading.Barrier(len(versions))
+    errors: list[BaseException] = []
 
-        def promote(version: str) -> None:
-            barrier.wait()
-            try:
-                registry.promote(engine, version, at(30), reason="race")
-            except BaseException as e:  # reported below
-                errors.append(e)
+    def promote(version: str) -> None:
+        barrier.wait()
+        try:
+            registry.promote(engine, version, at(30), reason="race")
+        except BaseException as e:  # reported below
+            errors.append(e)
 
-        threads = [threading.Thread(target=promote, args=(v,)) for v in versions]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
-        statuses = [r.status for r in registry.list_adapters(engine)]
-        assert statuses.count("active") == 1
-        assert statuses.count("retired") == len(versions) - 1
-    finally:
-        engine.dispose()
+    threads = [threading.Thread(target=promote, args=(v,)) for v in versions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    statuses = [r.status for r in registry.list_adapters(engine)]
+    assert statuses.count("active") == 1
+    assert statuses.count("retired") == len(versions) - 1
 
 
 operations = st.lists(

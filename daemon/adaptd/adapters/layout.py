@@ -182,8 +182,10 @@ def _check_type(
     recorded = meta.get("base_model_type")
     source = f"{ADAPTD_META} base_model_type"
     origin = config.get("base_model_name_or_path")
-    if recorded is None and isinstance(origin, str) and origin:
-        origin_config = Path(origin).expanduser() / "config.json"
+    # Only an absolute path names the same directory here as where the adapter was trained; a
+    # relative one would be read against whatever our working directory happens to be.
+    if recorded is None and isinstance(origin, str) and Path(origin).is_absolute():
+        origin_config = Path(origin) / "config.json"
         try:
             if origin_config.is_file():
                 recorded = json.loads(origin_config.read_text(encoding="utf-8")).get("model_type")
