@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adaptd.adapters.layout import adapter_files, content_hash
-from adaptd.errors import ConfigError, IncompatibleAdapterError
+from adaptd.errors import ConfigError, IncompatibleAdapterError, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ def store(src_dir: Path, adapters_dir: Path, version: str) -> Path:
         _install(tmp, dest, version)
         _fsync_dir(adapters_dir)
     except OSError as e:
-        raise ConfigError(f"state_dir: cannot write adapter files to {adapters_dir}: {e}") from e
+        # A full disk or an I/O error mid-copy: nothing was installed, the temporary copy goes.
+        raise StoreError(f"cannot write adapter files to {adapters_dir}: {e}") from e
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

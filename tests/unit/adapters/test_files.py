@@ -82,3 +82,18 @@ def test_an_unwritable_adapters_dir_is_a_config_error(adapter, tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(ConfigError, match="cannot write adapters"):
         files.store(adapter, blocker / "adapters", content_hash(adapter))
+
+
+def test_a_full_disk_mid_copy_leaves_nothing_behind(adapter, tmp_path, monkeypatch):
+    import errno
+
+    from adaptd.errors import StoreError
+
+    def full(src, dst):
+        dst.write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files, "_copy_durably", full)
+    with pytest.raises(StoreError, match="No space left on device"):
+        files.store(adapter, tmp_path / "adapters", content_hash(adapter))
+    assert list((tmp_path / "adapters").iterdir()) == []
