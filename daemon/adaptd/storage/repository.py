@@ -315,12 +315,16 @@ def switch_active_adapter(
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADAPTER_SWITCH_LOCK})
-        replaced = conn.execute(
-            update(t.adapters)
-            .where(t.adapters.c.status == "active", t.adapters.c.version != version)
-            .values(status=previous_status)
-            .returning(t.adapters.c.version)
-        ).scalars().all()
+        replaced = (
+            conn.execute(
+                update(t.adapters)
+                .where(t.adapters.c.status == "active", t.adapters.c.version != version)
+                .values(status=previous_status)
+                .returning(t.adapters.c.version)
+            )
+            .scalars()
+            .all()
+        )
         result = conn.execute(
             update(t.adapters)
             .where(t.adapters.c.version == version)
