@@ -69,8 +69,11 @@ def import_(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check an adapter trained anywhere against the base model and labels, register it and
-    print its version (the content hash of its files)."""
+    """Register an adapter trained anywhere; prints its version.
+
+    The directory is checked against the base model and the configured labels first; the version
+    is the content hash of its files, so importing the same adapter twice is harmless.
+    """
     with _opened(config) as (settings, engine):
         ensure_state_dir(settings)
         base, modules = _base(settings)
@@ -177,8 +180,11 @@ def show(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Everything about one version: status, lineage chain, files, metrics, the full validation
-    verdict with every gate's value, and its registry events."""
+    """Everything about one version, its verdict and its lineage.
+
+    Status, lineage chain, files (and whether they are intact), metrics, the full validation
+    verdict with every gate's value, and the registry events that concern it.
+    """
     with _opened(config) as (_, engine):
         document = _document(engine, registry.show(engine, version))
         if as_json:
