@@ -15,8 +15,14 @@ from adaptd.adapters import registry
 from adaptd.errors import ConfigError
 from adaptd.service import IllegalTransitionError, Role, RunState, Service
 from adaptd.storage import repository as repo
-from tests.unit.serving.helpers import NOW, build_adapter, build_base, register, settings_for
-from tests.unit.serving.helpers import store_for
+from tests.unit.serving.helpers import (
+    NOW,
+    build_adapter,
+    build_base,
+    register,
+    settings_for,
+    store_for,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
