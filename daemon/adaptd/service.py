@@ -213,7 +213,7 @@ class Service:
             self._start_control()
         self._transition(RunState.RUNNING)
         serving = self.host.active.version[:12] if self.host and self.host.active else "none"
-        sdnotify.ready(f"serving adapter {serving}")
+        sdnotify.ready(f"serving adapter {serving} on {settings.server.host}:{self.http_port}")
         logger.info("adaptd ready on %s:%s", settings.server.host, self.http_port)
 
     def _open_store(self, settings: Settings) -> Engine:
