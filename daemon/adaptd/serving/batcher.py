@@ -174,10 +174,24 @@ class Batcher:
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
-            n = min(self.max_batch, len(self._queue))
-            batch = [self._queue.popleft() for _ in range(n)]
+            batch = self._pop_whole_requests()
             self._metrics.queue_depth.set(len(self._queue))
             return batch
+
+    def _pop_whole_requests(self) -> list[_Item]:
+        """Up to ``max_batch`` items, not splitting a request across batches unless it is larger
+        than a batch: then a response names one version even when a swap falls between two
+        batches (its texts all ran on the same model object)."""
+        batch: list[_Item] = []
+        queue = self._queue
+        while queue and len(batch) < self.max_batch:
+            head = queue[0]
+            rest_of_request = len(head.request.results) - head.index
+            if batch and len(batch) + rest_of_request > self.max_batch:
+                break
+            take = min(rest_of_request, self.max_batch - len(batch))
+            batch.extend(queue.popleft() for _ in range(take))
+        return batch
 
     def _run(self) -> None:
         while True:

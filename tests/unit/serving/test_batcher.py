@@ -105,3 +105,17 @@ def test_stop_finishes_queued_requests(host: ModelHost, metrics: Metrics) -> Non
     assert all(len(f.result(timeout=0)) == 1 for f in futures)
     with pytest.raises(NotReadyError):
         batcher.submit(["late"])
+
+
+def test_requests_are_not_split_across_batches_when_they_fit(
+    host: ModelHost, metrics: Metrics
+) -> None:
+    batcher = _batcher(host, metrics, max_batch=3)
+    first = batcher.submit(["a", "b"])
+    second = batcher.submit(["c", "d"])
+    sizes = []
+    while batch := batcher.take_batch(block=False):
+        sizes.append(len(batch))
+        batcher.run_batch(batch)
+    assert sizes == [2, 2]
+    assert len(first.result(timeout=0)) == len(second.result(timeout=0)) == 2

@@ -90,6 +90,7 @@ def test_many_swaps_under_load_fail_nothing_and_never_mix_versions(
     assert len(timeline) >= swaps // 2
     seen = set()
     for started, ended, versions, probabilities in results:
+        assert len(set(versions)) == 1, "a request that fits a batch runs on one version"
         for version, probs in zip(versions, probabilities, strict=True):
             seen.add(version)
             np.testing.assert_allclose(probs, expected[version], atol=1e-5)
