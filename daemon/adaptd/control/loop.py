@@ -146,8 +146,9 @@ class ControlLoop:
         )
         scheduler.add_listener(self._on_job_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
         # next_run_time=None would add the job paused, so it is only passed to run one now.
+        # The scheduler keeps wall-clock time; the clock hook only dates what a check sees.
         first: dict[str, Any] = (
-            {"next_run_time": self._hooks.clock()} if self._settings.check_on_start else {}
+            {"next_run_time": datetime.now(UTC)} if self._settings.check_on_start else {}
         )
         scheduler.add_job(
             self._scheduled_check,
