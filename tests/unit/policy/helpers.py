@@ -1,5 +1,8 @@
-"""A small signal catalog and signal builders for policy tests (the real catalog is the
-monitors'; these names are the ones the shipped policies use)."""
+"""A small signal catalog and signal builders for policy tests.
+
+The real catalog is the monitors' (``adaptd.monitoring.catalog``); these entries copy the names
+and ranges of the signals the shipped policies use, so the policy tests do not depend on it.
+"""
 
 from __future__ import annotations
 
@@ -21,10 +24,13 @@ CATALOG: dict[str, SignalSpec] = {
             bounds=(0.0, 1.0),
         ),
         SignalSpec(
-            name="perf.accuracy", description="accuracy", higher_is_worse=False, bounds=(0, 1)
+            name="performance.accuracy",
+            description="accuracy",
+            higher_is_worse=False,
+            bounds=(0, 1),
         ),
         SignalSpec(
-            name="perf.accuracy_estimated",
+            name="performance.estimated_accuracy",
             description="CBPE accuracy",
             higher_is_worse=False,
             bounds=(0.0, 1.0),

@@ -22,7 +22,7 @@ from tests.unit.policy.helpers import CATALOG, POLICIES_DIR, T0
 
 CHECK_EVERY = timedelta(minutes=15)
 DAYS = 30
-VALIDATION = {"perf.accuracy": 0.86}
+VALIDATION = {"performance.accuracy": 0.86}
 
 
 class AR1:
@@ -58,7 +58,7 @@ def simulate(seed: int, shift_at: datetime | None) -> list[tuple[datetime, list[
                 reference_value=0.5,
             ),
             Signal(
-                name="perf.accuracy",
+                name="performance.accuracy",
                 ts=now,
                 status=Status.OK if labelled >= 200 else Status.INSUFFICIENT_DATA,
                 value=acc if labelled >= 200 else None,
@@ -66,7 +66,7 @@ def simulate(seed: int, shift_at: datetime | None) -> list[tuple[datetime, list[
                 n_current=labelled,
             ),
             Signal(
-                name="perf.accuracy_estimated",
+                name="performance.estimated_accuracy",
                 ts=now,
                 status=Status.OK,
                 value=est,

@@ -152,10 +152,12 @@ def test_relative_to_reference():
 
 
 def test_relative_to_validation_ratio():
-    p = policy(trip={"signal": "perf.accuracy", "lt": {"relative_to": "validation", "ratio": 0.9}})
-    ctx = EvaluationContext(adapter="abc", validation={"perf.accuracy": 0.9})
-    ok, _ = evaluate([p], [sig("perf.accuracy", 0.85)], PolicyStates(), T0, ctx)
-    bad, _ = evaluate([p], [sig("perf.accuracy", 0.80)], PolicyStates(), T0, ctx)
+    p = policy(
+        trip={"signal": "performance.accuracy", "lt": {"relative_to": "validation", "ratio": 0.9}}
+    )
+    ctx = EvaluationContext(adapter="abc", validation={"performance.accuracy": 0.9})
+    ok, _ = evaluate([p], [sig("performance.accuracy", 0.85)], PolicyStates(), T0, ctx)
+    bad, _ = evaluate([p], [sig("performance.accuracy", 0.80)], PolicyStates(), T0, ctx)
     assert ok == []
     assert bad[0].kind is DecisionKind.TRIP
 
@@ -177,6 +179,19 @@ def test_any_trips_on_one_known_branch_all_waits_for_every_branch():
     assert [d.reason for d in all_d] == [Suppression.INSUFFICIENT_DATA]
     false_branch = [sig(AUC, 0.5), sig("bias.gender.dp_diff", None)]
     assert evaluate([policy(trip={"all": both})], false_branch, PolicyStates(), T0)[0] == []
+
+
+def test_any_clears_on_the_branches_it_can_see():
+    # Tripped on drift while accuracy labels never arrive: drift going away must clear it.
+    either = [{"signal": AUC, "gt": 0.7}, {"signal": "performance.accuracy", "lt": 0.8}]
+    p = policy(trip={"any": either})
+    state = PolicyStates()
+    made = []
+    for i, auc in enumerate([0.9, 0.5]):
+        signals = [sig(AUC, auc), sig("performance.accuracy", None)]
+        decisions, state = evaluate([p], signals, state, T0 + i * HOUR)
+        made.append([d.kind.value for d in decisions])
+    assert made == [["trip", "action"], ["clear"]]
 
 
 def test_retrain_overrides_travel_with_the_action():
