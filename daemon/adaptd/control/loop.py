@@ -113,6 +113,8 @@ class ControlLoop:
         self._policies = list(policies)
         self._hooks = hooks
         self._lock = threading.RLock()  # policies, states, last check
+        # One check at a time: a scheduled check and a manual one must not interleave states.
+        self._check_lock = threading.Lock()
         self._states = PolicyStates.from_json(repository.load_policy_states(engine))
         self._slot = _RetrainSlot()
         self._slot_lock = threading.Lock()
@@ -227,7 +229,8 @@ class ControlLoop:
         failing hook: the failure becomes an event, a metric and the status's ``last_check``."""
         started = time.perf_counter()
         try:
-            outcome = self._check(now)
+            with self._check_lock:
+                outcome = self._check(now)
         finally:
             duration = time.perf_counter() - started
             self._metrics.check_duration.observe(duration)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -107,3 +108,23 @@ def test_insufficient_data_never_trips(seq, hyst):
     for i, _ in enumerate(seq):
         decisions, state = evaluate([p], [sig(AUC, None)], state, T0 + timedelta(hours=i))
         assert all(d.kind is DecisionKind.SUPPRESSED for d in decisions)
+
+
+@settings(max_examples=150, deadline=None)
+@given(values, gaps, hysteresis, st.integers(0, 6), st.one_of(st.none(), st.integers(1, 3)))
+def test_a_restart_at_any_check_changes_nothing(seq, minutes, hyst, cooldown_h, repeat_h):
+    """State stored as JSON and read back after every check (a restart each time) gives the
+    same decisions as one uninterrupted run: nothing forgotten, nothing fired twice."""
+    extra = {**hyst, "cooldown": f"{cooldown_h}h", "max_per_day": 2}
+    if repeat_h is not None:
+        extra["repeat_after"] = f"{repeat_h}h"
+    p = make(0.5, extra)
+    state = PolicyStates()
+    now = T0
+    restarted: list[Decision] = []
+    for value, gap in zip(seq, minutes, strict=False):
+        now += timedelta(minutes=gap)
+        decisions, state = evaluate([p], [sig(AUC, value, ts=now)], state, now)
+        restarted.extend(decisions)
+        state = PolicyStates.from_json(json.loads(json.dumps(state.to_json())))
+    assert restarted == replay(p, seq, minutes)
