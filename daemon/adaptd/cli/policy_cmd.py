@@ -110,8 +110,7 @@ def _line(d: Decision) -> str:
         f"{name}={v['value']:.4g}" if isinstance(v.get("value"), float) else f"{name}=?"
         for name, v in d.observations.items()
     )
-    action = f" -> {d.action}" if d.kind.value == "action" else ""
-    return f"{d.ts.isoformat()}  {d.policy}  {what}{action}  {d.message}  [{seen}]"
+    return f"{d.ts.isoformat()}  {d.policy}  {what}  {d.message}  [{seen}]"
 
 
 def _print_report(report: BacktestReport) -> None:

@@ -232,7 +232,13 @@ def _step(
                 seen,
             )
         else:
-            decide(DecisionKind.ACTION, f"{action}", seen, overrides=overrides)
+            extra = ", ".join(f"{k}={v}" for k, v in overrides.items())
+            decide(
+                DecisionKind.ACTION,
+                f"{action} ({extra})" if extra else action,
+                seen,
+                overrides=overrides,
+            )
             st = st.evolve(
                 action_due=False,
                 last_action=now,
