@@ -190,8 +190,13 @@ class ControlLoop:
             self.record_reload_failure([str(e) for e in errors], now=now)
             return False
         with self._lock:
+            gone = {p.name for p in self._policies} - {p.name for p in policies}
             self._policies = list(policies)
             previous, self._settings = self._settings, settings
+        for name in gone:  # a removed policy's gauges would otherwise report it forever
+            for phase in PHASES:
+                self._metrics.policy_state.remove(name, phase)
+            self._metrics.policy_pending_checks.remove(name)
         if self._scheduler is not None and self._trigger_key(previous) != self._trigger_key(
             settings
         ):

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
-from adaptd.policy.conditions import Condition, Model, signals_of
+from adaptd.policy.conditions import Compare, Condition, Model, check_satisfiable, signals_of
 
 _DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>[smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -175,9 +175,10 @@ class Policy(Model):
     action: Action = Field(description="alert, retrain (with overrides) or rollback.")
 
     @model_validator(mode="after")
-    def _one_hysteresis(self) -> Policy:
+    def _consistent(self) -> Policy:
         if self.for_ is not None and self.n_of_m is not None:
             raise ValueError("give either 'for' or 'n_of_m', not both")
+        _check_no_overlap(self.trip, self.clear)
         return self
 
     @property
@@ -194,6 +195,30 @@ class Policy(Model):
         if self.clear is not None:
             names |= signals_of(self.clear)
         return names
+
+
+def _check_no_overlap(trip: Condition, clear: Condition | None) -> None:
+    """A value that both trips and clears a policy makes it flap (trip, clear, trip, ...).
+
+    Checked where it is decidable from the file alone: trip and clear each compare the same
+    signal with fixed numbers.
+    """
+    if not (isinstance(trip, Compare) and isinstance(clear, Compare)):
+        return
+    if trip.signal != clear.signal or trip.status is not None or clear.status is not None:
+        return
+    both = [*trip.comparisons(), *clear.comparisons()]
+    if not all(isinstance(t, float) for _, t in both):
+        return
+    try:
+        check_satisfiable(trip.signal, both)
+    except ValueError:
+        return  # disjoint: the gap between them is the hysteresis band
+    raise ValueError(
+        f"trip and clear overlap on {trip.signal!r}: a value can satisfy both, so the policy "
+        "would flap; make the clear thresholds exclude the trip range (e.g. trip gt 0.7, "
+        "clear lt 0.6)"
+    )
 
 
 class PolicyFile(Model):

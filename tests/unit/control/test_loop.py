@@ -205,6 +205,8 @@ def test_reload_with_errors_keeps_the_previous_policies(make_loop, world, regist
     assert [p.name for p in loop.policies] == ["new"]
     assert loop.status()["reload"]["ok"] is True
     assert sample(registry, "adaptd_config_last_reload_success") == 1
+    assert sample(registry, "adaptd_policy_state", policy="new", state="idle") == 1
+    assert sample(registry, "adaptd_policy_state", policy="old", state="idle") is None
 
 
 def wait_until(predicate: Any) -> None:

@@ -202,3 +202,18 @@ def test_duration_forms(tmp_path, text, seconds):
     policies, errors = load_policies([write(tmp_path, GOOD.replace("6h", text))], CATALOG)
     assert errors == []
     assert policies[0].cooldown.total_seconds() == seconds
+
+
+def test_a_clear_condition_overlapping_the_trip_is_refused(tmp_path):
+    text = GOOD.replace(
+        "    for: 2\n", "    clear:\n      signal: drift.embedding.auc\n      lt: 0.8\n"
+    )
+    message = one_error(tmp_path, text)
+    assert message.startswith(f"{tmp_path}/p.yaml:2: policies.0: trip and clear overlap")
+
+
+def test_a_clear_band_below_the_trip_is_hysteresis(tmp_path):
+    text = GOOD.replace(
+        "    for: 2\n", "    clear:\n      signal: drift.embedding.auc\n      lte: 0.7\n"
+    )
+    assert load_policies([write(tmp_path, text)], CATALOG)[1] == []
