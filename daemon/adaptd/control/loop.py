@@ -21,13 +21,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
-from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
+from adaptd.control import schedule
+from adaptd.control.schedule import CHECK_JOB, RETRAIN_JOB
 from adaptd.control.settings import SchedulerSettings
+from adaptd.control.single_flight import RetrainSlot
 from adaptd.metrics import Metrics
 from adaptd.policy.engine import Decision, DecisionKind, EvaluationContext, evaluate
 from adaptd.policy.loading import PolicyError
@@ -39,8 +39,6 @@ from adaptd.storage.records import Event
 
 logger = logging.getLogger(__name__)
 
-CHECK_JOB = "check"
-RETRAIN_JOB = "retrain"
 PHASES = ("idle", "pending", "tripped")
 
 
@@ -80,15 +78,6 @@ class CheckOutcome:
 
 
 @dataclass(slots=True, kw_only=True)
-class _RetrainSlot:
-    policy: str | None = None
-    started: datetime | None = None
-    coalesced: int = 0
-    last_finished: datetime | None = None
-    last_error: str | None = None
-
-
-@dataclass(slots=True, kw_only=True)
 class _ReloadStatus:
     ok: bool = True
     ts: datetime | None = None
@@ -116,8 +105,7 @@ class ControlLoop:
         # One check at a time: a scheduled check and a manual one must not interleave states.
         self._check_lock = threading.Lock()
         self._states = PolicyStates.from_json(repository.load_policy_states(engine))
-        self._slot = _RetrainSlot()
-        self._slot_lock = threading.Lock()
+        self._slot = RetrainSlot()
         self._reload = _ReloadStatus(ts=hooks.clock())
         self._last_check: CheckOutcome | None = None
         self._last_check_duration: float | None = None
@@ -134,18 +122,7 @@ class ControlLoop:
         """Start the scheduler with the check job; idempotent."""
         if self._scheduler is not None:
             return
-        scheduler = BackgroundScheduler(
-            timezone=UTC,
-            executors={
-                "default": ThreadPoolExecutor(max_workers=1),
-                RETRAIN_JOB: ThreadPoolExecutor(max_workers=1),
-            },
-            job_defaults={
-                "coalesce": True,
-                "max_instances": 1,
-                "misfire_grace_time": int(max(1, self._settings.misfire_grace_s)),
-            },
-        )
+        scheduler = schedule.make_scheduler(self._settings)
         scheduler.add_listener(self._on_job_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
         # next_run_time=None would add the job paused, so it is only passed to run one now.
         # The scheduler keeps wall-clock time; the clock hook only dates what a check sees.
@@ -154,14 +131,14 @@ class ControlLoop:
         )
         scheduler.add_job(
             self._scheduled_check,
-            trigger=self._trigger(self._settings),
+            trigger=schedule.check_trigger(self._settings),
             id=CHECK_JOB,
             name="monitor check",
             **first,
         )
         scheduler.start()
         self._scheduler = scheduler
-        logger.info("scheduler started: %s", self._describe_trigger(self._settings))
+        logger.info("scheduler started: %s", schedule.describe(self._settings))
 
     def shutdown(self, *, wait: bool = True) -> None:
         """Stop scheduling; with ``wait`` a running check or retrain job is waited for."""
@@ -197,16 +174,14 @@ class ControlLoop:
             for phase in PHASES:
                 self._metrics.policy_state.remove(name, phase)
             self._metrics.policy_pending_checks.remove(name)
-        if self._scheduler is not None and self._trigger_key(previous) != self._trigger_key(
+        if self._scheduler is not None and schedule.trigger_key(previous) != schedule.trigger_key(
             settings
         ):
-            self._scheduler.reschedule_job(CHECK_JOB, trigger=self._trigger(settings))
+            self._scheduler.reschedule_job(CHECK_JOB, trigger=schedule.check_trigger(settings))
         self._reload = _ReloadStatus(ok=True, ts=now)
         self._metrics.config_last_reload_success.set(1)
         self._export_states()
-        logger.info(
-            "reloaded: %d policies, %s", len(self._policies), self._describe_trigger(settings)
-        )
+        logger.info("reloaded: %d policies, %s", len(self._policies), schedule.describe(settings))
         return True
 
     def record_reload_failure(self, errors: Sequence[str], *, now: datetime | None = None) -> None:
@@ -313,25 +288,21 @@ class ControlLoop:
         )
 
     def _start_retrain(self, decision: Decision) -> list[Event]:
-        with self._slot_lock:
-            if self._slot.started is not None:
-                self._slot.coalesced += 1
-                running = self._slot
-                self._metrics.policy_suppressions.labels(
-                    policy=decision.policy, reason="coalesced"
-                ).inc()
-                assert running.started is not None
-                return [
-                    Event(
-                        ts=decision.ts,
-                        kind="coalesced",
-                        source=f"policy/{decision.policy}",
-                        message=f"retrain coalesced into the run started by policy "
-                        f"{running.policy} at {running.started.isoformat()}",
-                        details={"policy": decision.policy, "running_policy": running.policy},
-                    )
-                ]
-            self._slot.policy, self._slot.started = decision.policy, decision.ts
+        holder = self._slot.claim(decision.policy, decision.ts)
+        if holder is not None:
+            self._metrics.policy_suppressions.labels(
+                policy=decision.policy, reason="coalesced"
+            ).inc()
+            return [
+                Event(
+                    ts=decision.ts,
+                    kind="coalesced",
+                    source=f"policy/{decision.policy}",
+                    message=f"retrain coalesced into the run started by policy "
+                    f"{holder.policy} at {holder.started.isoformat()}",
+                    details={"policy": decision.policy, "running_policy": holder.policy},
+                )
+            ]
         self._metrics.retrain_running.set(1)
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.add_job(
@@ -356,43 +327,18 @@ class ControlLoop:
             error = f"{type(e).__name__}: {e}"
             self._add_events([self._failure(decision, e)])
         finally:
-            with self._slot_lock:
-                self._slot.policy, self._slot.started = None, None
-                self._slot.last_finished, self._slot.last_error = self._hooks.clock(), error
+            self._slot.release(self._hooks.clock(), error)
             self._metrics.retrain_running.set(0)
 
     @property
     def retrain_running(self) -> bool:
-        with self._slot_lock:
-            return self._slot.started is not None
+        return self._slot.busy
 
     # ------------------------------------------------------------------ status and metrics
 
     def status(self) -> dict[str, Any]:
         """What ``/v1/status`` shows of the control loop: jobs, last check, retrain, policies."""
-        jobs = []
         scheduler = self._scheduler
-        if scheduler is not None:
-            for job in scheduler.get_jobs():
-                next_run = getattr(job, "next_run_time", None)
-                jobs.append(
-                    {
-                        "id": job.id,
-                        "name": job.name,
-                        "trigger": str(job.trigger),
-                        "next_run_time": next_run.isoformat() if next_run else None,
-                    }
-                )
-        with self._slot_lock:
-            slot = self._slot
-            retrain = {
-                "running": slot.started is not None,
-                "policy": slot.policy,
-                "started": slot.started.isoformat() if slot.started else None,
-                "coalesced": slot.coalesced,
-                "last_finished": slot.last_finished.isoformat() if slot.last_finished else None,
-                "last_error": slot.last_error,
-            }
         with self._lock:
             last = self._last_check
             policies = [self._policy_status(p) for p in self._policies]
@@ -400,8 +346,8 @@ class ControlLoop:
         return {
             "scheduler": {
                 "running": scheduler is not None and scheduler.running,
-                "schedule": self._describe_trigger(self._settings),
-                "jobs": jobs,
+                "schedule": schedule.describe(self._settings),
+                "jobs": schedule.job_list(scheduler),
             },
             "last_check": None
             if last is None
@@ -412,7 +358,7 @@ class ControlLoop:
                 "decisions": len(last.decisions),
                 "error": last.error,
             },
-            "retrain": retrain,
+            "retrain": self._slot.status(),
             "policies": policies,
             "reload": {
                 "ok": self._reload.ok,
@@ -474,19 +420,3 @@ class ControlLoop:
                 self._metrics.checks.labels(result="missed").inc()
         else:
             logger.error("job %s raised: %s", event.job_id, event.exception)
-
-    @staticmethod
-    def _trigger(settings: SchedulerSettings) -> CronTrigger | IntervalTrigger:
-        if settings.check_cron:
-            return CronTrigger.from_crontab(settings.check_cron, timezone=settings.timezone)
-        return IntervalTrigger(seconds=settings.check_interval_s, timezone=UTC)
-
-    @staticmethod
-    def _trigger_key(settings: SchedulerSettings) -> tuple[Any, ...]:
-        return (settings.check_cron, settings.timezone, settings.check_interval_s)
-
-    @staticmethod
-    def _describe_trigger(settings: SchedulerSettings) -> str:
-        if settings.check_cron:
-            return f"cron '{settings.check_cron}' ({settings.timezone})"
-        return f"every {settings.check_interval_s:g} s"
