@@ -57,7 +57,8 @@ def test_validate_reports_each_error_on_one_line_and_exits_1(tmp_path):
     result = adaptd("policy", "validate", str(bad), str(empty), str(broken), cwd=tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if not line.startswith("adaptd: ")]
+    # Until the monitors' catalog is installed a warning line says names went unchecked.
+    errors = [line for line in result.stderr.splitlines() if line.startswith(str(tmp_path))]
     assert errors[0].startswith(f"{bad}:3: policies.0.trip: contradictory thresholds")
     assert errors[1].startswith(f"{bad}:7: policies.0.cooldown: duration must not be negative")
     assert errors[2].startswith(f"{bad}:8: policies.0.action.type: Input tag 'retrian'")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,13 +11,11 @@ from typing import Annotated, Any
 import typer
 
 from adaptd.cli.common import ConfigOption, JsonOption, emit_json, load, open_store
-from adaptd.config import Settings
+from adaptd.control.policy_files import load_configured_policies
 from adaptd.errors import ConfigError, UsageError
 from adaptd.policy.backtest import BacktestReport, backtest, checks_from_results
 from adaptd.policy.engine import Decision
-from adaptd.policy.loading import load_policies
 from adaptd.policy.schema import json_schema, parse_duration
-from adaptd.signals import SignalSpec
 
 app = typer.Typer(help="Check policy files, replay them over stored signals.", no_args_is_help=True)
 
@@ -30,28 +27,6 @@ FilesArgument = Annotated[
 ]
 
 
-def signal_catalog(settings: Settings) -> Mapping[str, SignalSpec] | None:
-    """The signals the configured monitors export; None when the catalog is not installed."""
-    try:
-        from adaptd.monitoring.catalog import known_signals  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    catalog: Mapping[str, SignalSpec] = known_signals(
-        settings.monitors.attributes, settings.model.labels
-    )
-    return catalog
-
-
-def _known(settings: Settings) -> Mapping[str, SignalSpec] | None:
-    known = signal_catalog(settings)
-    if known is None:
-        print(
-            "adaptd: warning: signal names not checked: the monitors' catalog is not available",
-            file=sys.stderr,
-        )
-    return known
-
-
 @app.command("validate")
 def validate(files: FilesArgument = None, config: ConfigOption = None) -> None:
     """Check policy files: exit 0 when all are valid, else 1 with one `file:line: field: message`
@@ -61,7 +36,7 @@ def validate(files: FilesArgument = None, config: ConfigOption = None) -> None:
     paths = list(files or settings.policies)
     if not paths:
         raise UsageError("no policy files given and the config lists none under `policies`")
-    policies, errors = load_policies(paths, _known(settings))
+    policies, errors = load_configured_policies(settings, paths)
     for error in errors:
         print(error, file=sys.stderr)
     if errors:
@@ -149,7 +124,7 @@ def backtest_cmd(
     paths = list(policy or settings.policies)
     if not paths:
         raise UsageError("no --policy given and the config lists none under `policies`")
-    policies, errors = load_policies(paths, _known(settings))
+    policies, errors = load_configured_policies(settings, paths)
     if errors:
         raise ConfigError("; ".join(str(e) for e in errors))
     engine = open_store(settings)
