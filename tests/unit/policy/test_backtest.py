@@ -123,3 +123,51 @@ def test_stored_results_replay_like_the_signals(default_policies):
     document = replayed.to_json()
     assert document["checks"] == 96 * 5
     assert document["summary"]["retrain-on-shift"]["action"] == 1
+
+
+@pytest.mark.parametrize("name", ["conservative.yaml", "fairness-first.yaml", "alert-only.yaml"])
+def test_the_other_examples_are_quiet_on_stable_traffic(name):
+    policies, errors = load_policies([POLICIES_DIR / name], CATALOG)
+    assert errors == []
+    report = backtest(policies, simulate(4, None), EvaluationContext(validation=VALIDATION))
+    assert report.actions() == []
+
+
+@pytest.mark.parametrize(("name", "retrains"), [("conservative.yaml", 1), ("alert-only.yaml", 0)])
+def test_the_other_examples_under_a_shift(name, retrains):
+    policies, _ = load_policies([POLICIES_DIR / name], CATALOG)
+    shift = T0 + timedelta(days=12, hours=5)
+    report = backtest(policies, simulate(4, shift), EvaluationContext(validation=VALIDATION))
+    assert len(report.actions("retrain")) == retrains
+    assert report.actions("alert")  # a person hears about it either way
+
+
+def test_validation_thresholds_follow_the_adapter_that_served():
+    policies, _ = load_policies([POLICIES_DIR / "default.yaml"], CATALOG)
+    checks = []
+    for i in range(8):
+        now = T0 + i * CHECK_EVERY
+        adapter = "old" if i < 4 else "new"
+        checks.append(
+            (
+                now,
+                [
+                    Signal(
+                        name="performance.accuracy",
+                        ts=now,
+                        status=Status.OK,
+                        value=0.80,
+                        n_reference=0,
+                        n_current=1000,
+                        adapter=adapter,
+                    )
+                ],
+            )
+        )
+    # 0.80 is 2 points below the old adapter's validation value but 10 below the new one's.
+    report = backtest(
+        policies, checks, validation_by_adapter={"old": {"performance.accuracy": 0.82},
+                                                 "new": {"performance.accuracy": 0.90}}
+    )  # fmt: skip
+    (action,) = report.actions("retrain")
+    assert action.ts == T0 + 6 * CHECK_EVERY
