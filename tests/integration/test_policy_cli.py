@@ -61,7 +61,7 @@ def test_validate_reports_each_error_on_one_line_and_exits_1(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith(str(tmp_path))]
     assert errors[0].startswith(f"{bad}:3: policies.0.trip: contradictory thresholds")
     assert errors[1].startswith(f"{bad}:7: policies.0.cooldown: duration must not be negative")
-    assert errors[2].startswith(f"{bad}:8: policies.0.action.type: Input tag 'retrian'")
+    assert errors[2].startswith(f"{bad}:8: policies.0.action.type: unknown action type 'retrian'")
     assert errors[3] == f"{empty}: file is empty"
     assert errors[4].startswith(f"{broken}:") and "YAML syntax error" in errors[4]
     assert len(errors) == 5

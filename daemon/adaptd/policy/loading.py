@@ -60,6 +60,11 @@ def _message(error: Mapping[str, Any]) -> str:
         return "unknown key"
     if error["type"] == "missing":
         return "required key is missing"
+    if error["type"] == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        return (
+            f"unknown action type {ctx.get('tag')!r} (expected one of {ctx.get('expected_tags')})"
+        )
     message = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
