@@ -11,7 +11,7 @@ import sys
 import typer
 
 from adaptd import __version__
-from adaptd.cli import config_cmd, db_cmd, policy_cmd, replay_cmd
+from adaptd.cli import adapters_cmd, config_cmd, db_cmd, policy_cmd, replay_cmd
 from adaptd.errors import AdaptdError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(policy_cmd.app, name="policy")
 app.command("replay")(replay_cmd.replay)
+app.add_typer(adapters_cmd.app, name="adapters")
 
 
 def _version(value: bool) -> None:
