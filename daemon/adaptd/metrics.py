@@ -134,6 +134,77 @@ class Metrics:
         # --- monitoring ----------------------------------------------------------------------
 
         # --- policies ------------------------------------------------------------------------
+        self.policy_state = Gauge(
+            "adaptd_policy_state",
+            "1 for the phase each policy is in (idle, pending or tripped), 0 for the others.",
+            ["policy", "state"],
+            registry=registry,
+        )
+        self.policy_pending_checks = Gauge(
+            "adaptd_policy_pending_checks",
+            "Recent checks that satisfied a policy's trip condition while it was not tripped.",
+            ["policy"],
+            registry=registry,
+        )
+        self.policy_trips = Counter(
+            "adaptd_policy_trips_total",
+            "Policy trips, by policy and the action it takes.",
+            ["policy", "action"],
+            registry=registry,
+        )
+        self.policy_clears = Counter(
+            "adaptd_policy_clears_total", "Policy clears.", ["policy"], registry=registry
+        )
+        self.policy_actions = Counter(
+            "adaptd_policy_actions_total",
+            "Actions policies fired (before single-flight coalescing), by policy and action.",
+            ["policy", "action"],
+            registry=registry,
+        )
+        self.policy_suppressions = Counter(
+            "adaptd_policy_suppressions_total",
+            "Suppressed policy steps, by reason: insufficient_data, cooldown, budget, coalesced.",
+            ["policy", "reason"],
+            registry=registry,
+        )
+        self.policy_action_failures = Counter(
+            "adaptd_policy_action_failures_total",
+            "Actions whose hook raised, by action.",
+            ["action"],
+            registry=registry,
+        )
+        self.policy_reload_errors = Counter(
+            "adaptd_policy_reload_errors_total",
+            "Reloads refused because a policy file was invalid (the previous policies stay).",
+            registry=registry,
+        )
+        self.config_last_reload_success = Gauge(
+            "adaptd_config_last_reload_success",
+            "1 when the last load or reload of config and policies succeeded, else 0.",
+            registry=registry,
+        )
+        self.config_last_reload_timestamp = Gauge(
+            "adaptd_config_last_reload_timestamp_seconds",
+            "Unix time of the last load or reload attempt of config and policies.",
+            registry=registry,
+        )
+        self.checks = Counter(
+            "adaptd_checks_total",
+            "Monitor checks run by the scheduler, by result (ok or error).",
+            ["result"],
+            registry=registry,
+        )
+        self.check_duration = Histogram(
+            "adaptd_check_duration_seconds",
+            "Duration of one check: monitors, policy evaluation, storing.",
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.retrain_running = Gauge(
+            "adaptd_retrain_job_running",
+            "1 while the single-flight retrain job runs.",
+            registry=registry,
+        )
 
         # --- retraining ----------------------------------------------------------------------
 
