@@ -199,7 +199,8 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
             optimizer.zero_grad(set_to_none=True)
             step += 1
             seen += len(batch)
-            running = 0.9 * running + 0.1 * float(loss) if step > 1 else float(loss)
+            value = float(loss.detach())
+            running = 0.9 * running + 0.1 * value if step > 1 else value
             if step % spec.report_every == 0 or step == total:
                 elapsed = time.perf_counter() - started
                 report(
