@@ -178,7 +178,8 @@ def assemble(
     ``exclude`` (the golden set) never enters training, so it keeps measuring forgetting.
     """
     check_labels(labelled, spec)
-    seen: set[str] = set()
+    excluded = {text_key(e.text) for e in exclude}
+    seen: set[str] = set(excluded)
     unique, duplicates = _dedupe(labelled, seen)
     check_labels(unique, spec)
     train_new, holdout = split_holdout(unique, spec)
@@ -192,7 +193,7 @@ def assemble(
     k = min(len(valid_replay), round(spec.replay_ratio * len(train_new)))
     sampled = rng.sample(valid_replay, k) if k else []
     holdout_keys = {text_key(e.text) for e in holdout}
-    seen = holdout_keys | {text_key(e.text) for e in exclude}
+    seen = holdout_keys | excluded
     train_new, dropped_new = _dedupe(train_new, seen)
     replayed, dropped_replay = _dedupe(sampled, seen)
     items, weights = _balanced_weights(train_new + replayed, spec)

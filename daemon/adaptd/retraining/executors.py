@@ -68,29 +68,35 @@ def load_executor(name: str, **options: Any) -> Executor:
     return factory(**options)
 
 
-def verify_adapter_dir(path: Path, labels: tuple[str, ...]) -> None:
-    """Check a freshly saved adapter before anyone registers it: complete PEFT files, weights
-    that load and are finite, the labels we trained for. Raises :class:`TrainingFailed`."""
+def verify_adapter_dir(path: Path, labels: tuple[str, ...], *, require_meta: bool = True) -> None:
+    """Check an adapter directory before anyone uses it: complete PEFT files, weights that load
+    and are finite, the labels we train for. Raises :class:`TrainingFailed` naming the problem.
+
+    ``require_meta`` asks for adaptd's own ``adaptd.json`` (always written by our trainer; an
+    adapter imported from elsewhere may lack it)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     config = path / "adapter_config.json"
     weights = path / "adapter_model.safetensors"
     meta = path / "adaptd.json"
-    for required in (config, weights, meta):
-        if not required.is_file() or required.stat().st_size == 0:
-            raise TrainingFailed(f"saved adapter is incomplete: {required.name} missing or empty")
+    required = (config, weights, meta) if require_meta else (config, weights)
+    for item in required:
+        if not item.is_file() or item.stat().st_size == 0:
+            raise TrainingFailed(f"adapter is incomplete: {item.name} missing or empty")
     try:
         json.loads(config.read_text(encoding="utf-8"))
-        recorded = json.loads(meta.read_text(encoding="utf-8")).get("labels")
+        recorded = (
+            json.loads(meta.read_text(encoding="utf-8")).get("labels") if meta.is_file() else None
+        )
         tensors = load_file(str(weights))
     except (OSError, ValueError, SafetensorError) as e:
-        raise TrainingFailed(f"saved adapter is unreadable: {e}") from e
-    if tuple(recorded or ()) != labels:
-        raise TrainingFailed(f"saved adapter has labels {recorded}, expected {list(labels)}")
+        raise TrainingFailed(f"adapter is unreadable: {e}") from e
+    if (require_meta or recorded is not None) and tuple(recorded or ()) != labels:
+        raise TrainingFailed(f"adapter has labels {recorded}, expected {list(labels)}")
     for name, tensor in tensors.items():
         if not bool(tensor.isfinite().all()):
-            raise TrainingFailed(f"saved adapter has non-finite weights in {name} (diverged)")
+            raise TrainingFailed(f"adapter has non-finite weights in {name} (diverged)")
 
 
 def read_reports(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:

@@ -30,7 +30,7 @@ from adaptd.errors import AdaptdError
 from adaptd.metrics import Metrics
 from adaptd.modeling.base import resolve_base
 from adaptd.retraining.dataset import AssemblySpec, RetrainRejected, TrainingSet, assemble
-from adaptd.retraining.executors import Executor, load_executor
+from adaptd.retraining.executors import Executor, TrainingFailed, load_executor, verify_adapter_dir
 from adaptd.retraining.registry_port import RegistryPort
 from adaptd.retraining.replay import ReplayStore
 from adaptd.retraining.scoring import write_eval_file
@@ -372,6 +372,15 @@ class RetrainJob:
             ),
             seed=rt.seed,
         )
+        if champion is not None:
+            # Fail fast and name the culprit: the child would only say "header too large".
+            try:
+                verify_adapter_dir(Path(champion.path), tuple(s.model.labels), require_meta=False)
+            except TrainingFailed as e:
+                raise RunFailed(
+                    f"active adapter {champion.version[:12]} ({champion.path}) cannot be "
+                    f"loaded: {e}"
+                ) from e
         replay, _ = self.replay.load()
         golden = self._golden(labelled if champion is None else [])
         training = assemble(labelled, replay, spec, exclude=golden or ())

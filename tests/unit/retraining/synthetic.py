@@ -13,18 +13,23 @@ FILLER = ("the", "movie", "day", "food", "was", "really", "today", "this", "my",
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+#: the shifted domain: other words carry the sentiment
+POSITIVE_B = ("cool", "wow", "yay", "best", "lovely", "super")
+NEGATIVE_B = ("meh", "ugh", "worst", "boring", "lame", "nope")
+
+
 def keyword_examples(
     n: int, seed: int = 0, *, start: datetime = T0, domain: str = "a", noise: float = 0.0
 ) -> list[Example]:
+    """Label from a sentiment keyword; ``noise`` is the share of labels drawn at random."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
         label = ("negative", "positive")[rng.randrange(2)]
-        word = rng.choice(POSITIVE if label == "positive" else NEGATIVE)
+        positive, negative = (POSITIVE, NEGATIVE) if domain == "a" else (POSITIVE_B, NEGATIVE_B)
+        word = rng.choice(positive if label == "positive" else negative)
         words = [rng.choice(FILLER) for _ in range(rng.randrange(3, 9))]
         words.insert(rng.randrange(len(words) + 1), word)
-        if domain != "a":
-            words.append(domain)
         if rng.random() < noise:
             label = ("negative", "positive")[rng.randrange(2)]
         out.append(
