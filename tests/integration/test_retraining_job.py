@@ -166,9 +166,9 @@ def test_first_adapter_from_file_is_promoted_with_golden_and_replay(
     assert run.status == "promoted" and run.error is None and run.samples == outcome.samples
     assert run.details and run.details["data"]["holdout"] == 90  # 20 % of 450 (50 golden)
     assert outcome.verdict is not None
-    # No champion: only the absolute gate is evaluated; relative ones and significance skip.
+    # No champion: relative gates skip; significance is tested against the majority class.
     evaluated = [g["name"] for g in outcome.verdict["gates"] if g["skipped"] is None]
-    assert evaluated == ["accuracy@recent"]
+    assert evaluated == ["accuracy@recent", "significance@recent"]
     kinds = [e.kind for e in repo.list_events(sqlite_engine)]
     assert kinds == ["retrain_started", "retrain_data", "retrain_trained", "retrain_promoted"]
     assert len((tmp_path / "state/replay/golden.jsonl").read_text().splitlines()) == 50

@@ -200,16 +200,7 @@ def significance_gate(
     name = f"significance@{recent.name}"
     threshold = {"max": settings.alpha}
     if champion is None:
-        return GateResult(
-            name=name,
-            metric="p_value",
-            slice=recent.name,
-            value=None,
-            champion=None,
-            threshold=threshold,
-            passed=True,
-            skipped="no champion to compare with",
-        )
+        return baseline_gate(settings, recent, candidate)
     y = np.asarray(recent.y_true)
     cand = np.asarray(candidate) == y
     champ = np.asarray(champion) == y
@@ -239,6 +230,30 @@ def significance_gate(
             "min_improvement": settings.min_improvement,
             "n": len(y),
         },
+    )
+
+
+def baseline_gate(
+    settings: ValidationSettings, recent: SliceData, candidate: Sequence[int]
+) -> GateResult:
+    """Without a champion, the candidate must still beat always answering the majority class,
+    significantly (one-sided exact binomial test): a model trained on noise cannot, however
+    lucky its accuracy looks on a small holdout."""
+    from scipy.stats import binomtest
+
+    y = np.asarray(recent.y_true)
+    correct = int((np.asarray(candidate) == y).sum())
+    majority = float(np.bincount(y).max() / len(y))
+    p = float(binomtest(correct, len(y), majority, alternative="greater").pvalue)
+    return GateResult(
+        name=f"significance@{recent.name}",
+        metric="p_value",
+        slice=recent.name,
+        value=p,
+        champion=None,
+        threshold={"max": settings.alpha},
+        passed=p < settings.alpha,
+        details={"test": "binomial_vs_majority", "majority_accuracy": majority, "n": len(y)},
     )
 
 

@@ -85,15 +85,29 @@ def test_shuffled_label_candidate_is_rejected_with_and_without_champion() -> Non
     with_champion = judge(ValidationSettings(), SLICES, shuffled, preds(0.2, 0.2), n_classes=2)
     first = judge(ValidationSettings(), SLICES, shuffled, None, n_classes=2)
     assert not with_champion.passed and not first.passed
-    assert [g.name for g in first.failing] == ["accuracy@recent"]
+    assert [g.name for g in first.failing] == ["accuracy@recent", "significance@recent"]
     assert first.failing[0].threshold == {"min": 0.6}
+    assert first.failing[1].details["test"] == "binomial_vs_majority"
+
+
+def test_lucky_noise_without_champion_fails_against_the_majority_baseline() -> None:
+    # 62 % accuracy on 50 examples where 60 % are one class: passes min 0.6, not significance.
+    y = [1] * 30 + [0] * 20
+    cand = [1] * 50
+    cand[30] = 0  # one more right than the majority answer
+    slices = {"recent": SliceData(name="recent", y_true=tuple(y))}
+    gates = [GateSettings(metric="accuracy", slice="recent", min=0.6)]
+    verdict = judge(ValidationSettings(gates=gates), slices, {"recent": cand}, None, n_classes=2)
+    assert verdict.gates[0].passed and not verdict.passed
+    assert verdict.failing[0].name == "significance@recent"
 
 
 def test_without_champion_relative_gates_and_significance_are_skipped() -> None:
     verdict = judge(ValidationSettings(), SLICES, preds(0.1, 0.1), None, n_classes=2)
     assert verdict.passed
     skipped = [g.name for g in verdict.gates if g.skipped]
-    assert skipped == ["accuracy@recent", "accuracy@golden", "significance@recent"]
+    assert skipped == ["accuracy@recent", "accuracy@golden"]
+    assert verdict.gates[-1].details["test"] == "binomial_vs_majority"
 
 
 def test_bias_gate_on_attribute_slice() -> None:
