@@ -43,7 +43,7 @@ def main() -> None:
                 movies_train=400 if args.quick else 3000,
                 tweets_train=343,
                 test=200,
-                epochs=2 if args.quick else 3,
+                epochs=3,
                 threads=args.threads,
                 max_length=args.max_length,
             )

@@ -62,7 +62,7 @@ def run(
     (work / "adapters").mkdir()
     retraining = RetrainingSettings(
         epochs=epochs,
-        learning_rate=1e-3,
+        learning_rate=3e-3,
         threads=threads,
         max_length=max_length,
         min_labels=20,
@@ -110,7 +110,7 @@ def run(
             out_dir=str(work / "oracle" / "adapter"),
             progress_file=str(work / "oracle" / "progress.jsonl"),
             epochs=epochs,
-            learning_rate=1e-3,
+            learning_rate=3e-3,
             max_length=max_length,
             threads=threads,
             early_stopping_patience=None,

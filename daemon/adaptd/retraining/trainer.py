@@ -187,7 +187,6 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
     model.train()
     for epoch in range(1, spec.epochs + 1):
         epochs_run = epoch
-        running = 0.0
         for batch in length_batches(lengths, spec.batch_size, rng):
             ids, mask = _pad([train_ids[i] for i in batch], pad_id)
             logits = model(input_ids=ids, attention_mask=mask).logits
