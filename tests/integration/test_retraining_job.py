@@ -177,6 +177,7 @@ def test_first_adapter_from_file_is_promoted_with_golden_and_replay(
         metrics.registry.get_sample_value("adaptd_retrain_runs_total", {"outcome": "promoted"}) == 1
     )
     assert metrics.registry.get_sample_value("adaptd_retrain_running") == 0
+    assert not (tmp_path / "state" / "runs" / str(outcome.run_id)).exists()
 
 
 def test_incremental_retrain_on_shifted_feedback_is_promoted_then_bad_labels_rejected(
@@ -315,6 +316,8 @@ def test_child_killed_mid_training_is_recorded(
     outcome = job.run(RetrainRequest(reason="r"))
     assert outcome.status == "failed" and "killed by SIGKILL" in outcome.reason
     assert repo.get_run(sqlite_engine, outcome.run_id).error == outcome.reason
+    work = tmp_path / "state" / "runs" / str(outcome.run_id)
+    assert (work / "spec.json").is_file() and not (work / "adapter").exists()
     assert active_version(sqlite_engine) == champion
     assert len(repo.list_adapters(sqlite_engine)) == 1
 

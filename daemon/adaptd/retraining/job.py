@@ -303,11 +303,15 @@ class RetrainJob:
                 reason=f"{e.strerror or e}: {e.filename or ''}".strip(": "),
             )
         finally:
+            # A failed run keeps its spec, progress and the child's stderr for diagnosis; the
+            # adapter files never outlive the run (the registry holds its own copy).
             shutil.rmtree(work / "adapter", ignore_errors=True)
             self._progress = None
             if self.metrics is not None:
                 self.metrics.retrain_running.set(0)
                 self.metrics.retrain_progress.set(0)
+        if outcome.status not in {"failed", "cancelled"}:
+            shutil.rmtree(work, ignore_errors=True)
         duration = time.monotonic() - started
         outcome = RunOutcome(
             run_id=outcome.run_id,
