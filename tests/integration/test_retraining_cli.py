@@ -97,7 +97,7 @@ def test_first_adapter_from_a_file(workdir: Path, monkeypatch: pytest.MonkeyPatc
     human = CliRunner().invoke(app, ["retrain", "--reason", "again"])
     # The store has no feedback: a clear failure, exit 1, the adapter still active.
     assert human.exit_code == 1
-    assert "failed: insufficient data: only 0 labelled examples" in human.stdout
+    assert "failed: unusable training data: only 0 labelled examples" in human.stdout
     assert repo.active_adapter(engine) == active
     engine.dispose()
 

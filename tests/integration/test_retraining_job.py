@@ -230,7 +230,7 @@ def test_require_approval_leaves_the_candidate_waiting(
 @pytest.mark.parametrize(
     ("examples", "message"),
     [
-        (keyword_examples(5), "insufficient data: only 5 labelled examples"),
+        (keyword_examples(5), "unusable training data: only 5 labelled examples"),
         (
             [e for e in keyword_examples(200) if e.label == "positive"],
             "are 'positive'; a retrain needs at least two classes",

@@ -292,7 +292,9 @@ class RetrainJob:
         try:
             outcome = self._run(run_id, request, champion, work)
         except RetrainRejected as e:
-            outcome = RunOutcome(run_id=run_id, status="failed", reason=f"insufficient data: {e}")
+            outcome = RunOutcome(
+                run_id=run_id, status="failed", reason=f"unusable training data: {e}"
+            )
         except AdaptdError as e:
             status = "cancelled" if self._cancel.is_set() else "failed"
             outcome = RunOutcome(run_id=run_id, status=status, reason=str(e))
@@ -301,6 +303,11 @@ class RetrainJob:
                 run_id=run_id,
                 status="failed",
                 reason=f"{e.strerror or e}: {e.filename or ''}".strip(": "),
+            )
+        except Exception as e:  # a bug must not leave the run "running" forever
+            logger.exception("retrain %d: internal error", run_id)
+            outcome = RunOutcome(
+                run_id=run_id, status="failed", reason=f"internal error: {type(e).__name__}: {e}"
             )
         finally:
             # A failed run keeps its spec, progress and the child's stderr for diagnosis; the
