@@ -60,7 +60,8 @@ def prometheus_server(target: str, *, rules: Path | None = None) -> Iterator[Pro
     (workdir / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         + rule_files
-        + f"scrape_configs:\n  - job_name: adaptd\n    static_configs:\n      - targets: ['{target}']\n"
+        + "scrape_configs:\n  - job_name: adaptd\n    static_configs:\n"
+        + f"      - targets: ['{target}']\n"
     )
     process = subprocess.Popen(
         [

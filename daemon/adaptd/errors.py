@@ -46,3 +46,8 @@ class IncompatibleAdapterError(AdaptdError):
 
 class DatasetError(AdaptdError):
     """A dataset file or archive is missing, corrupted or has the wrong columns."""
+
+
+class AdapterRefusedError(AdaptdError):
+    """A registry change is refused in the adapters' current state (promoting a rejected version,
+    rolling back with nothing to roll back to); the message says what state and what to do."""

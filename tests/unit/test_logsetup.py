@@ -8,7 +8,8 @@ from adaptd.logsetup import configure_logging
 
 def test_json_lines_carry_level_logger_and_fields(capsys):
     configure_logging("INFO", json_lines=True)
-    logging.getLogger("adaptd.test").info("swapped to %s", "abc", extra={"fields": {"version": "abc"}})
+    log = logging.getLogger("adaptd.test")
+    log.info("swapped to %s", "abc", extra={"fields": {"version": "abc"}})
     logging.getLogger("adaptd.test").debug("hidden at INFO")
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1

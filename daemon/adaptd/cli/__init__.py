@@ -11,7 +11,7 @@ import sys
 import typer
 
 from adaptd import __version__
-from adaptd.cli import config_cmd, db_cmd, replay_cmd, retrain_cmd
+from adaptd.cli import adapters_cmd, config_cmd, db_cmd, replay_cmd, retrain_cmd
 from adaptd.errors import AdaptdError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
 app.command("replay")(replay_cmd.replay)
+app.add_typer(adapters_cmd.app, name="adapters")
 app.command("retrain")(retrain_cmd.retrain)
 
 

@@ -103,3 +103,54 @@ def describe(base: str, model: Any, labels: Sequence[str]) -> BaseModelInfo:
         is_decoder=bool(getattr(config, "is_decoder", False))
         or config.model_type in {"gpt2", "llama", "qwen2", "mistral", "gemma", "phi3"},
     )
+
+
+def inspect_base(base: str, labels: Sequence[str]) -> BaseModelInfo:
+    """:func:`describe` from ``config.json`` alone: no weights are read, so the CLI can check an
+    adapter against the base model in a fraction of a second."""
+    from types import SimpleNamespace
+
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(base)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"model.base: cannot load a model config from {base}: {e}") from e
+    # describe() reads nothing but model.config.
+    return describe(base, SimpleNamespace(config=config), labels)
+
+
+def base_module_shapes(base: str, labels: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """Every module name of the sequence classifier built on ``base``, mapped to
+    ``(in_features, out_features)`` for linear layers and ``()`` for the rest.
+
+    The model is built on the meta device: the architecture and shapes without reading or
+    allocating a single weight, which is what adapter compatibility checks need.
+    """
+    import torch
+    import transformers
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    try:
+        config = AutoConfig.from_pretrained(base, num_labels=len(labels))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"model.base: cannot load a model config from {base}: {e}") from e
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        with torch.device("meta"):
+            model = AutoModelForSequenceClassification.from_config(config)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"model.base: {base} has no sequence-classification model: {e}") from e
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            shapes[name] = (module.in_features, module.out_features)
+        elif type(module).__name__ == "Conv1D":
+            # GPT-2's Conv1D stores its weight as (in, out), the transpose of nn.Linear.
+            shapes[name] = tuple(module.weight.shape)
+        else:
+            shapes[name] = ()
+    return shapes

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from adaptd.errors import NotFoundError
@@ -296,6 +296,43 @@ def activate_adapter(engine: Engine, version: str, now: datetime) -> str | None:
             .values(status="active", promoted=now)
         )
     return str(previous) if previous is not None else None
+
+
+# An arbitrary constant naming the "who is active" critical section among PostgreSQL clients.
+_ADAPTER_SWITCH_LOCK = 0x61646170_74640001
+
+
+def switch_active_adapter(
+    engine: Engine, version: str, now: datetime, *, previous_status: str = "retired"
+) -> str | None:
+    """Make ``version`` the one active adapter, giving the one it replaces ``previous_status``
+    (``retired`` on promotion, ``rolled_back`` on rollback); returns the replaced version.
+
+    Two processes switching at once (the control loop and an operator's CLI) must never leave two
+    active versions: PostgreSQL serialises switches with a transaction-scoped advisory lock, and on
+    SQLite the transaction begins with its write, so it waits for the write lock before reading.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADAPTER_SWITCH_LOCK})
+        replaced = (
+            conn.execute(
+                update(t.adapters)
+                .where(t.adapters.c.status == "active", t.adapters.c.version != version)
+                .values(status=previous_status)
+                .returning(t.adapters.c.version)
+            )
+            .scalars()
+            .all()
+        )
+        result = conn.execute(
+            update(t.adapters)
+            .where(t.adapters.c.version == version)
+            .values(status="active", promoted=now)
+        )
+        if result.rowcount == 0:
+            raise NotFoundError(f"adapter {version!r} not found")
+    return str(replaced[0]) if replaced else None
 
 
 # --------------------------------------------------------------------------- retrain runs
