@@ -207,6 +207,42 @@ class Metrics:
         )
 
         # --- retraining ----------------------------------------------------------------------
+        self.retrain_runs = Counter(
+            "adaptd_retrain_runs_total",
+            "Retrain runs by outcome (promoted, awaiting_approval, rejected, failed, cancelled).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.retrain_duration = Histogram(
+            "adaptd_retrain_duration_seconds",
+            "Wall time of a retrain run, from start to verdict.",
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.retrain_samples = Gauge(
+            "adaptd_retrain_samples",
+            "Examples in the last retrain by kind (new, replay, holdout).",
+            ["kind"],
+            registry=registry,
+        )
+        self.retrain_progress = Gauge(
+            "adaptd_retrain_progress_ratio",
+            "Share of training steps done in the running retrain (0 when none runs).",
+            registry=registry,
+        )
+        self.retrain_running = Gauge(
+            "adaptd_retrain_running", "1 while a retrain runs.", registry=registry
+        )
+        self.retrain_throughput = Gauge(
+            "adaptd_retrain_samples_per_second",
+            "Training throughput of the running or last retrain.",
+            registry=registry,
+        )
+        self.rollbacks = Counter(
+            "adaptd_probation_rollbacks_total",
+            "Promoted adapters rolled back during probation.",
+            registry=registry,
+        )
 
 
 def new_metrics() -> Metrics:

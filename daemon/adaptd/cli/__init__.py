@@ -11,7 +11,15 @@ import sys
 import typer
 
 from adaptd import __version__
-from adaptd.cli import adapters_cmd, config_cmd, db_cmd, policy_cmd, replay_cmd, serve_cmd
+from adaptd.cli import (
+    adapters_cmd,
+    config_cmd,
+    db_cmd,
+    policy_cmd,
+    replay_cmd,
+    retrain_cmd,
+    serve_cmd,
+)
 from adaptd.errors import AdaptdError
 
 app = typer.Typer(
@@ -27,6 +35,7 @@ app.add_typer(policy_cmd.app, name="policy")
 app.command("replay")(replay_cmd.replay)
 app.add_typer(adapters_cmd.app, name="adapters")
 app.command("serve")(serve_cmd.serve)
+app.command("retrain")(retrain_cmd.retrain)
 
 
 def _version(value: bool) -> None:
