@@ -11,7 +11,7 @@ import sys
 import typer
 
 from adaptd import __version__
-from adaptd.cli import config_cmd, db_cmd
+from adaptd.cli import check_cmd, config_cmd, db_cmd, report_cmd
 from adaptd.errors import AdaptdError
 
 app = typer.Typer(
@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
+app.command("check")(check_cmd.check)
+app.command("report")(report_cmd.report)
 
 
 def _version(value: bool) -> None:
