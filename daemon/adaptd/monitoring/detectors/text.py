@@ -113,19 +113,25 @@ def text_drift(
         )
     share = drifted / tested
     distinct = len(set(cur_texts))
+    details: dict[str, object] = {
+        "drifted": [s.name for s in signals if s.status is Status.DRIFT],
+        "tested": tested,
+        "distinct_current_texts": distinct,
+    }
+    # One text repeated over a whole window (a stuck client, a replay) can keep most descriptors
+    # inside their reference range; it is never normal traffic, so it is drift on its own.
+    degenerate = distinct == 1 and len(set(ref_texts)) > 1
+    if degenerate:
+        details["reason"] = "every text in the current window is the same"
     signals.append(
         verdict(
             ctx,
             "drift.text.share",
             share,
-            drifted=share >= ctx.settings.drift_share,
+            drifted=share >= ctx.settings.drift_share or degenerate,
             n_reference=n_ref,
             n_current=n_cur,
-            details={
-                "drifted": [s.name for s in signals if s.status is Status.DRIFT],
-                "tested": tested,
-                "distinct_current_texts": distinct,
-            },
+            details=details,
         )
     )
     return signals
