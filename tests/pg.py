@@ -39,7 +39,9 @@ def postgres_server() -> Iterator[str]:
         return
     bindir = _bin_dir()
     if bindir is None:
-        raise RuntimeError("no PostgreSQL server binaries (initdb) found; apt-get install postgresql")
+        raise RuntimeError(
+            "no PostgreSQL server binaries (initdb) found; apt-get install postgresql"
+        )
     # PostgreSQL refuses to run as root; run it as the 'postgres' user when we are root.
     as_user: list[str] = []
     if os.geteuid() == 0:

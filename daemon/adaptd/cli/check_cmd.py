@@ -34,12 +34,15 @@ def check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Run every monitor once over the reference and current windows and print the signals."""
     settings = load(config)
     engine = open_store(settings)
-    now = datetime.now(UTC)
-    active = repository.active_adapter(engine)
-    version = active.version if active is not None else None
-    reference, current = build_windows(
-        engine, settings.monitors, version, [], now, labels=settings.model.labels
-    )
+    try:
+        now = datetime.now(UTC)
+        active = repository.active_adapter(engine)
+        version = active.version if active is not None else None
+        reference, current = build_windows(
+            engine, settings.monitors, version, [], now, labels=settings.model.labels
+        )
+    finally:
+        engine.dispose()
     signals = run_checks(reference, current, settings.monitors, now=now)
     if as_json:
         emit_json(

@@ -24,11 +24,14 @@ def report(
         raise UsageError(f"--out: directory does not exist: {out.parent}")
     settings = load(config)
     engine = open_store(settings)
-    active = repository.active_adapter(engine)
-    version = active.version if active is not None else None
-    reference, current = build_windows(
-        engine, settings.monitors, version, [], datetime.now(UTC), labels=settings.model.labels
-    )
+    try:
+        active = repository.active_adapter(engine)
+        version = active.version if active is not None else None
+        reference, current = build_windows(
+            engine, settings.monitors, version, [], datetime.now(UTC), labels=settings.model.labels
+        )
+    finally:
+        engine.dispose()
     summary = window_report(
         reference, current, out, components=settings.monitors.embedding_components
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,13 +81,17 @@ def drift_report(
     numerical = [c for c in shared if c not in categorical]
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
     try:
-        snapshot = Report([DataDriftPreset(columns=shared)]).run(
-            Dataset.from_pandas(current[shared], data_definition=definition),
-            Dataset.from_pandas(reference[shared], data_definition=definition),
-        )
-        if html is not None:
-            snapshot.save_html(str(html))
-        result = snapshot.dict()
+        with warnings.catch_warnings():
+            # Evidently correlates all numeric columns for a widget; a constant column (a
+            # descriptor that is 0 on every row) makes numpy warn about 0/0 there. Nothing we use.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            snapshot = Report([DataDriftPreset(columns=shared)]).run(
+                Dataset.from_pandas(current[shared], data_definition=definition),
+                Dataset.from_pandas(reference[shared], data_definition=definition),
+            )
+            if html is not None:
+                snapshot.save_html(str(html))
+            result = snapshot.dict()
     except (ValueError, TypeError, KeyError) as e:
         raise AdaptdError(f"Evidently could not compute the drift report: {e}") from e
     verdicts = []

@@ -44,7 +44,11 @@ def records(
     out: list[PredictionRecord | LabelledPrediction] = []
     for i in range(n):
         group = groups[i % len(groups)] if groups else None
-        share = positive_share + (group_bias if group == groups[0] else 0.0) if groups else positive_share
+        share = (
+            positive_share + (group_bias if group == groups[0] else 0.0)
+            if groups
+            else positive_share
+        )
         pred = int(rng.random() < share)
         margin = abs(rng.normal(confidence, 1.0))
         p_pos = 1 / (1 + np.exp(-margin if pred else margin))
@@ -68,7 +72,9 @@ def records(
             wrong = rng.random() < (1 - max(p_pos, 1 - p_pos) if calibrated else error_rate)
             truth = 1 - pred if wrong else pred
             out.append(
-                LabelledPrediction(prediction=record, true_label=LABELS[truth], feedback_ts=record.ts)
+                LabelledPrediction(
+                    prediction=record, true_label=LABELS[truth], feedback_ts=record.ts
+                )
             )
         else:
             out.append(record)
@@ -80,7 +86,11 @@ def window(n: int, **kwargs: object) -> Window:
 
 
 def context(**settings: object) -> CheckContext:
-    defaults: dict[str, object] = {"min_samples": 100, "attributes": ["group"], "bootstrap_samples": 50}
+    defaults: dict[str, object] = {
+        "min_samples": 100,
+        "attributes": ["group"],
+        "bootstrap_samples": 50,
+    }
     defaults.update(settings)
     return CheckContext(now=NOW, settings=MonitorsSettings(**defaults), adapter="v1")  # type: ignore[arg-type]
 

@@ -30,7 +30,9 @@ def test_rivers_documented_example() -> None:
 @pytest.mark.parametrize("seed", range(4))
 def test_same_detections_as_river_on_error_streams(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    stream = np.concatenate([rng.random(6000) < 0.1, rng.random(4000) < 0.2, rng.random(2000) < 0.05])
+    stream = np.concatenate(
+        [rng.random(6000) < 0.1, rng.random(4000) < 0.2, rng.random(2000) < 0.05]
+    )
     values = stream.astype(float).tolist()
     ours = detections(values)
     assert ours == river_detections(values)

@@ -22,7 +22,9 @@ def test_matches_fairlearn() -> None:
     )
     mask = cur.labelled
     assert s["bias.group.eo_diff"].value == pytest.approx(
-        equalized_odds_difference(cur.y_true[mask], cur.predicted[mask], sensitive_features=groups[mask])
+        equalized_odds_difference(
+            cur.y_true[mask], cur.predicted[mask], sensitive_features=groups[mask]
+        )
     )
     assert s["bias.group.dp_diff"].status is Status.DRIFT
     low, high = s["bias.group.dp_diff"].details["ci95"]

@@ -8,7 +8,9 @@ from tests.unit.monitoring.factory import context, window
 
 
 def test_estimate_tracks_labelled_accuracy_on_the_same_distribution() -> None:
-    (s,) = estimated_accuracy(context(), window(2000, seed=1, error_rate=0.15), window(2000, seed=2, error_rate=0.15))
+    (s,) = estimated_accuracy(
+        context(), window(2000, seed=1, error_rate=0.15), window(2000, seed=2, error_rate=0.15)
+    )
     assert s.status is Status.OK
     assert s.value == pytest.approx(s.details["labelled_accuracy"], abs=0.03)
     assert s.reference_value == pytest.approx(0.85, abs=0.03)

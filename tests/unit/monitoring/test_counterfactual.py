@@ -24,7 +24,9 @@ def test_flip_rate_of_a_model_keyed_on_a_pronoun() -> None:
     texts = [f"he liked movie {i}" for i in range(50)] + [f"a movie {i}" for i in range(50)]
     (s,) = flip_rate(context(counterfactual_pairs=PAIRS), texts, biased_predict)
     assert s.value == 1.0 and s.status is Status.DRIFT and s.n_current == 50
-    (fair,) = flip_rate(context(counterfactual_pairs=PAIRS), texts, lambda ts: ["negative"] * len(ts))
+    (fair,) = flip_rate(
+        context(counterfactual_pairs=PAIRS), texts, lambda ts: ["negative"] * len(ts)
+    )
     assert fair.value == 0.0 and fair.status is Status.OK
 
 

@@ -3,14 +3,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaptd.monitoring.detectors.embedding import corrected_rejections, domain_auc, embedding_drift, fit_pca
+from adaptd.monitoring.detectors.embedding import (
+    corrected_rejections,
+    domain_auc,
+    embedding_drift,
+    fit_pca,
+)
 from adaptd.signals import Status
 from tests.unit.monitoring.factory import by_name, context, window
 
 
 def test_shifted_embeddings_drift_golden() -> None:
     ctx = context()
-    signals = by_name(embedding_drift(ctx, window(600, seed=1), window(600, seed=2, embedding_shift=0.3)))
+    signals = by_name(
+        embedding_drift(ctx, window(600, seed=1), window(600, seed=2, embedding_shift=0.3))
+    )
     assert signals["drift.embedding.share"].status is Status.DRIFT
     assert signals["drift.embedding.auc"].status is Status.DRIFT
     assert signals["drift.embedding.auc"].value > 0.7
@@ -46,7 +53,9 @@ def test_domain_auc_ignores_row_order() -> None:
 
 def test_no_embeddings_logged_is_insufficient_with_reason() -> None:
     ref, cur = window(300, seed=1), window(300, seed=2)
-    bare = type(cur)(**{f: getattr(cur, f) for f in cur.__slots__ if f != "embeddings"}, embeddings=None)
+    bare = type(cur)(
+        **{f: getattr(cur, f) for f in cur.__slots__ if f != "embeddings"}, embeddings=None
+    )
     signals = embedding_drift(context(), ref, bare)
     assert {s.status for s in signals} == {Status.INSUFFICIENT_DATA}
     assert signals[0].n_current == 0

@@ -15,7 +15,9 @@ def test_matches_scikit_learn() -> None:
     mask = cur.labelled
     y_true, y_pred = cur.y_true[mask], cur.predicted[mask]
     assert s["performance.accuracy"].value == pytest.approx(accuracy_score(y_true, y_pred))
-    assert s["performance.macro_f1"].value == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+    assert s["performance.macro_f1"].value == pytest.approx(
+        f1_score(y_true, y_pred, average="macro")
+    )
     rec = recall_score(y_true, y_pred, average=None)
     assert s["performance.recall.negative"].value == pytest.approx(rec[0])
     assert s["performance.recall.positive"].value == pytest.approx(rec[1])
@@ -36,7 +38,11 @@ def test_ece_golden() -> None:
 
 
 def test_accuracy_drop_is_drift_with_reference_value() -> None:
-    s = by_name(performance(context(), window(800, seed=1, error_rate=0.1), window(800, seed=2, error_rate=0.3)))
+    s = by_name(
+        performance(
+            context(), window(800, seed=1, error_rate=0.1), window(800, seed=2, error_rate=0.3)
+        )
+    )
     acc = s["performance.accuracy"]
     assert acc.status is Status.DRIFT
     assert acc.reference_value == pytest.approx(0.9, abs=0.03)
@@ -45,7 +51,11 @@ def test_accuracy_drop_is_drift_with_reference_value() -> None:
 
 
 def test_missing_class_recall_is_insufficient_not_zero() -> None:
-    s = by_name(performance(context(), window(400, seed=1), window(400, seed=2, positive_share=1.0, error_rate=0.0)))
+    s = by_name(
+        performance(
+            context(), window(400, seed=1), window(400, seed=2, positive_share=1.0, error_rate=0.0)
+        )
+    )
     assert s["performance.recall.negative"].status is Status.INSUFFICIENT_DATA
     assert s["performance.recall.positive"].value == 1.0
 

@@ -16,7 +16,9 @@ def test_label_mix_shift_golden() -> None:
     s = by_name(prediction_drift(context(), ref, cur))
     ref_shares = np.bincount(ref.predicted, minlength=2) / ref.n
     cur_shares = np.bincount(cur.predicted, minlength=2) / cur.n
-    assert s["drift.prediction.jsd"].value == pytest.approx(distance.jensenshannon(ref_shares, cur_shares))
+    assert s["drift.prediction.jsd"].value == pytest.approx(
+        distance.jensenshannon(ref_shares, cur_shares)
+    )
     assert s["drift.prediction.jsd"].status is Status.DRIFT
     assert s["drift.prediction.psi"].status is Status.DRIFT
     assert s["drift.prediction.chi2_p"].status is Status.DRIFT
@@ -25,11 +27,15 @@ def test_label_mix_shift_golden() -> None:
 
 def test_psi_known_value() -> None:
     # 0.1*ln(0.6/0.5) + (-0.1)*ln(0.4/0.5)
-    assert psi(np.array([0.5, 0.5]), np.array([0.6, 0.4])) == pytest.approx(0.1 * np.log(1.2) - 0.1 * np.log(0.8))
+    assert psi(np.array([0.5, 0.5]), np.array([0.6, 0.4])) == pytest.approx(
+        0.1 * np.log(1.2) - 0.1 * np.log(0.8)
+    )
 
 
 def test_confidence_collapse_is_drift() -> None:
-    s = by_name(prediction_drift(context(), window(800, seed=1), window(800, seed=2, confidence=0.2)))
+    s = by_name(
+        prediction_drift(context(), window(800, seed=1), window(800, seed=2, confidence=0.2))
+    )
     assert s["drift.confidence.wasserstein"].status is Status.DRIFT
     assert s["drift.entropy.wasserstein"].status is Status.DRIFT
     stable = by_name(prediction_drift(context(), window(800, seed=1), window(800, seed=3)))
@@ -47,6 +53,10 @@ def test_nan_probabilities_are_an_error_naming_the_count() -> None:
 
 
 def test_one_class_current_window_is_a_verdict() -> None:
-    s = by_name(prediction_drift(context(), window(500, seed=1), window(500, seed=2, positive_share=1.0)))
+    s = by_name(
+        prediction_drift(context(), window(500, seed=1), window(500, seed=2, positive_share=1.0))
+    )
     assert s["drift.prediction.jsd"].status is Status.DRIFT
-    assert s["drift.prediction.psi"].value is not None and np.isfinite(s["drift.prediction.psi"].value)
+    assert s["drift.prediction.psi"].value is not None and np.isfinite(
+        s["drift.prediction.psi"].value
+    )

@@ -42,7 +42,9 @@ def test_oov_share_counts_unknown_and_continuation_pieces() -> None:
 
 def test_tweets_drift_from_movie_reviews_golden() -> None:
     ctx = context()
-    signals = by_name(text_drift(ctx, window(600, seed=1), window(600, seed=2, tweet_share=0.8), fake_tokenizer))
+    signals = by_name(
+        text_drift(ctx, window(600, seed=1), window(600, seed=2, tweet_share=0.8), fake_tokenizer)
+    )
     assert signals["drift.text.share"].status is Status.DRIFT
     assert signals["drift.text.url_share"].status is Status.DRIFT
     assert signals["drift.text.share"].details["tested"] == 6

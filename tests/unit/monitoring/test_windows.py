@@ -35,7 +35,9 @@ def test_float16_embedding_round_trips_as_serving_stores_it() -> None:
 def test_window_masks_rows_by_what_they_carry() -> None:
     rows = [
         _prediction(0),
-        LabelledPrediction(prediction=_prediction(1, label="negative"), true_label="positive", feedback_ts=NOW),
+        LabelledPrediction(
+            prediction=_prediction(1, label="negative"), true_label="positive", feedback_ts=NOW
+        ),
         Example(text="validation text", label="negative"),
     ]
     w = build_window(rows, LABELS)
