@@ -132,6 +132,37 @@ class Metrics:
         # --- store ---------------------------------------------------------------------------
 
         # --- monitoring ----------------------------------------------------------------------
+        # Label values are signal names from adaptd.monitoring.catalog: a fixed, small set.
+        self.signal_value = Gauge(
+            "adaptd_signal_value",
+            "Latest value of a monitoring signal (absent while it has no verdict).",
+            ["signal"],
+            registry=registry,
+        )
+        self.signal_status = Gauge(
+            "adaptd_signal_status",
+            "1 for the latest status of a monitoring signal, 0 for the other statuses.",
+            ["signal", "status"],
+            registry=registry,
+        )
+        self.signal_samples = Gauge(
+            "adaptd_signal_samples",
+            "Samples behind the latest value of a monitoring signal, by window.",
+            ["signal", "window"],
+            registry=registry,
+        )
+        self.monitor_check_duration = Histogram(
+            "adaptd_monitor_check_duration_seconds",
+            "Wall time of one monitoring pass.",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=registry,
+        )
+        self.monitor_checks = Counter(
+            "adaptd_monitor_checks_total",
+            "Monitoring passes by outcome (ok, drift, error).",
+            ["outcome"],
+            registry=registry,
+        )
 
         # --- policies ------------------------------------------------------------------------
         self.policy_state = Gauge(

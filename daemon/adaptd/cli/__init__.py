@@ -13,10 +13,12 @@ import typer
 from adaptd import __version__
 from adaptd.cli import (
     adapters_cmd,
+    check_cmd,
     config_cmd,
     db_cmd,
     policy_cmd,
     replay_cmd,
+    report_cmd,
     retrain_cmd,
     serve_cmd,
 )
@@ -36,6 +38,8 @@ app.command("replay")(replay_cmd.replay)
 app.add_typer(adapters_cmd.app, name="adapters")
 app.command("serve")(serve_cmd.serve)
 app.command("retrain")(retrain_cmd.retrain)
+app.command("check")(check_cmd.check)
+app.command("report")(report_cmd.report)
 
 
 def _version(value: bool) -> None:
