@@ -46,7 +46,7 @@ def shift(s: Scenario, window: int) -> dict[str, Any]:
 
 
 def stable_days(s: Scenario, days: int, window: int) -> dict[str, Any]:
-    """One check a day, each comparing a fresh sample of held-out movie reviews with the reference."""
+    """One check a day, each comparing fresh held-out movie reviews with the reference."""
     settings = MonitorsSettings(min_samples=200)
     # held-out reviews on both sides (the model's training rows would make the reference look
     # better than any live traffic); days draw from reviews the reference does not contain
