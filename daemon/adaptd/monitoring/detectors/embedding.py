@@ -98,7 +98,7 @@ def corrected_rejections(pvalues: FloatArray, alpha: float, method: str) -> npt.
 
 def canonical_order(x: npt.NDArray[np.floating[Any]], seed: int) -> npt.NDArray[np.int64]:
     """An order of rows that depends on their values only, so subsamples ignore row order."""
-    direction = np.random.default_rng(seed).standard_normal(x.shape[1]).astype(x.dtype)
+    direction = np.asarray(np.random.default_rng(seed).standard_normal(x.shape[1]), dtype=x.dtype)
     return np.argsort(x @ direction, kind="stable")
 
 
