@@ -101,6 +101,31 @@ def test_a_young_adapter_has_no_current_window_yet(engine: Engine) -> None:
     assert not [s for s in signals if s.has_verdict]
 
 
+def test_feedback_of_any_age_is_joined_onto_the_reference(engine: Engine) -> None:
+    fill(engine, shift=False)
+    # much newer feedback for other predictions must not push the reference's labels out
+    extra = records(2000, seed=9, start=NOW + timedelta(hours=5), labelled=1.0)
+    repository.insert_predictions(
+        engine, [r.prediction for r in extra if isinstance(r, LabelledPrediction)]
+    )
+    with engine.begin() as conn:
+        repository.upsert_feedback(
+            conn,
+            [
+                FeedbackRecord(
+                    prediction_id=r.prediction.id, label=r.true_label, ts=NOW + timedelta(days=3)
+                )
+                for r in extra
+                if isinstance(r, LabelledPrediction)
+            ],
+        )
+    reference, current = build_windows(
+        engine, SETTINGS, "v1", [], NOW + timedelta(days=4), labels=LABELS
+    )
+    assert reference.n_labelled > 250
+    assert current.n == 300 and current.n_labelled == 300
+
+
 def _config(tmp_path: Path, engine: Engine) -> Path:
     url = engine.url.render_as_string(hide_password=False)
     config = tmp_path / "adaptd.yaml"
