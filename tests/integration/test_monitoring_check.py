@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from adaptd.cli import app
+from adaptd.errors import AdaptdError
 from adaptd.monitoring.edges import build_windows, store_signals
 from adaptd.monitoring.runner import run_checks
 from adaptd.monitoring.settings import MonitorsSettings
@@ -181,3 +182,12 @@ def test_check_with_a_broken_config_is_one_line_exit_2(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "min_sample" in done.stderr
+
+
+def test_adaptd_report_on_an_empty_store_says_why(engine: Engine, tmp_path: Path) -> None:
+    out = tmp_path / "drift.html"
+    config = _config(tmp_path, engine)
+    result = CliRunner().invoke(app, ["report", "--out", str(out), "--config", str(config)])
+    assert isinstance(result.exception, AdaptdError)  # main() turns it into one line, exit 1
+    assert "reference has 0 and the current window 0" in str(result.exception)
+    assert not out.exists()
