@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from adaptd.cli import app
+from adaptd.errors import AdaptdError
 from adaptd.monitoring.edges import build_windows, store_signals
 from adaptd.monitoring.runner import run_checks
 from adaptd.monitoring.settings import MonitorsSettings
@@ -101,6 +102,31 @@ def test_a_young_adapter_has_no_current_window_yet(engine: Engine) -> None:
     assert not [s for s in signals if s.has_verdict]
 
 
+def test_feedback_of_any_age_is_joined_onto_the_reference(engine: Engine) -> None:
+    fill(engine, shift=False)
+    # much newer feedback for other predictions must not push the reference's labels out
+    extra = records(2000, seed=9, start=NOW + timedelta(hours=5), labelled=1.0)
+    repository.insert_predictions(
+        engine, [r.prediction for r in extra if isinstance(r, LabelledPrediction)]
+    )
+    with engine.begin() as conn:
+        repository.upsert_feedback(
+            conn,
+            [
+                FeedbackRecord(
+                    prediction_id=r.prediction.id, label=r.true_label, ts=NOW + timedelta(days=3)
+                )
+                for r in extra
+                if isinstance(r, LabelledPrediction)
+            ],
+        )
+    reference, current = build_windows(
+        engine, SETTINGS, "v1", [], NOW + timedelta(days=4), labels=LABELS
+    )
+    assert reference.n_labelled > 250
+    assert current.n == 300 and current.n_labelled == 300
+
+
 def _config(tmp_path: Path, engine: Engine) -> Path:
     url = engine.url.render_as_string(hide_password=False)
     config = tmp_path / "adaptd.yaml"
@@ -156,3 +182,12 @@ def test_check_with_a_broken_config_is_one_line_exit_2(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "min_sample" in done.stderr
+
+
+def test_adaptd_report_on_an_empty_store_says_why(engine: Engine, tmp_path: Path) -> None:
+    out = tmp_path / "drift.html"
+    config = _config(tmp_path, engine)
+    result = CliRunner().invoke(app, ["report", "--out", str(out), "--config", str(config)])
+    assert isinstance(result.exception, AdaptdError)  # main() turns it into one line, exit 1
+    assert "reference has 0 and the current window 0" in str(result.exception)
+    assert not out.exists()

@@ -7,7 +7,6 @@ from typing import Any
 
 from adaptd.cli.common import ConfigOption, JsonOption, emit_json, load, open_store
 from adaptd.monitoring.edges import build_windows
-from adaptd.monitoring.runner import run_checks
 from adaptd.signals import Signal
 from adaptd.storage import repository
 
@@ -32,6 +31,9 @@ def _cell(value: float | None) -> str:
 
 def check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Run every monitor once over the reference and current windows and print the signals."""
+    # imported here: the detectors pull in scikit-learn, which every other command can skip
+    from adaptd.monitoring.runner import run_checks
+
     settings = load(config)
     engine = open_store(settings)
     try:

@@ -55,14 +55,11 @@ def build_windows(
         adapter=adapter,
         oldest_first=True,
     )
-    # Feedback for both windows in one query; bounded by the rows the windows can hold.
-    labelled = repository.labelled_predictions(
-        engine, adapter=adapter, limit=4 * (settings.reference_window + settings.current_window)
-    )
     first_ids = {p.id for p in first}
     # A row is on one side only: a young adapter's first predictions are its reference, and the
     # current window is what came after them (empty at first, hence "insufficient data").
     recent = [p for p in recent if p.id not in first_ids]
+    labelled = repository.labelled_predictions_for(engine, [p.id for p in [*first, *recent]])
     reference_rows: list[Row] = [*reference_examples, *attach_labels(first, labelled)]
     reference = build_window(reference_rows, labels, adapter=adapter)
     current = build_window(attach_labels(recent, labelled), labels, adapter=adapter)
@@ -129,6 +126,12 @@ def export_signals(metrics: Metrics, signals: Sequence[Signal]) -> None:
             )
         metrics.signal_samples.labels(s.name, "reference").set(s.n_reference)
         metrics.signal_samples.labels(s.name, "current").set(s.n_current)
+
+
+def record_check(metrics: Metrics, signals: Sequence[Signal], seconds: float) -> None:
+    """Count one pass by outcome and observe how long it took."""
+    metrics.monitor_check_duration.observe(seconds)
+    metrics.monitor_checks.labels(check_outcome(signals)).inc()
 
 
 def check_outcome(signals: Sequence[Signal]) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from adaptd.errors import AdaptdError
-from adaptd.monitoring.detectors.embedding import fit_pca
+from adaptd.monitoring.detectors.embedding import fit_pca, project
 from adaptd.monitoring.detectors.prediction import entropy
 from adaptd.monitoring.detectors.text import Tokenizer, descriptors
 from adaptd.monitoring.windows import Window
@@ -63,7 +63,7 @@ def window_frame(
     columns["entropy"] = entropy(probs)
     if pca is not None and window.embeddings is not None:
         mean, axes = pca
-        projected = (window.embeddings[keep] - mean) @ axes
+        projected = project(window.embeddings[keep], mean, axes)
         for j in range(axes.shape[1]):
             columns[f"pca_{j}"] = projected[:, j]
     return pd.DataFrame(columns)

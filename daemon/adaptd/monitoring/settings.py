@@ -61,6 +61,13 @@ class MonitorsSettings(Section):
     embedding_components: int = Field(
         default=8, ge=1, le=64, description="PCA dimensions fitted on the reference embeddings."
     )
+    embedding_drift_share: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="Share of PCA dimensions rejected (after correction) that marks drift; above "
+        "one dimension, so a single chance rejection does not trip a policy.",
+    )
     correction: Literal["bonferroni", "bh"] = Field(
         default="bonferroni", description="Multiple-testing correction of per-dimension tests."
     )

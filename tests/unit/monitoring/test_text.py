@@ -4,6 +4,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adaptd.datasets.records import Example
 from adaptd.monitoring.detectors.text import descriptors, oov_shares, text_drift
@@ -80,3 +82,27 @@ def test_statistic_value_is_normed_wasserstein_of_the_descriptor() -> None:
     assert s.details["method"] == "wasserstein"  # > 1000 reference rows: Evidently's rule
     assert s.value is not None and s.value >= 0
     assert s.details["reference_mean"] == pytest.approx(float(np.mean(lengths_ref)))
+
+
+def _slow_descriptors(t: str) -> tuple[float, float, float, float]:
+    letters = sum(c.isalpha() for c in t)
+    other = sum(not c.isalpha() and not c.isspace() for c in t)
+    upper = sum(c.isalpha() and c.isupper() for c in t)
+    return (
+        float(len(t.split())),
+        other / len(t) if t else 0.0,
+        upper / letters if letters else 0.0,
+        float(len(t)),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(max_size=30), max_size=12))
+def test_vectorised_descriptors_match_a_per_text_reading(texts: list[str]) -> None:
+    d = descriptors(texts)
+    for i, t in enumerate(texts):
+        words, non_alpha, upper, length = _slow_descriptors(t)
+        assert d["word_count"][i] == words, t
+        assert d["non_alpha_share"][i] == pytest.approx(non_alpha), t
+        assert d["upper_share"][i] == pytest.approx(upper), t
+        assert d["length"][i] == length

@@ -59,6 +59,25 @@ def accuracy_gap(groups: IntArray, y_true: IntArray, positive: IntArray, g: int)
     return _spread(_rates(groups, positive == y_true, everyone, g))
 
 
+def by_group(
+    names: list[str], groups: IntArray, y_true: IntArray, positive: IntArray
+) -> dict[str, dict[str, float | None]]:
+    """Per-group positive rate, accuracy, TPR and FPR (None where a group has no such rows)."""
+    g = len(names)
+    pred = positive.astype(bool)
+    labelled = y_true >= 0
+    rates = {
+        "positive_rate": _rates(groups, pred, np.ones(len(groups), dtype=bool), g),
+        "accuracy": _rates(groups, positive == y_true, labelled, g),
+        "tpr": _rates(groups, pred, y_true == 1, g),
+        "fpr": _rates(groups, pred, y_true == 0, g),
+    }
+    return {
+        name: {k: (float(v[i]) if np.isfinite(v[i]) else None) for k, v in rates.items()}
+        for i, name in enumerate(names)
+    }
+
+
 def _bootstrap(
     gap: Gap, groups: IntArray, y_true: IntArray, positive: IntArray, g: int, ctx: CheckContext
 ) -> list[float] | None:
@@ -136,6 +155,9 @@ def _one(
         n_current=n_used,
         details={
             "groups": group_sizes,
+            "by_group": by_group(
+                [n for n, b in zip(names, big, strict=True) if b], g_codes, y_true, positive
+            ),
             "left_out_small_groups": [n for n, b in zip(names, big, strict=True) if not b],
             "rows_without_attribute": missing,
             "ci95": _bootstrap(gap, g_codes, y_true, positive, g, ctx),
