@@ -96,7 +96,9 @@ def _throughput(base: str, adapter: Path, items: list[str], args: argparse.Names
     print("(b) logging")
     print(f"    logging on / off throughput:    {best_off / best_on:.2f}x")
     rows = 20_000 if args.quick else 100_000
-    print(f"    log writer alone on SQLite:     {throughput.writer_rows_per_s(rows):,.0f} rows/s")
+    ours, raw = throughput.writer_rows_per_s(rows)
+    print(f"    log writer alone on SQLite:     {ours:,.0f} rows/s")
+    print(f"    raw sqlite3.executemany peer:   {raw:,.0f} rows/s  (writer/raw {ours / raw:.2f}x)")
 
 
 def _http(base: str, adapter: Path, items: list[str], args: argparse.Namespace) -> dict | None:
