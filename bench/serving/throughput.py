@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import uuid
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,16 +80,14 @@ class InProcessDaemon:
             chunk = items[i : i + per_request]
             futures.append((chunk, self.batcher.submit(chunk)))
         now = datetime.now(UTC)
-        n = 0
         for chunk, future in futures:
             predictions = future.result()
             if self.log is not None:
                 rows = []
                 for text, p in zip(chunk, predictions, strict=True):
-                    n += 1
                     rows.append(
                         make_row(
-                            prediction_id=f"b{n}-{id(future)}",
+                            prediction_id=uuid.uuid4().hex,
                             ts=now,
                             text=text,
                             attributes={},
