@@ -478,7 +478,7 @@ class Service:
             if built is None:
                 try:
                     built = host.build(record.version, Path(record.path))
-                except AdaptdError as e:
+                except Exception as e:  # refused, never retried every poll: it cannot serve
                     self._refused[record.version] = str(e)
                     self.metrics.swap_failures.inc()
                     logger.error("adapter %s refused: %s", record.version[:12], e)

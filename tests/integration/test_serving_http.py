@@ -291,3 +291,27 @@ def test_probes_status_metrics_and_docs(client: httpx.Client) -> None:
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert "/v1/predict" in paths and "requestBody" in paths["/v1/predict"]["post"]
+
+
+def test_the_exported_metrics_pass_promtool(client: httpx.Client) -> None:
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (CI installs Prometheus)")
+    _predict(client, ["count me"])
+    text = client.get("/metrics").text
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in (
+        "adaptd_predictions_total",
+        "adaptd_batch_size_bucket",
+        "adaptd_queue_depth",
+        "adaptd_prediction_log_written_total",
+        "adaptd_adapter_swaps_total",
+        "adaptd_model_load_duration_seconds_bucket",
+    ):
+        assert name in text

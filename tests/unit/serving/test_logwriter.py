@@ -145,3 +145,17 @@ def test_claimed_ids_conflict_until_released(sqlite_engine: Engine, metrics: Met
     assert log.pending_among(["x", "z"]) == {"x"}, "a refused claim reserves nothing"
     log.release_ids(["x", "y"])
     assert log.claim_ids(["y"]) == []
+
+
+def test_the_writer_and_duplicate_handling_work_on_every_store(
+    engine: Engine, metrics: Metrics
+) -> None:
+    log = PredictionLog(engine, metrics, buffer_rows=100, flush_ms=1, batch_rows=4)
+    log.start()
+    log.submit(_rows(6))
+    assert log.flush(timeout=10)
+    log.submit(_rows(7))  # p0..p5 again (dropped), p6 new
+    assert log.flush(timeout=10)
+    log.stop()
+    assert repo.count_predictions(engine) == 7
+    assert _value(metrics, "adaptd_prediction_log_dropped_total", {"reason": "duplicate_id"}) == 6
