@@ -122,7 +122,10 @@ class RetrainingSettings(Section):
         default=False,
         description="A validated candidate waits for an operator's promote instead of going live.",
     )
-    probation: ProbationSettings = Field(default_factory=ProbationSettings)
+    probation: ProbationSettings = Field(
+        default_factory=ProbationSettings,
+        description="After a promotion: when the new adapter is rolled back automatically.",
+    )
 
     @model_validator(mode="after")
     def _labels_fit(self) -> RetrainingSettings:
