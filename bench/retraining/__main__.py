@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.retraining import shift, throughput
+from bench.retraining import contention, shift, throughput
 
 from adaptd.datasets import demo
 from adaptd.modeling.base import resolve_base
@@ -23,6 +23,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--skip-shift", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-contention", action="store_true")
     parser.add_argument("--tiny", action="store_true", help="a tiny random BERT (plumbing only)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -32,10 +34,22 @@ def main() -> None:
         movies = list(demo.rotten_tomatoes())
         n = 160 if args.quick else 1000
         started = time.perf_counter()
-        report["throughput"] = throughput.run(
-            base, movies[:n], work / "tp", threads=args.threads, max_length=args.max_length
-        )
-        print(json.dumps({"throughput": report["throughput"]}), flush=True)
+        if not args.skip_throughput:
+            report["throughput"] = throughput.run(
+                base, movies[:n], work / "tp", threads=args.threads, max_length=args.max_length
+            )
+            print(json.dumps({"throughput": report["throughput"]}), flush=True)
+        if not args.skip_contention:
+            report["serving_during_retrain"] = contention.run(
+                base,
+                movies[:400],
+                work / "contention",
+                serving_threads=1,
+                training_threads=1,
+                seconds=5 if args.quick else 20,
+                max_length=args.max_length,
+            )
+            print(json.dumps({"serving": report["serving_during_retrain"]}), flush=True)
         if not args.skip_shift:
             report["shift"] = shift.run(
                 base,

@@ -9,16 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from adaptd.cli import app, retrain_cmd
-from adaptd.config import Settings
 from adaptd.modeling.tiny import build_tiny_model
 from adaptd.storage import migrate
 from adaptd.storage import repository as repo
 from adaptd.storage.engine import make_engine
-from tests.unit.retraining.store_registry import StoreRegistry
 from tests.unit.retraining.synthetic import keyword_examples
 
 
@@ -77,11 +74,6 @@ def test_first_adapter_from_a_file(workdir: Path, monkeypatch: pytest.MonkeyPatc
     engine = make_engine(f"sqlite:///{workdir / 'state' / 'adaptd.db'}")
     migrate.upgrade(engine)
 
-    def registry(settings: Settings, eng: Engine) -> StoreRegistry:
-        settings.adapters_dir.mkdir(parents=True, exist_ok=True)
-        return StoreRegistry(eng, settings.adapters_dir)
-
-    monkeypatch.setattr(retrain_cmd, "make_registry", registry)
     monkeypatch.chdir(workdir)
     result = CliRunner().invoke(
         app, ["retrain", "--from-file", "first.jsonl", "--reason", "bootstrap", "--json"]
@@ -89,8 +81,14 @@ def test_first_adapter_from_a_file(workdir: Path, monkeypatch: pytest.MonkeyPatc
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["status"] == "promoted" and doc["reason"] == "all gates passed"
+    # The real registry holds it: its files under state/adapters, the verdict stored with it.
     active = repo.active_adapter(engine)
     assert active is not None and active.version == doc["candidate"]
+    assert Path(active.path).parent == workdir / "state" / "adapters"
+    assert active.verdict and active.verdict["passed"] and active.config
+    assert active.config["run"] == doc["run"]
+    kinds = [e.kind for e in repo.list_events(engine)]
+    assert {"adapter_imported", "promoted", "retrain_promoted"} <= set(kinds)
     run = repo.get_run(engine, doc["run"])
     assert run.reason == "bootstrap (file first.jsonl)"
 

@@ -378,3 +378,27 @@ def test_full_disk_in_the_registry_is_recorded(
     assert active_version(sqlite_engine) == champion
     details = json.dumps(repo.get_run(sqlite_engine, outcome.run_id).details)
     assert "training" not in details or outcome.reason
+
+
+def test_real_registry_records_a_rejected_first_candidate(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path
+) -> None:
+    from adaptd.modeling.base import inspect_base
+    from adaptd.retraining.registry_port import AdaptersRegistry
+
+    settings = make_settings(tmp_path / "state", tiny_base)
+    registry = AdaptersRegistry(
+        engine=sqlite_engine,
+        adapters_dir=settings.adapters_dir,
+        base=inspect_base(str(tiny_base), settings.model.labels),
+    )
+    job = RetrainJob(settings, sqlite_engine, registry, executor=LocalExecutor(poll_s=0.05))
+    outcome = job.run(
+        RetrainRequest(reason="noise", examples=keyword_examples(300, seed=8, noise=1.0))
+    )
+    assert outcome.status == "rejected" and outcome.candidate is not None
+    assert repo.active_adapter(sqlite_engine) is None
+    record = repo.get_adapter(sqlite_engine, outcome.candidate)
+    assert record.status == "rejected"
+    assert record.verdict and record.verdict["reason"] == outcome.reason
+    assert any(e.kind == "rejected" for e in repo.list_events(sqlite_engine))

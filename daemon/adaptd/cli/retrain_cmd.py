@@ -3,7 +3,6 @@ labelled file. Shows the child's progress as a bar on stderr (stdout stays clean
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,31 +13,17 @@ from sqlalchemy import Engine
 from adaptd.cli.common import ConfigOption, JsonOption, emit_json, load, open_store
 from adaptd.config import Settings
 from adaptd.datasets.files import read_examples
-from adaptd.errors import ConfigError
 from adaptd.metrics import new_metrics
-from adaptd.modeling.base import BaseModelInfo, resolve_base
+from adaptd.modeling.base import BaseModelInfo, inspect_base, resolve_base
 from adaptd.retraining.job import RetrainJob, RetrainRequest, RunOutcome
 from adaptd.retraining.registry_port import AdaptersRegistry, RegistryPort
 from adaptd.retraining.spec import Progress
 
-DECODERS = {"gpt2", "llama", "qwen2", "mistral", "gemma", "phi3"}
-
 
 def base_info(settings: Settings) -> BaseModelInfo:
-    """What the registry checks adapters against, read from the base's config.json (no weights
-    are loaded in the CLI process; the child does that)."""
-    path = resolve_base(settings.model.base)
-    try:
-        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"model.base: cannot read {path}/config.json: {e}") from e
-    model_type = str(config.get("model_type", ""))
-    return BaseModelInfo(
-        path=path,
-        model_type=model_type,
-        labels=tuple(settings.model.labels),
-        is_decoder=bool(config.get("is_decoder")) or model_type in DECODERS,
-    )
+    """What the registry checks adapters against, from the base's config alone (the CLI loads no
+    weights; the training child does)."""
+    return inspect_base(resolve_base(settings.model.base), settings.model.labels)
 
 
 def make_registry(settings: Settings, engine: Engine) -> RegistryPort:

@@ -124,7 +124,7 @@ class RetrainingSettings(Section):
     )
     probation: ProbationSettings = Field(
         default_factory=ProbationSettings,
-        description="Watching a freshly promoted adapter, and rolling it back if it does worse.",
+        description="After a promotion: when the new adapter is rolled back automatically.",
     )
 
     @model_validator(mode="after")

@@ -45,9 +45,8 @@ def test_ray_task_trains_reports_and_returns_a_checked_adapter(
 def test_ray_task_failure_is_a_reason(local_ray: None, tmp_path: Path, tiny_base: Path) -> None:
     executor = load_executor("ray", poll_s=0.1)
     spec = make_spec(tmp_path / "run", tiny_base, warm_start=str(tmp_path / "missing"))
-    with pytest.raises(
-        TrainingFailed, match="ray task failed: IncompatibleAdapterError: .*missing"
-    ):
+    expected = "ray task failed: IncompatibleAdapterError: .*missing"
+    with pytest.raises(TrainingFailed, match=expected):
         executor.run(spec, timeout_s=300, on_progress=lambda p: None)
 
 
