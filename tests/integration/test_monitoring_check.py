@@ -191,3 +191,14 @@ def test_adaptd_report_on_an_empty_store_says_why(engine: Engine, tmp_path: Path
     assert isinstance(result.exception, AdaptdError)  # main() turns it into one line, exit 1
     assert "reference has 0 and the current window 0" in str(result.exception)
     assert not out.exists()
+
+
+def test_current_window_by_minutes(engine: Engine) -> None:
+    fill(engine, shift=False)
+    # the later rows are one per second from NOW+1h; a one-minute window ending at NOW+1h+2min
+    settings = SETTINGS.model_copy(update={"current_minutes": 1.0})
+    now = NOW + timedelta(hours=1, minutes=2)
+    _, current = build_windows(engine, settings, "v1", [], now, labels=LABELS)
+    assert current.n == 61  # both ends are inclusive: [now - 1 min, now]
+    assert current.start == NOW + timedelta(hours=1, minutes=1)
+    assert current.end == now
