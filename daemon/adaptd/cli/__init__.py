@@ -16,6 +16,7 @@ from adaptd.cli import (
     check_cmd,
     config_cmd,
     db_cmd,
+    demo_cmd,
     policy_cmd,
     replay_cmd,
     report_cmd,
@@ -38,6 +39,7 @@ app.command("replay")(replay_cmd.replay)
 app.add_typer(adapters_cmd.app, name="adapters")
 app.command("serve")(serve_cmd.serve)
 app.command("retrain")(retrain_cmd.retrain)
+app.command("demo")(demo_cmd.demo)
 app.command("check")(check_cmd.check)
 app.command("report")(report_cmd.report)
 
