@@ -186,9 +186,8 @@ def run_demo(
         runs = repo.list_runs(service.engine, limit=1)
         if result.tripped and runs:
             result.retrain_status = runs[0].status
-            say(
-                f"    retrain run {runs[0].id}: {runs[0].status} ({runs[0].error or 'all gates passed'})"
-            )
+            why = runs[0].error or "all gates passed"
+            say(f"    retrain run {runs[0].id}: {runs[0].status} ({why})")
         service.request_swap()
 
         say("6/6 held-out traffic on the adapter now serving")
@@ -240,9 +239,7 @@ def _write_report(
         say(f"    (no Evidently report: {e})")
         return None
     drifted = [c.column for c in summary.columns if c.drifted]
-    say(
-        f"    Evidently drift report: {out} ({len(drifted)} of {len(summary.columns)} columns drifted)"
-    )
+    say(f"    Evidently report: {out} ({len(drifted)}/{len(summary.columns)} columns drifted)")
     return out
 
 
