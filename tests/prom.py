@@ -63,6 +63,7 @@ def prometheus_server(target: str, *, rules: Path | None = None) -> Iterator[Pro
         + "scrape_configs:\n  - job_name: adaptd\n    static_configs:\n"
         + f"      - targets: ['{target}']\n"
     )
+    log = (workdir / "log").open("w")
     process = subprocess.Popen(
         [
             binary,
@@ -71,7 +72,7 @@ def prometheus_server(target: str, *, rules: Path | None = None) -> Iterator[Pro
             f"--web.listen-address=127.0.0.1:{port}",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=(workdir / "log").open("w"),
+        stderr=log,
     )
     server = Prometheus(f"http://127.0.0.1:{port}")
     try:
@@ -92,4 +93,5 @@ def prometheus_server(target: str, *, rules: Path | None = None) -> Iterator[Pro
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
         shutil.rmtree(workdir, ignore_errors=True)
