@@ -104,14 +104,13 @@ def _throughput(base: str, adapter: Path, items: list[str], args: argparse.Names
 def _http(base: str, adapter: Path, items: list[str], args: argparse.Namespace) -> dict | None:
     from datetime import UTC, datetime
 
-    from bench.serving.setup import LABELS
-
     from adaptd.adapters import registry
     from adaptd.config import Settings
     from adaptd.modeling.base import inspect_base
     from adaptd.service import Role, Service
     from adaptd.storage import migrate
     from adaptd.storage.engine import make_engine
+    from bench.serving.setup import LABELS
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(

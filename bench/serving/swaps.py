@@ -25,11 +25,10 @@ class SwapReport:
 
 
 def run(base: str, adapters: list[Path], *, swaps: int, threads: int, clients: int) -> SwapReport:
-    from bench.serving.setup import texts
-
     from adaptd.metrics import new_metrics
     from adaptd.serving.batcher import Batcher
     from adaptd.serving.host import ModelHost, Swap
+    from bench.serving.setup import texts
 
     host = ModelHost(base=base, labels=LABELS, threads=threads, max_length=128)
     served: dict[str, float] = {}

@@ -132,10 +132,148 @@ class Metrics:
         # --- store ---------------------------------------------------------------------------
 
         # --- monitoring ----------------------------------------------------------------------
+        # Label values are signal names from adaptd.monitoring.catalog: a fixed, small set.
+        self.signal_value = Gauge(
+            "adaptd_signal_value",
+            "Latest value of a monitoring signal (absent while it has no verdict).",
+            ["signal"],
+            registry=registry,
+        )
+        self.signal_status = Gauge(
+            "adaptd_signal_status",
+            "1 for the latest status of a monitoring signal, 0 for the other statuses.",
+            ["signal", "status"],
+            registry=registry,
+        )
+        self.signal_samples = Gauge(
+            "adaptd_signal_samples",
+            "Samples behind the latest value of a monitoring signal, by window.",
+            ["signal", "window"],
+            registry=registry,
+        )
+        self.monitor_check_duration = Histogram(
+            "adaptd_monitor_check_duration_seconds",
+            "Wall time of one monitoring pass.",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=registry,
+        )
+        self.monitor_checks = Counter(
+            "adaptd_monitor_checks_total",
+            "Monitoring passes by outcome (ok, drift, error).",
+            ["outcome"],
+            registry=registry,
+        )
 
         # --- policies ------------------------------------------------------------------------
+        self.policy_state = Gauge(
+            "adaptd_policy_state",
+            "1 for the phase each policy is in (idle, pending or tripped), 0 for the others.",
+            ["policy", "state"],
+            registry=registry,
+        )
+        self.policy_pending_checks = Gauge(
+            "adaptd_policy_pending_checks",
+            "Recent checks that satisfied a policy's trip condition while it was not tripped.",
+            ["policy"],
+            registry=registry,
+        )
+        self.policy_trips = Counter(
+            "adaptd_policy_trips_total",
+            "Policy trips, by policy and the action it takes.",
+            ["policy", "action"],
+            registry=registry,
+        )
+        self.policy_clears = Counter(
+            "adaptd_policy_clears_total", "Policy clears.", ["policy"], registry=registry
+        )
+        self.policy_actions = Counter(
+            "adaptd_policy_actions_total",
+            "Actions policies fired (before single-flight coalescing), by policy and action.",
+            ["policy", "action"],
+            registry=registry,
+        )
+        self.policy_suppressions = Counter(
+            "adaptd_policy_suppressions_total",
+            "Suppressed policy steps, by reason: insufficient_data, cooldown, budget, coalesced.",
+            ["policy", "reason"],
+            registry=registry,
+        )
+        self.policy_action_failures = Counter(
+            "adaptd_policy_action_failures_total",
+            "Actions whose hook raised, by action.",
+            ["action"],
+            registry=registry,
+        )
+        self.policy_reload_errors = Counter(
+            "adaptd_policy_reload_errors_total",
+            "Reloads refused because a policy file was invalid (the previous policies stay).",
+            registry=registry,
+        )
+        self.config_last_reload_success = Gauge(
+            "adaptd_config_last_reload_success",
+            "1 when the last load or reload of config and policies succeeded, else 0.",
+            registry=registry,
+        )
+        self.config_last_reload_timestamp = Gauge(
+            "adaptd_config_last_reload_timestamp_seconds",
+            "Unix time of the last load or reload attempt of config and policies.",
+            registry=registry,
+        )
+        self.checks = Counter(
+            "adaptd_checks_total",
+            "Monitor checks run by the scheduler, by result (ok or error).",
+            ["result"],
+            registry=registry,
+        )
+        self.check_duration = Histogram(
+            "adaptd_check_duration_seconds",
+            "Duration of one check: monitors, policy evaluation, storing.",
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.retrain_running = Gauge(
+            "adaptd_retrain_job_running",
+            "1 while the single-flight retrain job runs.",
+            registry=registry,
+        )
 
         # --- retraining ----------------------------------------------------------------------
+        self.retrain_runs = Counter(
+            "adaptd_retrain_runs_total",
+            "Retrain runs by outcome (promoted, awaiting_approval, rejected, failed, cancelled).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.retrain_duration = Histogram(
+            "adaptd_retrain_duration_seconds",
+            "Wall time of a retrain run, from start to verdict.",
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.retrain_samples = Gauge(
+            "adaptd_retrain_samples",
+            "Examples in the last retrain by kind (new, replay, holdout).",
+            ["kind"],
+            registry=registry,
+        )
+        self.retrain_progress = Gauge(
+            "adaptd_retrain_progress_ratio",
+            "Share of training steps done in the running retrain (0 when none runs).",
+            registry=registry,
+        )
+        self.retrain_running = Gauge(
+            "adaptd_retrain_running", "1 while a retrain runs.", registry=registry
+        )
+        self.retrain_throughput = Gauge(
+            "adaptd_retrain_samples_per_second",
+            "Training throughput of the running or last retrain.",
+            registry=registry,
+        )
+        self.rollbacks = Counter(
+            "adaptd_probation_rollbacks_total",
+            "Promoted adapters rolled back during probation.",
+            registry=registry,
+        )
 
 
 def new_metrics() -> Metrics:

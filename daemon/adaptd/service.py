@@ -21,12 +21,12 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
@@ -40,6 +40,9 @@ from adaptd.logsetup import configure_logging
 from adaptd.metrics import Metrics
 from adaptd.modeling.base import resolve_base
 from adaptd.serving.batcher import Batcher
+
+if TYPE_CHECKING:
+    from adaptd.control.wiring import DaemonControl
 from adaptd.serving.host import ModelHost, Swap
 from adaptd.serving.http import ServingContext, create_app
 from adaptd.serving.logwriter import PredictionLog
@@ -103,6 +106,8 @@ class ControlContext:
     on_shutdown: Callable[[Callable[[], object]], None]
     #: after a promotion in-process: swap now instead of at the next registry poll
     request_swap: Callable[[], str | None]
+    #: label a few texts with the active adapter (counterfactual probe); None without serving
+    predict: Callable[[Sequence[str]], list[str]] | None = None
 
 
 def _diff_keys(old: Settings, new: Settings) -> list[str]:
@@ -149,6 +154,7 @@ class Service:
         self.metrics: Metrics | None = None
         self.host: ModelHost | None = None
         self.batcher: Batcher | None = None
+        self.control: DaemonControl | None = None
         self.log: PredictionLog | None = None
         self.http_port: int | None = None
         self._server: Any = None
@@ -306,14 +312,10 @@ class Service:
         self._stack.callback(self._stop_http)
 
     def _start_control(self) -> None:
-        """Hook for the control loop (scheduler, monitors, policies, retraining).
+        """The control role: scheduler, monitors, policies, retraining, probation."""
+        from adaptd.control.wiring import start_control
 
-        The lead wires it here with :meth:`control_context`: build the ControlLoop from
-        ``ctx.engine``, ``ctx.metrics`` and ``ctx.settings()``, start it, then
-        ``ctx.on_shutdown(loop.shutdown)``, ``ctx.register_status("control", loop.status)`` and
-        ``ctx.register_reload(...)``; after an in-process promotion call ``ctx.request_swap()``.
-        """
-        logger.info("control loop: not wired in this build")
+        self.control = start_control(self.control_context())
 
     def control_context(self) -> ControlContext:
         assert self.engine is not None and self.metrics is not None
@@ -326,7 +328,12 @@ class Service:
             register_reload=self._reload_hooks.append,
             on_shutdown=self._on_shutdown,
             request_swap=self.request_swap,
+            predict=self._predict_labels if self.batcher is not None else None,
         )
+
+    def _predict_labels(self, texts: Sequence[str]) -> list[str]:
+        assert self.batcher is not None
+        return [p.label for p in self.batcher.submit(list(texts)).result(timeout=60)]
 
     def _on_shutdown(self, teardown: Callable[[], object]) -> None:
         self._stack.callback(teardown)

@@ -1,0 +1,506 @@
+"""One retrain, start to verdict: assemble, train in a child, register, validate, promote or reject.
+
+Every step writes an event and the run row, so ``adaptd`` can always say what a run did and why
+it ended as it did. Nothing here can disturb serving: training and scoring run in the child
+(or on Ray), the registry is the only writer of adapter state, and a failure anywhere ends the run
+as ``failed`` with its reason while the active adapter stays active.
+
+The control loop calls :meth:`RetrainJob.run` through an injected callable and keeps it
+single-flight; the CLI calls it directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from adaptd.config import Settings
+from adaptd.datasets.files import read_examples
+from adaptd.datasets.records import Example
+from adaptd.errors import AdaptdError
+from adaptd.metrics import Metrics
+from adaptd.modeling.base import resolve_base
+from adaptd.retraining.dataset import AssemblySpec, RetrainRejected, TrainingSet, assemble
+from adaptd.retraining.executors import Executor, TrainingFailed, load_executor, verify_adapter_dir
+from adaptd.retraining.registry_port import RegistryPort
+from adaptd.retraining.replay import ReplayStore
+from adaptd.retraining.scoring import write_eval_file
+from adaptd.retraining.spec import Progress, TrainResult, TrainSpec
+from adaptd.retraining.trainer import write_train_file
+from adaptd.retraining.validation import SliceData, Verdict, judge
+from adaptd.storage import repository as repo
+from adaptd.storage.records import AdapterRecord, Event, LabelledPrediction
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "retraining"
+#: share of the first training data frozen as the golden set (capped by validation.golden_size)
+GOLDEN_SHARE = 0.1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetrainRequest:
+    reason: str
+    policy: str | None = None
+    #: labelled examples to train on (``adaptd retrain --from-file``); None: the store's feedback
+    examples: Sequence[Example] | None = None
+    #: only feedback given at or after this time
+    since: datetime | None = None
+    #: group attributes to up-weight for this run (a tripped bias policy's override)
+    group_attributes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOutcome:
+    run_id: int
+    status: str
+    reason: str
+    candidate: str | None = None
+    verdict: dict[str, Any] | None = None
+    samples: int = 0
+    duration_s: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def examples_from_feedback(rows: Sequence[LabelledPrediction]) -> tuple[list[Example], int]:
+    """Labelled feedback as examples (timestamp: when the prediction was served); predictions
+    logged without their text cannot be trained on and are counted instead."""
+    out, textless = [], 0
+    for row in rows:
+        p = row.prediction
+        if p.text is None:
+            textless += 1
+            continue
+        out.append(
+            Example(text=p.text, label=row.true_label, attributes=p.attributes, timestamp=p.ts)
+        )
+    return out, textless
+
+
+class RunFailed(AdaptdError):
+    """A step of the run failed; the run is recorded as failed with this message."""
+
+
+class RetrainJob:
+    """Runs retrains for one daemon. Not re-entrant: callers keep it single-flight."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        registry: RegistryPort,
+        *,
+        metrics: Metrics | None = None,
+        executor: Executor | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.registry = registry
+        self.metrics = metrics
+        rt = settings.retraining
+        self.executor = executor or load_executor(
+            rt.executor,
+            **({"nice": rt.nice} if rt.executor == "local" else {"address": rt.ray_address}),
+        )
+        self.clock = clock
+        self.on_progress = on_progress
+        self.replay = ReplayStore(
+            directory=settings.state_dir / "replay", capacity=rt.reservoir_size, seed=rt.seed
+        )
+        self._cancel = threading.Event()
+        self._progress: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------------------- status
+
+    @property
+    def progress(self) -> dict[str, Any] | None:
+        """What ``/v1/status`` shows while a run is going; None when idle."""
+        return dict(self._progress) if self._progress is not None else None
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _report(self, run_id: int, progress: Progress) -> None:
+        self._progress = {"run": run_id, **progress.to_dict()}
+        if self.metrics is not None:
+            self.metrics.retrain_progress.set(progress.fraction)
+            self.metrics.retrain_throughput.set(progress.samples_per_s)
+        logger.info(
+            "retrain %d: %s epoch %d/%d step %d/%d loss %.4f (%.1f samples/s)",
+            run_id, progress.phase, progress.epoch, progress.epochs, progress.step,
+            progress.steps, progress.loss, progress.samples_per_s,
+        )  # fmt: skip
+        if self.on_progress is not None:
+            self.on_progress(progress)
+
+    def _event(self, kind: str, message: str, **details: Any) -> None:
+        repo.add_events(
+            self.engine,
+            [Event(ts=self.clock(), kind=kind, source=SOURCE, message=message, details=details)],
+        )
+        logger.info("%s", message)
+
+    # ----------------------------------------------------------------------- steps
+
+    def _labelled(self, request: RetrainRequest) -> list[Example]:
+        if request.examples is not None:
+            return list(request.examples)
+        rows = repo.labelled_predictions(
+            self.engine, since=request.since, limit=self.settings.retraining.max_labels
+        )
+        examples, textless = examples_from_feedback(rows)
+        if textless:
+            logger.warning("%d labelled predictions have no stored text; left out", textless)
+        return examples
+
+    def _golden(self, first_data: Sequence[Example]) -> list[Example] | None:
+        v = self.settings.validation
+        if v.golden_file is not None:
+            try:
+                return read_examples(
+                    v.golden_file,
+                    labels=self.settings.model.labels,
+                    require_labels=True,
+                    attribute_columns=(),
+                )
+            except AdaptdError as e:
+                raise RunFailed(f"golden set: {e}") from e
+        golden = self.replay.golden()
+        if golden is None and first_data:
+            size = min(v.golden_size, int(GOLDEN_SHARE * len(first_data)))
+            golden = self.replay.freeze_golden(first_data, size) if size else None
+        return golden
+
+    def _spec(
+        self,
+        work: Path,
+        training: TrainingSet,
+        champion: AdapterRecord | None,
+        golden: list[Example] | None,
+    ) -> TrainSpec:
+        s = self.settings
+        rt = s.retraining
+        labels = tuple(s.model.labels)
+        write_train_file(
+            work / "train.jsonl",
+            [
+                (e.text, e.label or "", w)
+                for e, w in zip(training.train, training.weights, strict=True)
+            ],
+        )
+        slices = {"recent": [e.text for e in training.holdout]}
+        if golden:
+            slices["golden"] = [e.text for e in golden]
+        write_eval_file(work / "eval.jsonl", slices)
+        incremental = rt.mode == "incremental" and champion is not None
+        return TrainSpec(
+            base=resolve_base(s.model.base),
+            labels=labels,
+            train_file=str(work / "train.jsonl"),
+            out_dir=str(work / "adapter"),
+            progress_file=str(work / "progress.jsonl"),
+            warm_start=champion.path if incremental and champion is not None else None,
+            head_only=rt.head_only,
+            rank=rt.rank,
+            alpha=rt.alpha,
+            dropout=rt.dropout,
+            target_modules=tuple(rt.target_modules) if rt.target_modules else None,
+            epochs=rt.epochs,
+            batch_size=rt.batch_size,
+            learning_rate=rt.learning_rate,
+            weight_decay=rt.weight_decay,
+            schedule=rt.schedule,
+            warmup_ratio=rt.warmup_ratio,
+            early_stopping_patience=rt.early_stopping_patience,
+            max_length=rt.max_length or s.model.max_length,
+            seed=rt.seed,
+            threads=rt.threads or 1,
+            eval_file=str(work / "eval.jsonl"),
+            champion=champion.path if champion is not None else None,
+        )
+
+    def _verdict(
+        self,
+        result: TrainResult,
+        training: TrainingSet,
+        golden: list[Example] | None,
+        champion: AdapterRecord | None,
+        version: str | None,
+    ) -> Verdict:
+        index = {label: i for i, label in enumerate(self.settings.model.labels)}
+        slices = {
+            "recent": SliceData(
+                name="recent",
+                y_true=tuple(index[e.label or ""] for e in training.holdout),
+                attributes=tuple(e.attributes for e in training.holdout),
+            )
+        }
+        if golden:
+            slices["golden"] = SliceData(
+                name="golden",
+                y_true=tuple(index[e.label or ""] for e in golden),
+                attributes=tuple(e.attributes for e in golden),
+            )
+        champion_predictions = result.predictions.get("champion")
+        return judge(
+            self.settings.validation,
+            slices,
+            result.predictions["candidate"],
+            champion_predictions if champion is not None else None,
+            n_classes=len(index),
+            candidate_version=version,
+            champion_version=champion.version if champion is not None else None,
+        )
+
+    # ----------------------------------------------------------------------- the run
+
+    def run(self, request: RetrainRequest) -> RunOutcome:
+        """Do one retrain; never raises for a failure of the run itself (it is recorded)."""
+        self._cancel.clear()
+        started = time.monotonic()
+        champion = repo.active_adapter(self.engine)
+        now = self.clock()
+        run_id = repo.start_run(
+            self.engine,
+            now=now,
+            reason=request.reason,
+            policy=request.policy,
+            parent=champion.version if champion else None,
+        )
+        self._progress = {"run": run_id, "phase": "assemble", "fraction": 0.0}
+        if self.metrics is not None:
+            self.metrics.retrain_running.set(1)
+        self._event(
+            "retrain_started",
+            f"retrain {run_id} started: {request.reason}",
+            run=run_id,
+            policy=request.policy,
+            parent=champion.version if champion else None,
+        )
+        work = self.settings.state_dir / "runs" / str(run_id)
+        try:
+            outcome = self._run(run_id, request, champion, work)
+        except RetrainRejected as e:
+            outcome = RunOutcome(
+                run_id=run_id, status="failed", reason=f"unusable training data: {e}"
+            )
+        except AdaptdError as e:
+            status = "cancelled" if self._cancel.is_set() else "failed"
+            outcome = RunOutcome(run_id=run_id, status=status, reason=str(e))
+        except OSError as e:
+            outcome = RunOutcome(
+                run_id=run_id,
+                status="failed",
+                reason=f"{e.strerror or e}: {e.filename or ''}".strip(": "),
+            )
+        except Exception as e:  # a bug must not leave the run "running" forever
+            logger.exception("retrain %d: internal error", run_id)
+            outcome = RunOutcome(
+                run_id=run_id, status="failed", reason=f"internal error: {type(e).__name__}: {e}"
+            )
+        finally:
+            # A failed run keeps its spec, progress and the child's stderr for diagnosis; the
+            # adapter files never outlive the run (the registry holds its own copy).
+            shutil.rmtree(work / "adapter", ignore_errors=True)
+            self._progress = None
+            if self.metrics is not None:
+                self.metrics.retrain_running.set(0)
+                self.metrics.retrain_progress.set(0)
+        if outcome.status not in {"failed", "cancelled"}:
+            shutil.rmtree(work, ignore_errors=True)
+        duration = time.monotonic() - started
+        outcome = RunOutcome(
+            run_id=outcome.run_id,
+            status=outcome.status,
+            reason=outcome.reason,
+            candidate=outcome.candidate,
+            verdict=outcome.verdict,
+            samples=outcome.samples,
+            duration_s=round(duration, 3),
+            details=outcome.details,
+        )
+        self._finish(outcome)
+        return outcome
+
+    def _finish(self, outcome: RunOutcome) -> None:
+        failed = outcome.status in {"failed", "cancelled"}
+        repo.update_run(
+            self.engine,
+            outcome.run_id,
+            status=outcome.status,
+            finished=self.clock(),
+            candidate=outcome.candidate,
+            samples=outcome.samples,
+            error=outcome.reason
+            if outcome.status not in {"promoted", "awaiting_approval"}
+            else None,
+            details={
+                **outcome.details,
+                "verdict": outcome.verdict,
+                "duration_s": outcome.duration_s,
+            },
+        )
+        kind = {"promoted": "retrain_promoted", "awaiting_approval": "retrain_validated"}.get(
+            outcome.status, "retrain_failed" if failed else "retrain_rejected"
+        )
+        self._event(
+            kind,
+            f"retrain {outcome.run_id} {outcome.status}: {outcome.reason}",
+            run=outcome.run_id,
+            candidate=outcome.candidate,
+            status=outcome.status,
+        )
+        if self.metrics is not None:
+            self.metrics.retrain_runs.labels(outcome=outcome.status).inc()
+            self.metrics.retrain_duration.observe(outcome.duration_s)
+
+    def _run(
+        self, run_id: int, request: RetrainRequest, champion: AdapterRecord | None, work: Path
+    ) -> RunOutcome:
+        s = self.settings
+        rt = s.retraining
+        labelled = self._labelled(request)
+        spec = AssemblySpec(
+            labels=tuple(s.model.labels),
+            min_labels=rt.min_labels,
+            holdout_fraction=rt.holdout_fraction,
+            min_holdout=rt.min_holdout,
+            replay_ratio=rt.replay_ratio,
+            balance=rt.balance,
+            group_attributes=tuple(
+                dict.fromkeys((*rt.group_attributes, *request.group_attributes))
+            ),
+            seed=rt.seed,
+        )
+        if champion is not None:
+            # Fail fast and name the culprit: the child would only say "header too large".
+            try:
+                verify_adapter_dir(Path(champion.path), tuple(s.model.labels), require_meta=False)
+            except TrainingFailed as e:
+                raise RunFailed(
+                    f"active adapter {champion.version[:12]} ({champion.path}) cannot be "
+                    f"loaded: {e}"
+                ) from e
+        replay, _ = self.replay.load()
+        golden = self._golden(labelled if champion is None else [])
+        training = assemble(labelled, replay, spec, exclude=golden or ())
+        summary = training.summary()
+        repo.update_run(self.engine, run_id, samples=len(training.train), details={"data": summary})
+        if self.metrics is not None:
+            self.metrics.retrain_samples.labels(kind="new").set(training.n_new)
+            self.metrics.retrain_samples.labels(kind="replay").set(training.n_replay)
+            self.metrics.retrain_samples.labels(kind="holdout").set(len(training.holdout))
+        self._event(
+            "retrain_data",
+            f"retrain {run_id}: {training.n_new} new + {training.n_replay} replayed examples, "
+            f"{len(training.holdout)} held out",
+            run=run_id,
+            **summary,
+        )
+
+        work.mkdir(parents=True, exist_ok=True)
+        train_spec = self._spec(work, training, champion, golden)
+        result = self.executor.run(
+            train_spec,
+            timeout_s=rt.timeout_s,
+            on_progress=lambda p: self._report(run_id, p),
+            cancel=self._cancel,
+        )
+        train_metrics = {
+            k: v for k, v in result.to_dict().items() if k not in {"predictions", "adapter_dir"}
+        }
+        self._event(
+            "retrain_trained",
+            f"retrain {run_id}: trained {result.samples} samples in {result.train_seconds:.1f} s "
+            f"({result.samples_per_s:.1f} samples/s)",
+            run=run_id,
+            **train_metrics,
+        )
+
+        verdict = self._verdict(result, training, golden, champion, None)
+        version = self.registry.import_candidate(
+            Path(result.adapter_dir),
+            now=self.clock(),
+            parent=champion.version if champion else None,
+            reason=request.reason,
+            data_window=training.window,
+            metrics={
+                "training": train_metrics,
+                "validation": _gate_values(verdict),
+                **_signal_values(verdict),
+            },
+            config={"retraining": rt.model_dump(mode="json"), "run": run_id},
+        )
+        verdict_doc = {**verdict.to_dict(), "candidate": version}
+        details = {"data": summary, "training": train_metrics}
+        samples = len(training.train)
+        if not verdict.passed:
+            reason = verdict.reason()
+            self.registry.reject(version, self.clock(), verdict=verdict_doc, reason=reason)
+            return RunOutcome(
+                run_id=run_id, status="rejected", reason=reason, candidate=version,
+                verdict=verdict_doc, samples=samples, details=details,
+            )  # fmt: skip
+        # Only validated data joins the replay reservoir: a rejected run's labels may be bad.
+        self.replay.add(_new_examples(training, labelled))
+        if rt.require_approval:
+            self.registry.record_verdict(version, self.clock(), verdict=verdict_doc)
+            return RunOutcome(
+                run_id=run_id, status="awaiting_approval",
+                reason="validated; waiting for an operator to promote it", candidate=version,
+                verdict=verdict_doc, samples=samples, details=details,
+            )  # fmt: skip
+        self.registry.promote(
+            version, self.clock(), reason=f"retrain {run_id}: {request.reason}", verdict=verdict_doc
+        )
+        return RunOutcome(
+            run_id=run_id, status="promoted", reason=verdict.reason(), candidate=version,
+            verdict=verdict_doc, samples=samples, details=details,
+        )  # fmt: skip
+
+
+def _new_examples(training: TrainingSet, labelled: Sequence[Example]) -> list[Example]:
+    """The new labelled examples this run trained on (not the replayed ones, already stored)."""
+    from adaptd.retraining.dataset import text_key
+
+    fresh = {text_key(e.text) for e in labelled}
+    seen: set[str] = set()
+    out = []
+    for e in training.train:
+        key = text_key(e.text)
+        if key in fresh and key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out
+
+
+def _gate_values(verdict: Verdict) -> dict[str, Any]:
+    return {g.name: g.value for g in verdict.gates}
+
+
+#: validation metrics on recent data, under the names of the signals they compare with, so a
+#: policy's `relative_to: validation` (and its backtest) finds them in the adapter's metrics
+_SIGNAL_OF_METRIC = {
+    "accuracy": "performance.accuracy",
+    "macro_f1": "performance.macro_f1",
+    "ece": "performance.ece",
+}
+
+
+def _signal_values(verdict: Verdict) -> dict[str, float]:
+    return {
+        _SIGNAL_OF_METRIC[g.metric]: float(g.value)
+        for g in verdict.gates
+        if g.slice == "recent" and g.metric in _SIGNAL_OF_METRIC and g.value is not None
+    }

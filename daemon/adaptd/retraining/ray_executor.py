@@ -1,0 +1,113 @@
+"""The fine-tune as a Ray task, for users whose training belongs on a cluster (a GPU node).
+
+Loaded only when ``retraining.executor: ray`` (Ray is an optional dependency). The task runs the
+same :func:`adaptd.retraining.trainer.train` as the local child and reports through the same
+progress file, so the spec's ``work`` directory must be on storage the worker and the daemon
+share (the local machine for a local Ray; a shared volume on a real cluster). Timeout and
+cancellation use ``ray.cancel(force=True)``, which kills the worker process; a task that dies or
+runs out of memory raises and ends the run as failed, never with an adapter.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from adaptd.retraining.executors import (
+    ProgressCallback,
+    TrainingFailed,
+    read_reports,
+    verify_adapter_dir,
+)
+from adaptd.retraining.spec import Progress, TrainResult, TrainSpec
+
+logger = logging.getLogger(__name__)
+
+
+def _train_task(spec_dict: dict[str, Any]) -> dict[str, Any]:
+    """Runs on the Ray worker."""
+    from adaptd.retraining.child import ProgressWriter
+    from adaptd.retraining.trainer import train
+
+    spec = TrainSpec.from_dict(spec_dict)
+    writer = ProgressWriter(Path(spec.progress_file))
+    try:
+        return train(spec, writer.progress).to_dict()
+    finally:
+        writer.close()
+
+
+class RayExecutor:
+    def __init__(self, *, address: str | None = None, poll_s: float = 0.5) -> None:
+        try:
+            import ray
+        except ImportError as e:
+            from adaptd.errors import ConfigError
+
+            raise ConfigError(
+                "retraining.executor: ray needs the ray package (pip install 'ray>=2.9')"
+            ) from e
+        self._ray = ray
+        self.address = address
+        self.poll_s = poll_s
+
+    def _ensure_connected(self) -> None:
+        if not self._ray.is_initialized():
+            self._ray.init(
+                address=self.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                ignore_reinit_error=True,
+            )
+
+    def run(
+        self,
+        spec: TrainSpec,
+        *,
+        timeout_s: float,
+        on_progress: ProgressCallback,
+        cancel: threading.Event | None = None,
+    ) -> TrainResult:
+        ray = self._ray
+        self._ensure_connected()
+        Path(spec.out_dir).parent.mkdir(parents=True, exist_ok=True)
+        task = ray.remote(num_cpus=spec.threads, max_retries=0)(_train_task)
+        ref = task.remote(spec.to_dict())
+        cancel = cancel or threading.Event()
+        deadline = time.monotonic() + timeout_s
+        offset = 0
+        progress = Path(spec.progress_file)
+        try:
+            while True:
+                ready, _ = ray.wait([ref], timeout=self.poll_s)
+                batch, offset = read_reports(progress, offset)
+                for record in batch:
+                    if record.get("type") == "progress":
+                        on_progress(Progress.from_dict(record))
+                if ready:
+                    break
+                if cancel.is_set():
+                    raise TrainingFailed("cancelled")
+                if time.monotonic() > deadline:
+                    raise TrainingFailed(f"timed out after {round(timeout_s)} s")
+            try:
+                data = ray.get(ref)
+            except ray.exceptions.RayError as e:
+                # RayTaskError carries the worker's exception as its cause; crashes and OOM kills
+                # are their own classes whose first line says what happened.
+                cause = getattr(e, "cause", None)
+                if isinstance(cause, BaseException):
+                    detail = f"{type(cause).__name__}: {cause}"
+                else:
+                    text = str(e).strip()
+                    detail = f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+                raise TrainingFailed(f"ray task failed: {detail}") from e
+        except TrainingFailed:
+            ray.cancel(ref, force=True)
+            raise
+        result = TrainResult.from_dict(data)
+        verify_adapter_dir(Path(result.adapter_dir), spec.labels)
+        return result

@@ -1,0 +1,157 @@
+"""The replay reservoir and the frozen golden set, as JSONL files under ``state_dir/replay/``.
+
+The reservoir is a uniform random sample (Vitter's algorithm R) of every training set so far:
+each example ever offered has the same chance of being kept, whatever the order of the runs.
+The golden set is written once, from the first training data, and never changed afterwards, so
+"accuracy on golden" means the same thing for every candidate.
+
+Files are replaced atomically (write a temp file, fsync, rename), so a crash mid-write leaves the
+previous reservoir intact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from adaptd.datasets.records import Example
+from adaptd.errors import DatasetError
+
+logger = logging.getLogger(__name__)
+
+RESERVOIR_FILE = "reservoir.jsonl"
+RESERVOIR_META = "reservoir.json"
+GOLDEN_FILE = "golden.jsonl"
+
+
+def example_to_dict(example: Example) -> dict[str, Any]:
+    return {
+        "text": example.text,
+        "label": example.label,
+        "attributes": example.attributes,
+        "timestamp": example.timestamp.isoformat() if example.timestamp else None,
+    }
+
+
+def example_from_dict(data: dict[str, Any], where: str) -> Example:
+    text = data.get("text")
+    if not isinstance(text, str) or not text:
+        raise DatasetError(f"{where}: 'text' is missing or empty")
+    stamp = data.get("timestamp")
+    try:
+        ts = datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
+    except ValueError as e:
+        raise DatasetError(f"{where}: timestamp {stamp!r} is not ISO 8601") from e
+    attributes = data.get("attributes") or {}
+    return Example(
+        text=text,
+        label=None if data.get("label") is None else str(data["label"]),
+        attributes={str(k): str(v) for k, v in attributes.items()},
+        timestamp=ts,
+    )
+
+
+def write_jsonl(path: Path, examples: Iterable[Example]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for e in examples:
+            f.write(json.dumps(example_to_dict(e), ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def read_jsonl(path: Path) -> list[Example]:
+    out: list[Example] = []
+    try:
+        with path.open(encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{number}"
+                try:
+                    data = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DatasetError(f"{where}: invalid JSON: {e.msg}") from e
+                if not isinstance(data, dict):
+                    raise DatasetError(f"{where}: each line must be a JSON object")
+                out.append(example_from_dict(data, where))
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path}: cannot read: {e}") from e
+    return out
+
+
+def reservoir_update(
+    items: Sequence[Example],
+    seen: int,
+    offered: Iterable[Example],
+    capacity: int,
+    rng: random.Random,
+) -> tuple[list[Example], int]:
+    """Algorithm R: after it, every example offered so far is kept with probability
+    ``capacity / seen``. Pure: returns the new items and count."""
+    kept = list(items)
+    for example in offered:
+        seen += 1
+        if len(kept) < capacity:
+            kept.append(example)
+        else:
+            slot = rng.randrange(seen)
+            if slot < capacity:
+                kept[slot] = example
+    return kept, seen
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayStore:
+    """The replay directory of one daemon."""
+
+    directory: Path
+    capacity: int
+    seed: int = 0
+
+    def load(self) -> tuple[list[Example], int]:
+        path = self.directory / RESERVOIR_FILE
+        if not path.is_file():
+            return [], 0
+        items = read_jsonl(path)
+        meta = self.directory / RESERVOIR_META
+        try:
+            seen = int(json.loads(meta.read_text(encoding="utf-8"))["seen"])
+        except (OSError, ValueError, KeyError, TypeError):
+            logger.warning("%s: unreadable; counting the reservoir from its size", meta)
+            seen = len(items)
+        return items, max(seen, len(items))
+
+    def add(self, examples: Sequence[Example]) -> int:
+        """Offer a training set to the reservoir; returns the reservoir size."""
+        items, seen = self.load()
+        rng = random.Random(self.seed + seen)
+        kept, seen = reservoir_update(items, seen, examples, self.capacity, rng)
+        write_jsonl(self.directory / RESERVOIR_FILE, kept)
+        tmp = self.directory / f".{RESERVOIR_META}.tmp"
+        tmp.write_text(json.dumps({"seen": seen, "capacity": self.capacity}), encoding="utf-8")
+        tmp.replace(self.directory / RESERVOIR_META)
+        return len(kept)
+
+    def golden(self) -> list[Example] | None:
+        path = self.directory / GOLDEN_FILE
+        return read_jsonl(path) if path.is_file() else None
+
+    def freeze_golden(self, examples: Sequence[Example], size: int) -> list[Example]:
+        """The golden set: written once from ``examples``, returned as stored from then on."""
+        existing = self.golden()
+        if existing is not None:
+            return existing
+        labelled = [e for e in examples if e.label is not None]
+        sample = random.Random(self.seed).sample(labelled, min(size, len(labelled)))
+        write_jsonl(self.directory / GOLDEN_FILE, sample)
+        return sample

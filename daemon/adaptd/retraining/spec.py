@@ -1,0 +1,102 @@
+"""The job spec a trainer receives and the progress and result it reports back.
+
+All three travel as JSON (a spec file for the child process, a Ray task argument, a progress
+JSONL file), so they are plain frozen dataclasses with ``to_dict``/``from_dict``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrainSpec:
+    base: str
+    labels: tuple[str, ...]
+    train_file: str
+    out_dir: str
+    progress_file: str
+    #: adapter directory to warm-start from (incremental); None starts a fresh LoRA
+    warm_start: str | None = None
+    head_only: bool = False
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.1
+    target_modules: tuple[str, ...] | None = None
+    epochs: int = 3
+    batch_size: int = 16
+    learning_rate: float = 5e-4
+    weight_decay: float = 0.0
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    warmup_ratio: float = 0.06
+    early_stopping_patience: int | None = 1
+    #: share of the training set kept aside to decide early stopping
+    dev_fraction: float = 0.1
+    max_length: int = 128
+    seed: int = 0
+    threads: int = 1
+    #: steps between progress reports
+    report_every: int = 10
+    #: JSONL of {"slice", "text"} the child scores with the candidate and the champion
+    eval_file: str | None = None
+    #: adapter directory of the champion (None: the first adapter, nothing to compare with)
+    champion: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainSpec:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["labels"] = tuple(values["labels"])
+        if values.get("target_modules") is not None:
+            values["target_modules"] = tuple(values["target_modules"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Progress:
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    loss: float
+    samples_per_s: float
+    phase: str = "train"
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.steps if self.steps else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "fraction": round(self.fraction, 4)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Progress:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrainResult:
+    adapter_dir: str
+    epochs_run: int
+    steps: int
+    samples: int
+    train_seconds: float
+    samples_per_s: float
+    best_dev_loss: float | None
+    stopped_early: bool
+    trainable_params: int
+    #: {"candidate"|"champion": {slice: [class index per text]}}
+    predictions: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainResult:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

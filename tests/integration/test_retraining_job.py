@@ -1,0 +1,404 @@
+"""The retrain job end to end on a tiny model and a real SQLite store: first adapter from a file,
+incremental retrain on feedback, a rejected bad candidate, and every bad input ending as a
+recorded failure while the serving adapter stays active."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+
+from adaptd.config import Settings
+from adaptd.datasets.records import Example
+from adaptd.metrics import Metrics
+from adaptd.modeling.tiny import build_tiny_model
+from adaptd.retraining.executors import LocalExecutor
+from adaptd.retraining.job import RetrainJob, RetrainRequest
+from adaptd.retraining.settings import GateSettings, RetrainingSettings, ValidationSettings
+from adaptd.retraining.spec import Progress
+from adaptd.serving.settings import ModelSettings
+from adaptd.storage import repository as repo
+from adaptd.storage.records import FeedbackRecord, PredictionRecord
+from tests.unit.retraining.store_registry import StoreRegistry
+from tests.unit.retraining.synthetic import T0, keyword_examples
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "bert", hidden=32, layers=2)
+
+
+GATES = [
+    GateSettings(metric="accuracy", slice="recent", min=0.6),
+    GateSettings(metric="accuracy", slice="recent", max_drop=0.0),
+    GateSettings(metric="accuracy", slice="golden", max_drop=0.05),
+]
+
+
+def make_settings(state: Path, base: Path, **validation: object) -> Settings:
+    return Settings(
+        state_dir=state,
+        model=ModelSettings(base=str(base), max_length=32),
+        retraining=RetrainingSettings(
+            epochs=4,
+            learning_rate=2e-2,
+            min_labels=20,
+            min_holdout=20,
+            threads=1,
+            early_stopping_patience=None,
+        ),
+        validation=ValidationSettings(golden_size=100, **{"gates": GATES, **validation}),  # type: ignore[arg-type]
+    )
+
+
+def feed(engine: Engine, examples: list[Example], tag: str) -> None:
+    """Examples as served predictions with feedback, as the HTTP API would store them."""
+    preds = [
+        PredictionRecord(
+            id=f"{tag}-{i}",
+            ts=e.timestamp or T0,
+            adapter="x",
+            text=e.text,
+            text_hash=str(i),
+            label="positive",
+            score=0.5,
+            probabilities={},
+            attributes=e.attributes,
+        )
+        for i, e in enumerate(examples)
+    ]
+    repo.insert_predictions(engine, preds)
+    with engine.begin() as conn:
+        repo.upsert_feedback(
+            conn,
+            [
+                FeedbackRecord(
+                    prediction_id=p.id, label=e.label or "", ts=p.ts + timedelta(minutes=1)
+                )
+                for p, e in zip(preds, examples, strict=True)
+            ],
+        )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+def make_job(
+    settings: Settings, engine: Engine, registry: StoreRegistry, metrics: Metrics | None = None
+) -> RetrainJob:
+    return RetrainJob(
+        settings,
+        engine,
+        registry,
+        metrics=metrics,
+        executor=LocalExecutor(poll_s=0.05),
+        clock=Clock(),
+    )
+
+
+@pytest.fixture(scope="module")
+def first_adapter(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Path:
+    """An adapter trained on domain a by the job itself, kept for the tests that need a champion."""
+    from adaptd.storage import migrate
+    from adaptd.storage.engine import make_engine
+
+    root = tmp_path_factory.mktemp("first")
+    engine = make_engine(f"sqlite:///{root / 'adaptd.db'}")
+    migrate.upgrade(engine)
+    settings = make_settings(root / "state", tiny_base)
+    registry = StoreRegistry(engine, root / "adapters")
+    (root / "adapters").mkdir()
+    outcome = make_job(settings, engine, registry).run(
+        RetrainRequest(reason="initial", examples=keyword_examples(500))
+    )
+    assert outcome.status == "promoted", outcome.reason
+    active = repo.active_adapter(engine)
+    assert active is not None
+    engine.dispose()
+    return Path(active.path)
+
+
+@pytest.fixture
+def served(sqlite_engine: Engine, tmp_path: Path, first_adapter: Path) -> Iterator[StoreRegistry]:
+    """A store whose active adapter is the first adapter."""
+    (tmp_path / "adapters").mkdir()
+    registry = StoreRegistry(sqlite_engine, tmp_path / "adapters")
+    version = registry.import_candidate(
+        first_adapter, now=T0, parent=None, reason="t", data_window={}, metrics={}, config={}
+    )
+    registry.promote(version, T0, reason="t", verdict={})
+    yield registry
+
+
+def active_version(engine: Engine) -> str:
+    active = repo.active_adapter(engine)
+    assert active is not None
+    return active.version
+
+
+def test_first_adapter_from_file_is_promoted_with_golden_and_replay(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path
+) -> None:
+    settings = make_settings(tmp_path / "state", tiny_base)
+    (tmp_path / "adapters").mkdir()
+    metrics = Metrics(CollectorRegistry())
+    registry = StoreRegistry(sqlite_engine, tmp_path / "adapters")
+    outcome = make_job(settings, sqlite_engine, registry, metrics).run(
+        RetrainRequest(reason="first adapter", examples=keyword_examples(500))
+    )
+    assert outcome.status == "promoted", outcome.reason
+    assert active_version(sqlite_engine) == outcome.candidate
+    run = repo.get_run(sqlite_engine, outcome.run_id)
+    assert run.status == "promoted" and run.error is None and run.samples == outcome.samples
+    assert run.details and run.details["data"]["holdout"] == 90  # 20 % of 450 (50 golden)
+    assert outcome.verdict is not None
+    # No champion: relative gates skip; significance is tested against the majority class.
+    evaluated = [g["name"] for g in outcome.verdict["gates"] if g["skipped"] is None]
+    assert evaluated == ["accuracy@recent", "significance@recent"]
+    kinds = [e.kind for e in repo.list_events(sqlite_engine)]
+    assert kinds == ["retrain_started", "retrain_data", "retrain_trained", "retrain_promoted"]
+    assert len((tmp_path / "state/replay/golden.jsonl").read_text().splitlines()) == 50
+    assert (tmp_path / "state/replay/reservoir.jsonl").is_file()
+    assert (
+        metrics.registry.get_sample_value("adaptd_retrain_runs_total", {"outcome": "promoted"}) == 1
+    )
+    assert metrics.registry.get_sample_value("adaptd_retrain_running") == 0
+    assert not (tmp_path / "state" / "runs" / str(outcome.run_id)).exists()
+
+
+def test_incremental_retrain_on_shifted_feedback_is_promoted_then_bad_labels_rejected(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path, served: StoreRegistry
+) -> None:
+    champion = active_version(sqlite_engine)
+    settings = make_settings(tmp_path / "state", tiny_base)
+    seen: list[Progress] = []
+    job = make_job(settings, sqlite_engine, served)
+    job.on_progress = seen.append
+    feed(sqlite_engine, keyword_examples(400, seed=3, domain="b", start=T0), "b")
+    outcome = job.run(RetrainRequest(reason="drift on b", policy="drift"))
+    assert outcome.status == "promoted", outcome.reason
+    assert outcome.verdict is not None
+    significance = outcome.verdict["gates"][-1]
+    assert significance["name"] == "significance@recent" and significance["passed"]
+    record = repo.get_adapter(sqlite_engine, outcome.candidate or "")
+    assert record.status == "active" and record.parent == champion
+    assert record.verdict and record.verdict["passed"]
+    assert seen and job.progress is None
+
+    # Shuffled labels, newer than the good ones: the candidate must not get through.
+    later = T0 + timedelta(days=1)
+    feed(sqlite_engine, keyword_examples(400, seed=4, domain="b", start=later, noise=1.0), "s")
+    bad = job.run(RetrainRequest(reason="shuffled", since=later))
+    assert bad.status == "rejected"
+    assert "gate" in bad.reason
+    assert active_version(sqlite_engine) == outcome.candidate
+    rejected = repo.get_adapter(sqlite_engine, bad.candidate or "")
+    assert rejected.status == "rejected" and rejected.verdict and not rejected.verdict["passed"]
+    run = repo.get_run(sqlite_engine, bad.run_id)
+    assert run.status == "rejected" and run.error == bad.reason
+
+
+def test_require_approval_leaves_the_candidate_waiting(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path, served: StoreRegistry
+) -> None:
+    settings = make_settings(tmp_path / "state", tiny_base)
+    settings = settings.model_copy(
+        update={"retraining": settings.retraining.model_copy(update={"require_approval": True})}
+    )
+    champion = active_version(sqlite_engine)
+    feed(sqlite_engine, keyword_examples(400, seed=3, domain="b"), "b")
+    outcome = make_job(settings, sqlite_engine, served).run(RetrainRequest(reason="r"))
+    assert outcome.status == "awaiting_approval", outcome.reason
+    assert active_version(sqlite_engine) == champion
+    assert repo.get_adapter(sqlite_engine, outcome.candidate or "").status == "candidate"
+
+
+@pytest.mark.parametrize(
+    ("examples", "message"),
+    [
+        (keyword_examples(5), "unusable training data: only 5 labelled examples"),
+        (
+            [e for e in keyword_examples(200) if e.label == "positive"],
+            "are 'positive'; a retrain needs at least two classes",
+        ),
+        (
+            [*keyword_examples(100), Example(text="x", label="neutral")],
+            "label 'neutral' (1 example) is not one of",
+        ),
+    ],
+    ids=["too-few", "single-class", "unknown-label"],
+)
+def test_bad_feedback_ends_as_recorded_failure(
+    sqlite_engine: Engine,
+    tmp_path: Path,
+    tiny_base: Path,
+    served: StoreRegistry,
+    examples: list[Example],
+    message: str,
+) -> None:
+    champion = active_version(sqlite_engine)
+    feed(sqlite_engine, examples, "bad")
+    settings = make_settings(tmp_path / "state", tiny_base)
+    outcome = make_job(settings, sqlite_engine, served).run(RetrainRequest(reason="r"))
+    assert outcome.status == "failed" and message in outcome.reason
+    run = repo.get_run(sqlite_engine, outcome.run_id)
+    assert run.status == "failed" and message in (run.error or "")
+    assert active_version(sqlite_engine) == champion
+    assert repo.list_events(sqlite_engine)[-1].kind == "retrain_failed"
+
+
+@pytest.mark.parametrize(
+    "content", [None, "text,label\n", "not,a\ncsv\x00,x"], ids=["missing", "empty", "bad-label"]
+)
+def test_bad_golden_file_ends_as_recorded_failure(
+    sqlite_engine: Engine,
+    tmp_path: Path,
+    tiny_base: Path,
+    served: StoreRegistry,
+    content: str | None,
+) -> None:
+    golden = tmp_path / "golden.csv"
+    if content is not None:
+        golden.write_text(content)
+    settings = make_settings(tmp_path / "state", tiny_base, golden_file=golden)
+    feed(sqlite_engine, keyword_examples(100), "a")
+    outcome = make_job(settings, sqlite_engine, served).run(RetrainRequest(reason="r"))
+    assert outcome.status == "failed"
+    assert outcome.reason.startswith("golden set: ") and str(golden) in outcome.reason
+
+
+def test_corrupted_champion_adapter_fails_the_run_and_keeps_serving(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path, served: StoreRegistry
+) -> None:
+    champion = active_version(sqlite_engine)
+    weights = Path(repo.get_adapter(sqlite_engine, champion).path) / "adapter_model.safetensors"
+    weights.write_bytes(b"\x00\x01 not safetensors")
+    feed(sqlite_engine, keyword_examples(100), "a")
+    outcome = make_job(make_settings(tmp_path / "state", tiny_base), sqlite_engine, served).run(
+        RetrainRequest(reason="r")
+    )
+    assert outcome.status == "failed"
+    assert outcome.reason.startswith(f"active adapter {champion[:12]} (")
+    assert "cannot be loaded: adapter is unreadable" in outcome.reason
+    assert active_version(sqlite_engine) == champion
+    assert served.calls == [f"import {champion}", f"promote {champion}"]
+
+
+def test_child_killed_mid_training_is_recorded(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path, served: StoreRegistry
+) -> None:
+    champion = active_version(sqlite_engine)
+    feed(sqlite_engine, keyword_examples(400, seed=3, domain="b"), "b")
+    settings = make_settings(tmp_path / "state", tiny_base)
+    job = make_job(settings, sqlite_engine, served)
+    executor = job.executor
+    assert isinstance(executor, LocalExecutor)
+
+    def kill(progress: Progress) -> None:
+        assert executor.pid is not None
+        os.kill(executor.pid, signal.SIGKILL)
+
+    job.on_progress = kill
+    outcome = job.run(RetrainRequest(reason="r"))
+    assert outcome.status == "failed" and "killed by SIGKILL" in outcome.reason
+    assert repo.get_run(sqlite_engine, outcome.run_id).error == outcome.reason
+    work = tmp_path / "state" / "runs" / str(outcome.run_id)
+    assert (work / "spec.json").is_file() and not (work / "adapter").exists()
+    assert active_version(sqlite_engine) == champion
+    assert len(repo.list_adapters(sqlite_engine)) == 1
+
+
+def _mount_tiny_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    return result.returncode == 0
+
+
+def test_full_disk_while_saving_is_recorded(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path, served: StoreRegistry
+) -> None:
+    """The child's adapter directory is a 8 KiB tmpfs: saving hits ENOSPC for real."""
+    champion = active_version(sqlite_engine)
+    feed(sqlite_engine, keyword_examples(100), "a")
+    settings = make_settings(tmp_path / "state", tiny_base)
+    adapter_dir = tmp_path / "state" / "runs" / "1" / "adapter"
+    mounted = _mount_tiny_tmpfs(adapter_dir, "8k")
+    if not mounted:
+        # Without mount rights a full disk is simulated by a file where the directory must go.
+        adapter_dir.parent.mkdir(parents=True, exist_ok=True)
+        adapter_dir.rmdir()
+        adapter_dir.write_text("in the way")
+    try:
+        outcome = make_job(settings, sqlite_engine, served).run(RetrainRequest(reason="r"))
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(adapter_dir)], check=False)
+    assert outcome.status == "failed"
+    assert ("No space left on device" if mounted else "File exists") in outcome.reason
+    assert active_version(sqlite_engine) == champion
+    assert len(repo.list_adapters(sqlite_engine)) == 1
+
+
+def test_full_disk_in_the_registry_is_recorded(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path, served: StoreRegistry
+) -> None:
+    champion = active_version(sqlite_engine)
+    full = tmp_path / "full-adapters"
+    if _mount_tiny_tmpfs(full, "4k"):
+        served.adapters_dir = full
+    else:
+        served.adapters_dir = tmp_path / "a-file"
+        served.adapters_dir.write_text("not a directory")
+    feed(sqlite_engine, keyword_examples(100), "a")
+    try:
+        outcome = make_job(make_settings(tmp_path / "state", tiny_base), sqlite_engine, served).run(
+            RetrainRequest(reason="r")
+        )
+    finally:
+        subprocess.run(["umount", str(full)], check=False, capture_output=True)
+    assert outcome.status == "failed" and outcome.candidate is None
+    assert active_version(sqlite_engine) == champion
+    details = json.dumps(repo.get_run(sqlite_engine, outcome.run_id).details)
+    assert "training" not in details or outcome.reason
+
+
+def test_real_registry_records_a_rejected_first_candidate(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path
+) -> None:
+    from adaptd.modeling.base import inspect_base
+    from adaptd.retraining.registry_port import AdaptersRegistry
+
+    settings = make_settings(tmp_path / "state", tiny_base)
+    registry = AdaptersRegistry(
+        engine=sqlite_engine,
+        adapters_dir=settings.adapters_dir,
+        base=inspect_base(str(tiny_base), settings.model.labels),
+    )
+    job = RetrainJob(settings, sqlite_engine, registry, executor=LocalExecutor(poll_s=0.05))
+    outcome = job.run(
+        RetrainRequest(reason="noise", examples=keyword_examples(300, seed=8, noise=1.0))
+    )
+    assert outcome.status == "rejected" and outcome.candidate is not None
+    assert repo.active_adapter(sqlite_engine) is None
+    record = repo.get_adapter(sqlite_engine, outcome.candidate)
+    assert record.status == "rejected"
+    assert record.verdict and record.verdict["reason"] == outcome.reason
+    assert any(e.kind == "rejected" for e in repo.list_events(sqlite_engine))
