@@ -178,16 +178,16 @@ def test_a_reload_hook_that_refuses_keeps_the_previous_config(service: Service) 
 def test_status_providers_are_merged_and_isolated(service: Service) -> None:
     service.startup()
     ctx = service.control_context()
-    ctx.register_status("control", lambda: {"jobs": 2})
+    ctx.register_status("extra", lambda: {"jobs": 2})
 
     def broken() -> dict[str, object]:
         raise RuntimeError("boom")
 
     ctx.register_status("broken", broken)
     with pytest.raises(ValueError, match="already registered"):
-        ctx.register_status("control", dict)
+        ctx.register_status("extra", dict)
     status = service.status()
-    assert status["control"] == {"jobs": 2}
+    assert status["extra"] == {"jobs": 2}
     assert "boom" in status["broken"]["error"]
 
 
