@@ -10,11 +10,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.retraining import contention, shift, throughput
-
 from adaptd.datasets import demo
 from adaptd.modeling.base import resolve_base
 from adaptd.modeling.tiny import build_tiny_model
+from bench.retraining import contention, shift, throughput
 
 
 def main() -> None:

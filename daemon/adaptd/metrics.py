@@ -37,12 +37,205 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.predictions = Counter(
+            "adaptd_predictions_total",
+            "Predictions served, by adapter version and predicted label.",
+            ["adapter", "label"],
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "adaptd_batch_size",
+            "Texts per micro-batch forward pass.",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.batch_duration = Histogram(
+            "adaptd_batch_duration_seconds",
+            "Tokenize + forward + postprocess time of one micro-batch.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "adaptd_queue_depth", "Texts waiting in the batcher queue.", registry=registry
+        )
+        self.queue_rejections = Counter(
+            "adaptd_queue_rejections_total",
+            "Predict requests answered 503 because the batcher queue was full.",
+            registry=registry,
+        )
+        self.truncations = Counter(
+            "adaptd_truncated_inputs_total",
+            "Texts longer than model.max_length tokens, truncated before the forward pass.",
+            registry=registry,
+        )
+        self.log_queued = Gauge(
+            "adaptd_prediction_log_queued_rows",
+            "Prediction rows buffered for the store.",
+            registry=registry,
+        )
+        self.log_lag = Gauge(
+            "adaptd_prediction_log_lag_seconds",
+            "Age of the oldest prediction row not yet written to the store.",
+            registry=registry,
+        )
+        self.log_written = Counter(
+            "adaptd_prediction_log_written_total",
+            "Prediction rows written to the store.",
+            registry=registry,
+        )
+        self.log_dropped = Counter(
+            "adaptd_prediction_log_dropped_total",
+            "Prediction rows dropped, by reason (buffer_full, duplicate_id, shutdown).",
+            ["reason"],
+            registry=registry,
+        )
+        self.log_write_errors = Counter(
+            "adaptd_prediction_log_write_errors_total",
+            "Failed batch inserts into the store (retried with backoff).",
+            registry=registry,
+        )
+        self.swaps = Counter(
+            "adaptd_adapter_swaps_total",
+            "Switches of the serving model between two micro-batches.",
+            registry=registry,
+        )
+        self.swap_failures = Counter(
+            "adaptd_adapter_swap_failures_total",
+            "Adapter versions that could not be built or were refused as incompatible.",
+            registry=registry,
+        )
+        self.swap_duration = Histogram(
+            "adaptd_adapter_swap_duration_seconds",
+            "From a version built and offered to its first micro-batch.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.model_load_duration = Histogram(
+            "adaptd_model_load_duration_seconds",
+            "Loading the base model (kind=base) or building an adapter version (kind=adapter).",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.active_adapter = Gauge(
+            "adaptd_active_adapter_info",
+            "1 for the adapter version serving predictions.",
+            ["version"],
+            registry=registry,
+        )
+        self.config_reload_errors = Counter(
+            "adaptd_config_reload_errors_total",
+            "SIGHUP reloads refused because the config file was invalid (the previous stays).",
+            registry=registry,
+        )
 
         # --- store ---------------------------------------------------------------------------
 
         # --- monitoring ----------------------------------------------------------------------
+        # Label values are signal names from adaptd.monitoring.catalog: a fixed, small set.
+        self.signal_value = Gauge(
+            "adaptd_signal_value",
+            "Latest value of a monitoring signal (absent while it has no verdict).",
+            ["signal"],
+            registry=registry,
+        )
+        self.signal_status = Gauge(
+            "adaptd_signal_status",
+            "1 for the latest status of a monitoring signal, 0 for the other statuses.",
+            ["signal", "status"],
+            registry=registry,
+        )
+        self.signal_samples = Gauge(
+            "adaptd_signal_samples",
+            "Samples behind the latest value of a monitoring signal, by window.",
+            ["signal", "window"],
+            registry=registry,
+        )
+        self.monitor_check_duration = Histogram(
+            "adaptd_monitor_check_duration_seconds",
+            "Wall time of one monitoring pass.",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=registry,
+        )
+        self.monitor_checks = Counter(
+            "adaptd_monitor_checks_total",
+            "Monitoring passes by outcome (ok, drift, error).",
+            ["outcome"],
+            registry=registry,
+        )
 
         # --- policies ------------------------------------------------------------------------
+        self.policy_state = Gauge(
+            "adaptd_policy_state",
+            "1 for the phase each policy is in (idle, pending or tripped), 0 for the others.",
+            ["policy", "state"],
+            registry=registry,
+        )
+        self.policy_pending_checks = Gauge(
+            "adaptd_policy_pending_checks",
+            "Recent checks that satisfied a policy's trip condition while it was not tripped.",
+            ["policy"],
+            registry=registry,
+        )
+        self.policy_trips = Counter(
+            "adaptd_policy_trips_total",
+            "Policy trips, by policy and the action it takes.",
+            ["policy", "action"],
+            registry=registry,
+        )
+        self.policy_clears = Counter(
+            "adaptd_policy_clears_total", "Policy clears.", ["policy"], registry=registry
+        )
+        self.policy_actions = Counter(
+            "adaptd_policy_actions_total",
+            "Actions policies fired (before single-flight coalescing), by policy and action.",
+            ["policy", "action"],
+            registry=registry,
+        )
+        self.policy_suppressions = Counter(
+            "adaptd_policy_suppressions_total",
+            "Suppressed policy steps, by reason: insufficient_data, cooldown, budget, coalesced.",
+            ["policy", "reason"],
+            registry=registry,
+        )
+        self.policy_action_failures = Counter(
+            "adaptd_policy_action_failures_total",
+            "Actions whose hook raised, by action.",
+            ["action"],
+            registry=registry,
+        )
+        self.policy_reload_errors = Counter(
+            "adaptd_policy_reload_errors_total",
+            "Reloads refused because a policy file was invalid (the previous policies stay).",
+            registry=registry,
+        )
+        self.config_last_reload_success = Gauge(
+            "adaptd_config_last_reload_success",
+            "1 when the last load or reload of config and policies succeeded, else 0.",
+            registry=registry,
+        )
+        self.config_last_reload_timestamp = Gauge(
+            "adaptd_config_last_reload_timestamp_seconds",
+            "Unix time of the last load or reload attempt of config and policies.",
+            registry=registry,
+        )
+        self.checks = Counter(
+            "adaptd_checks_total",
+            "Monitor checks run by the scheduler, by result (ok or error).",
+            ["result"],
+            registry=registry,
+        )
+        self.check_duration = Histogram(
+            "adaptd_check_duration_seconds",
+            "Duration of one check: monitors, policy evaluation, storing.",
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.retrain_running = Gauge(
+            "adaptd_retrain_job_running",
+            "1 while the single-flight retrain job runs.",
+            registry=registry,
+        )
 
         # --- retraining ----------------------------------------------------------------------
         self.retrain_runs = Counter(

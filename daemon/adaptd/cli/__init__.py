@@ -11,7 +11,17 @@ import sys
 import typer
 
 from adaptd import __version__
-from adaptd.cli import adapters_cmd, config_cmd, db_cmd, replay_cmd, retrain_cmd
+from adaptd.cli import (
+    adapters_cmd,
+    check_cmd,
+    config_cmd,
+    db_cmd,
+    policy_cmd,
+    replay_cmd,
+    report_cmd,
+    retrain_cmd,
+    serve_cmd,
+)
 from adaptd.errors import AdaptdError
 
 app = typer.Typer(
@@ -23,9 +33,13 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(policy_cmd.app, name="policy")
 app.command("replay")(replay_cmd.replay)
 app.add_typer(adapters_cmd.app, name="adapters")
+app.command("serve")(serve_cmd.serve)
 app.command("retrain")(retrain_cmd.retrain)
+app.command("check")(check_cmd.check)
+app.command("report")(report_cmd.report)
 
 
 def _version(value: bool) -> None:

@@ -435,7 +435,11 @@ class RetrainJob:
             parent=champion.version if champion else None,
             reason=request.reason,
             data_window=training.window,
-            metrics={"training": train_metrics, "validation": _gate_values(verdict)},
+            metrics={
+                "training": train_metrics,
+                "validation": _gate_values(verdict),
+                **_signal_values(verdict),
+            },
             config={"retraining": rt.model_dump(mode="json"), "run": run_id},
         )
         verdict_doc = {**verdict.to_dict(), "candidate": version}
@@ -483,3 +487,20 @@ def _new_examples(training: TrainingSet, labelled: Sequence[Example]) -> list[Ex
 
 def _gate_values(verdict: Verdict) -> dict[str, Any]:
     return {g.name: g.value for g in verdict.gates}
+
+
+#: validation metrics on recent data, under the names of the signals they compare with, so a
+#: policy's `relative_to: validation` (and its backtest) finds them in the adapter's metrics
+_SIGNAL_OF_METRIC = {
+    "accuracy": "performance.accuracy",
+    "macro_f1": "performance.macro_f1",
+    "ece": "performance.ece",
+}
+
+
+def _signal_values(verdict: Verdict) -> dict[str, float]:
+    return {
+        _SIGNAL_OF_METRIC[g.metric]: float(g.value)
+        for g in verdict.gates
+        if g.slice == "recent" and g.metric in _SIGNAL_OF_METRIC and g.value is not None
+    }

@@ -16,6 +16,12 @@ class ServerSettings(Section):
     )
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Larger bodies get 413.")
     max_inputs: int = Field(default=256, ge=1, description="Most texts in one predict request.")
+    drain_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="On SIGTERM, how long in-flight requests may take to finish before the "
+        "server stops; the prediction log is flushed after them.",
+    )
 
 
 class ModelSettings(Section):

@@ -191,6 +191,31 @@ def labelled_predictions(
     return out
 
 
+def labelled_predictions_for(engine: Engine, ids: Sequence[str]) -> list[LabelledPrediction]:
+    """The given predictions that received feedback (any order); monitors join labels onto
+    their windows with this, however old the feedback is."""
+    out: list[LabelledPrediction] = []
+    j = t.predictions.join(t.feedback, t.feedback.c.prediction_id == t.predictions.c.id)
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 500):  # keeps IN lists within every driver's limits
+            query = (
+                select(
+                    t.predictions,
+                    t.feedback.c.label.label("true_label"),
+                    t.feedback.c.ts.label("fts"),
+                )
+                .select_from(j)
+                .where(t.predictions.c.id.in_(list(ids[start : start + 500])))
+            )
+            out += [
+                LabelledPrediction(
+                    prediction=_prediction(r), true_label=r.true_label, feedback_ts=r.fts
+                )
+                for r in conn.execute(query)
+            ]
+    return out
+
+
 # --------------------------------------------------------------------------- adapters
 
 

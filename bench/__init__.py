@@ -1,0 +1,1 @@
+"""Benchmarks: each compares adaptd against a named peer on the same data in the same run."""

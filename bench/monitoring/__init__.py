@@ -1,0 +1,1 @@
+"""Monitoring benchmark: adaptd's monitors against Evidently (window drift) and River (ADWIN)."""

@@ -1,0 +1,108 @@
+"""(c) N promotions under saturating concurrent load: failures, versions per response, p99 in
+the swap windows vs steady state, candidate-loaded-to-serving time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.serving.setup import LABELS, pct
+
+
+@dataclass(frozen=True, slots=True)
+class SwapReport:
+    swaps: int
+    requests: int
+    failed: int
+    mixed_responses: int
+    steady_p99_ms: float
+    swap_window_p99_ms: float
+    build_window_p99_ms: float
+    loaded_to_serving_ms_max: float
+    build_s_median: float
+
+
+def run(base: str, adapters: list[Path], *, swaps: int, threads: int, clients: int) -> SwapReport:
+    from adaptd.metrics import new_metrics
+    from adaptd.serving.batcher import Batcher
+    from adaptd.serving.host import ModelHost, Swap
+    from bench.serving.setup import texts
+
+    host = ModelHost(base=base, labels=LABELS, threads=threads, max_length=128)
+    served: dict[str, float] = {}
+
+    def on_swap(swap: Swap) -> None:
+        served[swap.new.version] = time.perf_counter()
+
+    batcher = Batcher(
+        host, new_metrics(), max_batch=32, max_wait_ms=5.0, queue_size=4096, on_swap=on_swap
+    )
+    host.offer(host.build("v0", adapters[0]))
+    batcher.start()
+    batcher.wake()
+    pool = texts(512)
+    stop = threading.Event()
+    records: list[tuple[float, float, int]] = []
+    failures = [0]
+
+    def client(k: int) -> None:
+        i = k
+        while not stop.is_set():
+            chunk = [pool[i % len(pool)], pool[(i + 7) % len(pool)]]
+            i += clients
+            start = time.perf_counter()
+            try:
+                predictions = batcher.submit(chunk).result(timeout=60)
+            except Exception:
+                failures[0] += 1
+                continue
+            records.append((start, time.perf_counter(), len({p.adapter for p in predictions})))
+
+    workers = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for w in workers:
+        w.start()
+    time.sleep(2.0)  # steady state before the first swap
+    windows: list[tuple[float, float, float]] = []  # build start, offered, served
+    builds = []
+    for n in range(1, swaps + 1):
+        version = f"v{n}"
+        t_build = time.perf_counter()
+        built = host.build(version, adapters[n % len(adapters)])
+        builds.append(built.load_seconds)
+        t_offer = time.perf_counter()
+        host.offer(built)
+        batcher.wake()
+        while version not in served:
+            time.sleep(0.0005)
+        windows.append((t_build, t_offer, served[version]))
+        time.sleep(0.5)  # steady traffic between promotions
+    stop.set()
+    for w in workers:
+        w.join()
+    batcher.stop()
+
+    def overlaps(r: tuple[float, float, int], a: float, b: float) -> bool:
+        return r[0] <= b and r[1] >= a
+
+    swap_lat, build_lat, steady_lat = [], [], []
+    for r in records:
+        latency = r[1] - r[0]
+        if any(overlaps(r, offer, done + 0.05) for _, offer, done in windows):
+            swap_lat.append(latency)
+        elif any(overlaps(r, b, offer) for b, offer, _ in windows):
+            build_lat.append(latency)
+        else:
+            steady_lat.append(latency)
+    return SwapReport(
+        swaps=swaps,
+        requests=len(records),
+        failed=failures[0],
+        mixed_responses=sum(1 for r in records if r[2] != 1),
+        steady_p99_ms=pct(steady_lat, 0.99) * 1000,
+        swap_window_p99_ms=pct(swap_lat, 0.99) * 1000,
+        build_window_p99_ms=pct(build_lat, 0.99) * 1000,
+        loaded_to_serving_ms_max=max(done - offer for _, offer, done in windows) * 1000,
+        build_s_median=sorted(builds)[len(builds) // 2],
+    )

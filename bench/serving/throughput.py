@@ -1,0 +1,201 @@
+"""(a) throughput through the daemon vs a plain transformers batched forward, (b) logging cost."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.serving.setup import LABELS
+
+MAX_LENGTH = 128
+BATCH = 32
+
+
+class Peer:
+    """The peer: AutoModelForSequenceClassification, tokenizer with dynamic padding, B=32."""
+
+    def __init__(self, base: str) -> None:
+        from adaptd.modeling.base import load_classifier, load_tokenizer
+
+        self.tokenizer = load_tokenizer(base)
+        self.model = load_classifier(base, LABELS, tokenizer=self.tokenizer)
+
+    def run(self, items: list[str]) -> float:
+        import torch
+
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for i in range(0, len(items), BATCH):
+                enc = self.tokenizer(
+                    items[i : i + BATCH],
+                    padding=True,
+                    truncation=True,
+                    max_length=MAX_LENGTH,
+                    return_tensors="pt",
+                )
+                torch.softmax(self.model(**enc).logits, dim=-1).numpy()
+        return time.perf_counter() - start
+
+
+class InProcessDaemon:
+    """Batcher + log writer + metrics exactly as the HTTP handler drives them, minus HTTP."""
+
+    def __init__(self, base: str, adapter: Path, *, log: bool, threads: int) -> None:
+        from adaptd.metrics import new_metrics
+        from adaptd.serving.batcher import Batcher
+        from adaptd.serving.host import ModelHost
+        from adaptd.serving.logwriter import PredictionLog
+        from adaptd.storage import migrate
+        from adaptd.storage.engine import make_engine
+
+        self.metrics = new_metrics()
+        self.host = ModelHost(base=base, labels=LABELS, threads=threads, max_length=MAX_LENGTH)
+        self.host.offer(self.host.build("bench", adapter))
+        self.batcher = Batcher(
+            self.host, self.metrics, max_batch=BATCH, max_wait_ms=5.0, queue_size=1 << 20
+        )
+        self.batcher.start()
+        self.batcher.wake()
+        self._tmp = tempfile.TemporaryDirectory()
+        self.engine = make_engine(f"sqlite:///{Path(self._tmp.name) / 'bench.db'}")
+        migrate.upgrade(self.engine)
+        self.log: PredictionLog | None = None
+        if log:
+            self.log = PredictionLog(self.engine, self.metrics, buffer_rows=1 << 20, flush_ms=200.0)
+            self.log.start()
+
+    def serve(self, items: list[str], *, per_request: int = 4) -> float:
+        """Seconds to serve ``items`` in requests of ``per_request`` texts, all queued at once
+        (saturating load), every prediction logged when logging is on, until the log is flushed."""
+        from adaptd.serving.logwriter import make_row
+
+        start = time.perf_counter()
+        futures: list[tuple[list[str], Future[Any]]] = []
+        for i in range(0, len(items), per_request):
+            chunk = items[i : i + per_request]
+            futures.append((chunk, self.batcher.submit(chunk)))
+        now = datetime.now(UTC)
+        for chunk, future in futures:
+            predictions = future.result()
+            if self.log is not None:
+                rows = []
+                for text, p in zip(chunk, predictions, strict=True):
+                    rows.append(
+                        make_row(
+                            prediction_id=uuid.uuid4().hex,
+                            ts=now,
+                            text=text,
+                            attributes={},
+                            prediction=p,
+                            labels=LABELS,
+                            store_text=True,
+                            latency_ms=1.0,
+                        )
+                    )
+                self.log.submit(rows)
+        if self.log is not None:
+            self.log.flush(timeout=60)
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self.batcher.stop()
+        if self.log is not None:
+            self.log.stop()
+        self.engine.dispose()
+        self._tmp.cleanup()
+
+
+def writer_rows_per_s(n: int) -> tuple[float, float]:
+    """The log writer alone on SQLite (rows/s from submit to committed), and its peer: the same
+    rows through raw ``sqlite3.executemany`` into an equivalent table (WAL, NORMAL)."""
+    import numpy as np
+
+    from adaptd.metrics import new_metrics
+    from adaptd.serving.batcher import Prediction
+    from adaptd.serving.logwriter import PredictionLog, make_row
+    from adaptd.storage import migrate
+    from adaptd.storage.engine import make_engine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'w.db'}")
+        migrate.upgrade(engine)
+        p = Prediction(
+            label="positive",
+            score=0.9,
+            probabilities=(0.1, 0.9),
+            embedding=np.zeros(384, dtype=np.float32),
+            adapter="v" * 64,
+            truncated=False,
+        )
+        now = datetime.now(UTC)
+        rows = [
+            make_row(
+                prediction_id=f"r{i}",
+                ts=now,
+                text=f"a short review number {i}",
+                attributes={"group": "a"},
+                prediction=p,
+                labels=LABELS,
+                store_text=True,
+                latency_ms=1.0,
+            )
+            for i in range(n)
+        ]
+        log = PredictionLog(engine, new_metrics(), buffer_rows=n + 1, flush_ms=50.0)
+        log.start()
+        start = time.perf_counter()
+        for i in range(0, n, 32):
+            log.submit(rows[i : i + 32])
+        log.flush(timeout=120)
+        elapsed = time.perf_counter() - start
+        log.stop()
+        engine.dispose()
+        raw = _raw_sqlite_seconds(Path(tmp) / "raw.db", rows)
+    return n / elapsed, n / raw
+
+
+def _raw_sqlite_seconds(path: Path, rows: list[dict[str, Any]]) -> float:
+    import json
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute(
+        "CREATE TABLE p (seq INTEGER PRIMARY KEY, id TEXT UNIQUE, ts TEXT, adapter TEXT, "
+        "text TEXT, text_hash TEXT, label TEXT, score REAL, probabilities TEXT, embedding BLOB, "
+        "attributes TEXT, truncated INT, latency_ms REAL)"
+    )
+    start = time.perf_counter()
+    values = [
+        (
+            r["id"],
+            r["ts"].isoformat(),
+            r["adapter"],
+            r["text"],
+            r["text_hash"],
+            r["label"],
+            r["score"],
+            json.dumps(r["probabilities"]),
+            r["embedding"],
+            json.dumps(r["attributes"]),
+            r["truncated"],
+            r["latency_ms"],
+        )
+        for r in rows
+    ]
+    for i in range(0, len(values), 5000):
+        con.executemany(
+            "INSERT INTO p (id, ts, adapter, text, text_hash, label, score, probabilities, "
+            "embedding, attributes, truncated, latency_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            values[i : i + 5000],
+        )
+        con.commit()
+    elapsed = time.perf_counter() - start
+    con.close()
+    return elapsed

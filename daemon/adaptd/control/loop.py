@@ -1,0 +1,422 @@
+"""The control loop: check -> evaluate -> act, on a schedule, inside the daemon.
+
+Everything that touches the world comes in as a callable (:class:`Hooks`): the monitors, where
+signals go, and the three actions. The loop owns what is its own business: the schedule, the
+policies in force and their persisted state, events and metrics, and the single-flight rule for
+retraining (never two runs at once; a retrain decided while one runs is recorded as coalesced).
+
+Order inside one check, chosen so a crash never fires an action twice: evaluate, then persist the
+new state and the events, then dispatch. A crash between the two loses at most one action, which
+the next trip brings back; the opposite order could retrain twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine
+
+from adaptd.control import schedule
+from adaptd.control.schedule import CHECK_JOB, RETRAIN_JOB
+from adaptd.control.settings import SchedulerSettings
+from adaptd.control.single_flight import RetrainSlot
+from adaptd.metrics import Metrics
+from adaptd.policy.engine import Decision, DecisionKind, EvaluationContext, evaluate
+from adaptd.policy.loading import PolicyError
+from adaptd.policy.schema import Policy
+from adaptd.policy.state import PolicyStates
+from adaptd.signals import Signal
+from adaptd.storage import repository
+from adaptd.storage.records import Event
+
+logger = logging.getLogger(__name__)
+
+PHASES = ("idle", "pending", "tripped")
+
+
+def _nothing(_: Sequence[Signal]) -> None:
+    return None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hooks:
+    """How the loop reaches the rest of the daemon; the composition root provides these."""
+
+    #: run the monitors for a check at ``now``
+    check: Callable[[datetime], Sequence[Signal]]
+    #: start a retrain run and return when it ended (it runs in the retrain job's thread)
+    retrain: Callable[[Decision], object]
+    rollback: Callable[[Decision], object]
+    alert: Callable[[Decision], object]
+    #: keep the signals (store) and publish them (Prometheus gauges)
+    store_signals: Callable[[Sequence[Signal]], None] = _nothing
+    export_signals: Callable[[Sequence[Signal]], None] = _nothing
+    #: the active adapter and its validation values, read at each check
+    context: Callable[[], EvaluationContext] = EvaluationContext
+    clock: Callable[[], datetime] = _utcnow
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckOutcome:
+    ts: datetime
+    signals: Sequence[Signal] = ()
+    decisions: Sequence[Decision] = ()
+    events: Sequence[Event] = ()
+    error: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class _ReloadStatus:
+    ok: bool = True
+    ts: datetime | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+class ControlLoop:
+    """Scheduler, policies in force and their state, for one daemon (the control role)."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        metrics: Metrics,
+        settings: SchedulerSettings,
+        policies: Sequence[Policy],
+        hooks: Hooks,
+    ) -> None:
+        self._engine = engine
+        self._metrics = metrics
+        self._settings = settings
+        self._policies = list(policies)
+        self._hooks = hooks
+        self._lock = threading.RLock()  # policies, states, last check
+        # One check at a time: a scheduled check and a manual one must not interleave states.
+        self._check_lock = threading.Lock()
+        self._states = PolicyStates.from_json(repository.load_policy_states(engine))
+        self._slot = RetrainSlot()
+        self._reload = _ReloadStatus(ts=hooks.clock())
+        self._last_check: CheckOutcome | None = None
+        self._last_check_duration: float | None = None
+        self._scheduler: BackgroundScheduler | None = None
+        metrics.config_last_reload_success.set(1)
+        metrics.config_last_reload_timestamp.set(
+            self._reload.ts.timestamp() if self._reload.ts else 0
+        )
+        self._export_states()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the scheduler with the check job; idempotent."""
+        if self._scheduler is not None:
+            return
+        scheduler = schedule.make_scheduler(self._settings)
+        scheduler.add_listener(self._on_job_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+        # next_run_time=None would add the job paused, so it is only passed to run one now.
+        # The scheduler keeps wall-clock time; the clock hook only dates what a check sees.
+        first: dict[str, Any] = (
+            {"next_run_time": datetime.now(UTC)} if self._settings.check_on_start else {}
+        )
+        scheduler.add_job(
+            self._scheduled_check,
+            trigger=schedule.check_trigger(self._settings),
+            id=CHECK_JOB,
+            name="monitor check",
+            **first,
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+        logger.info("scheduler started: %s", schedule.describe(self._settings))
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop scheduling; with ``wait`` a running check or retrain job is waited for."""
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=wait)
+            logger.info("scheduler stopped")
+
+    def reload(
+        self,
+        settings: SchedulerSettings,
+        policies: Sequence[Policy],
+        errors: Sequence[PolicyError | str] = (),
+    ) -> bool:
+        """Put new settings and policies in force, unless ``errors`` says the files were bad.
+
+        With errors, the previous policies and schedule stay; the errors are logged, counted in
+        ``adaptd_policy_reload_errors_total``, and shown by :meth:`status`. Returns whether the
+        reload took effect.
+        """
+        now = self._hooks.clock()
+        self._metrics.config_last_reload_timestamp.set(now.timestamp())
+        if errors:
+            for error in errors:
+                logger.error("reload refused: %s", error)
+            self.record_reload_failure([str(e) for e in errors], now=now)
+            return False
+        with self._lock:
+            gone = {p.name for p in self._policies} - {p.name for p in policies}
+            self._policies = list(policies)
+            previous, self._settings = self._settings, settings
+        for name in gone:  # a removed policy's gauges would otherwise report it forever
+            for phase in PHASES:
+                self._metrics.policy_state.remove(name, phase)
+            self._metrics.policy_pending_checks.remove(name)
+        if self._scheduler is not None and schedule.trigger_key(previous) != schedule.trigger_key(
+            settings
+        ):
+            self._scheduler.reschedule_job(CHECK_JOB, trigger=schedule.check_trigger(settings))
+        self._reload = _ReloadStatus(ok=True, ts=now)
+        self._metrics.config_last_reload_success.set(1)
+        self._export_states()
+        logger.info("reloaded: %d policies, %s", len(self._policies), schedule.describe(settings))
+        return True
+
+    def record_reload_failure(self, errors: Sequence[str], *, now: datetime | None = None) -> None:
+        """Report a reload that failed before reaching the loop (e.g. a bad config file)."""
+        now = now or self._hooks.clock()
+        self._reload = _ReloadStatus(ok=False, ts=now, errors=list(errors))
+        self._metrics.policy_reload_errors.inc()
+        self._metrics.config_last_reload_success.set(0)
+        self._metrics.config_last_reload_timestamp.set(now.timestamp())
+
+    @property
+    def policies(self) -> list[Policy]:
+        with self._lock:
+            return list(self._policies)
+
+    @property
+    def states(self) -> PolicyStates:
+        with self._lock:
+            return self._states
+
+    # ------------------------------------------------------------------ one check
+
+    def run_check_once(self, now: datetime) -> CheckOutcome:
+        """One pass: monitors, store and export, evaluate, persist, dispatch. Never raises for a
+        failing hook: the failure becomes an event, a metric and the status's ``last_check``."""
+        started = time.perf_counter()
+        try:
+            with self._check_lock:
+                outcome = self._check(now)
+        finally:
+            duration = time.perf_counter() - started
+            self._metrics.check_duration.observe(duration)
+        with self._lock:
+            self._last_check, self._last_check_duration = outcome, duration
+        self._metrics.checks.labels(result="error" if outcome.error else "ok").inc()
+        return outcome
+
+    def _check(self, now: datetime) -> CheckOutcome:
+        try:
+            signals = list(self._hooks.check(now))
+        except Exception as e:
+            logger.exception("check failed")
+            event = Event(
+                ts=now, kind="check_failed", source="control", message=f"monitors failed: {e}"
+            )
+            self._add_events([event])
+            return CheckOutcome(ts=now, events=[event], error=f"{type(e).__name__}: {e}")
+        for hook in (self._hooks.store_signals, self._hooks.export_signals):
+            try:
+                hook(signals)
+            except Exception:
+                logger.exception("storing or exporting signals failed")
+        try:
+            context = self._hooks.context()
+        except Exception:
+            logger.exception("reading the evaluation context failed; validation values unknown")
+            context = EvaluationContext()
+
+        with self._lock:
+            decisions, states = evaluate(self._policies, signals, self._states, now, context)
+            self._states = states
+            names = {p.name for p in self._policies}
+            persisted = {k: v for k, v in states.to_json().items() if k in names}
+        events = [d.to_event() for d in decisions]
+        try:
+            repository.save_policy_states(self._engine, persisted, now)
+        except Exception:
+            logger.exception("saving policy state failed")
+        self._add_events(events)
+        self._count(decisions)
+        self._export_states()
+
+        more: list[Event] = []
+        for decision in decisions:
+            if decision.kind is DecisionKind.ACTION:
+                more.extend(self._dispatch(decision))
+        self._add_events(more)
+        return CheckOutcome(ts=now, signals=signals, decisions=decisions, events=[*events, *more])
+
+    def _scheduled_check(self) -> None:
+        self.run_check_once(self._hooks.clock())
+
+    # ------------------------------------------------------------------ actions
+
+    def _dispatch(self, decision: Decision) -> list[Event]:
+        if decision.action == "retrain":
+            return self._start_retrain(decision)
+        hook = self._hooks.rollback if decision.action == "rollback" else self._hooks.alert
+        try:
+            hook(decision)
+        except Exception as e:
+            logger.exception("%s hook of policy %s failed", decision.action, decision.policy)
+            return [self._failure(decision, e)]
+        return []
+
+    def _failure(self, decision: Decision, error: BaseException) -> Event:
+        self._metrics.policy_action_failures.labels(action=decision.action).inc()
+        return Event(
+            ts=self._hooks.clock(),
+            kind="action_failed",
+            source=f"policy/{decision.policy}",
+            message=f"{decision.action} failed: {type(error).__name__}: {error}",
+            details={"policy": decision.policy, "action": decision.action},
+        )
+
+    def _start_retrain(self, decision: Decision) -> list[Event]:
+        holder = self._slot.claim(decision.policy, decision.ts)
+        if holder is not None:
+            self._metrics.policy_suppressions.labels(
+                policy=decision.policy, reason="coalesced"
+            ).inc()
+            return [
+                Event(
+                    ts=decision.ts,
+                    kind="coalesced",
+                    source=f"policy/{decision.policy}",
+                    message=f"retrain coalesced into the run started by policy "
+                    f"{holder.policy} at {holder.started.isoformat()}",
+                    details={"policy": decision.policy, "running_policy": holder.policy},
+                )
+            ]
+        self._metrics.retrain_running.set(1)
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.add_job(
+                self._retrain_job,
+                args=[decision],
+                id=RETRAIN_JOB,
+                name=f"retrain for policy {decision.policy}",
+                executor=RETRAIN_JOB,
+                misfire_grace_time=None,
+            )
+        else:
+            # Without a running scheduler (a one-off check from the CLI) the run happens inline.
+            self._retrain_job(decision)
+        return []
+
+    def _retrain_job(self, decision: Decision) -> None:
+        error: str | None = None
+        try:
+            self._hooks.retrain(decision)
+        except Exception as e:
+            logger.exception("retrain for policy %s failed", decision.policy)
+            error = f"{type(e).__name__}: {e}"
+            self._add_events([self._failure(decision, e)])
+        finally:
+            self._slot.release(self._hooks.clock(), error)
+            self._metrics.retrain_running.set(0)
+
+    @property
+    def retrain_running(self) -> bool:
+        return self._slot.busy
+
+    # ------------------------------------------------------------------ status and metrics
+
+    def status(self) -> dict[str, Any]:
+        """What ``/v1/status`` shows of the control loop: jobs, last check, retrain, policies."""
+        scheduler = self._scheduler
+        with self._lock:
+            last = self._last_check
+            policies = [self._policy_status(p) for p in self._policies]
+            duration = self._last_check_duration
+        return {
+            "scheduler": {
+                "running": scheduler is not None and scheduler.running,
+                "schedule": schedule.describe(self._settings),
+                "jobs": schedule.job_list(scheduler),
+            },
+            "last_check": None
+            if last is None
+            else {
+                "ts": last.ts.isoformat(),
+                "duration_s": duration,
+                "signals": len(last.signals),
+                "decisions": len(last.decisions),
+                "error": last.error,
+            },
+            "retrain": self._slot.status(),
+            "policies": policies,
+            "reload": {
+                "ok": self._reload.ok,
+                "ts": self._reload.ts.isoformat() if self._reload.ts else None,
+                "errors": list(self._reload.errors),
+            },
+        }
+
+    def _policy_status(self, policy: Policy) -> dict[str, Any]:
+        st = self._states.get(policy.name)
+        return {
+            "name": policy.name,
+            "enabled": policy.enabled,
+            "action": policy.action.type,
+            "phase": st.phase,
+            "pending": st.pending,
+            "tripped_at": st.tripped_at.isoformat() if st.tripped_at else None,
+            "action_due": st.action_due,
+            "last_action": st.last_action.isoformat() if st.last_action else None,
+            "actions_last_24h": len(st.recent_actions),
+        }
+
+    def _count(self, decisions: Sequence[Decision]) -> None:
+        m = self._metrics
+        for d in decisions:
+            if d.kind is DecisionKind.TRIP:
+                m.policy_trips.labels(policy=d.policy, action=d.action).inc()
+            elif d.kind is DecisionKind.CLEAR:
+                m.policy_clears.labels(policy=d.policy).inc()
+            elif d.kind is DecisionKind.ACTION:
+                m.policy_actions.labels(policy=d.policy, action=d.action).inc()
+            elif d.reason is not None:
+                m.policy_suppressions.labels(policy=d.policy, reason=d.reason.value).inc()
+
+    def _export_states(self) -> None:
+        with self._lock:
+            pairs = [(p.name, self._states.get(p.name)) for p in self._policies]
+        for name, st in pairs:
+            for phase in PHASES:
+                self._metrics.policy_state.labels(policy=name, state=phase).set(
+                    1 if st.phase == phase else 0
+                )
+            self._metrics.policy_pending_checks.labels(policy=name).set(st.pending)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _add_events(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        try:
+            repository.add_events(self._engine, events)
+        except Exception:
+            logger.exception("storing %d events failed", len(events))
+
+    def _on_job_event(self, event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            logger.warning("job %s missed its run at %s", event.job_id, event.scheduled_run_time)
+            if event.job_id == CHECK_JOB:
+                self._metrics.checks.labels(result="missed").inc()
+        else:
+            logger.error("job %s raised: %s", event.job_id, event.exception)

@@ -1,0 +1,273 @@
+"""The control role inside a daemon: monitors -> policies -> actions (retrain, rollback, alert),
+plus probation of a freshly promoted adapter.
+
+This is composition only: it binds the pure parts (monitoring.runner, policy.engine,
+retraining.probation) to the store, the registry and the serving swap through the hooks of
+:class:`ControlLoop`. ``Service._start_control`` calls :func:`start_control`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from adaptd.adapters import registry
+from adaptd.config import Settings
+from adaptd.control.loop import ControlLoop, Hooks
+from adaptd.control.policy_files import load_configured_policies
+from adaptd.errors import ConfigError
+from adaptd.modeling.base import inspect_base, resolve_base
+from adaptd.monitoring.edges import build_windows, export_signals, hf_tokenizer, store_signals
+from adaptd.monitoring.runner import run_checks
+from adaptd.policy.engine import Decision, EvaluationContext
+from adaptd.retraining.job import RetrainJob, RetrainRequest
+from adaptd.retraining.observe import observe
+from adaptd.retraining.probation import decide
+from adaptd.retraining.registry_port import AdaptersRegistry
+from adaptd.signals import Signal, Status
+from adaptd.storage import repository
+from adaptd.storage.records import Event
+
+if TYPE_CHECKING:
+    from adaptd.service import ControlContext
+
+logger = logging.getLogger(__name__)
+
+#: adapter metrics recorded at validation -> the signal they are comparable with
+VALIDATION_SIGNALS = {
+    "accuracy": "performance.accuracy",
+    "macro_f1": "performance.macro_f1",
+    "ece": "performance.ece",
+}
+
+
+@dataclass(slots=True, kw_only=True)
+class _Probation:
+    version: str
+    previous: str
+    started: datetime
+
+
+class DaemonControl:
+    """Everything the control role adds to a running daemon."""
+
+    def __init__(self, ctx: ControlContext) -> None:
+        self.ctx = ctx
+        settings = ctx.settings()
+        policies, errors = load_configured_policies(settings)
+        if errors:
+            raise ConfigError(str(errors[0]))
+        self._probation: _Probation | None = None
+        self._probation_lock = threading.Lock()
+        self._job: RetrainJob | None = None
+        host = ctx.host
+        self._tokenizer = hf_tokenizer(host.tokenizer) if host is not None else None
+        self.loop = ControlLoop(
+            engine=ctx.engine,
+            metrics=ctx.metrics,
+            settings=settings.scheduler,
+            policies=policies,
+            hooks=Hooks(
+                check=self.check,
+                retrain=self.retrain,
+                rollback=self.rollback,
+                alert=self.alert,
+                store_signals=lambda signals: store_signals(ctx.engine, signals),
+                export_signals=lambda signals: export_signals(ctx.metrics, signals),
+                context=self.context,
+            ),
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self.loop.start()
+        self.ctx.on_shutdown(self.shutdown)
+        self.ctx.register_status("control", self.status)
+        self.ctx.register_reload(self.reload)
+
+    def shutdown(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+        self.loop.shutdown(wait=True)
+
+    def reload(self, settings: Settings) -> None:
+        policies, errors = load_configured_policies(settings)
+        if not self.loop.reload(settings.scheduler, policies, errors):
+            raise ConfigError(f"policies: {errors[0]}" if errors else "policies: reload refused")
+
+    def status(self) -> dict[str, Any]:
+        out = self.loop.status()
+        job = self._job
+        out["retrain_progress"] = job.progress if job is not None else None
+        probation = self._probation
+        out["probation"] = (
+            {
+                "version": probation.version,
+                "previous": probation.previous,
+                "since": probation.started.isoformat(),
+            }
+            if probation is not None
+            else None
+        )
+        return out
+
+    # ------------------------------------------------------------------ hooks
+
+    def _predict_labels(self) -> Callable[[Sequence[str]], Sequence[str]] | None:
+        predict = self.ctx.predict
+        if predict is None:
+            return None
+        return predict
+
+    def check(self, now: datetime) -> Sequence[Signal]:
+        settings = self.ctx.settings()
+        active = repository.active_adapter(self.ctx.engine)
+        reference, current = build_windows(
+            self.ctx.engine,
+            settings.monitors,
+            active.version if active is not None else None,
+            (),
+            now,
+            labels=settings.model.labels,
+        )
+        signals = run_checks(
+            reference,
+            current,
+            settings.monitors,
+            now=now,
+            tokenizer=self._tokenizer,
+            predict=self._predict_labels(),
+        )
+        self._check_probation(now, signals)
+        return signals
+
+    def context(self) -> EvaluationContext:
+        active = repository.active_adapter(self.ctx.engine)
+        if active is None:
+            return EvaluationContext()
+        metrics = active.metrics or {}
+        validation = {
+            signal: float(metrics[signal])
+            for signal in VALIDATION_SIGNALS.values()
+            if isinstance(metrics.get(signal), int | float)
+        }
+        return EvaluationContext(adapter=active.version, validation=validation)
+
+    def retrain(self, decision: Decision) -> object:
+        settings = self.ctx.settings()
+        overrides = dict(decision.overrides)
+        rt = settings.retraining
+        changes = {
+            k: overrides[k] for k in ("epochs", "learning_rate", "batch_size") if overrides.get(k)
+        }
+        if overrides.get("replay_fraction") is not None:
+            changes["replay_ratio"] = overrides["replay_fraction"]
+        if overrides.get("max_samples"):
+            changes["max_labels"] = overrides["max_samples"]
+        settings = settings.model_copy(update={"retraining": rt.model_copy(update=changes)})
+        groups = tuple(settings.monitors.attributes) if overrides.get("group_reweighting") else ()
+        previous = repository.active_adapter(self.ctx.engine)
+        base = inspect_base(resolve_base(settings.model.base), settings.model.labels)
+        job = RetrainJob(
+            settings,
+            self.ctx.engine,
+            AdaptersRegistry(engine=self.ctx.engine, adapters_dir=settings.adapters_dir, base=base),
+            metrics=self.ctx.metrics,
+        )
+        self._job = job
+        try:
+            outcome = job.run(
+                RetrainRequest(
+                    reason=decision.message, policy=decision.policy, group_attributes=groups
+                )
+            )
+        finally:
+            self._job = None
+        if outcome.status == "promoted" and outcome.candidate is not None:
+            self.ctx.request_swap()
+            if previous is not None:
+                with self._probation_lock:
+                    self._probation = _Probation(
+                        version=outcome.candidate,
+                        previous=previous.version,
+                        started=datetime.now(UTC),
+                    )
+        return outcome
+
+    def rollback(self, decision: Decision) -> object:
+        record = registry.rollback(self.ctx.engine, datetime.now(UTC), reason=decision.message)
+        self.ctx.request_swap()
+        return record
+
+    def alert(self, decision: Decision) -> object:
+        # The event is already stored and counted by the loop; the log line is what pages
+        # people who tail journald rather than Prometheus.
+        logger.warning("ALERT %s: %s", decision.policy, decision.message)
+        return None
+
+    # ------------------------------------------------------------------ probation
+
+    def _check_probation(self, now: datetime, signals: Sequence[Signal]) -> None:
+        with self._probation_lock:
+            probation = self._probation
+        if probation is None:
+            return
+        settings = self.ctx.settings()
+        labels, attributes = settings.model.labels, settings.monitors.attributes
+        old = observe(self.ctx.engine, probation.previous, labels, attributes=attributes)
+        new = observe(
+            self.ctx.engine,
+            probation.version,
+            labels,
+            attributes=attributes,
+            since=probation.started,
+        )
+        estimated = next(
+            (
+                s.value
+                for s in signals
+                if s.name == "performance.estimated_accuracy" and s.status is not Status.ERROR
+            ),
+            None,
+        )
+        if estimated is not None:
+            new = replace(new, estimated_accuracy=estimated)
+        verdict = decide(
+            old, new, started=probation.started, now=now, settings=settings.retraining.probation
+        )
+        if verdict.action == "rollback":
+            logger.warning("probation of %s failed: %s", probation.version[:12], verdict.reason)
+            registry.rollback(
+                self.ctx.engine,
+                now,
+                reason=f"probation: {verdict.reason}",
+                to=probation.previous,
+            )
+            self.ctx.request_swap()
+            with self._probation_lock:
+                self._probation = None
+        elif verdict.final:
+            repository.add_events(
+                self.ctx.engine,
+                [
+                    Event(
+                        ts=now,
+                        kind="probation_passed",
+                        source="control",
+                        message=f"{probation.version[:12]} kept: {verdict.reason}",
+                    )
+                ],
+            )
+            with self._probation_lock:
+                self._probation = None
+
+
+def start_control(ctx: ControlContext) -> DaemonControl:
+    control = DaemonControl(ctx)
+    control.start()
+    return control

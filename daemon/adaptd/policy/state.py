@@ -1,0 +1,126 @@
+"""Policy state: what a policy remembers between checks, and its JSON form in the store.
+
+The state is persisted after every check (``repository.save_policy_states``), so a restart
+neither forgets a pending trip (the recent check results are kept) nor fires twice (the time of
+the last action and the actions of the last 24 hours are kept).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from adaptd.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+#: bump when the JSON form changes incompatibly; older states are then started afresh
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyState:
+    #: results (True/False) of the trip condition at recent checks that had data, oldest first
+    history: tuple[bool, ...] = ()
+    tripped: bool = False
+    tripped_at: datetime | None = None
+    #: consecutive checks on which the clear condition held while tripped
+    clear_streak: int = 0
+    #: tripped, and the action has not run yet (cooldown or budget held it back)
+    action_due: bool = False
+    last_action: datetime | None = None
+    #: times of the actions of the last 24 hours (the daily budget is a rolling window)
+    recent_actions: tuple[datetime, ...] = ()
+    #: the last suppression reported, so a long one is one event, not one per check
+    last_suppression: str | None = None
+    last_check: datetime | None = None
+
+    @property
+    def phase(self) -> str:
+        """idle, pending (the condition held on a recent check) or tripped."""
+        if self.tripped:
+            return "tripped"
+        return "pending" if any(self.history) else "idle"
+
+    @property
+    def pending(self) -> int:
+        """Recent checks that satisfied the trip condition (0 once tripped)."""
+        return 0 if self.tripped else sum(self.history)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "history": list(self.history),
+            "tripped": self.tripped,
+            "tripped_at": _iso(self.tripped_at),
+            "clear_streak": self.clear_streak,
+            "action_due": self.action_due,
+            "last_action": _iso(self.last_action),
+            "recent_actions": [t.isoformat() for t in self.recent_actions],
+            "last_suppression": self.last_suppression,
+            "last_check": _iso(self.last_check),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PolicyState:
+        if data.get("version") != STATE_VERSION:
+            raise ConfigError(f"policy state version {data.get('version')!r} is not supported")
+        try:
+            return cls(
+                history=tuple(bool(x) for x in data.get("history", [])),
+                tripped=bool(data.get("tripped", False)),
+                tripped_at=_parse(data.get("tripped_at")),
+                clear_streak=int(data.get("clear_streak", 0)),
+                action_due=bool(data.get("action_due", False)),
+                last_action=_parse(data.get("last_action")),
+                recent_actions=tuple(
+                    t for t in (_parse(x) for x in data.get("recent_actions", [])) if t is not None
+                ),
+                last_suppression=data.get("last_suppression"),
+                last_check=_parse(data.get("last_check")),
+            )
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"unreadable policy state {dict(data)!r}: {e}") from e
+
+    def evolve(self, **changes: Any) -> PolicyState:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyStates:
+    """The states of all policies, by policy name."""
+
+    by_policy: Mapping[str, PolicyState] = field(default_factory=dict)
+
+    def get(self, name: str) -> PolicyState:
+        return self.by_policy.get(name, PolicyState())
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        return {name: state.to_json() for name, state in self.by_policy.items()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Mapping[str, Any]]) -> PolicyStates:
+        """States from the store; an unreadable one starts afresh instead of stopping the daemon."""
+        states = {}
+        for name, raw in data.items():
+            try:
+                states[name] = PolicyState.from_json(raw)
+            except ConfigError as e:
+                logger.warning("policy %s: starting from a fresh state: %s", name, e)
+        return cls(states)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(str(value))
+    if parsed.tzinfo is None:
+        raise ValueError(f"naive timestamp {value!r}")
+    return parsed

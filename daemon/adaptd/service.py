@@ -1,0 +1,607 @@
+"""The composition root: wires the parts into one daemon and owns its lifecycle.
+
+Modelled on gunicorn's arbiter and uvicorn's server: named phases (:meth:`Service.startup`,
+:meth:`Service.main_loop`, :meth:`Service.shutdown`), an explicit run state whose illegal
+transitions raise, teardown registered on an ``ExitStack`` as each resource comes up, and signal
+handlers that only record the signal ("NO LOGGING, just queue the signal") for the main loop to
+dispatch. uvicorn runs embedded in a thread, which keeps it from installing signal handlers: this
+class owns SIGTERM, SIGINT and SIGHUP.
+
+Startup order: config -> logging -> store (reachable, schema current) -> metrics -> model host ->
+prediction log -> batcher -> active adapter -> registry watcher -> HTTP -> control loop ->
+sd_notify READY. Shutdown unwinds it: control stops, HTTP drains in-flight requests, the batcher
+finishes its queue, the log is flushed, the store is closed.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from adaptd import __version__, sdnotify
+from adaptd.adapters import registry
+from adaptd.config import Settings, ensure_state_dir, load_settings
+from adaptd.errors import AdaptdError, ConfigError
+from adaptd.logsetup import configure_logging
+from adaptd.metrics import Metrics
+from adaptd.modeling.base import resolve_base
+from adaptd.serving.batcher import Batcher
+
+if TYPE_CHECKING:
+    from adaptd.control.wiring import DaemonControl
+from adaptd.serving.host import ModelHost, Swap
+from adaptd.serving.http import ServingContext, create_app
+from adaptd.serving.logwriter import PredictionLog
+from adaptd.storage import repository as repo
+from adaptd.storage.engine import check_reachable, make_engine
+from adaptd.storage.migrate import require_current
+
+logger = logging.getLogger(__name__)
+
+NO_ADAPTER = (
+    "no adapter is active: register one with `adaptd adapters import DIR` and activate it "
+    "with `adaptd adapters promote VERSION`"
+)
+#: settings that a SIGHUP cannot change in a running daemon (they need a restart)
+RESTART_KEYS = ("state_dir", "store", "model", "server.host", "server.port")
+
+
+class Role(enum.StrEnum):
+    ALL = "all"
+    SERVE = "serve"
+    CONTROL = "control"
+
+
+class RunState(enum.StrEnum):
+    CREATED = "created"
+    STARTING = "starting"
+    RUNNING = "running"
+    RELOADING = "reloading"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+_LEGAL = {
+    RunState.CREATED: {RunState.STARTING, RunState.STOPPED},
+    RunState.STARTING: {RunState.RUNNING, RunState.STOPPING},
+    RunState.RUNNING: {RunState.RELOADING, RunState.STOPPING},
+    RunState.RELOADING: {RunState.RUNNING, RunState.STOPPING},
+    RunState.STOPPING: {RunState.STOPPED},
+    RunState.STOPPED: set(),
+}
+
+
+class IllegalTransitionError(AdaptdError):
+    """A lifecycle step was called in a state it cannot start from."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlContext:
+    """What the control loop receives from the daemon in :meth:`Service._start_control`."""
+
+    engine: Engine
+    metrics: Metrics
+    settings: Callable[[], Settings]
+    #: None in the control role (no model is served there)
+    host: ModelHost | None
+    #: add a section to /v1/status: ``register_status("control", loop.status)``
+    register_status: Callable[[str, Callable[[], dict[str, Any]]], None]
+    #: called with the new settings on SIGHUP; raising keeps the previous config (and is shown)
+    register_reload: Callable[[Callable[[Settings], None]], None]
+    #: teardown, run at shutdown before HTTP drains (LIFO with the other resources)
+    on_shutdown: Callable[[Callable[[], object]], None]
+    #: after a promotion in-process: swap now instead of at the next registry poll
+    request_swap: Callable[[], str | None]
+    #: label a few texts with the active adapter (counterfactual probe); None without serving
+    predict: Callable[[Sequence[str]], list[str]] | None = None
+
+
+def _diff_keys(old: Settings, new: Settings) -> list[str]:
+    changed = []
+    for key in RESTART_KEYS:
+        section, _, field = key.partition(".")
+        a: Any = getattr(old, section)
+        b: Any = getattr(new, section)
+        if field:
+            a, b = getattr(a, field), getattr(b, field)
+        if a != b:
+            changed.append(key)
+    return changed
+
+
+class Service:
+    """One adaptd daemon: ``run()`` = ``startup()``, ``main_loop()``, ``shutdown()``."""
+
+    def __init__(
+        self,
+        config_path: Path | None = None,
+        *,
+        role: Role = Role.ALL,
+        settings: Settings | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config_path = config_path
+        self.role = role
+        self.clock = clock
+        self._settings = settings
+        self._state = RunState.CREATED
+        self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._stack = ExitStack()
+        self._started_at = time.monotonic()
+        self._status_providers: dict[str, Callable[[], dict[str, Any]]] = {}
+        self._reload_hooks: list[Callable[[Settings], None]] = []
+        self._reload: dict[str, Any] = {"ok": True, "ts": None, "error": None, "restart": []}
+        self._sync_lock = threading.Lock()
+        self._refused: dict[str, str] = {}
+        self._store_error: str | None = None
+        self._watch_wake = threading.Event()
+        self._watch_stop = threading.Event()
+        self.engine: Engine | None = None
+        self.metrics: Metrics | None = None
+        self.host: ModelHost | None = None
+        self.batcher: Batcher | None = None
+        self.control: DaemonControl | None = None
+        self.log: PredictionLog | None = None
+        self.http_port: int | None = None
+        self._server: Any = None
+        self._server_thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ run state
+
+    @property
+    def state(self) -> RunState:
+        return self._state
+
+    def _transition(self, new: RunState) -> None:
+        if new not in _LEGAL[self._state]:
+            raise IllegalTransitionError(f"cannot go from {self._state} to {new}")
+        logger.debug("state %s -> %s", self._state, new)
+        self._state = new
+
+    @property
+    def settings(self) -> Settings:
+        assert self._settings is not None, "settings are loaded in startup()"
+        return self._settings
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> int:
+        """Start, serve until SIGTERM/SIGINT, stop; returns the process exit code."""
+        self.install_signal_handlers()
+        try:
+            self.startup()
+            self.main_loop()
+        finally:
+            self.shutdown()
+        return 0
+
+    def install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self.record_signal)
+
+    def record_signal(self, signum: int, _frame: object = None) -> None:
+        # NO LOGGING here: only queue the signal (SimpleQueue.put is reentrant).
+        self._signals.put(signum)
+
+    # ------------------------------------------------------------------ startup
+
+    def startup(self) -> None:
+        self._transition(RunState.STARTING)
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        settings = self.settings
+        configure_logging(settings.logging.level, json_lines=settings.logging.json_lines)
+        logger.info("adaptd %s starting (role %s)", __version__, self.role)
+        self.engine = self._open_store(settings)
+        self._stack.callback(self.engine.dispose)
+        self.metrics = Metrics(CollectorRegistry(auto_describe=True))
+        self.metrics.build_info.info({"version": __version__})
+        if self.role != Role.CONTROL:
+            self._start_serving(settings)
+        self._start_http(settings)
+        if self.role != Role.SERVE:
+            self._start_control()
+        self._transition(RunState.RUNNING)
+        serving = self.host.active.version[:12] if self.host and self.host.active else "none"
+        sdnotify.ready(f"serving adapter {serving} on {settings.server.host}:{self.http_port}")
+        logger.info("adaptd ready on %s:%s", settings.server.host, self.http_port)
+
+    def _open_store(self, settings: Settings) -> Engine:
+        if settings.store.url is None:
+            ensure_state_dir(settings)
+        engine = make_engine(
+            settings.store_url,
+            pool_size=settings.store.pool_size,
+            connect_timeout_s=settings.store.connect_timeout_s,
+        )
+        check_reachable(engine)
+        require_current(engine)
+        return engine
+
+    def _start_serving(self, settings: Settings) -> None:
+        assert self.engine is not None and self.metrics is not None
+        started = time.perf_counter()
+        self.host = ModelHost(
+            base=resolve_base(settings.model.base),
+            labels=settings.model.labels,
+            device=settings.model.device,
+            threads=settings.model.threads,
+            max_length=settings.model.max_length,
+        )
+        self.metrics.model_load_duration.labels("base").observe(time.perf_counter() - started)
+        self.log = PredictionLog(
+            self.engine,
+            self.metrics,
+            buffer_rows=settings.serving.log_buffer_rows,
+            flush_ms=settings.serving.log_flush_ms,
+        )
+        self.log.start()
+        self._stack.callback(self.log.stop, settings.server.drain_timeout_s)
+        self.batcher = Batcher(
+            self.host,
+            self.metrics,
+            max_batch=settings.serving.max_batch,
+            max_wait_ms=settings.serving.max_wait_ms,
+            queue_size=settings.serving.queue_size,
+            on_swap=self._on_swap,
+        )
+        self.batcher.start()
+        self._stack.callback(self.batcher.stop, settings.server.drain_timeout_s)
+        self.sync_active()
+        self._wait_serving(self.host.target_version(), timeout=10.0)
+        watcher = threading.Thread(target=self._watch, name="adaptd-registry-watch", daemon=True)
+        watcher.start()
+        self._stack.callback(self._stop_watcher, watcher)
+
+    def _start_http(self, settings: Settings) -> None:
+        import uvicorn
+
+        assert self.engine is not None and self.metrics is not None
+        ctx = ServingContext(
+            settings=lambda: self.settings,
+            engine=self.engine,
+            metrics=self.metrics,
+            batcher=self.batcher,
+            log=self.log,
+            labels=tuple(settings.model.labels),
+            not_ready=self.not_ready,
+            status=self.status,
+            promote=self.promote,
+            rollback=self.rollback,
+            clock=self.clock,
+        )
+        config = uvicorn.Config(
+            create_app(ctx),
+            host=settings.server.host,
+            port=settings.server.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=int(max(1, settings.server.drain_timeout_s)),
+        )
+        server = uvicorn.Server(config)
+        # In a thread uvicorn does not install signal handlers: the signals stay ours.
+        thread = threading.Thread(target=server.run, name="adaptd-http", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30.0
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise ConfigError(
+                    f"server: cannot listen on {settings.server.host}:{settings.server.port} "
+                    "(address in use or not permitted?)"
+                )
+            time.sleep(0.01)
+        self._server, self._server_thread = server, thread
+        self.http_port = int(server.servers[0].sockets[0].getsockname()[1])
+        self._stack.callback(self._stop_http)
+
+    def _start_control(self) -> None:
+        """The control role: scheduler, monitors, policies, retraining, probation."""
+        from adaptd.control.wiring import start_control
+
+        self.control = start_control(self.control_context())
+
+    def control_context(self) -> ControlContext:
+        assert self.engine is not None and self.metrics is not None
+        return ControlContext(
+            engine=self.engine,
+            metrics=self.metrics,
+            settings=lambda: self.settings,
+            host=self.host,
+            register_status=self.register_status,
+            register_reload=self._reload_hooks.append,
+            on_shutdown=self._on_shutdown,
+            request_swap=self.request_swap,
+            predict=self._predict_labels if self.batcher is not None else None,
+        )
+
+    def _predict_labels(self, texts: Sequence[str]) -> list[str]:
+        assert self.batcher is not None
+        return [p.label for p in self.batcher.submit(list(texts)).result(timeout=60)]
+
+    def _on_shutdown(self, teardown: Callable[[], object]) -> None:
+        self._stack.callback(teardown)
+
+    def register_status(self, name: str, provider: Callable[[], dict[str, Any]]) -> None:
+        if name in self._status_providers or name in {"adapter", "queue", "log", "config"}:
+            raise ValueError(f"status section {name!r} is already registered")
+        self._status_providers[name] = provider
+
+    # ------------------------------------------------------------------ main loop
+
+    def main_loop(self, *, poll_s: float = 1.0) -> None:
+        """Dispatch recorded signals until a stop is requested."""
+        while self._state in (RunState.RUNNING, RunState.RELOADING):
+            try:
+                signum = self._signals.get(timeout=poll_s)
+            except queue.Empty:
+                continue
+            self.dispatch(signum)
+
+    def dispatch(self, signum: int) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self.handle_term()
+        elif signum == signal.SIGHUP:
+            self.handle_hup()
+
+    def handle_term(self) -> None:
+        """The first SIGTERM/SIGINT: stop; shutdown() drains requests, then flushes the log."""
+        if self._state in (RunState.RUNNING, RunState.RELOADING, RunState.STARTING):
+            logger.info("stop requested: draining in-flight requests")
+            self._transition(RunState.STOPPING)
+
+    def handle_hup(self) -> bool:
+        """Re-read config (and, through the reload hooks, policies). A bad file is logged,
+        counted and shown in /v1/status; the previous config stays. Returns success."""
+        if self._state != RunState.RUNNING:
+            return False
+        self._transition(RunState.RELOADING)
+        sdnotify.reloading()
+        ts = self.clock().isoformat()
+        try:
+            new = load_settings(self.config_path)
+            for hook in self._reload_hooks:
+                hook(new)
+        except (AdaptdError, ValueError) as e:
+            logger.error("reload refused, keeping the previous config: %s", e)
+            if self.metrics is not None:
+                self.metrics.config_reload_errors.inc()
+            self._reload = {"ok": False, "ts": ts, "error": str(e), "restart": []}
+            self._transition(RunState.RUNNING)
+            sdnotify.ready("reload refused; previous config kept")
+            return False
+        restart = _diff_keys(self.settings, new)
+        if restart:
+            logger.warning("reload: %s changed; restart the daemon to apply", ", ".join(restart))
+        configure_logging(new.logging.level, json_lines=new.logging.json_lines)
+        self._settings = new
+        self._reload = {"ok": True, "ts": ts, "error": None, "restart": restart}
+        self._transition(RunState.RUNNING)
+        sdnotify.ready("reloaded")
+        logger.info("config reloaded")
+        return True
+
+    # ------------------------------------------------------------------ shutdown
+
+    def shutdown(self) -> None:
+        if self._state == RunState.STOPPED:
+            return
+        if self._state == RunState.CREATED:
+            self._transition(RunState.STOPPED)
+            return
+        if self._state != RunState.STOPPING:
+            self._transition(RunState.STOPPING)
+        sdnotify.stopping("draining")
+        try:
+            self._stack.close()
+        finally:
+            self._transition(RunState.STOPPED)
+            logger.info("adaptd stopped")
+
+    def _stop_http(self) -> None:
+        server, thread = self._server, self._server_thread
+        if server is None or thread is None:
+            return
+        server.should_exit = True
+        deadline = time.monotonic() + self.settings.server.drain_timeout_s + 2.0
+        while thread.is_alive() and time.monotonic() < deadline:
+            thread.join(0.1)
+            # A second SIGTERM/SIGINT while draining: stop waiting for slow clients.
+            try:
+                signum = self._signals.get_nowait()
+            except queue.Empty:
+                continue
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                logger.warning("second stop signal: closing connections now")
+                server.force_exit = True
+        if thread.is_alive():
+            logger.warning("HTTP server did not stop within the drain timeout")
+
+    def _stop_watcher(self, watcher: threading.Thread) -> None:
+        self._watch_stop.set()
+        self._watch_wake.set()
+        watcher.join(5.0)
+
+    # ------------------------------------------------------------------ adapters and swaps
+
+    def _watch(self) -> None:
+        """Poll the store for the active adapter, so a promotion made by the CLI or another
+        process reaches this daemon within ``serving.registry_poll_s``."""
+        while not self._watch_stop.is_set():
+            self._watch_wake.wait(self.settings.serving.registry_poll_s)
+            self._watch_wake.clear()
+            if self._watch_stop.is_set():
+                return
+            try:
+                self.sync_active()
+            except Exception:
+                logger.exception("registry watcher")
+
+    def sync_active(self) -> str | None:
+        """Make the store's active adapter the one offered to the batcher, building it off the
+        request path when needed. Returns the version offered or served (None: none active)."""
+        assert self.engine is not None and self.metrics is not None
+        host, batcher = self.host, self.batcher
+        if host is None or batcher is None:
+            return None
+        with self._sync_lock:
+            try:
+                record = repo.active_adapter(self.engine)
+            except SQLAlchemyError as e:
+                reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+                if self._store_error is None:
+                    logger.error("registry watcher: store unreachable: %s", reason)
+                self._store_error = reason
+                return host.target_version()
+            self._store_error = None
+            if record is None or record.version == host.target_version():
+                return host.target_version()
+            if record.version in self._refused:
+                return host.target_version()
+            built = host.ready_for(record.version)
+            if built is None:
+                try:
+                    built = host.build(record.version, Path(record.path))
+                except Exception as e:  # refused, never retried every poll: it cannot serve
+                    self._refused[record.version] = str(e)
+                    self.metrics.swap_failures.inc()
+                    logger.error("adapter %s refused: %s", record.version[:12], e)
+                    return host.target_version()
+                self.metrics.model_load_duration.labels("adapter").observe(built.load_seconds)
+            host.offer(built)
+            batcher.wake()
+            return built.version
+
+    def request_swap(self) -> str | None:
+        """Swap to the store's active adapter now and wait until the batcher serves it."""
+        version = self.sync_active()
+        self._wait_serving(version, timeout=10.0)
+        return version
+
+    def _wait_serving(self, version: str | None, *, timeout: float) -> bool:
+        host = self.host
+        if host is None or version is None:
+            return False
+        deadline = time.monotonic() + timeout
+        while True:
+            active = host.active
+            if active is not None and active.version == version:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+
+    def _on_swap(self, swap: Swap) -> None:
+        assert self.metrics is not None
+        if swap.old is not None:
+            self.metrics.active_adapter.remove(swap.old.version)
+        self.metrics.active_adapter.labels(swap.new.version).set(1)
+        logger.info(
+            "serving adapter %s (was %s), %.1f ms after it was ready",
+            swap.new.version[:12],
+            swap.old.version[:12] if swap.old else "none",
+            swap.offered_to_serving_s * 1000,
+        )
+
+    def promote(self, version: str, reason: str) -> dict[str, Any]:
+        """Admin promotion (HTTP): registry first, then swap in-process at once."""
+        assert self.engine is not None
+        base = self.host.base_info if self.host is not None else None
+        record = registry.promote(
+            self.engine, version, self.clock(), reason=reason, base=base, source="http"
+        )
+        return self._after_change(record.version)
+
+    def rollback(self, reason: str) -> dict[str, Any]:
+        assert self.engine is not None
+        base = self.host.base_info if self.host is not None else None
+        record = registry.rollback(
+            self.engine, self.clock(), reason=reason, base=base, source="http"
+        )
+        return self._after_change(record.version)
+
+    def _after_change(self, version: str) -> dict[str, Any]:
+        serving = self.request_swap() if self.host is not None else None
+        refused = self._refused.get(version)
+        return {
+            "version": version,
+            "status": "active",
+            "serving": serving == version and refused is None,
+            **({"refused": refused} if refused else {}),
+        }
+
+    # ------------------------------------------------------------------ readiness and status
+
+    def not_ready(self) -> str | None:
+        """Why /readyz answers 503, or None when the daemon is ready."""
+        if self._state in (RunState.CREATED, RunState.STARTING):
+            return "starting"
+        if self._state in (RunState.STOPPING, RunState.STOPPED):
+            return "shutting down"
+        if self._store_error is not None:
+            return f"store unreachable: {self._store_error}"
+        if self.role == Role.CONTROL:
+            return None
+        host = self.host
+        if host is None or host.active is None:
+            if self._refused:
+                version, reason = next(reversed(self._refused.items()))
+                return f"adapter {version[:12]} refused: {reason}"
+            return NO_ADAPTER
+        return None
+
+    def status(self) -> dict[str, Any]:
+        host, batcher, log = self.host, self.batcher, self.log
+        doc: dict[str, Any] = {
+            "version": __version__,
+            "state": str(self._state),
+            "role": str(self.role),
+            "uptime_seconds": round(time.monotonic() - self._started_at, 1),
+            "ready": self.not_ready() is None,
+            "not_ready_reason": self.not_ready(),
+        }
+        if host is not None:
+            doc["adapter"] = {
+                "serving": host.active.version if host.active else None,
+                "previous": host.previous.version if host.previous else None,
+                "pending": host.pending.version if host.pending else None,
+                "refused": dict(self._refused),
+                "base_model": host.base_info.path,
+                "device": host.device,
+            }
+        if batcher is not None:
+            doc["queue"] = {
+                "depth": batcher.depth,
+                "size": batcher.queue_size,
+                "max_batch": batcher.max_batch,
+                "max_wait_ms": batcher.max_wait_s * 1000,
+            }
+        if log is not None:
+            doc["log"] = log.state().as_dict()
+        doc["config"] = {
+            "path": str(self.config_path) if self.config_path else None,
+            "last_reload": dict(self._reload),
+        }
+        for name, provider in self._status_providers.items():
+            try:
+                doc[name] = provider()
+            except Exception as e:
+                logger.exception("status provider %s", name)
+                doc[name] = {"error": f"{type(e).__name__}: {e}"}
+        return doc

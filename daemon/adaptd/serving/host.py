@@ -1,0 +1,219 @@
+"""The model host: the base model loaded once, and one ready-to-run model per adapter version.
+
+Swapping is a double buffer, not an in-place weight update. A version is built off the request
+path (a copy of the base, the adapter attached, LoRA merged into the weights so serving pays no
+adapter overhead, a warm-up forward), and only then offered to the batcher, which switches its
+reference between two micro-batches. peft's ``hotswap_adapter`` was rejected on purpose: it fails
+on classifiers whose head lives in ``modules_to_save`` (peft #3581) and copies tensors one by one,
+so a forward pass running meanwhile could mix the weights of two versions.
+
+The previous slot keeps the model that served before the last swap, so a rollback to it is a
+reference switch too, with no load at all.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adaptd.adapters.layout import check_compatible
+from adaptd.errors import ConfigError, IncompatibleAdapterError
+from adaptd.modeling.base import (
+    BaseModelInfo,
+    base_module_shapes,
+    describe,
+    load_classifier,
+    load_tokenizer,
+)
+from adaptd.modeling.lora import load_adapter
+
+logger = logging.getLogger(__name__)
+
+WARMUP_TEXT = "adaptd warm-up: a short sentence to run every layer once."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServingModel:
+    """One adapter version, merged and warmed up: what the batcher runs a micro-batch on."""
+
+    version: str
+    #: the torch module (merged, eval mode, on the serving device)
+    model: Any
+    path: str
+    load_seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Swap:
+    """A switch of the serving model, as the batcher performed it between two batches."""
+
+    new: ServingModel
+    old: ServingModel | None
+    #: from the offer (model built and checked) to the first batch served by it
+    offered_to_serving_s: float
+
+
+def pick_device(setting: str) -> str:
+    import torch
+
+    if setting == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("model.device: cuda requested but torch sees no CUDA device")
+    return setting
+
+
+class ModelHost:
+    """The base model, the tokenizer, and the active and previous serving slots.
+
+    Building a version is thread-safe and slow (hundreds of ms); :meth:`offer` makes a built
+    version the one to serve, and the batcher picks it up with :meth:`model_for_next_batch`
+    between two micro-batches, so every batch runs on exactly one model object.
+    """
+
+    def __init__(
+        self,
+        *,
+        base: str,
+        labels: Sequence[str],
+        device: str = "cpu",
+        threads: int | None = None,
+        max_length: int = 128,
+    ) -> None:
+        import torch
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        started = time.perf_counter()
+        self.labels = tuple(labels)
+        self.max_length = max_length
+        self.device = pick_device(device)
+        self.tokenizer = load_tokenizer(base)
+        self._base_model = load_classifier(base, self.labels, tokenizer=self.tokenizer)
+        self.base_info: BaseModelInfo = describe(base, self._base_model, self.labels)
+        self._module_shapes = base_module_shapes(base, self.labels)
+        self.base_load_seconds = time.perf_counter() - started
+        self._build_lock = threading.Lock()  # one build at a time: each copies the base
+        self._lock = threading.Lock()  # the slots
+        self._active: ServingModel | None = None
+        self._previous: ServingModel | None = None
+        self._offered: ServingModel | None = None
+        self._offered_at = 0.0
+        logger.info(
+            "base model %s (%s) loaded on %s in %.2fs",
+            base,
+            self.base_info.model_type,
+            self.device,
+            self.base_load_seconds,
+        )
+
+    # ------------------------------------------------------------------ building
+
+    def check(self, adapter_dir: Path) -> None:
+        """Refuse an adapter that cannot serve here, naming the mismatch (files only, fast)."""
+        check_compatible(
+            adapter_dir, self.base_info, self.labels, base_module_names=self._module_shapes
+        )
+
+    def build(self, version: str, adapter_dir: Path) -> ServingModel:
+        """A merged, warmed-up model for ``version``; raises IncompatibleAdapterError."""
+        started = time.perf_counter()
+        self.check(adapter_dir)
+        with self._build_lock:
+            model = load_adapter(copy.deepcopy(self._base_model), adapter_dir)
+            try:
+                model = model.merge_and_unload()
+            except (RuntimeError, ValueError, AttributeError) as e:
+                raise IncompatibleAdapterError(f"{adapter_dir}: cannot merge adapter: {e}") from e
+        model.to(self.device)
+        model.eval()
+        out_features = self._warm_up(model)
+        if out_features != len(self.labels):
+            raise IncompatibleAdapterError(
+                f"{adapter_dir}: the classifier has {out_features} outputs, the configured "
+                f"label set has {len(self.labels)}: {list(self.labels)}"
+            )
+        built = ServingModel(
+            version=version,
+            model=model,
+            path=str(adapter_dir),
+            load_seconds=time.perf_counter() - started,
+        )
+        logger.info("adapter %s built in %.3fs", version[:12], built.load_seconds)
+        return built
+
+    def _warm_up(self, model: Any) -> int:
+        """One forward through every layer (first-call allocations happen here, not on traffic);
+        returns the number of logits, the classifier's real output width."""
+        import torch
+
+        batch = self.tokenizer(
+            [WARMUP_TEXT, WARMUP_TEXT[:10]],
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        ).to(self.device)
+        with torch.inference_mode():
+            logits = model(**batch).logits
+        return int(logits.shape[-1])
+
+    # ------------------------------------------------------------------ slots
+
+    def offer(self, built: ServingModel) -> None:
+        """Make ``built`` the model the next micro-batch runs on."""
+        with self._lock:
+            self._offered = built
+            self._offered_at = time.perf_counter()
+
+    def model_for_next_batch(self) -> tuple[ServingModel | None, Swap | None]:
+        """The model to run the next batch on, and the swap if one happened just now.
+
+        Only the batcher's worker calls this, between two batches: that is what makes the swap
+        atomic with respect to forward passes.
+        """
+        with self._lock:
+            offered, self._offered = self._offered, None
+            if offered is None or offered is self._active:
+                return self._active, None
+            replaced = self._active
+            if replaced is not None and replaced.version != offered.version:
+                self._previous = replaced
+            self._active = offered
+            waited = time.perf_counter() - self._offered_at
+            return offered, Swap(new=offered, old=replaced, offered_to_serving_s=waited)
+
+    @property
+    def active(self) -> ServingModel | None:
+        with self._lock:
+            return self._active
+
+    @property
+    def previous(self) -> ServingModel | None:
+        with self._lock:
+            return self._previous
+
+    @property
+    def pending(self) -> ServingModel | None:
+        with self._lock:
+            return self._offered
+
+    def target_version(self) -> str | None:
+        """The version being served, or about to be once the batcher picks up an offer."""
+        with self._lock:
+            current = self._offered or self._active
+            return current.version if current is not None else None
+
+    def ready_for(self, version: str) -> ServingModel | None:
+        """An already-built model of ``version`` (active, offered or previous), if any."""
+        with self._lock:
+            for slot in (self._offered, self._active, self._previous):
+                if slot is not None and slot.version == version:
+                    return slot
+        return None

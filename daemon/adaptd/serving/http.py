@@ -1,0 +1,396 @@
+"""The HTTP API (FastAPI), built by :func:`create_app` from a :class:`ServingContext`.
+
+No globals: everything the handlers touch is in the context, which the composition root builds.
+Torch never runs on the event loop (handlers await the batcher's futures), and the store is only
+touched in the threadpool. Bodies are read with a size limit while streaming, then parsed by
+:mod:`adaptd.serving.requests`, so bad input is a 4xx naming the problem, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from adaptd import __version__
+from adaptd.config import Settings
+from adaptd.errors import AdapterRefusedError, IncompatibleAdapterError, NotFoundError
+from adaptd.metrics import Metrics
+from adaptd.serving.batcher import Batcher, NotReadyError, QueueFullError
+from adaptd.serving.logwriter import PredictionLog, make_row
+from adaptd.serving.requests import (
+    BadRequest,
+    FeedbackBody,
+    FeedbackResponse,
+    PredictBody,
+    PredictResponse,
+    parse_feedback,
+    parse_json,
+    parse_predict,
+)
+from adaptd.storage import repository as repo
+from adaptd.storage.records import FeedbackRecord
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_S = "1"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(kw_only=True)
+class ServingContext:
+    """What the HTTP layer needs from the daemon; the service builds it."""
+
+    settings: Callable[[], Settings]
+    engine: Engine
+    metrics: Metrics
+    #: None in the control role: predictions are not served there
+    batcher: Batcher | None
+    log: PredictionLog | None
+    labels: tuple[str, ...]
+    #: why the daemon is not ready, or None when it is
+    not_ready: Callable[[], str | None]
+    status: Callable[[], dict[str, Any]]
+    #: admin actions, run in the threadpool; they return a JSON-able description
+    promote: Callable[[str, str], dict[str, Any]]
+    rollback: Callable[[str], dict[str, Any]]
+    clock: Callable[[], datetime] = _utcnow
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+
+class _Problem(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+_ROUTES = {
+    "/v1/predict",
+    "/v1/feedback",
+    "/v1/status",
+    "/v1/adapters",
+    "/v1/adapters/rollback",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+}
+
+
+def _route_of(path: str) -> str:
+    if path in _ROUTES:
+        return path
+    if path.startswith("/v1/adapters/") and path.endswith("/promote"):
+        return "/v1/adapters/{version}/promote"
+    if path.startswith(("/docs", "/openapi")):
+        return "/docs"
+    return "other"
+
+
+class _MetricsMiddleware:
+    """Request counts and latency by route template (never the raw path: ids are unbounded)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        code = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = _route_of(scope.get("path", ""))
+            self.metrics.requests.labels(route, str(code)).inc()
+            self.metrics.request_latency.labels(route).observe(time.perf_counter() - started)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it exceeds ``limit`` (Content-Length may lie)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _Problem(413, f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _Problem(413, f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _body_doc(model: type[Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
+def create_app(ctx: ServingContext) -> FastAPI:
+    app = FastAPI(
+        title="adaptd",
+        version=__version__,
+        description="Serve a LoRA-adapted classifier, log every prediction, take feedback.",
+    )
+
+    @app.exception_handler(_Problem)
+    async def _problem(_: Request, exc: _Problem) -> JSONResponse:
+        return _error(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(BadRequest)
+    async def _bad(_: Request, exc: BadRequest) -> JSONResponse:
+        return _error(exc.status, exc.message)
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("internal error")
+        return _error(500, f"internal error: {type(exc).__name__}")
+
+    async def _json(request: Request) -> Any:
+        body = await _read_body(request, ctx.settings().server.max_body_bytes)
+        return parse_json(body)
+
+    # ------------------------------------------------------------------ predict
+
+    @app.post("/v1/predict", response_model=PredictResponse, openapi_extra=_body_doc(PredictBody))
+    async def predict(request: Request) -> dict[str, Any]:
+        settings = ctx.settings()
+        data = await _json(request)
+        inputs = parse_predict(data, max_inputs=settings.server.max_inputs)
+        batcher, log = ctx.batcher, ctx.log
+        if batcher is None:
+            raise _Problem(503, "this instance does not serve predictions (--role control)")
+        logging_on = settings.serving.log_predictions and log is not None
+        client_ids = [p.id for p in inputs if p.id is not None]
+        if client_ids and logging_on:
+            assert log is not None
+            taken = log.claim_ids(client_ids)
+            if not taken:
+                try:
+                    taken = sorted(await run_in_threadpool(_stored_ids, ctx.engine, client_ids))
+                except SQLAlchemyError as e:
+                    log.release_ids(client_ids)
+                    raise _Problem(503, "store unreachable: cannot check prediction ids") from e
+                if taken:
+                    log.release_ids(client_ids)
+            if taken:
+                raise _Problem(409, f"prediction id {taken[0]!r} was already used")
+        started = time.perf_counter()
+        try:
+            future = batcher.submit([p.text for p in inputs])
+            predictions = await asyncio.wrap_future(future)
+        except QueueFullError as e:
+            _release(log, client_ids)
+            raise _Problem(503, str(e), {"Retry-After": RETRY_AFTER_S}) from e
+        except NotReadyError as e:
+            _release(log, client_ids)
+            raise _Problem(503, f"not ready: {e}", {"Retry-After": RETRY_AFTER_S}) from e
+        except BaseException:
+            _release(log, client_ids)
+            raise
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        now = ctx.clock()
+        ids = [p.id or uuid.uuid4().hex for p in inputs]
+        if logging_on:
+            assert log is not None
+            rows = [
+                make_row(
+                    prediction_id=pid,
+                    ts=now,
+                    text=item.text,
+                    attributes=item.attributes,
+                    prediction=pred,
+                    labels=ctx.labels,
+                    store_text=settings.serving.store_text,
+                    latency_ms=latency_ms,
+                )
+                for pid, item, pred in zip(ids, inputs, predictions, strict=True)
+            ]
+            log.submit(rows)
+        return {
+            "predictions": [
+                {
+                    "id": pid,
+                    "label": pred.label,
+                    "score": pred.score,
+                    "probabilities": dict(zip(ctx.labels, pred.probabilities, strict=True)),
+                    "adapter": pred.adapter,
+                }
+                for pid, pred in zip(ids, predictions, strict=True)
+            ]
+        }
+
+    # ------------------------------------------------------------------ feedback
+
+    @app.post(
+        "/v1/feedback", response_model=FeedbackResponse, openapi_extra=_body_doc(FeedbackBody)
+    )
+    async def feedback(request: Request) -> dict[str, Any]:
+        settings = ctx.settings()
+        data = await _json(request)
+        items = parse_feedback(
+            data, labels=ctx.labels, max_items=max(settings.server.max_inputs, 1024)
+        )
+        records = [FeedbackRecord(prediction_id=f.id, label=f.label, ts=ctx.clock()) for f in items]
+        try:
+            missing = await run_in_threadpool(_store_feedback, ctx.engine, ctx.log, records)
+        except SQLAlchemyError as e:
+            raise _Problem(503, "store unreachable: feedback not stored, retry later") from e
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise _Problem(404, f"unknown prediction id {missing[0]!r}{more}; nothing was stored")
+        return {"accepted": len(records)}
+
+    # ------------------------------------------------------------------ status and adapters
+
+    @app.get("/v1/status")
+    async def status() -> dict[str, Any]:
+        return await run_in_threadpool(ctx.status)
+
+    @app.get("/v1/adapters")
+    async def adapters() -> dict[str, Any]:
+        try:
+            records = await run_in_threadpool(repo.list_adapters, ctx.engine)
+        except SQLAlchemyError as e:
+            raise _Problem(503, "store unreachable") from e
+        return {
+            "adapters": [
+                {
+                    "version": r.version,
+                    "status": r.status,
+                    "parent": r.parent,
+                    "created": r.created.isoformat(),
+                    "promoted": r.promoted.isoformat() if r.promoted else None,
+                    "reason": r.reason,
+                }
+                for r in records
+            ]
+        }
+
+    def _admin(request: Request) -> None:
+        token = ctx.settings().server.admin_token
+        if not token:
+            raise _Problem(403, "admin endpoints are disabled: set server.admin_token to enable")
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+            raise _Problem(
+                401, "missing or wrong admin bearer token", {"WWW-Authenticate": "Bearer"}
+            )
+
+    async def _reason(request: Request) -> str:
+        body = await _read_body(request, ctx.settings().server.max_body_bytes)
+        if not body.strip():
+            return "promoted over HTTP"
+        data = parse_json(body)
+        if not isinstance(data, dict) or not isinstance(data.get("reason", ""), str):
+            raise BadRequest(422, "body must be an object with an optional string 'reason'")
+        return str(data.get("reason") or "over HTTP")
+
+    async def _admin_call(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return await run_in_threadpool(call)
+        except NotFoundError as e:
+            raise _Problem(404, str(e)) from e
+        except (AdapterRefusedError, IncompatibleAdapterError) as e:
+            raise _Problem(409, str(e)) from e
+        except SQLAlchemyError as e:
+            raise _Problem(503, "store unreachable") from e
+
+    @app.post("/v1/adapters/{version}/promote")
+    async def promote(version: str, request: Request) -> dict[str, Any]:
+        _admin(request)
+        reason = await _reason(request)
+        return await _admin_call(lambda: ctx.promote(version, reason))
+
+    @app.post("/v1/adapters/rollback")
+    async def rollback(request: Request) -> dict[str, Any]:
+        _admin(request)
+        reason = await _reason(request)
+        return await _admin_call(lambda: ctx.rollback(reason))
+
+    # ------------------------------------------------------------------ probes and metrics
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        reason = await run_in_threadpool(ctx.not_ready)
+        if reason is not None:
+            return _error(503, reason)
+        return JSONResponse({"ready": True})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    wrapped: Any = _MetricsMiddleware
+    app.add_middleware(wrapped, metrics=ctx.metrics)
+    return app
+
+
+def _release(log: PredictionLog | None, ids: list[str]) -> None:
+    if log is not None and ids:
+        log.release_ids(ids)
+
+
+def _stored_ids(engine: Engine, ids: list[str]) -> set[str]:
+    with engine.connect() as conn:
+        return repo.existing_prediction_ids(conn, ids)
+
+
+def _store_feedback(
+    engine: Engine, log: PredictionLog | None, records: list[FeedbackRecord]
+) -> list[str]:
+    """Store all feedback in one transaction, or none of it: returns the unknown ids."""
+    ids = [r.prediction_id for r in records]
+    with engine.connect() as conn:
+        known = repo.existing_prediction_ids(conn, ids)
+    missing = [i for i in ids if i not in known]
+    if missing and log is not None and log.pending_among(missing):
+        # Predictions still in the log writer's buffer: write them out, then look again.
+        log.flush(timeout=5.0)
+        with engine.connect() as conn:
+            known = repo.existing_prediction_ids(conn, ids)
+        missing = [i for i in ids if i not in known]
+    if missing:
+        return missing
+    with engine.begin() as conn:
+        repo.upsert_feedback(conn, records)
+    return []

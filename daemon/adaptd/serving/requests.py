@@ -1,0 +1,222 @@
+"""Request bodies: parsed and checked by hand into our own values, so every bad input gets one
+clear 4xx naming the offending field (``inputs[3].text: empty text``), and nothing of a request is
+applied unless all of it is valid. The pydantic models at the end only document the API (/docs).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+MAX_ID_CHARS = 128  # the width of predictions.id
+MAX_ATTRIBUTES = 32
+
+
+class BadRequest(Exception):
+    """A request that cannot be served as sent; ``status`` is its HTTP status code."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PredictInput:
+    text: str
+    id: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedbackItem:
+    id: str
+    label: str
+
+
+def parse_json(body: bytes) -> Any:
+    """UTF-8 JSON or a 400 saying which of the two it is not."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BadRequest(400, f"body is not valid UTF-8 (byte {e.start})") from e
+    if not text.strip():
+        raise BadRequest(400, "empty body: expected a JSON object")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadRequest(400, f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
+    except RecursionError as e:
+        raise BadRequest(400, "invalid JSON: nested too deeply") from e
+
+
+def _list_field(data: Any, key: str, *, max_items: int) -> list[Any]:
+    if not isinstance(data, dict):
+        raise BadRequest(422, f"body must be a JSON object with {key!r}, got {_kind(data)}")
+    unknown = sorted(k for k in data if k != key)
+    if unknown:
+        raise BadRequest(422, f"unknown field {unknown[0]!r} (expected only {key!r})")
+    if key not in data:
+        raise BadRequest(422, f"missing field {key!r}")
+    items = data[key]
+    if not isinstance(items, list):
+        raise BadRequest(422, f"{key}: must be a list, got {_kind(items)}")
+    if not items:
+        raise BadRequest(422, f"{key}: empty list")
+    if len(items) > max_items:
+        raise BadRequest(422, f"{key}: {len(items)} items, more than the limit of {max_items}")
+    return items
+
+
+def _kind(value: Any) -> str:
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _check_id(where: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(422, f"{where}: must be a string, got {_kind(value)}")
+    if not value.strip():
+        raise BadRequest(422, f"{where}: empty id")
+    if len(value) > MAX_ID_CHARS:
+        raise BadRequest(422, f"{where}: longer than {MAX_ID_CHARS} characters")
+    return value
+
+
+def _check_text(where: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(422, f"{where}: must be a string, got {_kind(value)}")
+    if not value.strip():
+        raise BadRequest(422, f"{where}: empty or whitespace-only text")
+    return value
+
+
+def _check_attributes(where: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise BadRequest(422, f"{where}: must be an object of strings, got {_kind(value)}")
+    if len(value) > MAX_ATTRIBUTES:
+        raise BadRequest(422, f"{where}: {len(value)} keys, more than {MAX_ATTRIBUTES}")
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise BadRequest(422, f"{where}.{key}: must be a string, got {_kind(item)}")
+    return dict(value)
+
+
+def _duplicates(ids: Sequence[str]) -> list[str]:
+    seen: set[str] = set()
+    dup: list[str] = []
+    for i in ids:
+        if i in seen and i not in dup:
+            dup.append(i)
+        seen.add(i)
+    return dup
+
+
+def parse_predict(data: Any, *, max_inputs: int) -> list[PredictInput]:
+    items = _list_field(data, "inputs", max_items=max_inputs)
+    out: list[PredictInput] = []
+    for n, item in enumerate(items):
+        where = f"inputs[{n}]"
+        if isinstance(item, str):
+            out.append(PredictInput(text=_check_text(where, item)))
+            continue
+        if not isinstance(item, dict):
+            raise BadRequest(
+                422, f"{where}: must be a string or an object with 'text', got {_kind(item)}"
+            )
+        unknown = sorted(k for k in item if k not in {"text", "id", "attributes"})
+        if unknown:
+            raise BadRequest(422, f"{where}: unknown field {unknown[0]!r}")
+        if "text" not in item:
+            raise BadRequest(422, f"{where}: missing field 'text'")
+        out.append(
+            PredictInput(
+                text=_check_text(f"{where}.text", item["text"]),
+                id=_check_id(f"{where}.id", item["id"]) if item.get("id") is not None else None,
+                attributes=_check_attributes(f"{where}.attributes", item.get("attributes") or {}),
+            )
+        )
+    dup = _duplicates([p.id for p in out if p.id is not None])
+    if dup:
+        raise BadRequest(422, f"inputs: duplicate id {dup[0]!r} in one request")
+    return out
+
+
+def parse_feedback(data: Any, *, labels: Sequence[str], max_items: int) -> list[FeedbackItem]:
+    items = _list_field(data, "feedback", max_items=max_items)
+    out: list[FeedbackItem] = []
+    for n, item in enumerate(items):
+        where = f"feedback[{n}]"
+        if not isinstance(item, dict):
+            raise BadRequest(422, f"{where}: must be an object with 'id' and 'label'")
+        unknown = sorted(k for k in item if k not in {"id", "label"})
+        if unknown:
+            raise BadRequest(422, f"{where}: unknown field {unknown[0]!r}")
+        for key in ("id", "label"):
+            if key not in item:
+                raise BadRequest(422, f"{where}: missing field {key!r}")
+        label = item["label"]
+        if not isinstance(label, str):
+            raise BadRequest(422, f"{where}.label: must be a string, got {_kind(label)}")
+        if label not in labels:
+            raise BadRequest(
+                422, f"{where}.label: {label!r} is not in the label set {list(labels)}"
+            )
+        out.append(FeedbackItem(id=_check_id(f"{where}.id", item["id"]), label=label))
+    dup = _duplicates([f.id for f in out])
+    if dup:
+        raise BadRequest(422, f"feedback: duplicate id {dup[0]!r} in one request")
+    return out
+
+
+# --------------------------------------------------------------------------- OpenAPI only
+
+
+class InputObject(BaseModel):
+    text: str = Field(description="The text to classify.")
+    id: str | None = Field(default=None, description="Your id for it; generated when absent.")
+    attributes: dict[str, str] = Field(
+        default_factory=dict, description="Free key/value strings for slicing and bias metrics."
+    )
+
+
+class PredictBody(BaseModel):
+    inputs: list[str | InputObject] = Field(
+        description="Texts, or objects with text/id/attributes."
+    )
+
+
+class PredictionOut(BaseModel):
+    id: str
+    label: str
+    score: float
+    probabilities: dict[str, float]
+    adapter: str = Field(description="The adapter version that computed this prediction.")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[PredictionOut]
+
+
+class FeedbackIn(BaseModel):
+    id: str
+    label: str
+
+
+class FeedbackBody(BaseModel):
+    feedback: list[FeedbackIn]
+
+
+class FeedbackResponse(BaseModel):
+    accepted: int

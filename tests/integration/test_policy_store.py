@@ -1,0 +1,60 @@
+"""Policy state and events through the control loop on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from prometheus_client import CollectorRegistry
+
+from adaptd.control.loop import ControlLoop, Hooks
+from adaptd.control.settings import SchedulerSettings
+from adaptd.metrics import Metrics
+from adaptd.policy.engine import Decision
+from adaptd.policy.schema import Policy
+from adaptd.storage import repository
+from tests.unit.policy.helpers import CATALOG, T0, sig
+
+
+def test_state_and_events_survive_a_restart_on_each_backend(engine):
+    p = Policy.model_validate(
+        {
+            "name": "drift",
+            "trip": {"signal": "drift.embedding.auc", "gt": 0.7},
+            "n_of_m": {"n": 2, "m": 3},
+            "cooldown": "6h",
+            "action": {"type": "retrain", "overrides": {"group_reweighting": True}},
+        },
+        context={"known": CATALOG},
+    )
+    retrains: list[Decision] = []
+    values = iter([0.9, 0.5, 0.9, 0.9, 0.9])
+
+    def loop() -> ControlLoop:
+        return ControlLoop(
+            engine=engine,
+            metrics=Metrics(CollectorRegistry()),
+            settings=SchedulerSettings(),
+            policies=[p],
+            hooks=Hooks(
+                check=lambda now: [sig("drift.embedding.auc", next(values), ts=now)],
+                retrain=retrains.append,
+                rollback=retrains.append,
+                alert=retrains.append,
+            ),
+        )
+
+    for i in range(5):  # a new daemon for every check
+        loop().run_check_once(T0 + i * timedelta(minutes=5))
+    assert len(retrains) == 1
+    assert retrains[0].overrides == {"group_reweighting": True}
+    events = repository.list_events(engine)
+    assert [e.kind for e in events] == ["trip", "action"]
+    assert events[1].details == {
+        "policy": "drift",
+        "action": "retrain",
+        "overrides": {"group_reweighting": True},
+        "signals": {"drift.embedding.auc": {"value": 0.9, "gt": 0.7}},
+    }
+    stored = repository.load_policy_states(engine)["drift"]
+    assert stored["tripped"] is True
+    assert stored["last_action"] == (T0 + timedelta(minutes=10)).isoformat()

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adaptd.errors import IncompatibleAdapterError
+from adaptd.serving.host import ModelHost
+from tests.unit.serving.helpers import LABELS, build_adapter, build_base
+
+
+@pytest.fixture
+def host(tiny_base: Path) -> ModelHost:
+    return ModelHost(base=str(tiny_base), labels=LABELS, max_length=16, threads=1)
+
+
+def test_build_merges_the_adapter_and_keeps_eval_mode(host: ModelHost, adapter_a: Path) -> None:
+    built = host.build("a", adapter_a)
+    names = [name for name, _ in built.model.named_parameters()]
+    assert not any("lora_" in n for n in names), "LoRA must be merged away for serving"
+    assert not built.model.training
+    assert built.version == "a"
+
+
+def test_an_adapter_for_another_label_set_is_refused_naming_the_mismatch(
+    host: ModelHost, tiny_base: Path, tmp_path: Path
+) -> None:
+    three = build_adapter(tiny_base, tmp_path / "three", ("neg", "neu", "pos"))
+    with pytest.raises(IncompatibleAdapterError, match="labels"):
+        host.build("three", three)
+    assert host.active is None
+
+
+def test_an_offer_takes_effect_only_at_the_next_batch(
+    host: ModelHost, adapter_a: Path, adapter_b: Path
+) -> None:
+    a, b = host.build("a", adapter_a), host.build("b", adapter_b)
+    host.offer(a)
+    assert host.active is None and host.target_version() == "a"
+    model, swap = host.model_for_next_batch()
+    assert model is a and swap is not None and swap.old is None
+    host.offer(b)
+    assert host.active is a, "an offer must not change the model a running batch uses"
+    model, swap = host.model_for_next_batch()
+    assert model is b and swap is not None and swap.old is a
+    assert host.previous is a
+    assert host.ready_for("a") is a, "the previous version stays loaded for instant rollback"
+    model, swap = host.model_for_next_batch()
+    assert model is b and swap is None
+
+
+# peft warns that GPT-2's Conv1D needs fan_in_fan_out and sets it itself: expected, harmless.
+@pytest.mark.filterwarnings("ignore:fan_in_fan_out:UserWarning")
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_decoder_architectures_serve(arch: str, tmp_path: Path) -> None:
+    from adaptd.metrics import new_metrics
+    from adaptd.serving.batcher import Batcher
+
+    base = build_base(tmp_path / arch, arch=arch)  # type: ignore[arg-type]
+    adapter = build_adapter(base, tmp_path / f"{arch}-adapter")
+    host = ModelHost(base=str(base), labels=LABELS, max_length=16)
+    host.offer(host.build(arch, adapter))
+    batcher = Batcher(host, new_metrics(), max_batch=8, max_wait_ms=0, queue_size=16)
+    future = batcher.submit(["a short one", "a somewhat longer sentence to pad against"])
+    batcher.run_batch(batcher.take_batch(block=False))
+    predictions = future.result(timeout=0)
+    assert [p.adapter for p in predictions] == [arch, arch]
+    assert all(abs(sum(p.probabilities) - 1) < 1e-5 for p in predictions)
+    assert predictions[0].embedding.shape == (32,)
