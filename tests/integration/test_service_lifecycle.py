@@ -178,16 +178,16 @@ def test_a_reload_hook_that_refuses_keeps_the_previous_config(service: Service) 
 def test_status_providers_are_merged_and_isolated(service: Service) -> None:
     service.startup()
     ctx = service.control_context()
-    ctx.register_status("control", lambda: {"jobs": 2})
+    ctx.register_status("extra", lambda: {"jobs": 2})
 
     def broken() -> dict[str, object]:
         raise RuntimeError("boom")
 
     ctx.register_status("broken", broken)
     with pytest.raises(ValueError, match="already registered"):
-        ctx.register_status("control", dict)
+        ctx.register_status("extra", dict)
     status = service.status()
-    assert status["control"] == {"jobs": 2}
+    assert status["extra"] == {"jobs": 2}
     assert "boom" in status["broken"]["error"]
 
 
@@ -207,3 +207,25 @@ def test_rollback_is_instant_from_the_previous_slot(
     assert service.request_swap() == first
     assert service.host.active is previous, "rollback reuses the loaded model, no rebuild"
     assert service.host.previous is not None and service.host.previous.version == other
+
+
+def test_the_registry_watcher_swaps_to_a_promotion_made_elsewhere(
+    tiny_base: Path, adapter: Path, tmp_path: Path
+) -> None:
+    import time
+
+    settings = settings_for(tmp_path / "state", tiny_base, serving={"registry_poll_s": 0.05})
+    engine = store_for(settings)
+    svc = Service(settings=settings, role=Role.SERVE)
+    svc.startup()
+    try:
+        assert svc.host is not None and svc.host.active is None
+        version = register(engine, settings, adapter)  # as `adaptd adapters promote` would
+        deadline = time.monotonic() + 30
+        while svc.host.active is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert svc.host.active is not None and svc.host.active.version == version
+        assert svc.not_ready() is None
+    finally:
+        svc.handle_term()
+        svc.shutdown()
