@@ -1,5 +1,18 @@
-"""``python -m bench``: the list of benchmarks; each runs as ``python -m bench.<name>``."""
+"""``python -m bench``: the list of benchmarks; each runs as ``python -m bench.<name>``.
+
+Every benchmark runs adaptd and a peer on the same data, threads and machine in one run, and
+prints the ratio. ``--quick`` keeps a run to a few minutes on 2 CPU cores.
+"""
 
 from __future__ import annotations
 
-print("benchmarks: python -m bench.monitoring [--quick]")
+print(
+    "benchmarks (each with --quick):\n"
+    "  python -m bench.serving      daemon vs plain transformers forward; logging on/off; "
+    "promotions under load\n"
+    "  python -m bench.monitoring   100k-row check vs Evidently DataDriftPreset; ADWIN vs river; "
+    "the demo shift\n"
+    "  python -m bench.retraining   trainer vs a bare peft+torch loop; serving during a retrain; "
+    "the demo shift vs an oracle\n"
+    "  python bench/adapter_check.py  registry compatibility check vs loading with peft"
+)
