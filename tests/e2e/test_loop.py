@@ -181,6 +181,8 @@ def loop_then_rollback(daemon: Service, client: httpx.Client) -> None:
     assert "rolled_back" in kinds
     rollback = [e for e in repo.list_events(daemon.engine) if e.kind == "rolled_back"][-1]
     assert "probation" in rollback.message
+    assert daemon.metrics is not None
+    assert daemon.metrics.registry.get_sample_value("adaptd_probation_rollbacks_total") == 1
     status = client.get("/v1/status").json()
     assert status["control"]["probation"] is None
 

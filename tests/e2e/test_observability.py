@@ -104,3 +104,32 @@ def test_a_real_prometheus_scrapes_the_daemon(daemon: Service) -> None:
         assert len(active) == 1
     finally:
         server.__exit__(None, None, None)
+
+
+def test_status_command_reads_the_running_daemon(daemon: Service, tmp_path: Path) -> None:
+    import os
+    import sys
+
+    url = f"http://127.0.0.1:{daemon.http_port}"
+    env = {k: v for k, v in os.environ.items() if k != "ADAPTD_CONFIG"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "adaptd", "status", "--json", "--url", url],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    document = json.loads(shown.stdout)
+    assert "control" in document and "adapter" in document
+    gone = subprocess.run(
+        [sys.executable, "-m", "adaptd", "status", "--url", "http://127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert gone.returncode == 1
+    assert gone.stderr.strip().startswith("adaptd: error: no daemon answering at")

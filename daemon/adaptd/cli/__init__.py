@@ -22,6 +22,7 @@ from adaptd.cli import (
     report_cmd,
     retrain_cmd,
     serve_cmd,
+    status_cmd,
 )
 from adaptd.errors import AdaptdError
 
@@ -40,6 +41,7 @@ app.add_typer(adapters_cmd.app, name="adapters")
 app.command("serve")(serve_cmd.serve)
 app.command("retrain")(retrain_cmd.retrain)
 app.command("demo")(demo_cmd.demo)
+app.command("status")(status_cmd.status)
 app.command("check")(check_cmd.check)
 app.command("report")(report_cmd.report)
 

@@ -248,6 +248,7 @@ class DaemonControl:
                 reason=f"probation: {verdict.reason}",
                 to=probation.previous,
             )
+            self.ctx.metrics.rollbacks.inc()
             self.ctx.request_swap()
             with self._probation_lock:
                 self._probation = None
