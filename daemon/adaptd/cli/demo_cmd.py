@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import typer
@@ -22,6 +23,8 @@ def demo(
 ) -> None:
     """The whole loop on the embedded defaults: shipped MiniLM, movie reviews, then tweets."""
     configure_logging("WARNING")
+    # transformers' own deprecation chatter (called by peft) is noise in a narrated demo.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
     def keep(service: Service) -> None:
         print(f"serving on http://127.0.0.1:{service.http_port} until Ctrl-C")
