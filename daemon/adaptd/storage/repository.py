@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from adaptd.errors import NotFoundError
+from adaptd.errors import NotFoundError, StoreError
 from adaptd.storage import tables as t
 from adaptd.storage.records import (
     AdapterRecord,
@@ -143,7 +143,7 @@ def _upsert(conn: Connection, table: Any, rows: list[dict[str, Any]], keys: list
     elif dialect == "sqlite":
         stmt = sqlite.insert(table)
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise NotImplementedError(f"upsert on {dialect}")
+        raise StoreError(f"store.url: {dialect} is not supported (use SQLite or PostgreSQL)")
     excluded = stmt.excluded
     columns = {c: excluded[c] for c in rows[0] if c not in keys}
     conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=columns), rows)
