@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from adaptd import __version__, sdnotify
 from adaptd.adapters import registry
-from adaptd.config import Settings, ensure_state_dir, load_settings
+from adaptd.config import Settings, load_settings
 from adaptd.errors import AdaptdError, ConfigError
 from adaptd.logsetup import configure_logging
 from adaptd.metrics import Metrics
@@ -47,8 +47,7 @@ from adaptd.serving.host import ModelHost, Swap
 from adaptd.serving.http import ServingContext, create_app
 from adaptd.serving.logwriter import PredictionLog
 from adaptd.storage import repository as repo
-from adaptd.storage.engine import check_reachable, make_engine
-from adaptd.storage.migrate import require_current
+from adaptd.storage.engine import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +207,7 @@ class Service:
         settings = self.settings
         configure_logging(settings.logging.level, json_lines=settings.logging.json_lines)
         logger.info("adaptd %s starting (role %s)", __version__, self.role)
-        self.engine = self._open_store(settings)
+        self.engine = open_store(settings)
         self._stack.callback(self.engine.dispose)
         self.metrics = Metrics(CollectorRegistry(auto_describe=True))
         self.metrics.build_info.info({"version": __version__})
@@ -221,18 +220,6 @@ class Service:
         serving = self.host.active.version[:12] if self.host and self.host.active else "none"
         sdnotify.ready(f"serving adapter {serving} on {settings.server.host}:{self.http_port}")
         logger.info("adaptd ready on %s:%s", settings.server.host, self.http_port)
-
-    def _open_store(self, settings: Settings) -> Engine:
-        if settings.store.url is None:
-            ensure_state_dir(settings)
-        engine = make_engine(
-            settings.store_url,
-            pool_size=settings.store.pool_size,
-            connect_timeout_s=settings.store.connect_timeout_s,
-        )
-        check_reachable(engine)
-        require_current(engine)
-        return engine
 
     def _start_serving(self, settings: Settings) -> None:
         assert self.engine is not None and self.metrics is not None

@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import Engine
 
-from adaptd.config import Settings, ensure_state_dir, load_settings
+from adaptd.config import Settings, load_settings
 from adaptd.logsetup import configure_logging
-from adaptd.storage.engine import check_reachable, make_engine
-from adaptd.storage.migrate import require_current
+from adaptd.storage.engine import open_store as open_store  # the CLI commands import it from here
 
 ConfigOption = Annotated[
     Path | None,
@@ -33,21 +31,6 @@ def load(config: Path | None) -> Settings:
     settings = load_settings(config)
     configure_logging(settings.logging.level, json_lines=settings.logging.json_lines)
     return settings
-
-
-def open_store(settings: Settings, *, require_schema: bool = True) -> Engine:
-    """An engine that reached the store; with ``require_schema`` the schema must be current."""
-    if settings.store.url is None:
-        ensure_state_dir(settings)
-    engine = make_engine(
-        settings.store_url,
-        pool_size=settings.store.pool_size,
-        connect_timeout_s=settings.store.connect_timeout_s,
-    )
-    check_reachable(engine)
-    if require_schema:
-        require_current(engine)
-    return engine
 
 
 def _default(value: Any) -> Any:

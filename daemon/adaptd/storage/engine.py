@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from adaptd.errors import StoreUnreachableError
+
+if TYPE_CHECKING:
+    from adaptd.config import Settings
 
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
@@ -61,3 +64,24 @@ def check_reachable(engine: Engine) -> None:
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
         shown = engine.url.render_as_string(hide_password=True)
         raise StoreUnreachableError(f"store.url: cannot reach {shown}: {reason}") from e
+
+
+def open_store(settings: Settings, *, require_schema: bool = True) -> Engine:
+    """The configured store, reached; with ``require_schema`` its schema must be current.
+
+    Both the CLI and the daemon open the store through here, so they fail the same way.
+    """
+    from adaptd.config import ensure_state_dir
+    from adaptd.storage.migrate import require_current
+
+    if settings.store.url is None:
+        ensure_state_dir(settings)
+    engine = make_engine(
+        settings.store_url,
+        pool_size=settings.store.pool_size,
+        connect_timeout_s=settings.store.connect_timeout_s,
+    )
+    check_reachable(engine)
+    if require_schema:
+        require_current(engine)
+    return engine
