@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ from adaptd.modeling.base import inspect_base, resolve_base
 from adaptd.monitoring.edges import build_windows, export_signals, hf_tokenizer, store_signals
 from adaptd.monitoring.runner import run_checks
 from adaptd.policy.engine import Decision, EvaluationContext
-from adaptd.retraining.job import RetrainJob, RetrainRequest
+from adaptd.retraining.job import SIGNAL_OF_METRIC, RetrainJob, RetrainRequest
 from adaptd.retraining.observe import observe
 from adaptd.retraining.probation import decide
 from adaptd.retraining.registry_port import AdaptersRegistry
@@ -36,13 +36,6 @@ if TYPE_CHECKING:
     from adaptd.service import ControlContext
 
 logger = logging.getLogger(__name__)
-
-#: adapter metrics recorded at validation -> the signal they are comparable with
-VALIDATION_SIGNALS = {
-    "accuracy": "performance.accuracy",
-    "macro_f1": "performance.macro_f1",
-    "ece": "performance.ece",
-}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -118,12 +111,6 @@ class DaemonControl:
 
     # ------------------------------------------------------------------ hooks
 
-    def _predict_labels(self) -> Callable[[Sequence[str]], Sequence[str]] | None:
-        predict = self.ctx.predict
-        if predict is None:
-            return None
-        return predict
-
     def check(self, now: datetime) -> Sequence[Signal]:
         settings = self.ctx.settings()
         active = repository.active_adapter(self.ctx.engine)
@@ -141,7 +128,7 @@ class DaemonControl:
             settings.monitors,
             now=now,
             tokenizer=self._tokenizer,
-            predict=self._predict_labels(),
+            predict=self.ctx.predict,
         )
         self._check_probation(now, signals)
         return signals
@@ -153,7 +140,7 @@ class DaemonControl:
         metrics = active.metrics or {}
         validation = {
             signal: float(metrics[signal])
-            for signal in VALIDATION_SIGNALS.values()
+            for signal in SIGNAL_OF_METRIC.values()
             if isinstance(metrics.get(signal), int | float)
         }
         return EvaluationContext(adapter=active.version, validation=validation)

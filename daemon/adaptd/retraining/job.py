@@ -491,7 +491,7 @@ def _gate_values(verdict: Verdict) -> dict[str, Any]:
 
 #: validation metrics on recent data, under the names of the signals they compare with, so a
 #: policy's `relative_to: validation` (and its backtest) finds them in the adapter's metrics
-_SIGNAL_OF_METRIC = {
+SIGNAL_OF_METRIC = {
     "accuracy": "performance.accuracy",
     "macro_f1": "performance.macro_f1",
     "ece": "performance.ece",
@@ -500,7 +500,7 @@ _SIGNAL_OF_METRIC = {
 
 def _signal_values(verdict: Verdict) -> dict[str, float]:
     return {
-        _SIGNAL_OF_METRIC[g.metric]: float(g.value)
+        SIGNAL_OF_METRIC[g.metric]: float(g.value)
         for g in verdict.gates
-        if g.slice == "recent" and g.metric in _SIGNAL_OF_METRIC and g.value is not None
+        if g.slice == "recent" and g.metric in SIGNAL_OF_METRIC and g.value is not None
     }
