@@ -14,6 +14,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
+# A check on a tiny model takes tens of ms; on MiniLM over a large window, tens of seconds.
+#: label values known in advance (pre-created at zero, see the end of Metrics.__init__)
+DROP_REASONS = ("buffer_full", "duplicate_id", "shutdown")
+CHECK_RESULTS = ("ok", "error", "missed")
+RETRAIN_OUTCOMES = ("promoted", "awaiting_approval", "rejected", "failed", "cancelled")
+CHECK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 class Metrics:
@@ -123,9 +129,22 @@ class Metrics:
             ["version"],
             registry=registry,
         )
+
+        # --- config reload (owned by the service, which handles SIGHUP on every role) ---------
         self.config_reload_errors = Counter(
             "adaptd_config_reload_errors_total",
-            "SIGHUP reloads refused because the config file was invalid (the previous stays).",
+            "Reloads refused because the config file or a policy file was invalid "
+            "(the previous config and policies stay).",
+            registry=registry,
+        )
+        self.config_last_reload_success = Gauge(
+            "adaptd_config_last_reload_success",
+            "1 when the last load or reload of config and policies succeeded, else 0.",
+            registry=registry,
+        )
+        self.config_last_reload_timestamp = Gauge(
+            "adaptd_config_last_reload_timestamp_seconds",
+            "Unix time of the last load or reload attempt of config and policies.",
             registry=registry,
         )
 
@@ -151,16 +170,17 @@ class Metrics:
             ["signal", "window"],
             registry=registry,
         )
-        self.monitor_check_duration = Histogram(
+        # One check = monitors, policy evaluation, storing: written by the control loop per pass.
+        self.check_duration = Histogram(
             "adaptd_monitor_check_duration_seconds",
-            "Wall time of one monitoring pass.",
-            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            "Wall time of one scheduled or manual check (monitors, policy evaluation, storing).",
+            buckets=CHECK_BUCKETS,
             registry=registry,
         )
-        self.monitor_checks = Counter(
+        self.checks = Counter(
             "adaptd_monitor_checks_total",
-            "Monitoring passes by outcome (ok, drift, error).",
-            ["outcome"],
+            "Checks by result: ok, error (the monitors raised), missed (the scheduler skipped it).",
+            ["result"],
             registry=registry,
         )
 
@@ -204,38 +224,6 @@ class Metrics:
             ["action"],
             registry=registry,
         )
-        self.policy_reload_errors = Counter(
-            "adaptd_policy_reload_errors_total",
-            "Reloads refused because a policy file was invalid (the previous policies stay).",
-            registry=registry,
-        )
-        self.config_last_reload_success = Gauge(
-            "adaptd_config_last_reload_success",
-            "1 when the last load or reload of config and policies succeeded, else 0.",
-            registry=registry,
-        )
-        self.config_last_reload_timestamp = Gauge(
-            "adaptd_config_last_reload_timestamp_seconds",
-            "Unix time of the last load or reload attempt of config and policies.",
-            registry=registry,
-        )
-        self.checks = Counter(
-            "adaptd_checks_total",
-            "Monitor checks run by the scheduler, by result (ok or error).",
-            ["result"],
-            registry=registry,
-        )
-        self.check_duration = Histogram(
-            "adaptd_check_duration_seconds",
-            "Duration of one check: monitors, policy evaluation, storing.",
-            buckets=DURATION_BUCKETS,
-            registry=registry,
-        )
-        self.retrain_running = Gauge(
-            "adaptd_retrain_job_running",
-            "1 while the single-flight retrain job runs.",
-            registry=registry,
-        )
 
         # --- retraining ----------------------------------------------------------------------
         self.retrain_runs = Counter(
@@ -261,6 +249,8 @@ class Metrics:
             "Share of training steps done in the running retrain (0 when none runs).",
             registry=registry,
         )
+        # Owned by the retrain job itself (not the scheduler that queues it): 1 exactly while a
+        # run assembles data, trains or validates, whichever process started it.
         self.retrain_running = Gauge(
             "adaptd_retrain_running", "1 while a retrain runs.", registry=registry
         )
@@ -274,6 +264,15 @@ class Metrics:
             "Promoted adapters rolled back during probation.",
             registry=registry,
         )
+
+        # Alert rules compute increase() over these; a series born at its first event has no
+        # earlier sample, so that first burst would be invisible. Create the known ones at zero.
+        for reason in DROP_REASONS:
+            self.log_dropped.labels(reason)
+        for result in CHECK_RESULTS:
+            self.checks.labels(result=result)
+        for outcome in RETRAIN_OUTCOMES:
+            self.retrain_runs.labels(outcome)
 
 
 def new_metrics() -> Metrics:

@@ -211,6 +211,7 @@ class Service:
         self._stack.callback(self.engine.dispose)
         self.metrics = Metrics(CollectorRegistry(auto_describe=True))
         self.metrics.build_info.info({"version": __version__})
+        self._record_reload(ok=True)  # the config and policies this start loaded
         if self.role != Role.CONTROL:
             self._start_serving(settings)
         self._start_http(settings)
@@ -367,8 +368,7 @@ class Service:
                 hook(new)
         except (AdaptdError, ValueError) as e:
             logger.error("reload refused, keeping the previous config: %s", e)
-            if self.metrics is not None:
-                self.metrics.config_reload_errors.inc()
+            self._record_reload(ok=False)
             self._reload = {"ok": False, "ts": ts, "error": str(e), "restart": []}
             self._transition(RunState.RUNNING)
             sdnotify.ready("reload refused; previous config kept")
@@ -378,11 +378,22 @@ class Service:
             logger.warning("reload: %s changed; restart the daemon to apply", ", ".join(restart))
         configure_logging(new.logging.level, json_lines=new.logging.json_lines)
         self._settings = new
+        self._record_reload(ok=True)
         self._reload = {"ok": True, "ts": ts, "error": None, "restart": restart}
         self._transition(RunState.RUNNING)
         sdnotify.ready("reloaded")
         logger.info("config reloaded")
         return True
+
+    def _record_reload(self, *, ok: bool) -> None:
+        # The one writer of the reload metrics: SIGHUP reaches the service on every role, and a
+        # refused policy file arrives here too (a reload hook raises), so one gauge covers both.
+        if self.metrics is None:
+            return
+        if not ok:
+            self.metrics.config_reload_errors.inc()
+        self.metrics.config_last_reload_success.set(1 if ok else 0)
+        self.metrics.config_last_reload_timestamp.set(self.clock().timestamp())
 
     # ------------------------------------------------------------------ shutdown
 

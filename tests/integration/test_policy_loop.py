@@ -89,7 +89,7 @@ def test_default_policy_trips_in_a_running_loop_and_starts_one_retrain(sqlite_en
         )
         == 1
     )
-    assert registry.get_sample_value("adaptd_checks_total", {"result": "ok"}) >= 12
+    assert registry.get_sample_value("adaptd_monitor_checks_total", {"result": "ok"}) >= 12
 
     # A restarted daemon reads the tripped state back and does not retrain again.
     restarted = ControlLoop(
@@ -122,4 +122,3 @@ def test_reload_from_files_keeps_the_previous_policies_on_a_bad_file(sqlite_engi
     assert [p.name for p in loop.policies] == ["drift-alert", "accuracy-alert"]
     (message,) = loop.status()["reload"]["errors"]
     assert message.startswith(f"{bad}:3: policies.0.trip.signal: unknown signal 'nope'")
-    assert registry.get_sample_value("adaptd_config_last_reload_success") == 0

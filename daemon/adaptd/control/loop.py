@@ -110,10 +110,6 @@ class ControlLoop:
         self._last_check: CheckOutcome | None = None
         self._last_check_duration: float | None = None
         self._scheduler: BackgroundScheduler | None = None
-        metrics.config_last_reload_success.set(1)
-        metrics.config_last_reload_timestamp.set(
-            self._reload.ts.timestamp() if self._reload.ts else 0
-        )
         self._export_states()
 
     # ------------------------------------------------------------------ lifecycle
@@ -155,12 +151,11 @@ class ControlLoop:
     ) -> bool:
         """Put new settings and policies in force, unless ``errors`` says the files were bad.
 
-        With errors, the previous policies and schedule stay; the errors are logged, counted in
-        ``adaptd_policy_reload_errors_total``, and shown by :meth:`status`. Returns whether the
-        reload took effect.
+        With errors, the previous policies and schedule stay; the errors are logged and shown by
+        :meth:`status` (the reload metrics belong to the service, which handles SIGHUP on every
+        role). Returns whether the reload took effect.
         """
         now = self._hooks.clock()
-        self._metrics.config_last_reload_timestamp.set(now.timestamp())
         if errors:
             for error in errors:
                 logger.error("reload refused: %s", error)
@@ -179,7 +174,6 @@ class ControlLoop:
         ):
             self._scheduler.reschedule_job(CHECK_JOB, trigger=schedule.check_trigger(settings))
         self._reload = _ReloadStatus(ok=True, ts=now)
-        self._metrics.config_last_reload_success.set(1)
         self._export_states()
         logger.info("reloaded: %d policies, %s", len(self._policies), schedule.describe(settings))
         return True
@@ -188,9 +182,6 @@ class ControlLoop:
         """Report a reload that failed before reaching the loop (e.g. a bad config file)."""
         now = now or self._hooks.clock()
         self._reload = _ReloadStatus(ok=False, ts=now, errors=list(errors))
-        self._metrics.policy_reload_errors.inc()
-        self._metrics.config_last_reload_success.set(0)
-        self._metrics.config_last_reload_timestamp.set(now.timestamp())
 
     @property
     def policies(self) -> list[Policy]:
@@ -303,7 +294,6 @@ class ControlLoop:
                     details={"policy": decision.policy, "running_policy": holder.policy},
                 )
             ]
-        self._metrics.retrain_running.set(1)
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.add_job(
                 self._retrain_job,
@@ -328,7 +318,6 @@ class ControlLoop:
             self._add_events([self._failure(decision, e)])
         finally:
             self._slot.release(self._hooks.clock(), error)
-            self._metrics.retrain_running.set(0)
 
     @property
     def retrain_running(self) -> bool:

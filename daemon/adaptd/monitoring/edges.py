@@ -126,17 +126,3 @@ def export_signals(metrics: Metrics, signals: Sequence[Signal]) -> None:
             )
         metrics.signal_samples.labels(s.name, "reference").set(s.n_reference)
         metrics.signal_samples.labels(s.name, "current").set(s.n_current)
-
-
-def record_check(metrics: Metrics, signals: Sequence[Signal], seconds: float) -> None:
-    """Count one pass by outcome and observe how long it took."""
-    metrics.monitor_check_duration.observe(seconds)
-    metrics.monitor_checks.labels(check_outcome(signals)).inc()
-
-
-def check_outcome(signals: Sequence[Signal]) -> str:
-    """``error`` if any monitor failed, ``drift`` if any drifted, else ``ok`` (for the counter)."""
-    statuses = {s.status for s in signals}
-    if Status.ERROR in statuses:
-        return "error"
-    return "drift" if Status.DRIFT in statuses else "ok"

@@ -129,7 +129,7 @@ def test_a_check_trips_stores_events_state_and_retrains(make_loop, world, sqlite
     assert sample(registry, "adaptd_policy_actions_total", policy="p", action="retrain") == 1
     assert sample(registry, "adaptd_policy_state", policy="p", state="tripped") == 1
     assert sample(registry, "adaptd_policy_state", policy="p", state="idle") == 0
-    assert sample(registry, "adaptd_checks_total", result="ok") == 2
+    assert sample(registry, "adaptd_monitor_checks_total", result="ok") == 2
 
 
 def test_a_restart_remembers_a_pending_trip_and_does_not_fire_twice(make_loop, world, registry):
@@ -169,7 +169,7 @@ def test_a_failing_check_is_reported_not_raised(make_loop, world, sqlite_engine,
     outcome = loop.run_check_once(T0)
     assert outcome.error == "RuntimeError: store gone"
     assert [e.kind for e in repository.list_events(sqlite_engine)] == ["check_failed"]
-    assert sample(registry, "adaptd_checks_total", result="error") == 1
+    assert sample(registry, "adaptd_monitor_checks_total", result="error") == 1
     assert loop.status()["last_check"]["error"] == "RuntimeError: store gone"
 
 
@@ -198,13 +198,10 @@ def test_reload_with_errors_keeps_the_previous_policies(make_loop, world, regist
     status = loop.status()["reload"]
     assert status["ok"] is False
     assert status["errors"] == ["p.yaml:3: trip: bad"]
-    assert sample(registry, "adaptd_policy_reload_errors_total") == 1
-    assert sample(registry, "adaptd_config_last_reload_success") == 0
 
     assert loop.reload(SchedulerSettings(), [policy("new")])
     assert [p.name for p in loop.policies] == ["new"]
     assert loop.status()["reload"]["ok"] is True
-    assert sample(registry, "adaptd_config_last_reload_success") == 1
     assert sample(registry, "adaptd_policy_state", policy="new", state="idle") == 1
     assert sample(registry, "adaptd_policy_state", policy="old", state="idle") is None
 
@@ -233,7 +230,6 @@ def test_retrain_is_single_flight_and_coalesces(make_loop, world, sqlite_engine,
     world.release.set()
     wait_until(lambda: not loop.retrain_running)
     assert loop.status()["retrain"]["coalesced"] == 1
-    assert sample(registry, "adaptd_retrain_job_running") == 0
 
 
 def test_the_scheduler_runs_checks_and_lists_its_jobs(make_loop, world):
@@ -266,7 +262,7 @@ def test_a_missed_check_is_coalesced_and_counted(make_loop, world, registry):
     # As after a suspended machine: the run is half an hour late, far beyond the grace time
     # (the next regular run, half an hour ahead, is not due yet).
     scheduler.modify_job(CHECK_JOB, next_run_time=datetime.now(UTC) - timedelta(minutes=30))
-    wait_until(lambda: sample(registry, "adaptd_checks_total", result="missed") == 1)
+    wait_until(lambda: sample(registry, "adaptd_monitor_checks_total", result="missed") == 1)
     assert not world.checked.is_set()
     (job,) = loop.status()["scheduler"]["jobs"]
     assert datetime.fromisoformat(job["next_run_time"]) > datetime.now(UTC)

@@ -5,10 +5,8 @@ import pytest
 from adaptd.metrics import new_metrics
 from adaptd.monitoring.detectors.text import oov_shares
 from adaptd.monitoring.edges import (
-    check_outcome,
     export_signals,
     hf_tokenizer,
-    record_check,
     to_result,
 )
 from adaptd.signals import Signal, Status
@@ -65,25 +63,6 @@ def test_to_result_is_json_safe() -> None:
     result = to_result(_signal("performance.accuracy", Status.OK, 0.9))
     assert result.status == "ok" and result.value == 0.9
     assert result.details == {"p": None, "xs": [1, 2], "reference_value": 0.5}
-
-
-def test_check_outcome() -> None:
-    assert check_outcome([_signal("a", Status.OK, 1.0)]) == "ok"
-    assert check_outcome([_signal("a", Status.OK, 1.0), _signal("b", Status.DRIFT, 1.0)]) == "drift"
-    assert (
-        check_outcome([_signal("a", Status.ERROR, None), _signal("b", Status.DRIFT, 1.0)])
-        == "error"
-    )
-
-
-def test_record_check_counts_outcomes_and_observes_duration() -> None:
-    metrics = new_metrics()
-    record_check(metrics, [_signal("a", Status.DRIFT, 1.0)], 2.5)
-    record_check(metrics, [_signal("a", Status.OK, 1.0)], 0.5)
-    reg = metrics.registry
-    assert reg.get_sample_value("adaptd_monitor_checks_total", {"outcome": "drift"}) == 1.0
-    assert reg.get_sample_value("adaptd_monitor_checks_total", {"outcome": "ok"}) == 1.0
-    assert reg.get_sample_value("adaptd_monitor_check_duration_seconds_sum") == 3.0
 
 
 def test_hf_tokenizer_feeds_oov_share_with_the_shipped_model_tokenizer() -> None:
