@@ -29,6 +29,20 @@ def notify(message: str, *, environ: Mapping[str, str] | None = None) -> bool:
     return True
 
 
+def watchdog_seconds(environ: Mapping[str, str] | None = None) -> float | None:
+    """systemd's ``WatchdogSec`` for this process (from ``WATCHDOG_USEC``), or None when the
+    watchdog is off or meant for another process (``WATCHDOG_PID`` names someone else)."""
+    env = environ if environ is not None else os.environ
+    pid = env.get("WATCHDOG_PID")
+    if pid and pid.strip() != str(os.getpid()):
+        return None
+    try:
+        usec = int(env.get("WATCHDOG_USEC", ""))
+    except ValueError:
+        return None
+    return usec / 1_000_000 if usec > 0 else None
+
+
 def ready(status: str | None = None) -> bool:
     return notify("READY=1" + (f"\nSTATUS={status}" if status else ""))
 

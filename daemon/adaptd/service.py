@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from adaptd import __version__, sdnotify
+from adaptd import __version__, liveness, sdnotify
 from adaptd.adapters import registry
 from adaptd.config import Settings, load_settings
 from adaptd.errors import AdaptdError, ConfigError
@@ -158,6 +158,7 @@ class Service:
         self.http_port: int | None = None
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
+        self._stall_s = liveness.DEFAULT_STALL_S
 
     # ------------------------------------------------------------------ run state
 
@@ -206,6 +207,8 @@ class Service:
             self._settings = load_settings(self.config_path)
         settings = self.settings
         configure_logging(settings.logging.level, json_lines=settings.logging.json_lines)
+        watchdog_s = sdnotify.watchdog_seconds()
+        self._stall_s = liveness.stall_limit(watchdog_s)
         logger.info("adaptd %s starting (role %s)", __version__, self.role)
         self.engine = open_store(settings)
         self._stack.callback(self.engine.dispose)
@@ -220,6 +223,10 @@ class Service:
         self._transition(RunState.RUNNING)
         serving = self.host.active.version[:12] if self.host and self.host.active else "none"
         sdnotify.ready(f"serving adapter {serving} on {settings.server.host}:{self.http_port}")
+        if watchdog_s is not None:
+            watchdog = liveness.Watchdog(self.stuck, watchdog_s=watchdog_s)
+            watchdog.start()
+            self._stack.callback(watchdog.stop)  # first to go: a draining daemon is not stuck
         logger.info("adaptd ready on %s:%s", settings.server.host, self.http_port)
 
     def _start_serving(self, settings: Settings) -> None:
@@ -269,6 +276,7 @@ class Service:
             log=self.log,
             labels=tuple(settings.model.labels),
             not_ready=self.not_ready,
+            stuck=self.stuck,
             status=self.status,
             promote=self.promote,
             rollback=self.rollback,
@@ -562,6 +570,22 @@ class Service:
                 version, reason = next(reversed(self._refused.items()))
                 return f"adapter {version[:12]} refused: {reason}"
             return NO_ADAPTER
+        return None
+
+    def stuck(self) -> str | None:
+        """Which part is stuck (dead thread, or one unit of work past the stall limit), naming
+        it; None when every part this role runs is alive. /healthz and the watchdog ask this."""
+        if self._state not in (RunState.RUNNING, RunState.RELOADING):
+            return None
+        now = time.monotonic()
+        for part in (self.batcher, self.log):
+            reason = part.heartbeat.stuck(now, self._stall_s) if part is not None else None
+            if reason is not None:
+                return reason
+        if self._server_thread is not None and not self._server_thread.is_alive():
+            return "http: its thread is not running"
+        if self.control is not None:
+            return self.control.loop.scheduler_stuck(datetime.now(UTC), self._stall_s)
         return None
 
     def status(self) -> dict[str, Any]:

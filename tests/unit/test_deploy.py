@@ -122,6 +122,16 @@ def test_unit_has_what_operators_and_the_readme_rely_on():
     assert "Description" in parsed["Unit"]
 
 
+def test_unit_arms_the_watchdog_the_daemon_feeds():
+    from adaptd.liveness import DEFAULT_STALL_S, stall_limit
+
+    service = unit()["Service"]
+    seconds = float(service["WatchdogSec"].removesuffix("s"))
+    # Pings come from a thread of the main process, which NotifyAccess=main accepts.
+    assert service["NotifyAccess"] in {"main", "all"}
+    assert 0 < stall_limit(seconds) <= DEFAULT_STALL_S
+
+
 def test_unit_env_file_and_example_agree_on_paths():
     service = unit()["Service"]
     config_path = service["ExecStart"].split("--config ", 1)[1]

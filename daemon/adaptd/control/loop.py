@@ -143,6 +143,21 @@ class ControlLoop:
             scheduler.shutdown(wait=wait)
             logger.info("scheduler stopped")
 
+    def scheduler_stuck(self, now: datetime, stall_s: float) -> str | None:
+        """For the watchdog: why the scheduler is stuck at wall-clock ``now`` (its thread died,
+        or the check is overdue by ``stall_s``: nothing is dispatching jobs), or None."""
+        scheduler = self._scheduler
+        if scheduler is None:  # not started yet, or shut down: nothing is meant to run
+            return None
+        # APScheduler 3 exposes no public handle on its thread; a dead one is silent otherwise.
+        thread = getattr(scheduler, "_thread", None)
+        if not scheduler.running or thread is None or not thread.is_alive():
+            return "scheduler: its thread is not running"
+        due = getattr(scheduler.get_job(CHECK_JOB), "next_run_time", None)
+        if due is not None and (now - due).total_seconds() > stall_s:
+            return f"scheduler: the check due at {due.isoformat()} was never dispatched"
+        return None
+
     def reload(
         self,
         settings: SchedulerSettings,

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from adaptd.errors import AdaptdError
+from adaptd.liveness import Heartbeat
 from adaptd.metrics import Metrics
 from adaptd.serving.host import ModelHost, ServingModel, Swap
 
@@ -102,6 +103,8 @@ class Batcher:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._busy = False
+        #: the watchdog's view of the worker: alive, and no batch running for too long
+        self.heartbeat = Heartbeat("batcher")
 
     # ------------------------------------------------------------------ API
 
@@ -140,6 +143,7 @@ class Batcher:
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="adaptd-batcher", daemon=True)
+            self.heartbeat.thread = self._thread
             self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -196,7 +200,8 @@ class Batcher:
     def _run(self) -> None:
         while True:
             batch = self.take_batch()
-            self.run_batch(batch)
+            with self.heartbeat.working():
+                self.run_batch(batch)
             with self._cond:
                 if self._stopping and not self._queue:
                     break

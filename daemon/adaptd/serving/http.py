@@ -72,6 +72,8 @@ class ServingContext:
     promote: Callable[[str, str], dict[str, Any]]
     rollback: Callable[[str], dict[str, Any]]
     clock: Callable[[], datetime] = _utcnow
+    #: which part is stuck (named), or None: /healthz answers 503 with it
+    stuck: Callable[[], str | None] = lambda: None
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -346,8 +348,11 @@ def create_app(ctx: ServingContext) -> FastAPI:
     # ------------------------------------------------------------------ probes and metrics
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Response:
+        reason = await run_in_threadpool(ctx.stuck)
+        if reason is not None:
+            return _error(503, f"stuck: {reason}")
+        return JSONResponse({"status": "ok"})
 
     @app.get("/readyz")
     async def readyz() -> Response:

@@ -27,6 +27,7 @@ import numpy as np
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from adaptd.liveness import Heartbeat
 from adaptd.metrics import Metrics
 from adaptd.serving.batcher import Prediction
 from adaptd.storage import repository as repo
@@ -123,6 +124,8 @@ class PredictionLog:
         self._stopping = False
         self._deadline: float | None = None
         self._thread: threading.Thread | None = None
+        #: the watchdog's view of the writer thread: alive, and no store call hanging
+        self.heartbeat = Heartbeat("log writer")
 
     # ------------------------------------------------------------------ ids
 
@@ -207,6 +210,7 @@ class PredictionLog:
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="adaptd-logwriter", daemon=True)
+            self.heartbeat.thread = self._thread
             self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -262,7 +266,8 @@ class PredictionLog:
         backoff = self._retry_initial_s
         while (batch := self._next_batch()) is not None:
             try:
-                written = self._write(batch)
+                with self.heartbeat.working():  # a store call that never returns is stuck
+                    written = self._write(batch)
             except SQLAlchemyError as e:
                 reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
                 self._metrics.log_write_errors.inc()
