@@ -218,6 +218,17 @@ class Metrics:
             ["policy", "reason"],
             registry=registry,
         )
+        # The one way a policy's `alert` action reaches Prometheus (and through a shipped rule,
+        # Alertmanager). `description` is operator text from the policy file: one series per
+        # configured alert policy, replaced only by a reload, so it stays a small fixed set;
+        # it is here so the alert carries it without a second metric to join.
+        self.policy_alert_active = Gauge(
+            "adaptd_policy_alert_active",
+            "1 while an alert policy is tripped and its alert was raised, else 0.",
+            ["policy", "severity", "description"],
+            registry=registry,
+        )
+        self._alert_series: dict[str, tuple[str, str, str]] = {}
         self.policy_action_failures = Counter(
             "adaptd_policy_action_failures_total",
             "Actions whose hook raised, by action.",
@@ -273,6 +284,23 @@ class Metrics:
             self.checks.labels(result=result)
         for outcome in RETRAIN_OUTCOMES:
             self.retrain_runs.labels(outcome)
+
+    def set_policy_alert(
+        self, policy: str, *, severity: str, description: str, active: bool
+    ) -> None:
+        """Export an alert policy's state; a severity or description changed by a reload
+        replaces the policy's series instead of leaving the old one behind."""
+        series = (policy, severity, description or f"policy {policy} tripped")
+        if self._alert_series.get(policy, series) != series:
+            self.forget_policy_alert(policy)
+        self._alert_series[policy] = series
+        self.policy_alert_active.labels(*series).set(1 if active else 0)
+
+    def forget_policy_alert(self, policy: str) -> None:
+        """A policy removed by a reload (or no longer an alert) stops reporting."""
+        series = self._alert_series.pop(policy, None)
+        if series is not None:
+            self.policy_alert_active.remove(*series)
 
 
 def new_metrics() -> Metrics:

@@ -184,6 +184,7 @@ class ControlLoop:
             for phase in PHASES:
                 self._metrics.policy_state.remove(name, phase)
             self._metrics.policy_pending_checks.remove(name)
+            self._metrics.forget_policy_alert(name)
         if self._scheduler is not None and schedule.trigger_key(previous) != schedule.trigger_key(
             settings
         ):
@@ -399,13 +400,25 @@ class ControlLoop:
 
     def _export_states(self) -> None:
         with self._lock:
-            pairs = [(p.name, self._states.get(p.name)) for p in self._policies]
-        for name, st in pairs:
+            pairs = [(p, self._states.get(p.name)) for p in self._policies]
+        for p, st in pairs:
+            name = p.name
             for phase in PHASES:
                 self._metrics.policy_state.labels(policy=name, state=phase).set(
                     1 if st.phase == phase else 0
                 )
             self._metrics.policy_pending_checks.labels(policy=name).set(st.pending)
+            # Raised once the alert action has run for this trip (not while cooldown or budget
+            # holds it back), lowered when the policy clears: the policy's hysteresis decides.
+            if p.action.type == "alert":
+                self._metrics.set_policy_alert(
+                    name,
+                    severity=p.action.severity,
+                    description=p.description,
+                    active=st.tripped and not st.action_due,
+                )
+            else:
+                self._metrics.forget_policy_alert(name)
 
     # ------------------------------------------------------------------ helpers
 
