@@ -1,4 +1,4 @@
-"""A real Prometheus server for the tests, from Debian's packages, scraping 127.0.0.1 only."""
+"""A real Prometheus (and Alertmanager) for the tests, from Debian's packages, on 127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,44 +49,93 @@ class Prometheus:
 
 
 @contextmanager
-def prometheus_server(target: str, *, rules: Path | None = None) -> Iterator[Prometheus]:
-    """Start Prometheus scraping ``target`` (host:port) every second; RuntimeError if impossible."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        raise RuntimeError("prometheus is not installed (apt-get install prometheus)")
-    workdir = Path(tempfile.mkdtemp(prefix="adaptd-prom-"))
-    port = _free_port()
+def prometheus_server(
+    target: str, *, rules: Path | None = None, alertmanager: str | None = None
+) -> Iterator[Prometheus]:
+    """Start Prometheus scraping ``target`` (host:port) every second, evaluating ``rules`` and
+    sending alerts to ``alertmanager`` (host:port) when given; RuntimeError if impossible."""
     rule_files = f"rule_files: ['{rules}']\n" if rules else ""
-    (workdir / "prometheus.yml").write_text(
+    alerting = (
+        "alerting:\n  alertmanagers:\n    - static_configs:\n"
+        + f"        - targets: ['{alertmanager}']\n"
+        if alertmanager
+        else ""
+    )
+    config = (
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         + rule_files
+        + alerting
         + "scrape_configs:\n  - job_name: adaptd\n    static_configs:\n"
         + f"      - targets: ['{target}']\n"
     )
-    log = (workdir / "log").open("w")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={workdir / 'prometheus.yml'}",
+    with _server(
+        "prometheus",
+        config,
+        lambda workdir, port: [
             f"--storage.tsdb.path={workdir / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
         ],
+    ) as url:
+        yield Prometheus(url)
+
+
+class Alertmanager:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.address = url.removeprefix("http://")
+
+    def alerts(self) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as response:
+            return list(json.load(response))
+
+
+@contextmanager
+def alertmanager_server(webhook: str) -> Iterator[Alertmanager]:
+    """Start Alertmanager routing every alert at once to ``webhook`` (a URL); no clustering."""
+    config = (
+        "route:\n  receiver: hook\n  group_by: ['alertname', 'policy']\n"
+        "  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n"
+        f"receivers:\n  - name: hook\n    webhook_configs:\n      - url: '{webhook}'\n"
+    )
+    with _server(
+        "prometheus-alertmanager",
+        config,
+        lambda workdir, port: [
+            f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+    ) as url:
+        yield Alertmanager(url)
+
+
+@contextmanager
+def _server(name: str, config: str, flags: Callable[[Path, int], list[str]]) -> Iterator[str]:
+    binary = shutil.which(name)
+    if binary is None:
+        raise RuntimeError(f"{name} is not installed (apt-get install {name})")
+    workdir = Path(tempfile.mkdtemp(prefix=f"adaptd-{name}-"))
+    port = _free_port()
+    (workdir / "config.yml").write_text(config)
+    log = (workdir / "log").open("w")
+    process = subprocess.Popen(
+        [binary, f"--config.file={workdir / 'config.yml'}", *flags(workdir, port)],
         stdout=subprocess.DEVNULL,
         stderr=log,
     )
-    server = Prometheus(f"http://127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1):
+                with urllib.request.urlopen(f"{url}/-/ready", timeout=1):
                     break
             except OSError as e:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    log = (workdir / "log").read_text()[-500:]
-                    raise RuntimeError(f"prometheus did not start: {log}") from e
+                    tail = (workdir / "log").read_text()[-500:]
+                    raise RuntimeError(f"{name} did not start: {tail}") from e
                 time.sleep(0.2)
-        yield server
+        yield url
     finally:
         process.terminate()
         try:

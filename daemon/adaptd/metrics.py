@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from adaptd.policy.schema import ACTION_TYPES
+
 # Latency buckets from 1 ms to 10 s: a micro-batched MiniLM answers in a few ms on CPU.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -284,6 +286,8 @@ class Metrics:
             self.checks.labels(result=result)
         for outcome in RETRAIN_OUTCOMES:
             self.retrain_runs.labels(outcome)
+        for action in ACTION_TYPES:
+            self.policy_action_failures.labels(action=action)
 
     def set_policy_alert(
         self, policy: str, *, severity: str, description: str, active: bool

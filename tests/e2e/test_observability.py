@@ -7,15 +7,25 @@ import json
 import re
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import yaml
 
+from adaptd.modeling.base import inspect_base
+from adaptd.modeling.tiny import build_tiny_model
+from adaptd.retraining.executors import LocalExecutor
+from adaptd.retraining.job import RetrainJob, RetrainRequest
+from adaptd.retraining.registry_port import AdaptersRegistry
 from adaptd.service import RunState, Service
-from tests.prom import prometheus_server
+from tests.prom import alertmanager_server, prometheus_server
+from tests.unit.retraining.synthetic import keyword_examples
 from tests.unit.serving.helpers import build_adapter, build_base, register, settings_for, store_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,3 +143,187 @@ def test_status_command_reads_the_running_daemon(daemon: Service, tmp_path: Path
     )
     assert gone.returncode == 1
     assert gone.stderr.strip().startswith("adaptd: error: no daemon answering at")
+
+
+# --------------------------------------------------------------------------- the whole loop
+
+ALERTING_POLICIES = """\
+policies:
+  - name: accuracy-fell
+    trip: {signal: performance.accuracy, lt: 0.8}
+    min_samples: 50
+    for: 1
+    cooldown: 0s
+    action: {type: retrain}
+  - name: accuracy-watch
+    description: Labelled accuracy below 95% on two checks.
+    trip: {signal: performance.accuracy, lt: 0.95}
+    min_samples: 50
+    for: 2
+    cooldown: 0s
+    action: {type: alert, severity: critical}
+"""
+SELECTOR = re.compile(r"\b(adaptd_[a-z_]+)(\{[^}]*\})?")
+#: selectors a healthy loop cannot feed, each with why; their rules have promtool cases
+UNFED = {
+    'adaptd_http_requests_total{code=~"5.."}': "a healthy run answers no 5xx",
+}
+
+
+def panel_exprs() -> list[str]:
+    return [
+        target["expr"]
+        for panel in json.loads(DASHBOARD.read_text())["panels"]
+        for target in panel.get("targets", [])
+    ]
+
+
+def selectors() -> set[str]:
+    exprs = panel_exprs()
+    groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    exprs += [rule["expr"] for group in groups for rule in group["rules"]]
+    return {name + (labels or "") for expr in exprs for name, labels in SELECTOR.findall(expr)}
+
+
+class Webhook:
+    """Where Alertmanager delivers: records each notification's alerts."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []  # type: list[dict[str, Any]]
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.extend(json.loads(body)["alerts"])
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def looping_daemon(tmp_path: Path) -> Iterator[Service]:
+    from tests.e2e import test_loop
+
+    policy = tmp_path / "policies.yaml"
+    policy.write_text(ALERTING_POLICIES)
+    base = build_tiny_model(tmp_path / "tiny", hidden=32, layers=2)
+    settings = settings_for(
+        tmp_path / "state",
+        base,
+        model={"max_length": 32},
+        server={"max_inputs": 64},
+        policies=[policy],
+        scheduler={"check_interval_s": 3600.0, "check_on_start": False},
+        monitors={
+            "min_samples": 50,
+            "current_window": 300,
+            "reference_window": 200,
+            "attributes": ["gender"],
+        },
+        retraining={
+            "epochs": 10,
+            "learning_rate": 2e-2,
+            "min_labels": 20,
+            "min_holdout": 20,
+            "threads": 1,
+            "early_stopping_patience": None,
+            "probation": {"min_samples": 30, "max_accuracy_drop": 0.02},
+        },
+        validation={"golden_size": 100, "gates": test_loop.GATES},
+    )
+    engine = store_for(settings)
+    info = inspect_base(str(base), settings.model.labels)
+    first = RetrainJob(
+        settings,
+        engine,
+        AdaptersRegistry(engine=engine, adapters_dir=settings.adapters_dir, base=info),
+        executor=LocalExecutor(poll_s=0.05),
+    ).run(RetrainRequest(reason="initial", examples=keyword_examples(500)))
+    assert first.status == "promoted", first.reason
+    engine.dispose()
+    service = Service(settings=settings)
+    service.startup()
+    yield service
+    if service.state not in (RunState.STOPPED, RunState.CREATED):
+        service.handle_term()
+        service.shutdown()
+
+
+def wait_until(predicate: Any, what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_every_panel_and_alert_is_fed_and_a_policy_alert_reaches_alertmanager(
+    looping_daemon: Service,
+) -> None:
+    """Traffic, drift, a trip, a retrain, a promotion and a probation rollback, with a real
+    Prometheus scraping and evaluating the shipped rules and a real Alertmanager behind it."""
+    from tests.e2e.test_loop import loop_then_rollback
+
+    daemon = looping_daemon
+    assert daemon.control is not None
+    webhook = Webhook()
+    with (
+        alertmanager_server(webhook.url) as alertmanager,
+        prometheus_server(
+            f"127.0.0.1:{daemon.http_port}", rules=ALERTS, alertmanager=alertmanager.address
+        ) as prometheus,
+        httpx.Client(base_url=f"http://127.0.0.1:{daemon.http_port}", timeout=60) as client,
+    ):
+        prometheus.wait_until_scraped()
+        time.sleep(2)  # counters are scraped at their starting value before the loop moves them
+        loop_then_rollback(daemon, client)
+        # A 4xx for the errors panel: feedback for an id nobody predicted.
+        missing = client.post(
+            "/v1/feedback", json={"feedback": [{"id": "nope", "label": "positive"}]}
+        )
+        assert missing.status_code == 404
+        (watch,) = [
+            p for p in daemon.control.loop.status()["policies"] if p["name"] == "accuracy-watch"
+        ]
+        assert watch["phase"] == "tripped", watch
+
+        wait_until(
+            lambda: any(a["labels"]["alertname"] == "AdaptdPolicyAlert" for a in webhook.received),
+            "Alertmanager to deliver the policy's alert",
+        )
+        (delivered, *_) = [
+            a for a in webhook.received if a["labels"]["alertname"] == "AdaptdPolicyAlert"
+        ]
+        assert delivered["status"] == "firing"
+        assert delivered["labels"]["policy"] == "accuracy-watch"
+        assert delivered["labels"]["severity"] == "critical"
+        assert delivered["annotations"]["summary"] == (
+            "policy accuracy-watch: Labelled accuracy below 95% on two checks."
+        )
+        assert any(a["labels"]["alertname"] == "AdaptdPolicyAlert" for a in alertmanager.alerts())
+        wait_until(
+            lambda: prometheus.query('ALERTS{alertname="AdaptdProbationRollback"}'),
+            "the probation rollback alert",
+        )
+        assert not prometheus.query('ALERTS{alertname="AdaptdConfigReloadFailed"}')
+
+        time.sleep(2)  # one more scrape after the last check
+        unfed = sorted(
+            s for s in selectors() - set(UNFED) if not prometheus.query(f"count_over_time({s}[1h])")
+        )
+        blank = sorted(e for e in panel_exprs() if not prometheus.query(e))
+    webhook.close()
+    assert unfed == [], f"used by the dashboard or the rules but never written: {unfed}"
+    assert blank == [], f"dashboard queries without data after the loop: {blank}"
