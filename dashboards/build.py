@@ -1,13 +1,31 @@
-"""Generate the Grafana dashboard (adaptd.json) from a short list of panels.
+"""Generate the Grafana dashboard (adaptd.json) with Grafana's own grafana-foundation-sdk.
 
-Run ``python dashboards/build.py`` after changing a panel; a test checks that every metric a
-panel or an alert rule uses is exported by a running daemon.
+Run ``python dashboards/build.py`` after changing a panel; a test fails when the checked-in
+adaptd.json and this generator disagree, and an end-to-end test requires data for every query
+after a real loop (traffic, drift, retrain, promotion, rollback) under a real Prometheus.
+
+The panels are a table (row, title, kind, queries, unit): what an operator reads first is the
+list of questions, not the builder calls.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+from grafana_foundation_sdk.builders import dashboard, gauge, prometheus, stat, table, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import DataSourceRef
+
+OUT = Path(__file__).with_name("adaptd.json")
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
+KINDS: dict[str, Any] = {
+    "timeseries": timeseries.Panel,
+    "stat": stat.Panel,
+    "table": table.Panel,
+    "gauge": gauge.Panel,
+}
 
 ROWS: list[tuple[str, list[tuple[str, str, list[str], str]]]] = [
     (
@@ -63,6 +81,12 @@ ROWS: list[tuple[str, list[tuple[str, str, list[str], str]]]] = [
                 "Dropped rows by reason",
                 "timeseries",
                 ["sum by (reason) (increase(adaptd_prediction_log_dropped_total[5m]))"],
+                "short",
+            ),
+            (
+                "Store write errors/s (retried)",
+                "timeseries",
+                ["rate(adaptd_prediction_log_write_errors_total[5m])"],
                 "short",
             ),
         ],
@@ -143,56 +167,65 @@ ROWS: list[tuple[str, list[tuple[str, str, list[str], str]]]] = [
                 "short",
             ),
             ("Probation rollbacks", "stat", ["sum(adaptd_probation_rollbacks_total)"], "short"),
+            (
+                "Refused adapter versions",
+                "stat",
+                ["sum(adaptd_adapter_swap_failures_total)"],
+                "short",
+            ),
+            ("Retrain running", "stat", ["max(adaptd_retrain_running)"], "short"),
+            (
+                "Check results",
+                "timeseries",
+                ["sum by (result) (increase(adaptd_monitor_checks_total[1h]))"],
+                "short",
+            ),
+            ("Alerts raised by policies", "table", ["adaptd_policy_alert_active == 1"], "short"),
+            (
+                "Last config reload succeeded (1) on every instance",
+                "stat",
+                ["min(adaptd_config_last_reload_success)"],
+                "short",
+            ),
         ],
     ),
 ]
 
 
-def panel(pid: int, title: str, kind: str, exprs: list[str], unit: str, x: int, y: int) -> dict:
-    return {
-        "id": pid,
-        "title": title,
-        "type": kind,
-        "datasource": {"type": "prometheus", "uid": "prometheus"},
-        "gridPos": {"h": 8, "w": 8, "x": x, "y": y},
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "targets": [
-            {"refId": chr(ord("A") + i), "expr": expr, "datasource": {"uid": "prometheus"}}
-            for i, expr in enumerate(exprs)
-        ],
-    }
+def build() -> dict[str, Any]:
+    board = (
+        dashboard.Dashboard("adaptd")
+        .uid("adaptd")
+        .tags(["adaptd"])
+        .refresh("30s")
+        .time("now-6h", "now")
+    )
+    for row_title, panels in ROWS:
+        board = board.with_row(dashboard.Row(row_title))
+        for title, kind, exprs, unit in panels:
+            panel = KINDS[kind]().title(title).unit(unit).datasource(DATASOURCE).height(8).span(8)
+            for i, expr in enumerate(exprs):
+                panel = panel.with_target(
+                    prometheus.Dataquery().expr(expr).ref_id(chr(ord("A") + i))
+                )
+            board = board.with_panel(panel)
+    document: dict[str, Any] = _without_nulls(json.loads(JSONEncoder().encode(board.build())))
+    return document
 
 
-def build() -> dict:
-    panels: list[dict] = []
-    y, pid = 0, 1
-    for row_title, row_panels in ROWS:
-        panels.append(
-            {
-                "id": pid,
-                "type": "row",
-                "title": row_title,
-                "collapsed": False,
-                "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
-                "panels": [],
-            }
-        )
-        pid, y = pid + 1, y + 1
-        for i, (title, kind, exprs, unit) in enumerate(row_panels):
-            panels.append(panel(pid, title, kind, exprs, unit, (i % 3) * 8, y + (i // 3) * 8))
-            pid += 1
-        y += ((len(row_panels) + 2) // 3) * 8
-    return {
-        "uid": "adaptd",
-        "title": "adaptd",
-        "schemaVersion": 39,
-        "time": {"from": "now-6h", "to": "now"},
-        "refresh": "30s",
-        "tags": ["adaptd"],
-        "panels": panels,
-    }
+def _without_nulls(value: Any) -> Any:
+    # The SDK writes unset fields as null (e.g. "options": null); Grafana fills in defaults
+    # only for absent keys, so absent is what we ship.
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2, sort_keys=True) + "\n"
 
 
 if __name__ == "__main__":
-    out = Path(__file__).with_name("adaptd.json")
-    out.write_text(json.dumps(build(), indent=2) + "\n")
+    OUT.write_text(render())

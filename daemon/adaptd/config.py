@@ -19,6 +19,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from adaptd.alerting import AlertingSettings
 from adaptd.control.settings import SchedulerSettings
 from adaptd.errors import ConfigError
 from adaptd.monitoring.settings import MonitorsSettings
@@ -64,6 +65,7 @@ class Settings(BaseSettings):
     policies: list[Path] = Field(
         default_factory=list, description="Policy files, in the order they are evaluated."
     )
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -231,6 +231,13 @@ class Metrics:
             registry=registry,
         )
         self._alert_series: dict[str, tuple[str, str, str]] = {}
+        self.alert_webhook_deliveries = Counter(
+            "adaptd_alert_webhook_deliveries_total",
+            "Policy alerts posted to alerting.webhook_url, by result (delivered, or failed "
+            "after every retry).",
+            ["result"],
+            registry=registry,
+        )
         self.policy_action_failures = Counter(
             "adaptd_policy_action_failures_total",
             "Actions whose hook raised, by action.",
@@ -288,6 +295,8 @@ class Metrics:
             self.retrain_runs.labels(outcome)
         for action in ACTION_TYPES:
             self.policy_action_failures.labels(action=action)
+        for result in ("delivered", "failed"):
+            self.alert_webhook_deliveries.labels(result=result)
 
     def set_policy_alert(
         self, policy: str, *, severity: str, description: str, active: bool

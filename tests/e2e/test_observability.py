@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -24,7 +25,7 @@ from adaptd.retraining.executors import LocalExecutor
 from adaptd.retraining.job import RetrainJob, RetrainRequest
 from adaptd.retraining.registry_port import AdaptersRegistry
 from adaptd.service import RunState, Service
-from tests.prom import alertmanager_server, prometheus_server
+from tests.prom import Alertmanager, alertmanager_server, prometheus_server
 from tests.unit.retraining.synthetic import keyword_examples
 from tests.unit.serving.helpers import build_adapter, build_base, register, settings_for, store_for
 
@@ -214,8 +215,21 @@ class Webhook:
 
 
 @pytest.fixture
-def looping_daemon(tmp_path: Path) -> Iterator[Service]:
+def alerting() -> Iterator[tuple[Webhook, Alertmanager]]:
+    """A real Alertmanager that hands every notification to a webhook the test reads."""
+    webhook = Webhook()
+    try:
+        with alertmanager_server(webhook.url) as alertmanager:
+            yield webhook, alertmanager
+    finally:
+        webhook.close()
+
+
+@pytest.fixture
+def looping_daemon(tmp_path: Path, alerting: tuple[Webhook, Alertmanager]) -> Iterator[Service]:
     from tests.e2e import test_loop
+
+    alertmanager = alerting[1]
 
     policy = tmp_path / "policies.yaml"
     policy.write_text(ALERTING_POLICIES)
@@ -243,6 +257,8 @@ def looping_daemon(tmp_path: Path) -> Iterator[Service]:
             "probation": {"min_samples": 30, "max_accuracy_drop": 0.02},
         },
         validation={"golden_size": 100, "gates": test_loop.GATES},
+        # The daemon's own delivery path, straight into Alertmanager's API.
+        alerting={"webhook_url": f"{alertmanager.url}/api/v2/alerts", "backoff_s": 0.2},
     )
     engine = store_for(settings)
     info = inspect_base(str(base), settings.model.labels)
@@ -270,17 +286,16 @@ def wait_until(predicate: Any, what: str, timeout_s: float = 60.0) -> None:
 
 
 def test_every_panel_and_alert_is_fed_and_a_policy_alert_reaches_alertmanager(
-    looping_daemon: Service,
+    looping_daemon: Service, alerting: tuple[Webhook, Alertmanager]
 ) -> None:
     """Traffic, drift, a trip, a retrain, a promotion and a probation rollback, with a real
     Prometheus scraping and evaluating the shipped rules and a real Alertmanager behind it."""
     from tests.e2e.test_loop import loop_then_rollback
 
     daemon = looping_daemon
-    assert daemon.control is not None
-    webhook = Webhook()
+    assert daemon.control is not None and daemon.metrics is not None
+    webhook, alertmanager = alerting
     with (
-        alertmanager_server(webhook.url) as alertmanager,
         prometheus_server(
             f"127.0.0.1:{daemon.http_port}", rules=ALERTS, alertmanager=alertmanager.address
         ) as prometheus,
@@ -299,20 +314,41 @@ def test_every_panel_and_alert_is_fed_and_a_policy_alert_reaches_alertmanager(
         ]
         assert watch["phase"] == "tripped", watch
 
-        wait_until(
-            lambda: any(a["labels"]["alertname"] == "AdaptdPolicyAlert" for a in webhook.received),
-            "Alertmanager to deliver the policy's alert",
+        # Two paths reach Alertmanager's receiver: the shipped rule evaluated by Prometheus
+        # (its alerts carry the scrape job) and the daemon's webhook (they name the host).
+        def delivered(via_prometheus: bool) -> list[dict[str, Any]]:
+            return [
+                a
+                for a in webhook.received
+                if a["labels"]["alertname"] == "AdaptdPolicyAlert"
+                and ("job" in a["labels"]) == via_prometheus
+            ]
+
+        wait_until(lambda: delivered(True) and delivered(False), "both alerts to be delivered")
+        for alert in (delivered(True)[0], delivered(False)[0]):
+            assert alert["status"] == "firing"
+            assert alert["labels"]["policy"] == "accuracy-watch"
+            assert alert["labels"]["severity"] == "critical"
+            assert alert["annotations"]["summary"] == (
+                "policy accuracy-watch: Labelled accuracy below 95% on two checks."
+            )
+        assert delivered(False)[0]["labels"]["instance"] == socket.gethostname()
+        assert (
+            daemon.metrics.registry.get_sample_value(
+                "adaptd_alert_webhook_deliveries_total", {"result": "delivered"}
+            )
+            == 1
         )
-        (delivered, *_) = [
-            a for a in webhook.received if a["labels"]["alertname"] == "AdaptdPolicyAlert"
-        ]
-        assert delivered["status"] == "firing"
-        assert delivered["labels"]["policy"] == "accuracy-watch"
-        assert delivered["labels"]["severity"] == "critical"
-        assert delivered["annotations"]["summary"] == (
-            "policy accuracy-watch: Labelled accuracy below 95% on two checks."
+        assert (
+            len(
+                [
+                    a
+                    for a in alertmanager.alerts()
+                    if a["labels"]["alertname"] == "AdaptdPolicyAlert"
+                ]
+            )
+            == 2
         )
-        assert any(a["labels"]["alertname"] == "AdaptdPolicyAlert" for a in alertmanager.alerts())
         wait_until(
             lambda: prometheus.query('ALERTS{alertname="AdaptdProbationRollback"}'),
             "the probation rollback alert",
@@ -324,6 +360,5 @@ def test_every_panel_and_alert_is_fed_and_a_policy_alert_reaches_alertmanager(
             s for s in selectors() - set(UNFED) if not prometheus.query(f"count_over_time({s}[1h])")
         )
         blank = sorted(e for e in panel_exprs() if not prometheus.query(e))
-    webhook.close()
     assert unfed == [], f"used by the dashboard or the rules but never written: {unfed}"
     assert blank == [], f"dashboard queries without data after the loop: {blank}"

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from adaptd.adapters import registry
+from adaptd.alerting import Webhook, alert_payload, instance_name
 from adaptd.config import Settings
 from adaptd.control.loop import ControlLoop, Hooks
 from adaptd.control.policy_files import load_configured_policies
@@ -192,10 +193,23 @@ class DaemonControl:
         return record
 
     def alert(self, decision: Decision) -> object:
-        # The event is already stored and counted by the loop; the log line is what pages
-        # people who tail journald rather than Prometheus.
+        # The event is already stored and counted by the loop, and adaptd_policy_alert_active
+        # is raised for Prometheus; the log line is for people who tail journald, the webhook
+        # for deployments that want the alert without Prometheus rules.
         logger.warning("ALERT %s: %s", decision.policy, decision.message)
-        return None
+        settings = self.ctx.settings().alerting
+        policy = next((p for p in self.loop.policies if p.name == decision.policy), None)
+        if settings.webhook_url is None or policy is None or policy.action.type != "alert":
+            return None
+        payload = alert_payload(
+            policy=policy.name,
+            severity=policy.action.severity,
+            description=policy.description,
+            message=decision.message,
+            now=decision.ts,
+            instance=instance_name(),
+        )
+        return Webhook(settings, self.ctx.metrics).submit(payload)
 
     # ------------------------------------------------------------------ probation
 
