@@ -44,3 +44,25 @@ def test_promtool_passes_the_rule_unit_tests() -> None:
         ["promtool", "test", "rules", str(TESTS)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Prometheus) not installed")
+def test_the_shipped_prometheus_config_is_valid() -> None:
+    result = subprocess.run(
+        ["promtool", "check", "config", str(PROMETHEUS / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool (Alertmanager) not installed")
+def test_the_shipped_alertmanager_config_is_valid() -> None:
+    result = subprocess.run(
+        ["amtool", "check-config", str(PROMETHEUS / "alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
