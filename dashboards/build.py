@@ -128,6 +128,12 @@ ROWS: list[tuple[str, list[tuple[str, str, list[str], str]]]] = [
                 "short",
             ),
             (
+                "Which signals drift now",
+                "table",
+                ['adaptd_signal_status{status="drift"} == 1'],
+                "short",
+            ),
+            (
                 "Check duration",
                 "timeseries",
                 [

@@ -588,6 +588,27 @@ class Service:
             return self.control.loop.scheduler_stuck(datetime.now(UTC), self._stall_s)
         return None
 
+    def _serving_record(self, version: str | None) -> dict[str, Any]:
+        """Since when and why the serving version is the active one (the operator's first
+        questions); empty when the store cannot say (status must answer during an outage)."""
+        if version is None or self.engine is None:
+            return {}
+        try:
+            record = repo.get_adapter(self.engine, version)
+            # The last promotion or rollback that made it active says why; the record's own
+            # reason is the one given at import and goes stale after a rollback.
+            changes = repo.list_events(self.engine, kinds=("promoted", "rolled_back"), limit=50)
+        except (SQLAlchemyError, AdaptdError):
+            return {}
+        why = next(
+            (e.message for e in reversed(changes) if (e.details or {}).get("version") == version),
+            record.reason,
+        )
+        return {
+            "promoted": record.promoted.isoformat() if record.promoted else None,
+            "promoted_reason": why,
+        }
+
     def status(self) -> dict[str, Any]:
         host, batcher, log = self.host, self.batcher, self.log
         doc: dict[str, Any] = {
@@ -601,6 +622,7 @@ class Service:
         if host is not None:
             doc["adapter"] = {
                 "serving": host.active.version if host.active else None,
+                **self._serving_record(host.active.version if host.active else None),
                 "previous": host.previous.version if host.previous else None,
                 "pending": host.pending.version if host.pending else None,
                 "refused": dict(self._refused),

@@ -19,6 +19,7 @@ import httpx
 import pytest
 import yaml
 
+from adaptd.cli.status_cmd import render
 from adaptd.modeling.base import inspect_base
 from adaptd.modeling.tiny import build_tiny_model
 from adaptd.retraining.executors import LocalExecutor
@@ -362,6 +363,13 @@ def test_every_panel_and_alert_is_fed_and_a_policy_alert_reaches_alertmanager(
             "the probation rollback alert",
         )
         assert not prometheus.query('ALERTS{alertname="AdaptdConfigReloadFailed"}')
+
+        # `adaptd status` answers the first questions from the same run.
+        shown = render(client.get("/v1/status").json())
+        (serving,) = [line for line in shown if line.startswith("serving ")]
+        assert " since " in serving and "probation" in serving, shown
+        assert any(line.startswith("last check") and "drifted: " in line for line in shown)
+        assert any("accuracy-watch" in line and "tripped" in line for line in shown), shown
 
         time.sleep(2)  # one more scrape after the last check
         unfed = sorted(

@@ -33,7 +33,7 @@ from adaptd.policy.engine import Decision, DecisionKind, EvaluationContext, eval
 from adaptd.policy.loading import PolicyError
 from adaptd.policy.schema import Policy
 from adaptd.policy.state import PolicyStates
-from adaptd.signals import Signal
+from adaptd.signals import Signal, Status
 from adaptd.storage import repository
 from adaptd.storage.records import Event
 
@@ -360,6 +360,7 @@ class ControlLoop:
                 "ts": last.ts.isoformat(),
                 "duration_s": duration,
                 "signals": len(last.signals),
+                "drifted": sorted(s.name for s in last.signals if s.status is Status.DRIFT),
                 "decisions": len(last.decisions),
                 "error": last.error,
             },
