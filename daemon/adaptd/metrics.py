@@ -8,6 +8,8 @@ with ``registry.get_sample_value(...)``.
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from adaptd.policy.schema import ACTION_TYPES
@@ -231,6 +233,7 @@ class Metrics:
             registry=registry,
         )
         self._alert_series: dict[str, tuple[str, str, str]] = {}
+        self._alert_lock = threading.Lock()  # a check and a SIGHUP reload may export at once
         self.alert_webhook_deliveries = Counter(
             "adaptd_alert_webhook_deliveries_total",
             "Policy alerts posted to alerting.webhook_url, by result (delivered, or failed "
@@ -304,16 +307,19 @@ class Metrics:
         """Export an alert policy's state; a severity or description changed by a reload
         replaces the policy's series instead of leaving the old one behind."""
         series = (policy, severity, description or f"policy {policy} tripped")
-        if self._alert_series.get(policy, series) != series:
-            self.forget_policy_alert(policy)
-        self._alert_series[policy] = series
-        self.policy_alert_active.labels(*series).set(1 if active else 0)
+        with self._alert_lock:
+            old = self._alert_series.get(policy, series)
+            if old != series:
+                self.policy_alert_active.remove(*old)
+            self._alert_series[policy] = series
+            self.policy_alert_active.labels(*series).set(1 if active else 0)
 
     def forget_policy_alert(self, policy: str) -> None:
         """A policy removed by a reload (or no longer an alert) stops reporting."""
-        series = self._alert_series.pop(policy, None)
-        if series is not None:
-            self.policy_alert_active.remove(*series)
+        with self._alert_lock:
+            series = self._alert_series.pop(policy, None)
+            if series is not None:
+                self.policy_alert_active.remove(*series)
 
 
 def new_metrics() -> Metrics:
