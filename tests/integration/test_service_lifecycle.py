@@ -163,14 +163,17 @@ def test_sighup_with_a_bad_file_keeps_the_previous_config(tiny_base: Path, tmp_p
         svc.shutdown()
 
 
-def test_a_reload_hook_that_refuses_keeps_the_previous_config(service: Service) -> None:
+def test_a_reload_hook_that_refuses_keeps_the_previous_config(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
     service.startup()
 
     def refuse(_: object) -> None:
         raise ConfigError("policies/drift.yaml:3: when: unknown signal 'nope'")
 
     service.control_context().register_reload(refuse)
-    service.config_path = None
+    # The file re-read is the config already in force: only the hook can refuse.
+    monkeypatch.setattr("adaptd.service.load_settings", lambda _path: service.settings)
     assert service.handle_hup() is False
     assert "unknown signal" in service.status()["config"]["last_reload"]["error"]
 
