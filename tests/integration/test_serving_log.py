@@ -1,0 +1,109 @@
+"""Nothing accepted is lost: the prediction log and the store seen from a running daemon (real
+HTTP, real SQLite, tiny model). Feedback sent right after each answer by concurrent clients is
+never refused; a store outage does not take the daemon out of rotation; a stop flushes the log
+before the control loop is asked to stop, and fits in its deadline even with the store down."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from adaptd.service import Role, RunState, Service
+from tests.unit.serving.helpers import build_adapter, build_base, register, settings_for, store_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_base(tmp_path_factory.mktemp("log-base") / "bert")
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_adapter(tiny_base, tmp_path_factory.mktemp("log-adapters") / "a", seed=1)
+
+
+def _start(settings_dir: Path, base: Path, adapter: Path, **sections: dict[str, object]) -> Service:
+    settings = settings_for(settings_dir, base, **sections)  # type: ignore[arg-type]
+    engine = store_for(settings)
+    register(engine, settings, adapter)
+    engine.dispose()
+    service = Service(settings=settings, role=Role.SERVE)
+    service.startup()
+    return service
+
+
+@pytest.fixture
+def stop() -> Iterator[list[Service]]:
+    started: list[Service] = []
+    yield started
+    for service in started:
+        if service.state not in (RunState.STOPPED, RunState.CREATED):
+            service.handle_term()
+            service.shutdown()
+
+
+def _client(service: Service) -> httpx.Client:
+    return httpx.Client(base_url=f"http://127.0.0.1:{service.http_port}", timeout=30)
+
+
+def test_feedback_right_after_each_answer_is_never_refused(
+    tiny_base: Path, adapter: Path, tmp_path: Path, stop: list[Service]
+) -> None:
+    # Rows are written every 20 ms, so commits race with the feedback lookups all the time.
+    service = _start(tmp_path / "state", tiny_base, adapter, serving={"log_flush_ms": 20.0})
+    stop.append(service)
+    clients, requests = 4, 200
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def client_loop(n: int) -> None:
+        with _client(service) as client:
+            for i in range(requests):
+                item = {"text": f"client {n} text {i}"}
+                if i % 2:  # half with the client's own id, half with a generated one
+                    item["id"] = f"c{n}-{i}-{uuid.uuid4().hex[:8]}"
+                answer = client.post("/v1/predict", json={"inputs": [item]})
+                if answer.status_code != 200:
+                    with lock:
+                        outcomes[f"predict {answer.status_code}"] += 1
+                    continue
+                pid = answer.json()["predictions"][0]["id"]
+                fb = client.post(
+                    "/v1/feedback", json={"feedback": [{"id": pid, "label": "positive"}]}
+                )
+                with lock:
+                    outcomes[f"feedback {fb.status_code}"] += 1
+
+    threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert outcomes == {"feedback 200": clients * requests}, outcomes
+    assert service.engine is not None
+    with service.engine.connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM feedback")).scalar_one()
+    assert stored == clients * requests
+
+    with _client(service) as client:
+        response = client.post(
+            "/v1/feedback", json={"feedback": [{"id": "nope-1", "label": "positive"}]}
+        )
+    assert response.status_code == 404
+    assert "'nope-1'" in response.json()["detail"]
