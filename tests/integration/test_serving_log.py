@@ -6,6 +6,7 @@ before the control loop is asked to stop, and fits in its deadline even with the
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from adaptd.service import Role, RunState, Service
+from adaptd.storage import repository as repo
 from tests.unit.serving.helpers import build_adapter, build_base, register, settings_for, store_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,3 +109,55 @@ def test_feedback_right_after_each_answer_is_never_refused(
         )
     assert response.status_code == 404
     assert "'nope-1'" in response.json()["detail"]
+
+
+def _wait(condition: object, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_a_store_outage_keeps_the_daemon_ready_and_serving(
+    tiny_base: Path, adapter: Path, tmp_path: Path, stop: list[Service]
+) -> None:
+    state = tmp_path / "state"
+    service = _start(state, tiny_base, adapter, serving={"registry_poll_s": 0.05})
+    stop.append(service)
+    assert service.engine is not None and service.metrics is not None
+    registry = service.metrics.registry
+    assert registry.get_sample_value("adaptd_store_up") == 1
+
+    # The store's directory disappears and pooled connections are dropped, as when a disk is
+    # unmounted or a database server restarts: every new connection fails.
+    hidden = tmp_path / "away"
+    state.rename(hidden)
+    service.engine.dispose()
+    ids = [f"outage-{i}" for i in range(20)]
+    with _client(service) as client:
+        _wait(lambda: registry.get_sample_value("adaptd_store_up") == 0, "the probe to fail")
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        for i, pid in enumerate(ids):  # with the client's ids too: no store check needed
+            item = {"text": f"during the outage {i}", "id": pid}
+            assert client.post("/v1/predict", json={"inputs": [item]}).status_code == 200
+        status = client.get("/v1/status").json()
+        assert status["ready"] is True
+        assert status["store"]["up"] is False and status["store"]["error"]
+        assert status["log"]["store_ok"] is False and status["log"]["queued_rows"] == 20
+        feedback = client.post(
+            "/v1/feedback", json={"feedback": [{"id": ids[0], "label": "positive"}]}
+        )
+        assert feedback.status_code == 503 and "retry later" in feedback.json()["detail"]
+        assert feedback.headers["retry-after"] == "1"
+
+        hidden.rename(state)  # the store is back: the buffered rows are written
+        _wait(lambda: registry.get_sample_value("adaptd_store_up") == 1, "the probe to recover")
+        assert service.log is not None and service.log.flush(timeout=20)
+        assert client.get("/v1/status").json()["store"]["up"] is True
+        feedback = client.post(
+            "/v1/feedback", json={"feedback": [{"id": ids[0], "label": "positive"}]}
+        )
+        assert feedback.status_code == 200
+    stored = {p.id for p in repo.recent_predictions(service.engine, limit=100)}
+    assert set(ids) <= stored
