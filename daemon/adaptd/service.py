@@ -157,6 +157,9 @@ class Service:
         self._state = RunState.CREATED
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._stack = ExitStack()
+        #: the control loop's teardowns, run together after the intake stopped, whenever the
+        #: control part registered them
+        self._control_stack = ExitStack()
         self._started_at = time.monotonic()
         self._status_providers: dict[str, Callable[[], dict[str, Any]]] = {}
         self._reload_hooks: list[Callable[[Settings], None]] = []
@@ -237,6 +240,7 @@ class Service:
         watcher.start()
         self._stack.callback(self._stop_watcher, watcher)
         self._start_http(settings)
+        self._stack.callback(self._control_stack.close)
         if self.role != Role.SERVE:
             self._start_control()
         # Registered last so it runs first: what was accepted is secured before the control
@@ -349,7 +353,7 @@ class Service:
         return [p.label for p in self.batcher.submit(list(texts)).result(timeout=60)]
 
     def _on_shutdown(self, teardown: Callable[[], object]) -> None:
-        self._stack.callback(teardown)
+        self._control_stack.callback(teardown)
 
     def register_status(self, name: str, provider: Callable[[], dict[str, Any]]) -> None:
         if name in self._status_providers or name in {"adapter", "queue", "store", "log", "config"}:

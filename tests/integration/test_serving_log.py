@@ -5,6 +5,7 @@ before the control loop is asked to stop, and fits in its deadline even with the
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from adaptd.service import Role, RunState, Service
+from adaptd.serving.settings import ServerSettings
 from adaptd.storage import repository as repo
 from tests.unit.serving.helpers import build_adapter, build_base, register, settings_for, store_for
 
@@ -161,3 +163,72 @@ def test_a_store_outage_keeps_the_daemon_ready_and_serving(
         assert feedback.status_code == 200
     stored = {p.id for p in repo.recent_predictions(service.engine, limit=100)}
     assert set(ids) <= stored
+
+
+# --------------------------------------------------------------------------- stopping
+
+
+def test_the_log_is_flushed_before_the_control_loop_is_stopped(
+    tiny_base: Path, adapter: Path, tmp_path: Path
+) -> None:
+    settings = settings_for(tmp_path / "state", tiny_base, serving={"log_flush_ms": 60_000.0})
+    engine = store_for(settings)
+    register(engine, settings, adapter)
+    service = Service(settings=settings, role=Role.ALL)
+    service.startup()
+    seen_by_control: list[int] = []
+    # The control loop may wait minutes for a running retrain: the rows must be safe before.
+    service.control_context().on_shutdown(
+        lambda: seen_by_control.append(repo.count_predictions(engine))
+    )
+    with _client(service) as client:
+        for i in range(10):
+            assert client.post("/v1/predict", json={"inputs": [f"text {i}"]}).status_code == 200
+    assert repo.count_predictions(engine) == 0, "a 60 s flush interval keeps them buffered"
+    service.handle_term()
+    service.shutdown()
+    assert seen_by_control == [10]
+    engine.dispose()
+
+
+def test_a_stop_with_the_store_down_ends_within_its_deadline(
+    tiny_base: Path, adapter: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    service = _start(
+        state,
+        tiny_base,
+        adapter,
+        server={"drain_timeout_s": 1.0, "stop_timeout_s": 3.0},
+        serving={"log_flush_ms": 60_000.0},
+    )
+    with _client(service) as client:
+        for i in range(5):
+            assert client.post("/v1/predict", json={"inputs": [f"text {i}"]}).status_code == 200
+    state.rename(tmp_path / "away")  # the store cannot be reached while stopping
+    assert service.engine is not None and service.metrics is not None
+    service.engine.dispose()
+    started = time.monotonic()
+    service.handle_term()
+    service.shutdown()
+    elapsed = time.monotonic() - started
+    assert service.state == RunState.STOPPED
+    assert 2.0 < elapsed < 4.5, f"the stop took {elapsed:.1f} s for a 3 s deadline"
+    lost = service.metrics.registry.get_sample_value(
+        "adaptd_prediction_log_dropped_total", {"reason": "shutdown"}
+    )
+    assert lost == 5, "rows that could not be written are counted, not silently gone"
+
+
+def test_the_default_stop_fits_in_the_units_timeout_with_margin() -> None:
+    unit = (ROOT / "deploy" / "adaptd.service").read_text()
+    match = re.search(r"^TimeoutStopSec=(\d+)s?$", unit, re.MULTILINE)
+    assert match, "deploy/adaptd.service sets TimeoutStopSec"
+    defaults = ServerSettings()
+    assert defaults.stop_timeout_s + 10 <= int(match.group(1))
+    assert defaults.drain_timeout_s < defaults.stop_timeout_s
+
+
+def test_a_drain_longer_than_the_stop_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match="drain_timeout_s .* must be below stop_timeout_s"):
+        ServerSettings(drain_timeout_s=50, stop_timeout_s=45)
