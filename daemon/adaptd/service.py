@@ -65,6 +65,11 @@ NO_ADAPTER = (
 RESTART_KEYS = ("state_dir", "store", "model", "server.host", "server.port")
 
 
+#: seconds of the stop deadline kept for the steps after the log flush and the control loop
+#: (watcher, batcher, log writer, store: each returns at once when nothing is left to do)
+STOP_RESERVE_S = 1.0
+
+
 class Role(enum.StrEnum):
     ALL = "all"
     SERVE = "serve"
@@ -240,7 +245,7 @@ class Service:
         watcher.start()
         self._stack.callback(self._stop_watcher, watcher)
         self._start_http(settings)
-        self._stack.callback(self._control_stack.close)
+        self._stack.callback(self._stop_control)
         if self.role != Role.SERVE:
             self._start_control()
         # Registered last so it runs first: what was accepted is secured before the control
@@ -456,12 +461,14 @@ class Service:
             self._transition(RunState.STOPPED)
             logger.info("adaptd stopped in %.1f s", time.monotonic() - started)
 
-    def _stop_left(self, cap: float | None = None) -> float:
-        """Seconds a shutdown step may take: what is left of ``server.stop_timeout_s``
-        (at least a moment, so a late step still tries once), at most ``cap``."""
+    def _stop_left(self, cap: float | None = None, *, reserve: float = 0.0) -> float:
+        """Seconds a shutdown step may take: what is left of ``server.stop_timeout_s`` less a
+        ``reserve`` for the steps after it (at least a moment, so a late step still tries
+        once), at most ``cap``."""
         left = self.settings.server.stop_timeout_s
         if self._stop_deadline is not None:
             left = self._stop_deadline - time.monotonic()
+        left -= reserve
         if cap is not None:
             left = min(left, cap)
         return max(left, 0.05)
@@ -473,11 +480,27 @@ class Service:
         log = self.log
         if log is not None:
             started = time.monotonic()
-            # A second's reserve is left for the rest of the stop.
-            if log.flush(timeout=self._stop_left() - 1.0):
+            if log.flush(timeout=self._stop_left(reserve=STOP_RESERVE_S)):
                 logger.info("prediction log flushed in %.2f s", time.monotonic() - started)
             else:
                 logger.error("prediction log: flush did not finish before the stop deadline")
+
+    def _stop_control(self) -> None:
+        """Run the control loop's teardowns within the stop deadline. They may wait for a check
+        or a retrain; past the deadline the daemon exits anyway (the accepted rows are already
+        stored, and systemd's KillMode=mixed ends a training child left behind)."""
+
+        def close() -> None:
+            try:
+                self._control_stack.close()
+            except Exception:
+                logger.exception("stopping the control loop")
+
+        thread = threading.Thread(target=close, name="adaptd-control-stop", daemon=True)
+        thread.start()
+        thread.join(self._stop_left(reserve=STOP_RESERVE_S))
+        if thread.is_alive():
+            logger.warning("the control loop did not stop before the stop deadline; exiting")
 
     def _stop_http(self) -> None:
         server, thread = self._server, self._server_thread

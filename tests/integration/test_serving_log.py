@@ -171,23 +171,39 @@ def test_a_store_outage_keeps_the_daemon_ready_and_serving(
 def test_the_log_is_flushed_before_the_control_loop_is_stopped(
     tiny_base: Path, adapter: Path, tmp_path: Path
 ) -> None:
-    settings = settings_for(tmp_path / "state", tiny_base, serving={"log_flush_ms": 60_000.0})
+    settings = settings_for(
+        tmp_path / "state",
+        tiny_base,
+        server={"drain_timeout_s": 1.0, "stop_timeout_s": 3.0},
+        serving={"log_flush_ms": 60_000.0},
+    )
     engine = store_for(settings)
     register(engine, settings, adapter)
     service = Service(settings=settings, role=Role.ALL)
     service.startup()
     seen_by_control: list[int] = []
-    # The control loop may wait minutes for a running retrain: the rows must be safe before.
-    service.control_context().on_shutdown(
-        lambda: seen_by_control.append(repo.count_predictions(engine))
-    )
-    with _client(service) as client:
-        for i in range(10):
-            assert client.post("/v1/predict", json={"inputs": [f"text {i}"]}).status_code == 200
-    assert repo.count_predictions(engine) == 0, "a 60 s flush interval keeps them buffered"
-    service.handle_term()
-    service.shutdown()
+    retrain_done = threading.Event()
+
+    def stuck_retrain() -> None:
+        # The control loop may wait minutes for a running retrain: the rows must be safe before.
+        seen_by_control.append(repo.count_predictions(engine))
+        retrain_done.wait(60)
+
+    service.control_context().on_shutdown(stuck_retrain)
+    try:
+        with _client(service) as client:
+            for i in range(10):
+                answer = client.post("/v1/predict", json={"inputs": [f"text {i}"]})
+                assert answer.status_code == 200
+        assert repo.count_predictions(engine) == 0, "a 60 s flush interval keeps them buffered"
+        started = time.monotonic()
+        service.handle_term()
+        service.shutdown()
+        elapsed = time.monotonic() - started
+    finally:
+        retrain_done.set()
     assert seen_by_control == [10]
+    assert elapsed < 4.5, f"a stuck control loop held the stop for {elapsed:.1f} s (deadline 3 s)"
     engine.dispose()
 
 
