@@ -11,15 +11,22 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
+from adaptd.metrics import new_metrics
 from adaptd.service import Role, RunState, Service
+from adaptd.serving.batcher import Prediction
+from adaptd.serving.http import StillBufferedError, store_feedback
+from adaptd.serving.logwriter import PredictionLog, make_row
 from adaptd.serving.settings import ServerSettings
 from adaptd.storage import repository as repo
+from adaptd.storage.records import FeedbackRecord
 from tests.unit.serving.helpers import build_adapter, build_base, register, settings_for, store_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -248,3 +255,43 @@ def test_the_default_stop_fits_in_the_units_timeout_with_margin() -> None:
 def test_a_drain_longer_than_the_stop_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="drain_timeout_s .* must be below stop_timeout_s"):
         ServerSettings(drain_timeout_s=50, stop_timeout_s=45)
+
+
+def test_feedback_for_a_row_the_writer_cannot_store_yet_is_a_503_not_a_404(
+    sqlite_engine: Engine,
+) -> None:
+    log = PredictionLog(
+        sqlite_engine, new_metrics(), buffer_rows=10, buffer_bytes=1 << 30, flush_ms=1
+    )
+    prediction = Prediction(
+        label="positive",
+        score=0.9,
+        probabilities=(0.1, 0.9),
+        embedding=np.zeros(4, dtype=np.float32),
+        adapter="v1",
+        truncated=False,
+    )
+    now = datetime.now(UTC)
+    row = make_row(
+        prediction_id="served-1",
+        ts=now,
+        text="t",
+        attributes={},
+        prediction=prediction,
+        labels=("negative", "positive"),
+        store_text=True,
+        latency_ms=1.0,
+    )
+    # A writer that is not running stands for one stuck behind a slow store.
+    log.submit([row])
+    served = [FeedbackRecord(prediction_id="served-1", label="positive", ts=now)]
+    with pytest.raises(StillBufferedError) as refused:
+        store_feedback(sqlite_engine, log, served)
+    assert refused.value.prediction_id == "served-1"
+    log.start()
+    try:
+        assert store_feedback(sqlite_engine, log, served) == []
+        unknown = [FeedbackRecord(prediction_id="never-served", label="positive", ts=now)]
+        assert store_feedback(sqlite_engine, log, unknown) == ["never-served"]
+    finally:
+        log.stop()

@@ -271,12 +271,12 @@ def create_app(ctx: ServingContext) -> FastAPI:
         )
         records = [FeedbackRecord(prediction_id=f.id, label=f.label, ts=ctx.clock()) for f in items]
         try:
-            missing = await run_in_threadpool(_store_feedback, ctx.engine, ctx.log, records)
+            missing = await run_in_threadpool(store_feedback, ctx.engine, ctx.log, records)
         except SQLAlchemyError as e:
             raise _Problem(
                 503, "store unreachable: feedback not stored, retry later", RETRY_LATER
             ) from e
-        except _StillBuffered as e:
+        except StillBufferedError as e:
             raise _Problem(
                 503,
                 f"prediction {e.prediction_id!r} is not written to the store yet "
@@ -388,7 +388,7 @@ def _stored_ids(engine: Engine, ids: list[str]) -> set[str]:
         return repo.existing_prediction_ids(conn, ids)
 
 
-class _StillBuffered(Exception):
+class StillBufferedError(Exception):
     """Feedback names a prediction this daemon served whose row is not in the store yet."""
 
     def __init__(self, prediction_id: str) -> None:
@@ -396,7 +396,7 @@ class _StillBuffered(Exception):
         self.prediction_id = prediction_id
 
 
-def _store_feedback(
+def store_feedback(
     engine: Engine, log: PredictionLog | None, records: list[FeedbackRecord]
 ) -> list[str]:
     """Store all feedback in one transaction, or none of it: returns the unknown ids.
@@ -420,7 +420,7 @@ def _store_feedback(
         missing = [i for i in ids if i not in known]
         still = log.pending_among(missing)
         if still:
-            raise _StillBuffered(sorted(still)[0])
+            raise StillBufferedError(sorted(still)[0])
     if missing:
         return missing
     with engine.begin() as conn:
