@@ -404,8 +404,9 @@ def store_feedback(
     Feedback often arrives right after its prediction's answer, while the row still waits in the
     log writer's buffer. The writer is asked first and the store second: a row leaves the
     writer's pending set only once committed, so in this order no row can slip between the two
-    looks (the other order lost 1-3% of feedback under load: the row was committed just after
-    the store was read and forgotten by the writer just before it was asked).
+    looks. The other order refused 14 of 800 calls in the concurrent-clients test (issue 10
+    measured 102 of 2,960): the row was committed just after the store was read and forgotten
+    by the writer just before it was asked.
     """
     ids = [r.prediction_id for r in records]
     pending = log.pending_among(ids) if log is not None else set()
