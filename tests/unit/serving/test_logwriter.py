@@ -202,17 +202,24 @@ def test_the_first_row_is_written_within_the_flush_interval(
         log.stop()
 
 
+def _thread_cpu_ticks(native_id: int) -> int:
+    """User + system clock ticks a thread of this process has used (Linux /proc)."""
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_an_idle_writer_sleeps(sqlite_engine: Engine, metrics: Metrics) -> None:
     log = PredictionLog(sqlite_engine, metrics, buffer_rows=100, buffer_bytes=BIG, flush_ms=1)
     log.start()
     try:
         log.submit(_rows(1))
         assert log.flush(timeout=10)
-        assert log._thread is not None
-        # An idle writer blocks on its condition; a busy loop would burn the CPU here.
-        before = time.process_time()
-        time.sleep(0.3)
-        assert time.process_time() - before < 0.1
+        assert log._thread is not None and log._thread.native_id is not None
+        # An idle writer blocks on its condition; a busy loop would use the whole second.
+        before = _thread_cpu_ticks(log._thread.native_id)
+        time.sleep(1.0)
+        assert _thread_cpu_ticks(log._thread.native_id) - before <= 5  # ticks of 10 ms
     finally:
         log.stop()
 
