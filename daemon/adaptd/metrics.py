@@ -20,7 +20,6 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 # A check on a tiny model takes tens of ms; on MiniLM over a large window, tens of seconds.
 #: label values known in advance (pre-created at zero, see the end of Metrics.__init__)
-DROP_REASONS = ("buffer_full", "duplicate_id", "shutdown")
 CHECK_RESULTS = ("ok", "error", "missed")
 RETRAIN_OUTCOMES = ("promoted", "awaiting_approval", "rejected", "failed", "cancelled")
 CHECK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -95,7 +94,8 @@ class Metrics:
         )
         self.log_dropped = Counter(
             "adaptd_prediction_log_dropped_total",
-            "Prediction rows dropped, by reason (buffer_full, duplicate_id, shutdown).",
+            "Prediction rows dropped, by reason "
+            "(buffer_full, duplicate_id, invalid_row, shutdown).",
             ["reason"],
             registry=registry,
         )
@@ -137,8 +137,8 @@ class Metrics:
         # --- config reload (owned by the service, which handles SIGHUP on every role) ---------
         self.config_reload_errors = Counter(
             "adaptd_config_reload_errors_total",
-            "Reloads refused because the config file or a policy file was invalid "
-            "(the previous config and policies stay).",
+            "Reloads refused because the config file or a policy file was invalid, or a key "
+            "that needs a restart changed (the previous config and policies stay).",
             registry=registry,
         )
         self.config_last_reload_success = Gauge(
@@ -149,6 +149,16 @@ class Metrics:
         self.config_last_reload_timestamp = Gauge(
             "adaptd_config_last_reload_timestamp_seconds",
             "Unix time of the last load or reload attempt of config and policies.",
+            registry=registry,
+        )
+        self.log_queued_bytes = Gauge(
+            "adaptd_prediction_log_queued_bytes",
+            "Estimated memory of the prediction rows buffered for the store.",
+            registry=registry,
+        )
+        self.store_up = Gauge(
+            "adaptd_store_up",
+            "1 when the last probe of the store (the registry poll) succeeded, else 0.",
             registry=registry,
         )
 
@@ -289,9 +299,8 @@ class Metrics:
         )
 
         # Alert rules compute increase() over these; a series born at its first event has no
-        # earlier sample, so that first burst would be invisible. Create the known ones at zero.
-        for reason in DROP_REASONS:
-            self.log_dropped.labels(reason)
+        # earlier sample, so that first burst would be invisible. Create the known ones at zero
+        # (the log writer does the same for its drop reasons).
         for result in CHECK_RESULTS:
             self.checks.labels(result=result)
         for outcome in RETRAIN_OUTCOMES:

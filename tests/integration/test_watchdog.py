@@ -136,18 +136,16 @@ def test_a_stuck_log_writer_and_a_dead_scheduler_are_named(
     assert service.log is not None and service.control is not None
     url = f"http://127.0.0.1:{service.http_port}"
     release, entered = threading.Event(), threading.Event()
-    write = service.log._write
+    store = service.log._store
 
-    def hang(batch: Any) -> int:
+    def hang(entries: Any) -> None:
         entered.set()
         release.wait()
-        return write(batch)
+        store(entries)
 
-    service.log._write = hang  # type: ignore[method-assign]
+    service.log._store = hang  # type: ignore[method-assign]
     with httpx.Client(base_url=url, timeout=30) as client:
         assert client.post("/v1/predict", json={"inputs": ["good"]}).status_code == 200
-        # A flush makes the writer take the row now (it waits for a full batch otherwise).
-        threading.Thread(target=service.log.flush, args=(1.0,), daemon=True).start()
         assert entered.wait(10)
         wait_for(lambda: client.get("/healthz").status_code == 503, timeout=WATCHDOG_S * 2)
         assert client.get("/healthz").json()["detail"].startswith("stuck: log writer:")
