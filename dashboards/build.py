@@ -83,6 +83,7 @@ ROWS: list[tuple[str, list[tuple[str, str, list[str], str]]]] = [
                 ["sum by (reason) (increase(adaptd_prediction_log_dropped_total[5m]))"],
                 "short",
             ),
+            ("Store reachable (1) on every instance", "stat", ["min(adaptd_store_up)"], "short"),
             (
                 "Store write errors/s (retried)",
                 "timeseries",
