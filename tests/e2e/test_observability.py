@@ -135,6 +135,20 @@ def test_status_command_reads_the_running_daemon(daemon: Service, tmp_path: Path
     assert shown.returncode == 0, shown.stderr
     document = json.loads(shown.stdout)
     assert "control" in document and "adapter" in document
+    human = subprocess.run(
+        [sys.executable, "-m", "adaptd", "status", "--url", url],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert human.returncode == 0, human.stderr
+    lines = human.stdout.splitlines()
+    assert lines[0].startswith("adaptd ") and ", ready (up " in lines[0]
+    serving = document["adapter"]["serving"][:12]
+    assert any(line.startswith(f"serving      {serving} since ") for line in lines), lines
+    assert any(line.startswith("last check   ") for line in lines), lines
     gone = subprocess.run(
         [sys.executable, "-m", "adaptd", "status", "--url", "http://127.0.0.1:1"],
         capture_output=True,
