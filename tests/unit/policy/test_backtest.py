@@ -105,7 +105,7 @@ def test_a_domain_shift_fires_exactly_one_retrain_within_an_hour(default_policie
     )
     (retrain,) = report.actions("retrain")
     assert shift <= retrain.ts <= shift + timedelta(hours=1)
-    assert retrain.overrides == {"replay_fraction": 0.3}
+    assert retrain.overrides == {}
     assert report.counts()["retrain-on-shift"]["trip"] == 1
 
 
