@@ -166,14 +166,14 @@ def test_backtest_prints_when_the_default_policy_would_retrain(tmp_path, store_w
         d for d in report["decisions"] if d["kind"] == "action" and d["action"] == "retrain"
     ]
     assert len(retrains) == 1
-    # Tripped on the third drifting check; retrains once 200 labels came after the last calm
-    # check (day 1 minus 15 minutes): ten check intervals of 20 labels later.
+    # Tripped on the third drifting check; retrains once 200 labels came after the calm check
+    # before the last calm one (day 1 minus 30 minutes): ten check intervals of 20 labels later.
     trip = next(d for d in report["decisions"] if d["kind"] == "trip")
     assert trip["ts"] == (T0 + timedelta(days=1, minutes=30)).isoformat()
-    last_calm = T0 + timedelta(days=1, minutes=-15)
-    assert retrains[0]["ts"] == (last_calm + 10 * timedelta(minutes=15)).isoformat()
+    baseline = T0 + timedelta(days=1, minutes=-30)
+    assert retrains[0]["ts"] == (baseline + 10 * timedelta(minutes=15)).isoformat()
     assert retrains[0]["overrides"] == {}
-    assert retrains[0]["message"].startswith(f"retrain (200 labels since {last_calm.isoformat()}")
+    assert retrains[0]["message"].startswith(f"retrain (200 labels since {baseline.isoformat()}")
     waits = [d["kind"] for d in report["decisions"] if d["policy"] == "retrain-on-shift"]
     assert waits[:4] == ["trip", "suppressed", "wait_ended", "action"]
 

@@ -9,10 +9,14 @@ Per policy and check, in this order:
 2. Tripped: the clear condition (default: the trip condition is false) must hold on
    ``clear_for`` consecutive checks; then the policy clears and a due action is dropped.
    With ``repeat_after``, a policy still tripped that long after its last action acts again.
-3. A due retrain first waits for evidence: the labelled examples that arrived since the last
-   check before the trip condition first held (the shift is after it) must number
-   ``min_new_labels`` (at least ``retraining.min_labels``). The wait is reported once when it
-   starts and once when it ends, and the state shows how many labels are still awaited.
+3. A due retrain first waits for evidence: the labelled examples that arrived since the shift
+   must number ``min_new_labels`` (at least ``retraining.min_labels``). The shift is placed
+   before the *second-to-last* calm check (no trip result held since): the last calm check's
+   window may already hold part of the shift, since a condition on a window holds only once
+   enough of it moved; one check interval of margin covers that lag whenever the monitors'
+   window fills within a check interval, at the price of counting a few pre-shift labels (they
+   train like replayed data; the held-out slice is the newest labels). The wait is reported
+   once when it starts and once when it ends, and the state shows how many labels it awaits.
 4. A due action runs unless the cooldown has not passed or the budget (at most ``max_per_day``
    actions in any 24 hours) is spent; then it stays due and the suppression is reported once.
    It runs on the first later check where both allow it. The cooldown starts at an alert or a
@@ -211,8 +215,13 @@ def _step(
                     seen,
                 )
         if not st.tripped and not any(st.history):
-            # Nothing has held yet: the shift, if one comes, is after this check.
-            st = st.evolve(baseline_at=now, baseline_labels=total)
+            # Calm: a shift, if one comes, is after the calm check before this one.
+            st = st.evolve(
+                baseline_at=st.calm_at if st.calm_at is not None else now,
+                baseline_labels=st.calm_labels if st.calm_at is not None else total,
+                calm_at=now,
+                calm_labels=total,
+            )
     else:
         if policy.clear is None:
             clears = None if holds is None else not holds
@@ -312,7 +321,7 @@ def _step(
 
 
 def _trip(st: PolicyState, now: datetime, total: int | None) -> PolicyState:
-    """Tripped: the episode's labels start after the last check before anything held."""
+    """Tripped: the episode's labels start at the baseline (the calm check before the last)."""
     since, base = st.baseline_at, st.baseline_labels
     if base is None:  # no earlier check counted labels: every stored label is evidence
         since, base = None, 0
@@ -341,6 +350,8 @@ def _idle(st: PolicyState, now: datetime, total: int | None) -> PolicyState:
         clear_streak=0,
         action_due=False,
         last_suppression=None,
+        calm_at=now,
+        calm_labels=total,
         baseline_at=now,
         baseline_labels=total,
         episode_since=None,

@@ -41,8 +41,10 @@ class PolicyState:
     #: brought (a rejected candidate does not start it)
     cooldown_from: datetime | None = None
     # --- the evidence a retrain waits for (labels counted as the store's running total) ------
-    #: the last check before the trip condition first held, and the labelled total then; the
-    #: episode's labels are those that came after it
+    #: the last calm check (nothing held since), and the labelled total then
+    calm_at: datetime | None = None
+    calm_labels: int | None = None
+    #: the calm check before it: where an episode's labels start (see policy.engine)
     baseline_at: datetime | None = None
     baseline_labels: int | None = None
     #: where the current episode's labels start (copied from the baseline when it trips; None
@@ -89,6 +91,8 @@ class PolicyState:
             "last_suppression": self.last_suppression,
             "last_check": _iso(self.last_check),
             "cooldown_from": _iso(self.cooldown_from),
+            "calm_at": _iso(self.calm_at),
+            "calm_labels": self.calm_labels,
             "baseline_at": _iso(self.baseline_at),
             "baseline_labels": self.baseline_labels,
             "episode_since": _iso(self.episode_since),
@@ -118,6 +122,8 @@ class PolicyState:
                 last_check=_parse(data.get("last_check")),
                 # States saved before the cooldown moved to promotions counted from any action.
                 cooldown_from=_parse(data.get("cooldown_from", data.get("last_action"))),
+                calm_at=_parse(data.get("calm_at")),
+                calm_labels=_int(data.get("calm_labels")),
                 baseline_at=_parse(data.get("baseline_at")),
                 baseline_labels=_int(data.get("baseline_labels")),
                 episode_since=_parse(data.get("episode_since")),

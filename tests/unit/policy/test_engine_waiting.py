@@ -75,7 +75,7 @@ def kinds(decisions: list[Decision]) -> list[str]:
     return [d.kind.value if d.reason is None else d.reason.value for d in decisions]
 
 
-def test_a_retrain_waits_for_labels_from_after_the_last_calm_check():
+def test_a_retrain_waits_for_labels_from_before_the_shift_showed():
     run = Run(policy())
     run.check(0.5, 100)  # calm: the shift comes after this check
     calm = run.now
@@ -104,6 +104,19 @@ def test_a_retrain_waits_for_labels_from_after_the_last_calm_check():
     }
     assert run.st.labels_awaited == 0
     assert not run.st.action_due
+
+
+def test_labels_count_from_the_calm_check_before_the_last_one():
+    # The last calm check's window may already hold the start of the shift (it did not hold
+    # yet because too little of the window had moved): one check of margin.
+    run = Run(policy(min_new_labels=100))
+    run.check(0.5, 0)
+    before = run.now
+    run.check(0.5, 40)
+    run.check(0.6, 90)  # calm, but moving
+    made = run.check(0.9, 150)
+    assert kinds(made) == ["trip", "action"]
+    assert (made[1].since, made[1].new_labels) == (before + MIN, 110)
 
 
 def test_a_pending_check_does_not_move_where_the_labels_start():
