@@ -11,12 +11,13 @@ Per policy and check, in this order:
    With ``repeat_after``, a policy still tripped that long after its last action acts again.
 3. A due retrain first waits for evidence: the labelled examples that arrived since the shift
    must number ``min_new_labels`` (at least ``retraining.min_labels``). The shift is placed
-   before the *second-to-last* calm check (no trip result held since): the last calm check's
+   before the *second-to-last* calm check (known false, none held since): the last calm check's
    window may already hold part of the shift, since a condition on a window holds only once
    enough of it moved; one check interval of margin covers that lag whenever the monitors'
    window fills within a check interval, at the price of counting a few pre-shift labels (they
-   train like replayed data; the held-out slice is the newest labels). The wait is reported
-   once when it starts and once when it ends, and the state shows how many labels it awaits.
+   train like replayed data; the held-out slice is the newest labels). Without such a check (a
+   fresh start) every stored label counts. The wait is reported once when it starts and once
+   when it ends, and the state shows how many labels it still awaits.
 4. A due action runs unless the cooldown has not passed or the budget (at most ``max_per_day``
    actions in any 24 hours) is spent; then it stays due and the suppression is reported once.
    It runs on the first later check where both allow it. The cooldown starts at an alert or a
@@ -214,11 +215,12 @@ def _step(
                     f"tripped ({sum(history)} of the last {len(history)} checks held)",
                     seen,
                 )
-        if not st.tripped and not any(st.history):
-            # Calm: a shift, if one comes, is after the calm check before this one.
+        if holds is False and not st.tripped and not any(st.history):
+            # Calm: a shift, if one comes, is after the calm check before this one (none yet, as
+            # on a fresh start: every stored label may be from after it).
             st = st.evolve(
-                baseline_at=st.calm_at if st.calm_at is not None else now,
-                baseline_labels=st.calm_labels if st.calm_at is not None else total,
+                baseline_at=st.calm_at,
+                baseline_labels=st.calm_labels,
                 calm_at=now,
                 calm_labels=total,
             )

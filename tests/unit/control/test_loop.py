@@ -296,6 +296,7 @@ def test_a_retrain_waits_for_labels_in_status_metric_and_events(
     loop = make_loop([waiting_policy()])
     loop.start()
     loop.run_check_once(T0)  # calm: the labels of the episode come after this check
+    loop.run_check_once(T0 + timedelta(seconds=30))  # calm too (a margin of one check)
     world.value, world.labels = 0.9, 30
     outcome = loop.run_check_once(T0 + timedelta(minutes=1))
     assert [e.kind for e in outcome.events] == ["trip", "suppressed"]
@@ -338,9 +339,9 @@ def test_a_rejected_run_waits_for_more_labels_then_retries(make_loop, world, sql
     world.value, world.labels = 0.9, 120
     loop.run_check_once(T0 + timedelta(minutes=1))
     wait_until(lambda: len(world.retrains) == 1 and not loop.retrain_running)
-    wait_until(lambda: loop.states.get("p").action_due)
-    kinds = [e.kind for e in repository.list_events(sqlite_engine)]
-    assert kinds[-1] == "outcome"
+    # the outcome changes the state, then its event is stored: wait for the last
+    wait_until(lambda: repository.list_events(sqlite_engine)[-1].kind == "outcome")
+    assert loop.states.get("p").action_due
     assert loop.states.get("p").labels_needed == 240  # 120 used, retry_growth 2
     outcome = loop.run_check_once(T0 + timedelta(minutes=2))
     assert [e.kind for e in outcome.events] == ["suppressed"]
@@ -358,9 +359,10 @@ def test_a_promotion_ends_the_episode(make_loop, world, registry):
     loop.run_check_once(T0)
     world.value, world.labels = 0.9, 100
     loop.run_check_once(T0 + timedelta(minutes=1))
-    wait_until(lambda: loop.states.get("p").phase == "idle")
+    # the state changes first, then the gauges are exported: wait for the last
+    wait_until(lambda: sample(registry, "adaptd_policy_state", policy="p", state="idle") == 1)
+    assert loop.states.get("p").phase == "idle"
     assert loop.states.get("p").cooldown_from is not None
-    assert sample(registry, "adaptd_policy_state", policy="p", state="idle") == 1
 
 
 def test_a_coalesced_retrain_waits_for_growth(make_loop, world, sqlite_engine):
@@ -370,11 +372,12 @@ def test_a_coalesced_retrain_waits_for_growth(make_loop, world, sqlite_engine):
     loop.start()
     loop.run_check_once(T0)
     assert world.retrain_started.wait(WAIT_S)
-    world.value, world.labels = 0.99, 300  # b counts the 150 labels since the first check
+    # b trips on its second check: no calm check before its last, so every label counts
+    world.value, world.labels = 0.99, 300
     try:
         outcome = loop.run_check_once(T0 + timedelta(minutes=1))
     finally:
         world.release.set()
     assert [e.kind for e in outcome.events] == ["trip", "action", "coalesced", "outcome"]
-    assert loop.states.get("b").labels_needed == 300
+    assert loop.states.get("b").labels_needed == 600  # 300 used, retry_growth 2
     wait_until(lambda: not loop.retrain_running)

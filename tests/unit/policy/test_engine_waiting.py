@@ -77,8 +77,9 @@ def kinds(decisions: list[Decision]) -> list[str]:
 
 def test_a_retrain_waits_for_labels_from_before_the_shift_showed():
     run = Run(policy())
-    run.check(0.5, 100)  # calm: the shift comes after this check
+    run.check(0.5, 100)  # calm: the shift comes after this check ...
     calm = run.now
+    run.check(0.5, 100)  # ... or after this one, which may have seen its start
     made = run.check(0.9, 150)
     assert kinds(made) == ["trip", "awaiting_labels"]
     assert (
@@ -123,6 +124,7 @@ def test_a_pending_check_does_not_move_where_the_labels_start():
     run = Run(policy(n_of_m={"n": 2, "m": 3}, min_new_labels=10))
     run.check(0.5, 0)
     calm = run.now
+    run.check(0.5, 0)
     run.check(0.9, 40)  # held once: pending, the episode may start here
     made = run.check(0.9, 80)
     assert kinds(made) == ["trip", "action"]
@@ -136,12 +138,16 @@ def test_with_enough_labels_at_the_trip_it_acts_at_once():
     assert kinds(run.check(0.9, 500)) == ["trip", "action"]
 
 
-def test_the_first_check_ever_tripping_counts_every_stored_label():
+def test_the_first_checks_ever_count_every_stored_label():
+    # A fresh start: nothing says when the shift came, it may be before every stored label.
     run = Run(policy())
     made = run.check(0.9, 250)
     assert kinds(made) == ["trip", "action"]
-    assert made[1].since is None
-    assert made[1].new_labels == 250
+    assert (made[1].since, made[1].new_labels) == (None, 250)
+    run = Run(policy())
+    run.check(0.5, 100)  # one calm check: its window may hold the start of the shift
+    made = run.check(0.9, 250)
+    assert (made[1].since, made[1].new_labels) == (None, 250)
 
 
 def test_min_labels_of_the_job_is_a_floor():
@@ -165,6 +171,7 @@ def test_a_rejection_retries_at_grown_labels_without_the_cooldown():
     run = Run(policy(cooldown="12h"))
     run.check(0.5, 0)
     calm = run.now
+    run.check(0.5, 0)
     action = run.check(0.9, 200)[1]
     assert kinds(run.check(0.9, 220)) == []  # the run is going; nothing is due
     made = run.outcome(action, "rejected")
