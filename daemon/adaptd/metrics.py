@@ -248,6 +248,13 @@ class Metrics:
             "1 while the single-flight retrain job runs.",
             registry=registry,
         )
+        self.policy_labels_awaited = Gauge(
+            "adaptd_policy_labels_awaited",
+            "Labelled examples a tripped retrain policy still waits for before it trains "
+            "(0 when it does not wait).",
+            ["policy"],
+            registry=registry,
+        )
 
         # --- retraining ----------------------------------------------------------------------
         self.retrain_runs = Counter(
