@@ -19,10 +19,10 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 # A check on a tiny model takes tens of ms; on MiniLM over a large window, tens of seconds.
+CHECK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 #: label values known in advance (pre-created at zero, see the end of Metrics.__init__)
 CHECK_RESULTS = ("ok", "error", "missed")
 RETRAIN_OUTCOMES = ("promoted", "awaiting_approval", "rejected", "failed", "cancelled")
-CHECK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 class Metrics:
@@ -255,6 +255,13 @@ class Metrics:
             "adaptd_policy_action_failures_total",
             "Actions whose hook raised, by action.",
             ["action"],
+            registry=registry,
+        )
+        self.policy_labels_awaited = Gauge(
+            "adaptd_policy_labels_awaited",
+            "Labelled examples a tripped retrain policy still waits for before it trains "
+            "(0 when it does not wait).",
+            ["policy"],
             registry=registry,
         )
 

@@ -119,10 +119,14 @@ def _policy(policy: dict[str, Any]) -> str:
     text = str(phase)
     if phase == "pending":
         text += f" ({policy.get('pending')} recent check(s) held)"
-    if policy.get("action_due"):
+    labels = policy.get("labels") or {}
+    if labels.get("awaited"):
+        text += (
+            f", waiting for {labels['awaited']} more labels "
+            f"({labels.get('new')} of {labels.get('needed')} since the shift)"
+        )
+    elif policy.get("action_due"):
         text += f", {policy.get('action')} held back by cooldown or budget"
-    if policy.get("waiting"):  # what the engine says it waits for, when it says so
-        text += f", waiting for {policy['waiting']}"
     if policy.get("last_action"):
         text += f"; last {policy.get('action')} {policy['last_action']}"
     return text

@@ -55,6 +55,16 @@ DOC: dict[str, Any] = {
                 "action_due": False,
                 "last_action": None,
             },
+            {
+                "name": "retrain-on-shift",
+                "enabled": True,
+                "action": "retrain",
+                "phase": "tripped",
+                "pending": 0,
+                "action_due": True,
+                "last_action": None,
+                "labels": {"since": "2026-11-30T08:00", "new": 180, "needed": 300, "awaited": 120},
+            },
         ],
         "retrain": {"running": True, "policy": "accuracy-fell", "started": "2026-11-30T10:05:01"},
         "retrain_progress": {"phase": "train", "fraction": 0.42},
@@ -81,6 +91,8 @@ def test_each_first_question_has_its_line() -> None:
         "policies     accuracy-fell        tripped, retrain held back by cooldown or budget; "
         "last retrain 2026-11-30T09:00:00+00:00",
         "             drift-alert          pending (1 recent check(s) held)",
+        "             retrain-on-shift     tripped, waiting for 120 more labels "
+        "(180 of 300 since the shift)",
         "retrain      running for policy accuracy-fell since 2026-11-30T10:05:01, 42% (train)",
         "probation    a4ac952b7562 since 2026-11-30T09:00:00+00:00 "
         "(rolls back to 0123456789ab if worse)",
