@@ -149,6 +149,12 @@ ROWS: list[tuple[str, list[tuple[str, str, list[str], str]]]] = [
         [
             ("Policy state", "table", ["adaptd_policy_state == 1"], "short"),
             (
+                "Labels each retrain policy still waits for",
+                "timeseries",
+                ["adaptd_policy_labels_awaited"],
+                "short",
+            ),
+            (
                 "Trips and actions",
                 "timeseries",
                 [
