@@ -8,8 +8,10 @@ every part at each watchdog tick and for ``/healthz``; :class:`Watchdog` sends s
 forward pass or whose log writer thread died, instead of it answering ``/healthz`` with ok.
 
 Timing: pings go out every ``WatchdogSec/4`` and a part counts as stuck after ``WatchdogSec/2``
-of one unit of work, so the last ping before a hang is at most ``3/4 WatchdogSec`` after it began,
-and systemd acts one ``WatchdogSec`` after that ping.
+of one unit of work, so the last ping is sent at most ``WatchdogSec/2`` after a hang began
+(measured 0.5-1.0 s with WatchdogSec=2 s) and systemd acts one ``WatchdogSec`` after that ping.
+Half an interval is also what one forward pass or one store write may take before it counts as
+a hang: 30 s with the shipped unit's ``WatchdogSec=60s``.
 """
 
 from __future__ import annotations
