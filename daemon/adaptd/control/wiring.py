@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from adaptd.adapters import registry
@@ -205,15 +206,17 @@ class DaemonControl:
         if probation is None:
             return
         settings = self.ctx.settings()
-        labels, attributes = settings.model.labels, settings.monitors.attributes
-        old = observe(self.ctx.engine, probation.previous, labels, attributes=attributes)
-        new = observe(
+        monitors = settings.monitors
+        look = partial(
+            observe,
             self.ctx.engine,
-            probation.version,
-            labels,
-            attributes=attributes,
-            since=probation.started,
+            labels=settings.model.labels,
+            attributes=monitors.attributes,
+            min_group_size=monitors.min_group_size,
+            positive_label=monitors.positive_label,
         )
+        old = look(probation.previous)
+        new = look(probation.version, since=probation.started)
         estimated = next(
             (
                 s.value

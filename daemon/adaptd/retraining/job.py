@@ -15,7 +15,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,18 +27,19 @@ from adaptd.config import Settings
 from adaptd.datasets.files import read_examples
 from adaptd.datasets.records import Example
 from adaptd.errors import AdaptdError
+from adaptd.evaluation import measures
 from adaptd.metrics import Metrics
 from adaptd.modeling.base import resolve_base
 from adaptd.retraining.dataset import AssemblySpec, RetrainRejected, TrainingSet, assemble
 from adaptd.retraining.executors import Executor, TrainingFailed, load_executor, verify_adapter_dir
 from adaptd.retraining.registry_port import RegistryPort
 from adaptd.retraining.replay import ReplayStore
-from adaptd.retraining.scoring import write_eval_file
+from adaptd.retraining.scoring import decode_embedding, write_eval_file
 from adaptd.retraining.spec import Progress, TrainResult, TrainSpec
 from adaptd.retraining.trainer import write_train_file
 from adaptd.retraining.validation import SliceData, Verdict, judge
 from adaptd.storage import repository as repo
-from adaptd.storage.records import AdapterRecord, Event, LabelledPrediction
+from adaptd.storage.records import AdapterRecord, Event, LabelledPrediction, ReferenceRow
 
 logger = logging.getLogger(__name__)
 
@@ -253,15 +254,35 @@ class RetrainJob:
                 attributes=tuple(e.attributes for e in golden),
             )
         champion_predictions = result.predictions.get("champion")
+        monitors = self.settings.monitors
+        positive = monitors.positive_label or self.settings.model.labels[-1]
         return judge(
             self.settings.validation,
             slices,
             result.predictions["candidate"],
             champion_predictions if champion is not None else None,
-            n_classes=len(index),
+            min_group_size=monitors.min_group_size,
+            positive=index.get(positive, len(index) - 1),
             candidate_version=version,
             champion_version=champion.version if champion is not None else None,
         )
+
+    def _store_reference(
+        self,
+        version: str,
+        result: TrainResult,
+        training: TrainingSet,
+        golden: list[Example] | None,
+    ) -> int:
+        """Keep the candidate's scored holdout and golden rows as its monitoring reference."""
+        rows = reference_rows(
+            version,
+            {"recent": training.holdout, "golden": golden or ()},
+            result.scores,
+            result.predictions.get("candidate", {}),
+            tuple(self.settings.model.labels),
+        )
+        return repo.replace_reference_rows(self.engine, version, rows, self.clock())
 
     # ----------------------------------------------------------------------- the run
 
@@ -394,7 +415,16 @@ class RetrainJob:
                 ) from e
         replay, _ = self.replay.load()
         golden = self._golden(labelled if champion is None else [])
-        training = assemble(labelled, replay, spec, exclude=golden or ())
+        # The holdout must be data the champion never trained on either: nothing it may have
+        # replayed, nothing from the window it was trained on.
+        training = assemble(
+            labelled,
+            replay,
+            spec,
+            exclude=golden or (),
+            champion_trained=replay if champion is not None else (),
+            champion_until=_window_end(champion),
+        )
         summary = training.summary()
         repo.update_run(self.engine, run_id, samples=len(training.train), details={"data": summary})
         if self.metrics is not None:
@@ -438,12 +468,12 @@ class RetrainJob:
             metrics={
                 "training": train_metrics,
                 "validation": _gate_values(verdict),
-                **_signal_values(verdict),
+                **validation_signals(result, training, self.settings.model.labels),
             },
             config={"retraining": rt.model_dump(mode="json"), "run": run_id},
         )
         verdict_doc = {**verdict.to_dict(), "candidate": version}
-        details = {"data": summary, "training": train_metrics}
+        details: dict[str, Any] = {"data": summary, "training": train_metrics}
         samples = len(training.train)
         if not verdict.passed:
             reason = verdict.reason()
@@ -454,6 +484,8 @@ class RetrainJob:
             )  # fmt: skip
         # Only validated data joins the replay reservoir: a rejected run's labels may be bad.
         self.replay.add(_new_examples(training, labelled))
+        stored = self._store_reference(version, result, training, golden)
+        details["reference_rows"] = stored
         if rt.require_approval:
             self.registry.record_verdict(version, self.clock(), verdict=verdict_doc)
             return RunOutcome(
@@ -489,6 +521,14 @@ def _gate_values(verdict: Verdict) -> dict[str, Any]:
     return {g.name: g.value for g in verdict.gates}
 
 
+def _window_end(adapter: AdapterRecord | None) -> datetime | None:
+    until = (adapter.data_window or {}).get("until") if adapter is not None else None
+    try:
+        return datetime.fromisoformat(until) if isinstance(until, str) else None
+    except ValueError:
+        return None
+
+
 #: validation metrics on recent data, under the names of the signals they compare with, so a
 #: policy's `relative_to: validation` (and its backtest) finds them in the adapter's metrics
 SIGNAL_OF_METRIC = {
@@ -496,11 +536,63 @@ SIGNAL_OF_METRIC = {
     "macro_f1": "performance.macro_f1",
     "ece": "performance.ece",
 }
+#: bins of the calibration error stored with an adapter (monitors.ece_bins' default)
+ECE_BINS = 10
 
 
-def _signal_values(verdict: Verdict) -> dict[str, float]:
-    return {
-        SIGNAL_OF_METRIC[g.metric]: float(g.value)
-        for g in verdict.gates
-        if g.slice == "recent" and g.metric in SIGNAL_OF_METRIC and g.value is not None
+def validation_signals(
+    result: TrainResult, training: TrainingSet, labels: Sequence[str]
+) -> dict[str, float]:
+    """The candidate's accuracy, macro-F1 and calibration error on the recent holdout, measured
+    as the monitors measure live traffic."""
+    import numpy as np
+
+    index = {label: i for i, label in enumerate(labels)}
+    predicted = result.predictions.get("candidate", {}).get("recent")
+    if not predicted or not training.holdout:
+        return {}
+    y = np.array([index[e.label or ""] for e in training.holdout], dtype=np.int64)
+    p = np.asarray(predicted, dtype=np.int64)
+    out = {
+        SIGNAL_OF_METRIC["accuracy"]: measures.accuracy(y, p),
+        SIGNAL_OF_METRIC["macro_f1"]: measures.macro_f1(y, p),
     }
+    probabilities = result.scores.get("recent", {}).get("probabilities")
+    if probabilities and len(probabilities) == len(y):
+        out[SIGNAL_OF_METRIC["ece"]] = measures.ece(np.asarray(probabilities), y, ECE_BINS)
+    return out
+
+
+def reference_rows(
+    version: str,
+    examples: Mapping[str, Sequence[Example]],
+    scores: Mapping[str, Mapping[str, Any]],
+    predictions: Mapping[str, Sequence[int]],
+    labels: Sequence[str],
+) -> list[ReferenceRow]:
+    """The scored rows of each slice; a slice the child did not score is left out."""
+    out: list[ReferenceRow] = []
+    for name, rows in examples.items():
+        scored = scores.get(name) or {}
+        probabilities = scored.get("probabilities")
+        predicted = predictions.get(name)
+        if not rows or probabilities is None or predicted is None:
+            continue
+        embeddings = scored.get("embeddings") or [None] * len(rows)
+        for position, (e, probs, label, vector) in enumerate(
+            zip(rows, probabilities, predicted, embeddings, strict=True)
+        ):
+            out.append(
+                ReferenceRow(
+                    adapter=version,
+                    slice=name,
+                    position=position,
+                    text=e.text,
+                    true_label=e.label or "",
+                    label=labels[label],
+                    probabilities=dict(zip(labels, probs, strict=True)),
+                    embedding=decode_embedding(vector) if vector else None,
+                    attributes=dict(e.attributes),
+                )
+            )
+    return out
