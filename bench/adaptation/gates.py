@@ -53,9 +53,7 @@ def one_seed(
     tweets: tuple[np.ndarray, np.ndarray],
     n_recent: int,
     alphas: Sequence[float],
-) -> tuple[
-    dict[tuple[int, float, str], bool], dict[str, tuple[float, float]], dict[str, bool]
-]:
+) -> tuple[dict[tuple[int, float, str], bool], dict[str, tuple[float, float]], dict[str, bool]]:
     rng = np.random.default_rng(seed)
     mx, my = movies
     tx, ty = tweets
@@ -84,9 +82,7 @@ def one_seed(
         "golden": SliceData(name="golden", y_true=tuple(int(v) for v in my[golden_ix])),
     }
     xs = {"recent": tx[recent_ix], "golden": mx[golden_ix]}
-    preds = {
-        name: {s: predict(model, xs[s]) for s in slices} for name, model in models.items()
-    }
+    preds = {name: {s: predict(model, xs[s]) for s in slices} for name, model in models.items()}
     accuracies = {
         name: tuple(  # (recent, golden)
             float(np.mean(np.asarray(preds[name][s]) == np.asarray(slices[s].y_true)))
@@ -96,7 +92,10 @@ def one_seed(
     }
     promoted: dict[tuple[int, float, str], bool] = {}
     for size in GOLDEN_SIZES:
-        sized = {**slices, "golden": SliceData(name="golden", y_true=slices["golden"].y_true[:size])}
+        sized = {
+            **slices,
+            "golden": SliceData(name="golden", y_true=slices["golden"].y_true[:size]),
+        }
         for alpha in alphas:
             settings = ValidationSettings(alpha=alpha)
             for name in CANDIDATES:
