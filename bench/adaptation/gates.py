@@ -115,7 +115,7 @@ def one_seed(
     for name in ("champion", "shuffled"):
         p = {s: predict(models[name], first_x[s]) for s in first_slices}
         first[name] = judge(
-            ValidationSettings(alpha=alphas[0]), first_slices, p, None,
+            ValidationSettings(), first_slices, p, None,
             min_group_size=MIN_GROUP_SIZE, positive=1,
         ).passed  # fmt: skip
     return promoted, accuracies, first
@@ -172,7 +172,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print(f"{n_recent:>8} {golden:>6} {alpha:>5.2f} {cells}")
     print(
         f"\nfirst adapter (no champion, must beat the majority class on recent and golden, "
-        f"alpha {alphas[0]}): source-only model promoted {np.mean(firsts['champion']):.2f}, "
+        f"alpha {ValidationSettings().alpha}): source-only model promoted "
+        f"{np.mean(firsts['champion']):.2f}, "
         f"shuffled-label model promoted {np.mean(firsts['shuffled']):.2f} "
         f"({len(firsts['champion'])} runs)"
     )

@@ -18,7 +18,7 @@ each compared number with its confidence interval (``adaptd.retraining.validatio
         - {metric: dp_diff, slice: gender, max: 0.1}         # bias on an attribute slice
         - {metric: accuracy_gap, slice: gender, max_rise: 0.02}
       not_judged: block        # a missing slice or too-small group blocks (or: pass)
-      alpha: 0.05              # intervals are two-sided at 1 - alpha
+      alpha: 0.10              # intervals are two-sided at 1 - alpha
 
 - ``recent`` is the newest held-out labelled data, new to the candidate and to the champion;
   ``golden`` is ``validation.golden_file`` or a sample of the first training data frozen in

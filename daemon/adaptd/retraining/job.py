@@ -179,7 +179,13 @@ class RetrainJob:
                 raise RunFailed(f"golden set: {e}") from e
         golden = self.replay.golden()
         if golden is None and first_data:
-            size = min(v.golden_size, int(GOLDEN_SHARE * len(first_data)))
+            # At least the rows a slice needs to be judged, but never a quarter of the data.
+            floor = self.settings.monitors.min_group_size
+            size = min(
+                v.golden_size,
+                max(floor, int(GOLDEN_SHARE * len(first_data))),
+                len(first_data) // 4,
+            )
             golden = self.replay.freeze_golden(first_data, size) if size else None
         return golden
 
@@ -396,7 +402,8 @@ class RetrainJob:
             labels=tuple(s.model.labels),
             min_labels=rt.min_labels,
             holdout_fraction=rt.holdout_fraction,
-            min_holdout=rt.min_holdout,
+            # a holdout smaller than min_group_size could not be judged
+            min_holdout=max(rt.min_holdout, s.monitors.min_group_size),
             replay_ratio=rt.replay_ratio,
             balance=rt.balance,
             group_attributes=tuple(

@@ -216,9 +216,10 @@ class GateSettings(Section):
 
 
 def _default_gates() -> list[GateSettings]:
-    # Chosen with bench/adaptation/gates.py (numbers in bench/adaptation/GATES.md): at 95 %
-    # intervals no shuffled-label or worse candidate was promoted over every seed, while a
-    # candidate that also learned the target domain was promoted from 200 held-out labels.
+    # Chosen with bench/adaptation/gates.py (numbers in bench/adaptation/GATES.md): no
+    # shuffled-label or worse-on-target candidate was promoted in any run, a candidate that also
+    # learned the target domain was promoted in 70-77 % of runs from 200-250 held-out labels,
+    # and a clear loss on the golden set (the interval below zero) is never accepted.
     return [
         GateSettings(metric="accuracy", slice="recent", min_gain=0.0),
         GateSettings(metric="accuracy", slice="golden", max_drop=0.02),
@@ -238,11 +239,13 @@ class ValidationSettings(Section):
         "let the other gates decide.",
     )
     alpha: float = Field(
-        default=0.05,
+        default=0.10,
         gt=0,
         lt=1,
-        description="Every interval in a verdict is two-sided at 1 - alpha; a gate that needs "
-        "confidence tests at alpha/2 on its side (bench/adaptation/gates.py).",
+        description="Every interval in a verdict is two-sided at 1 - alpha, so each gate tests "
+        "its own side at alpha/2 (0.10: one-sided 5 % tests). Chosen with "
+        "bench/adaptation/gates.py: at 0.10 no shuffled-label or worse candidate was promoted "
+        "in 600 runs, and better candidates were promoted more often than at 0.05.",
     )
     bootstrap_samples: int = Field(
         default=1000,

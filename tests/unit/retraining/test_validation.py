@@ -67,7 +67,7 @@ def test_better_candidate_passes_and_every_number_has_an_interval() -> None:
     assert reason.startswith("passed: accuracy@recent passed: 0.9 [")
     assert "difference +0.200 [+0.1" in reason and "min_gain 0" in reason
     doc = verdict.to_dict()
-    assert doc["passed"] is True and doc["confidence_level"] == 0.95
+    assert doc["passed"] is True and doc["confidence_level"] == 0.9
     assert doc["not_judged"] == {"policy": "block", "gates": []}
     gate = doc["gates"][0]
     assert gate["outcome"] == "passed" and gate["passed"] is True
