@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from adaptd.retraining.settings import ValidationSettings
-from adaptd.retraining.validation import SliceData, judge
+from adaptd.retraining.validation import SliceData, Verdict, judge
 from bench.adaptation.embeddings import domain
 
 GOLDEN_SIZES = (300, 500)
@@ -45,6 +45,21 @@ def fit(x: np.ndarray, y: np.ndarray, seed: int) -> object:
 
 def predict(model: object, x: np.ndarray) -> list[int]:
     return [int(v) for v in model.predict(x)]  # type: ignore[attr-defined]
+
+
+#: verdicts with a clear regression (the whole interval of the difference below zero on recent,
+#: or below -max_drop on golden), by whether they were promoted: the promoted count must be 0
+CLEAR_REGRESSIONS = {True: 0, False: 0}
+
+
+def _clear_regression(verdict: Verdict) -> int:
+    gates = {g.name: g for g in verdict.gates}
+    recent, golden = gates["accuracy@recent"], gates["accuracy@golden"]
+    margin = golden.threshold.get("max_drop", 0.0)
+    return int(
+        (recent.difference_interval is not None and recent.difference_interval.high < 0)
+        or (golden.difference_interval is not None and golden.difference_interval.high < -margin)
+    )
 
 
 def one_seed(
@@ -105,6 +120,7 @@ def one_seed(
                     settings, sized, cut, champ, min_group_size=MIN_GROUP_SIZE, positive=1
                 )
                 promoted[(size, alpha, name)] = verdict.passed
+                CLEAR_REGRESSIONS[verdict.passed] += _clear_regression(verdict)
     # first adapter: no champion; both slices come from the source domain, as in a first run
     first_slices = {
         "recent": SliceData(name="recent", y_true=tuple(int(v) for v in my[first_recent_ix])),
@@ -176,6 +192,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{np.mean(firsts['champion']):.2f}, "
         f"shuffled-label model promoted {np.mean(firsts['shuffled']):.2f} "
         f"({len(firsts['champion'])} runs)"
+    )
+    print(
+        f"candidates with a clear regression (interval wholly below 0 on recent or below "
+        f"-max_drop on golden): {CLEAR_REGRESSIONS[True]} promoted, "
+        f"{CLEAR_REGRESSIONS[False]} rejected"
     )
     print(f"\n{time.perf_counter() - started:.0f} s")
 
