@@ -66,7 +66,9 @@ class InProcessDaemon:
         migrate.upgrade(self.engine)
         self.log: PredictionLog | None = None
         if log:
-            self.log = PredictionLog(self.engine, self.metrics, buffer_rows=1 << 20, flush_ms=200.0)
+            self.log = PredictionLog(
+                self.engine, self.metrics, buffer_rows=1 << 20, buffer_bytes=1 << 32, flush_ms=200.0
+            )
             self.log.start()
 
     def serve(self, items: list[str], *, per_request: int = 4) -> float:
@@ -146,7 +148,9 @@ def writer_rows_per_s(n: int) -> tuple[float, float]:
             )
             for i in range(n)
         ]
-        log = PredictionLog(engine, new_metrics(), buffer_rows=n + 1, flush_ms=50.0)
+        log = PredictionLog(
+            engine, new_metrics(), buffer_rows=n + 1, buffer_bytes=1 << 32, flush_ms=50.0
+        )
         log.start()
         start = time.perf_counter()
         for i in range(0, n, 32):

@@ -85,7 +85,8 @@ class Metrics:
         )
         self.log_dropped = Counter(
             "adaptd_prediction_log_dropped_total",
-            "Prediction rows dropped, by reason (buffer_full, duplicate_id, shutdown).",
+            "Prediction rows dropped, by reason "
+            "(buffer_full, duplicate_id, invalid_row, shutdown).",
             ["reason"],
             registry=registry,
         )
@@ -125,7 +126,18 @@ class Metrics:
         )
         self.config_reload_errors = Counter(
             "adaptd_config_reload_errors_total",
-            "SIGHUP reloads refused because the config file was invalid (the previous stays).",
+            "SIGHUP reloads refused (invalid file, or a key that needs a restart changed); "
+            "the previous config stays.",
+            registry=registry,
+        )
+        self.log_queued_bytes = Gauge(
+            "adaptd_prediction_log_queued_bytes",
+            "Estimated memory of the prediction rows buffered for the store.",
+            registry=registry,
+        )
+        self.store_up = Gauge(
+            "adaptd_store_up",
+            "1 when the last probe of the store (the registry poll) succeeded, else 0.",
             registry=registry,
         )
 
@@ -234,6 +246,13 @@ class Metrics:
         self.retrain_running = Gauge(
             "adaptd_retrain_job_running",
             "1 while the single-flight retrain job runs.",
+            registry=registry,
+        )
+        self.policy_labels_awaited = Gauge(
+            "adaptd_policy_labels_awaited",
+            "Labelled examples a tripped retrain policy still waits for before it trains "
+            "(0 when it does not wait).",
+            ["policy"],
             registry=registry,
         )
 

@@ -9,8 +9,11 @@ class owns SIGTERM, SIGINT and SIGHUP.
 
 Startup order: config -> logging -> store (reachable, schema current) -> metrics -> model host ->
 prediction log -> batcher -> active adapter -> registry watcher -> HTTP -> control loop ->
-sd_notify READY. Shutdown unwinds it: control stops, HTTP drains in-flight requests, the batcher
-finishes its queue, the log is flushed, the store is closed.
+sd_notify READY. Shutdown first secures what was accepted, then unwinds the rest: HTTP drains
+in-flight requests and the prediction log is flushed, then the control loop stops (it may wait
+for a running check or retrain), the watcher, the batcher, the log writer and the store close.
+The whole stop runs against one deadline, ``server.stop_timeout_s``, which stays below the
+systemd unit's ``TimeoutStopSec``: a SIGKILL from systemd would lose the buffered rows.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -55,8 +59,15 @@ NO_ADAPTER = (
     "no adapter is active: register one with `adaptd adapters import DIR` and activate it "
     "with `adaptd adapters promote VERSION`"
 )
-#: settings that a SIGHUP cannot change in a running daemon (they need a restart)
+#: settings that a SIGHUP cannot change in a running daemon (they need a restart): the store and
+#: the model are opened once, the socket is bound once. Every other key is read when used or
+#: applied by :meth:`Service._apply_live`, so a reload that changes one of these is refused whole.
 RESTART_KEYS = ("state_dir", "store", "model", "server.host", "server.port")
+
+
+#: seconds of the stop deadline kept for the steps after the log flush and the control loop
+#: (watcher, batcher, log writer, store: each returns at once when nothing is left to do)
+STOP_RESERVE_S = 1.0
 
 
 class Role(enum.StrEnum):
@@ -101,7 +112,8 @@ class ControlContext:
     register_status: Callable[[str, Callable[[], dict[str, Any]]], None]
     #: called with the new settings on SIGHUP; raising keeps the previous config (and is shown)
     register_reload: Callable[[Callable[[Settings], None]], None]
-    #: teardown, run at shutdown before HTTP drains (LIFO with the other resources)
+    #: teardown, run at shutdown after HTTP drained and the prediction log was flushed, while
+    #: the batcher still serves ``predict`` (LIFO with the other resources)
     on_shutdown: Callable[[Callable[[], object]], None]
     #: after a promotion in-process: swap now instead of at the next registry poll
     request_swap: Callable[[], str | None]
@@ -109,15 +121,25 @@ class ControlContext:
     predict: Callable[[Sequence[str]], list[str]] | None = None
 
 
-def _diff_keys(old: Settings, new: Settings) -> list[str]:
-    changed = []
+def restart_keys_changed(old: Settings, new: Settings) -> list[str]:
+    """The keys under :data:`RESTART_KEYS` that differ, named down to the field
+    (``model.base``, not ``model``), so the refusal says what to put back."""
+    changed: list[str] = []
     for key in RESTART_KEYS:
         section, _, field = key.partition(".")
         a: Any = getattr(old, section)
         b: Any = getattr(new, section)
         if field:
             a, b = getattr(a, field), getattr(b, field)
-        if a != b:
+        if a == b:
+            continue
+        if isinstance(a, BaseModel):
+            changed.extend(
+                f"{key}.{name}"
+                for name in type(a).model_fields
+                if getattr(a, name) != getattr(b, name)
+            )
+        else:
             changed.append(key)
     return changed
 
@@ -140,6 +162,9 @@ class Service:
         self._state = RunState.CREATED
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._stack = ExitStack()
+        #: the control loop's teardowns, run together after the intake stopped, whenever the
+        #: control part registered them
+        self._control_stack = ExitStack()
         self._started_at = time.monotonic()
         self._status_providers: dict[str, Callable[[], dict[str, Any]]] = {}
         self._reload_hooks: list[Callable[[Settings], None]] = []
@@ -147,6 +172,8 @@ class Service:
         self._sync_lock = threading.Lock()
         self._refused: dict[str, str] = {}
         self._store_error: str | None = None
+        self._store_since: datetime | None = None
+        self._stop_deadline: float | None = None
         self._watch_wake = threading.Event()
         self._watch_stop = threading.Event()
         self.engine: Engine | None = None
@@ -211,11 +238,19 @@ class Service:
         self._stack.callback(self.engine.dispose)
         self.metrics = Metrics(CollectorRegistry(auto_describe=True))
         self.metrics.build_info.info({"version": __version__})
+        self._mark_store(None)  # open_store just reached it
         if self.role != Role.CONTROL:
             self._start_serving(settings)
+        watcher = threading.Thread(target=self._watch, name="adaptd-registry-watch", daemon=True)
+        watcher.start()
+        self._stack.callback(self._stop_watcher, watcher)
         self._start_http(settings)
+        self._stack.callback(self._stop_control)
         if self.role != Role.SERVE:
             self._start_control()
+        # Registered last so it runs first: what was accepted is secured before the control
+        # loop is asked to stop, which may wait for a running check or retrain.
+        self._stack.callback(self._stop_intake)
         self._transition(RunState.RUNNING)
         serving = self.host.active.version[:12] if self.host and self.host.active else "none"
         sdnotify.ready(f"serving adapter {serving} on {settings.server.host}:{self.http_port}")
@@ -236,10 +271,12 @@ class Service:
             self.engine,
             self.metrics,
             buffer_rows=settings.serving.log_buffer_rows,
+            buffer_bytes=settings.serving.log_buffer_bytes,
             flush_ms=settings.serving.log_flush_ms,
         )
         self.log.start()
-        self._stack.callback(self.log.stop, settings.server.drain_timeout_s)
+        log = self.log
+        self._stack.callback(lambda: log.stop(self._stop_left()))
         self.batcher = Batcher(
             self.host,
             self.metrics,
@@ -249,12 +286,10 @@ class Service:
             on_swap=self._on_swap,
         )
         self.batcher.start()
-        self._stack.callback(self.batcher.stop, settings.server.drain_timeout_s)
+        batcher = self.batcher
+        self._stack.callback(lambda: batcher.stop(self._stop_left()))
         self.sync_active()
         self._wait_serving(self.host.target_version(), timeout=10.0)
-        watcher = threading.Thread(target=self._watch, name="adaptd-registry-watch", daemon=True)
-        watcher.start()
-        self._stack.callback(self._stop_watcher, watcher)
 
     def _start_http(self, settings: Settings) -> None:
         import uvicorn
@@ -323,10 +358,10 @@ class Service:
         return [p.label for p in self.batcher.submit(list(texts)).result(timeout=60)]
 
     def _on_shutdown(self, teardown: Callable[[], object]) -> None:
-        self._stack.callback(teardown)
+        self._control_stack.callback(teardown)
 
     def register_status(self, name: str, provider: Callable[[], dict[str, Any]]) -> None:
-        if name in self._status_providers or name in {"adapter", "queue", "log", "config"}:
+        if name in self._status_providers or name in {"adapter", "queue", "store", "log", "config"}:
             raise ValueError(f"status section {name!r} is already registered")
         self._status_providers[name] = provider
 
@@ -361,28 +396,51 @@ class Service:
         self._transition(RunState.RELOADING)
         sdnotify.reloading()
         ts = self.clock().isoformat()
+        restart: list[str] = []
         try:
             new = load_settings(self.config_path)
+            # Checked before any hook runs: a refused reload changes nothing, policies included.
+            restart = restart_keys_changed(self.settings, new)
+            if restart:
+                raise ConfigError(
+                    f"{', '.join(restart)} changed: a running daemon cannot apply "
+                    f"{'this key' if len(restart) == 1 else 'these keys'}; put the old value "
+                    "back and reload, or restart the daemon"
+                )
             for hook in self._reload_hooks:
                 hook(new)
         except (AdaptdError, ValueError) as e:
             logger.error("reload refused, keeping the previous config: %s", e)
             if self.metrics is not None:
                 self.metrics.config_reload_errors.inc()
-            self._reload = {"ok": False, "ts": ts, "error": str(e), "restart": []}
+            self._reload = {"ok": False, "ts": ts, "error": str(e), "restart": restart}
             self._transition(RunState.RUNNING)
             sdnotify.ready("reload refused; previous config kept")
             return False
-        restart = _diff_keys(self.settings, new)
-        if restart:
-            logger.warning("reload: %s changed; restart the daemon to apply", ", ".join(restart))
         configure_logging(new.logging.level, json_lines=new.logging.json_lines)
+        self._apply_live(new)
         self._settings = new
-        self._reload = {"ok": True, "ts": ts, "error": None, "restart": restart}
+        self._reload = {"ok": True, "ts": ts, "error": None, "restart": []}
         self._transition(RunState.RUNNING)
         sdnotify.ready("reloaded")
         logger.info("config reloaded")
         return True
+
+    def _apply_live(self, new: Settings) -> None:
+        """Put reloaded serving limits in force in the parts that copied them at start."""
+        serving = new.serving
+        if self.log is not None:
+            self.log.configure(
+                buffer_rows=serving.log_buffer_rows,
+                buffer_bytes=serving.log_buffer_bytes,
+                flush_ms=serving.log_flush_ms,
+            )
+        if self.batcher is not None:
+            self.batcher.configure(
+                max_batch=serving.max_batch,
+                max_wait_ms=serving.max_wait_ms,
+                queue_size=serving.queue_size,
+            )
 
     # ------------------------------------------------------------------ shutdown
 
@@ -394,19 +452,66 @@ class Service:
             return
         if self._state != RunState.STOPPING:
             self._transition(RunState.STOPPING)
+        started = time.monotonic()
+        self._stop_deadline = started + self.settings.server.stop_timeout_s
         sdnotify.stopping("draining")
         try:
             self._stack.close()
         finally:
             self._transition(RunState.STOPPED)
-            logger.info("adaptd stopped")
+            logger.info("adaptd stopped in %.1f s", time.monotonic() - started)
+
+    def _stop_left(self, cap: float | None = None, *, reserve: float = 0.0) -> float:
+        """Seconds a shutdown step may take: what is left of ``server.stop_timeout_s`` less a
+        ``reserve`` for the steps after it (at least a moment, so a late step still tries
+        once), at most ``cap``."""
+        left = self.settings.server.stop_timeout_s
+        if self._stop_deadline is not None:
+            left = self._stop_deadline - time.monotonic()
+        left -= reserve
+        if cap is not None:
+            left = min(left, cap)
+        return max(left, 0.05)
+
+    def _stop_intake(self) -> None:
+        """Stop taking requests (draining those in flight), then write every prediction they
+        produced, before anything slower is stopped."""
+        self._stop_http()
+        log = self.log
+        if log is not None:
+            started = time.monotonic()
+            if log.flush(timeout=self._stop_left(reserve=STOP_RESERVE_S)):
+                logger.info("prediction log flushed in %.2f s", time.monotonic() - started)
+            else:
+                logger.error("prediction log: flush did not finish before the stop deadline")
+
+    def _stop_control(self) -> None:
+        """Run the control loop's teardowns within the stop deadline. They may wait for a check
+        or a retrain; past the deadline the daemon exits anyway (the accepted rows are already
+        stored, and systemd's KillMode=mixed ends a training child left behind)."""
+
+        def close() -> None:
+            try:
+                self._control_stack.close()
+            except Exception:
+                logger.exception("stopping the control loop")
+
+        thread = threading.Thread(target=close, name="adaptd-control-stop", daemon=True)
+        thread.start()
+        thread.join(self._stop_left(reserve=STOP_RESERVE_S))
+        if thread.is_alive():
+            logger.warning("the control loop did not stop before the stop deadline; exiting")
 
     def _stop_http(self) -> None:
         server, thread = self._server, self._server_thread
         if server is None or thread is None:
             return
+        self._server = self._server_thread = None
+        drain = self._stop_left(self.settings.server.drain_timeout_s)
+        # uvicorn reads this when it starts shutting down: a reloaded drain timeout holds.
+        server.config.timeout_graceful_shutdown = max(1, int(drain))
         server.should_exit = True
-        deadline = time.monotonic() + self.settings.server.drain_timeout_s + 2.0
+        deadline = time.monotonic() + self._stop_left(drain + 2.0)
         while thread.is_alive() and time.monotonic() < deadline:
             thread.join(0.1)
             # A second SIGTERM/SIGINT while draining: stop waiting for slow clients.
@@ -423,13 +528,14 @@ class Service:
     def _stop_watcher(self, watcher: threading.Thread) -> None:
         self._watch_stop.set()
         self._watch_wake.set()
-        watcher.join(5.0)
+        watcher.join(self._stop_left(5.0))
 
     # ------------------------------------------------------------------ adapters and swaps
 
     def _watch(self) -> None:
         """Poll the store for the active adapter, so a promotion made by the CLI or another
-        process reaches this daemon within ``serving.registry_poll_s``."""
+        process reaches this daemon within ``serving.registry_poll_s``. The poll is also the
+        store probe behind ``adaptd_store_up`` and the ``store`` section of /v1/status."""
         while not self._watch_stop.is_set():
             self._watch_wake.wait(self.settings.serving.registry_poll_s)
             self._watch_wake.clear()
@@ -445,18 +551,15 @@ class Service:
         request path when needed. Returns the version offered or served (None: none active)."""
         assert self.engine is not None and self.metrics is not None
         host, batcher = self.host, self.batcher
-        if host is None or batcher is None:
-            return None
         with self._sync_lock:
             try:
                 record = repo.active_adapter(self.engine)
             except SQLAlchemyError as e:
-                reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-                if self._store_error is None:
-                    logger.error("registry watcher: store unreachable: %s", reason)
-                self._store_error = reason
-                return host.target_version()
-            self._store_error = None
+                self._mark_store(str(getattr(e, "orig", None) or e).strip().splitlines()[0])
+                return host.target_version() if host is not None else None
+            self._mark_store(None)
+            if host is None or batcher is None:
+                return None
             if record is None or record.version == host.target_version():
                 return host.target_version()
             if record.version in self._refused:
@@ -474,6 +577,19 @@ class Service:
             host.offer(built)
             batcher.wake()
             return built.version
+
+    def _mark_store(self, error: str | None) -> None:
+        """Record the outcome of a store probe: logged on change, exported, shown in status.
+        Readiness does not depend on it: predictions need no store (rows wait in the log)."""
+        assert self.metrics is not None
+        if (error is None) != (self._store_error is None) or self._store_since is None:
+            self._store_since = self.clock()
+            if error is not None:
+                logger.error("store unreachable (predictions are still served): %s", error)
+            elif self._state != RunState.STARTING:
+                logger.info("store reachable again")
+        self._store_error = error
+        self.metrics.store_up.set(1 if error is None else 0)
 
     def request_swap(self) -> str | None:
         """Swap to the store's active adapter now and wait until the batcher serves it."""
@@ -541,8 +657,6 @@ class Service:
             return "starting"
         if self._state in (RunState.STOPPING, RunState.STOPPED):
             return "shutting down"
-        if self._store_error is not None:
-            return f"store unreachable: {self._store_error}"
         if self.role == Role.CONTROL:
             return None
         host = self.host
@@ -579,6 +693,11 @@ class Service:
                 "max_batch": batcher.max_batch,
                 "max_wait_ms": batcher.max_wait_s * 1000,
             }
+        doc["store"] = {
+            "up": self._store_error is None,
+            "error": self._store_error,
+            "since": self._store_since.isoformat() if self._store_since else None,
+        }
         if log is not None:
             doc["log"] = log.state().as_dict()
         doc["config"] = {

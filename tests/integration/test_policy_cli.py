@@ -15,9 +15,11 @@ from adaptd.policy.backtest import signal_to_result
 from adaptd.signals import Signal, Status
 from adaptd.storage import migrate, repository
 from adaptd.storage.engine import make_engine
+from adaptd.storage.records import FeedbackRecord, PredictionRecord
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
+LABEL_EVERY = timedelta(seconds=45)
 
 
 def adaptd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -38,6 +40,29 @@ def test_validate_accepts_the_shipped_files(tmp_path):
     result = adaptd("policy", "validate", *map(str, sorted(POLICIES.glob("*.yaml"))), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "4 file(s), 9 policies: valid" in result.stdout
+
+
+def test_validate_accepts_the_demo_policy_on_the_default_config(tmp_path):
+    demo = Path(__file__).resolve().parents[2] / "daemon" / "adaptd" / "demo" / "policy.yaml"
+    result = adaptd("policy", "validate", str(demo), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "1 file(s), 1 policies: valid" in result.stdout
+
+
+def test_fairness_first_on_the_default_config_says_to_list_the_attribute(tmp_path):
+    path = POLICIES / "fairness-first.yaml"
+    result = adaptd("policy", "validate", str(path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        f"{path}:10: policies.0.trip.any.0.signal: signal 'bias.gender.dp_diff' needs the "
+        "request attribute 'gender' listed in the config key monitors.attributes "
+        "(listed now: none)"
+    )
+    # one line per signal that names gender, nothing about lists that came out empty
+    assert len(lines) == 5
+    assert all("monitors.attributes" in line for line in lines)
 
 
 def test_validate_reports_each_error_on_one_line_and_exits_1(tmp_path):
@@ -102,6 +127,29 @@ def store_with_a_shift(tmp_path: Path) -> Path:
             )
         )
     repository.add_monitor_results(engine, results)
+    # Labels trickle in all along, 20 per check interval (one every 45 s).
+    labelled = [
+        PredictionRecord(
+            id=f"p{j}",
+            ts=T0 + j * LABEL_EVERY,
+            adapter="a1",
+            text=f"text {j}",
+            text_hash=str(j),
+            label="positive",
+            score=0.9,
+            probabilities={},
+        )  # fmt: skip
+        for j in range(2 * 96 * 20)
+    ]
+    repository.insert_predictions(engine, labelled)
+    with engine.begin() as conn:
+        repository.upsert_feedback(
+            conn,
+            [
+                FeedbackRecord(prediction_id=p.id, label="negative", ts=p.ts + timedelta(seconds=1))
+                for p in labelled
+            ],
+        )
     engine.dispose()
     return config
 
@@ -118,8 +166,16 @@ def test_backtest_prints_when_the_default_policy_would_retrain(tmp_path, store_w
         d for d in report["decisions"] if d["kind"] == "action" and d["action"] == "retrain"
     ]
     assert len(retrains) == 1
-    assert retrains[0]["ts"] == (T0 + timedelta(days=1, minutes=30)).isoformat()
-    assert retrains[0]["overrides"] == {"replay_fraction": 0.3}
+    # Tripped on the third drifting check; retrains once 200 labels came after the calm check
+    # before the last calm one (day 1 minus 30 minutes): ten check intervals of 20 labels later.
+    trip = next(d for d in report["decisions"] if d["kind"] == "trip")
+    assert trip["ts"] == (T0 + timedelta(days=1, minutes=30)).isoformat()
+    baseline = T0 + timedelta(days=1, minutes=-30)
+    assert retrains[0]["ts"] == (baseline + 10 * timedelta(minutes=15)).isoformat()
+    assert retrains[0]["overrides"] == {}
+    assert retrains[0]["message"].startswith(f"retrain (200 labels since {baseline.isoformat()}")
+    waits = [d["kind"] for d in report["decisions"] if d["policy"] == "retrain-on-shift"]
+    assert waits[:4] == ["trip", "suppressed", "wait_ended", "action"]
 
     text = adaptd(
         "policy", "backtest", "--config", str(store_with_a_shift), "--since", "2026-03-01",

@@ -75,7 +75,7 @@ def test_default_policy_trips_in_a_running_loop_and_starts_one_retrain(sqlite_en
 
     assert len(retrains) == 1
     assert retrains[0].policy == "retrain-on-shift"
-    assert retrains[0].overrides == {"replay_fraction": 0.3}
+    assert retrains[0].overrides == {}
     events = repository.list_events(sqlite_engine)
     assert [e.kind for e in events if e.source == "policy/retrain-on-shift"] == ["trip", "action"]
     # The alert policy's signal is never produced here: one suppression, not one per check.

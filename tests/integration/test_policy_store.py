@@ -58,3 +58,35 @@ def test_state_and_events_survive_a_restart_on_each_backend(engine):
     stored = repository.load_policy_states(engine)["drift"]
     assert stored["tripped"] is True
     assert stored["last_action"] == (T0 + timedelta(minutes=10)).isoformat()
+
+
+def test_the_label_count_a_policy_waits_on_counts_trainable_labels_once(engine):
+    from adaptd.storage.records import FeedbackRecord, PredictionRecord
+
+    predictions = [
+        PredictionRecord(
+            id=f"p{i}",
+            ts=T0 + timedelta(minutes=i),
+            adapter="a1",
+            text=None if i == 3 else f"text {i}",  # a hashed text cannot be trained on
+            text_hash=str(i),
+            label="positive",
+            score=0.9,
+            probabilities={},
+        )
+        for i in range(5)
+    ]
+    repository.insert_predictions(engine, predictions)
+    assert repository.count_labelled(engine) == 0
+    feedback = [
+        FeedbackRecord(prediction_id=p.id, label="negative", ts=p.ts + timedelta(seconds=5))
+        for p in predictions[:4]
+    ]
+    with engine.begin() as conn:
+        repository.upsert_feedback(conn, feedback)
+    with engine.begin() as conn:  # the same label again replaces it: still one
+        repository.upsert_feedback(conn, feedback[:1])
+    assert repository.count_labelled(engine) == 3
+    times = repository.labelled_times(engine)
+    assert times == [f.ts for f in feedback[:3]]
+    assert repository.labelled_times(engine, until=feedback[1].ts) == times[:2]

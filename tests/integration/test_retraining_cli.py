@@ -55,9 +55,9 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_bad_files_are_one_line_errors(workdir: Path) -> None:
+def test_bad_files_are_one_line_usage_errors(workdir: Path) -> None:
     missing = run_cli("retrain", "--from-file", "nope.csv", cwd=workdir)
-    assert missing.returncode == 1
+    assert missing.returncode == 2
     assert (
         missing.stderr.strip().splitlines()
         == [f"adaptd: error: {workdir / 'nope.csv'}: file not found"]
@@ -65,8 +65,14 @@ def test_bad_files_are_one_line_errors(workdir: Path) -> None:
     )
     (workdir / "bad.csv").write_text("text,label\nhello,neutral\n")
     bad = run_cli("retrain", "--from-file", "bad.csv", cwd=workdir)
-    assert bad.returncode == 1 and "Traceback" not in bad.stderr
-    assert "label 'neutral' is not one of ['negative', 'positive']" in bad.stderr
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "bad.csv: row 1: label 'neutral' is not one of ['negative', 'positive']" in bad.stderr
+    (workdir / "one.csv").write_text("text,label\ngood\t,positive\nfine,positive\n")
+    one = run_cli("retrain", "--from-file", "one.csv", cwd=workdir)
+    assert one.returncode == 2 and "Traceback" not in one.stderr
+    assert "one.csv: every row is labelled 'positive' (2 rows)" in one.stderr
+    assert "at least two of ['negative', 'positive']" in one.stderr
+    assert not (workdir / "state" / "runs").exists()  # no run was started
 
 
 def test_first_adapter_from_a_file(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -163,14 +163,65 @@ def test_sighup_with_a_bad_file_keeps_the_previous_config(tiny_base: Path, tmp_p
         svc.shutdown()
 
 
-def test_a_reload_hook_that_refuses_keeps_the_previous_config(service: Service) -> None:
+def test_sighup_refuses_keys_that_need_a_restart_and_keeps_everything(
+    tiny_base: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "adaptd.yaml"
+    good = {
+        "state_dir": "state",
+        "model": {"base": str(tiny_base), "max_length": 16, "threads": 1},
+        "server": {"port": 0, "max_inputs": 8},
+        "serving": {"registry_poll_s": 3600, "max_batch": 32, "log_flush_ms": 200},
+    }
+    config.write_text(yaml.safe_dump(good))
+    from adaptd.config import load_settings
+
+    store_for(load_settings(config)).dispose()
+    svc = Service(config, role=Role.SERVE)
+    svc.startup()
+    try:
+        before = svc.settings
+        changed = {
+            **good,
+            "state_dir": "elsewhere",
+            "store": {"url": f"sqlite:///{tmp_path / 'other.db'}"},
+            "model": {**good["model"], "base": str(tmp_path / "another-model")},
+            "server": {"port": 9, "max_inputs": 3},  # max_inputs alone could be applied
+        }
+        config.write_text(yaml.safe_dump(changed))
+        assert svc.handle_hup() is False
+        assert svc.settings is before, "nothing of a refused reload is applied"
+        last = svc.status()["config"]["last_reload"]
+        assert last["ok"] is False
+        assert last["restart"] == ["state_dir", "store.url", "model.base", "server.port"]
+        for key in ("state_dir", "store.url", "model.base", "server.port", "restart"):
+            assert key in last["error"]
+        assert svc.metrics is not None
+        assert svc.metrics.registry.get_sample_value("adaptd_config_reload_errors_total") == 1
+
+        # Keys the running daemon can apply are applied, down to the parts that copied them.
+        live = {**good, "serving": {"registry_poll_s": 3600, "max_batch": 4, "log_flush_ms": 50}}
+        config.write_text(yaml.safe_dump(live))
+        assert svc.handle_hup() is True
+        assert svc.batcher is not None and svc.batcher.max_batch == 4
+        assert svc.log is not None and svc.log.flush_s == 0.05
+        assert svc.status()["config"]["last_reload"]["ok"] is True
+    finally:
+        svc.handle_term()
+        svc.shutdown()
+
+
+def test_a_reload_hook_that_refuses_keeps_the_previous_config(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
     service.startup()
 
     def refuse(_: object) -> None:
         raise ConfigError("policies/drift.yaml:3: when: unknown signal 'nope'")
 
     service.control_context().register_reload(refuse)
-    service.config_path = None
+    # The file re-read is the config already in force: only the hook can refuse.
+    monkeypatch.setattr("adaptd.service.load_settings", lambda _path: service.settings)
     assert service.handle_hup() is False
     assert "unknown signal" in service.status()["config"]["last_reload"]["error"]
 

@@ -1,5 +1,6 @@
 """`adaptd serve` as a real process: READY=1 over sd_notify, SIGHUP, SIGTERM drains and exits 0
-with every served prediction in the store; plus the real shipped MiniLM end to end (slow)."""
+with every served prediction in the store, kill -9 loses at most one flush interval of traffic;
+plus the real shipped MiniLM end to end (slow)."""
 
 from __future__ import annotations
 
@@ -111,3 +112,16 @@ def test_the_shipped_minilm_serves_end_to_end(tmp_path: Path) -> None:
     stored = repo.recent_predictions(engine)
     assert len(stored) == 3
     assert all(len(p.embedding or b"") == 384 * 2 for p in stored), "MiniLM's 384-dim embedding"
+
+
+def test_kill_9_loses_at_most_one_flush_interval_of_traffic(tmp_path: Path) -> None:
+    from bench.faults import kill9
+
+    base = build_base(tmp_path / "base")
+    adapter = build_adapter(base, tmp_path / "adapter")
+    result = kill9.run(base, adapter, tmp_path / "run", flush_ms=200.0, rate=40.0, seconds=2.0)
+    assert result.answered >= 40, result
+    assert result.stored + result.lost == result.answered
+    # Rows older than one flush interval (plus the write itself, on a busy machine) are stored.
+    if result.oldest_lost_age_s is not None:
+        assert result.oldest_lost_age_s <= 0.2 + 0.3, result

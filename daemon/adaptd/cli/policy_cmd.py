@@ -134,6 +134,7 @@ def backtest_cmd(
             policies,
             checks_from_results(results),
             validation_by_adapter=_validation_by_adapter(engine),
+            label_times=repository.labelled_times(engine, until=end),
         )
     finally:
         engine.dispose()

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from adaptd.cli.common import ConfigOption, JsonOption, emit_json, load, open_store
 from adaptd.config import Settings
 from adaptd.datasets.files import read_examples
+from adaptd.errors import DatasetError, UsageError
 from adaptd.metrics import new_metrics
 from adaptd.modeling.base import BaseModelInfo, inspect_base, resolve_base
 from adaptd.retraining.job import RetrainJob, RetrainRequest, RunOutcome
@@ -103,15 +104,28 @@ def retrain(
     settings = load(config)
     examples = None
     if from_file is not None:
-        examples = read_examples(
-            from_file,
-            text_column=text_column,
-            label_column=label_column,
-            attribute_columns=attribute,
-            timestamp_column=timestamp_column,
-            labels=settings.model.labels,
-            require_labels=True,
-        )
+        try:
+            examples = read_examples(
+                from_file,
+                text_column=text_column,
+                label_column=label_column,
+                attribute_columns=attribute,
+                timestamp_column=timestamp_column,
+                labels=settings.model.labels,
+                require_labels=True,
+            )
+        except DatasetError as e:
+            # The file is the argument the user gave: a bad one is a usage error (exit 2).
+            raise UsageError(str(e)) from e
+        present = sorted({e.label or "" for e in examples})
+        if len(present) < 2:
+            # Nothing a run could learn: say so before a store is opened or a child started.
+            raise UsageError(
+                f"{from_file}: every row is labelled {present[0]!r} ({len(examples)} rows); a "
+                f"classifier needs at least two of {list(settings.model.labels)}"
+                if present
+                else f"{from_file}: no labelled rows"
+            )
     engine = open_store(settings)
     try:
         with ProgressBar(enabled=sys.stderr.isatty() and not as_json) as bar:

@@ -29,7 +29,13 @@ from adaptd.control.schedule import CHECK_JOB, RETRAIN_JOB
 from adaptd.control.settings import SchedulerSettings
 from adaptd.control.single_flight import RetrainSlot
 from adaptd.metrics import Metrics
-from adaptd.policy.engine import Decision, DecisionKind, EvaluationContext, evaluate
+from adaptd.policy.engine import (
+    Decision,
+    DecisionKind,
+    EvaluationContext,
+    evaluate,
+    record_retrain,
+)
 from adaptd.policy.loading import PolicyError
 from adaptd.policy.schema import Policy
 from adaptd.policy.state import PolicyStates
@@ -56,7 +62,9 @@ class Hooks:
 
     #: run the monitors for a check at ``now``
     check: Callable[[datetime], Sequence[Signal]]
-    #: start a retrain run and return when it ended (it runs in the retrain job's thread)
+    #: start a retrain run and return when it ended (it runs in the retrain job's thread); a
+    #: result with a ``status`` (the job's RunOutcome) is fed back to the policy: a promotion
+    #: ends the episode, a rejection makes it wait for more labels
     retrain: Callable[[Decision], object]
     rollback: Callable[[Decision], object]
     alert: Callable[[Decision], object]
@@ -103,7 +111,8 @@ class ControlLoop:
         self._hooks = hooks
         self._lock = threading.RLock()  # policies, states, last check
         # One check at a time: a scheduled check and a manual one must not interleave states.
-        self._check_lock = threading.Lock()
+        # Reentrant: a retrain run inline (no scheduler) reports its outcome inside the check.
+        self._check_lock = threading.RLock()
         self._states = PolicyStates.from_json(repository.load_policy_states(engine))
         self._slot = RetrainSlot()
         self._reload = _ReloadStatus(ts=hooks.clock())
@@ -174,6 +183,7 @@ class ControlLoop:
             for phase in PHASES:
                 self._metrics.policy_state.remove(name, phase)
             self._metrics.policy_pending_checks.remove(name)
+            self._metrics.policy_labels_awaited.remove(name)
         if self._scheduler is not None and schedule.trigger_key(previous) != schedule.trigger_key(
             settings
         ):
@@ -243,8 +253,19 @@ class ControlLoop:
         with self._lock:
             decisions, states = evaluate(self._policies, signals, self._states, now, context)
             self._states = states
+        events = self._persist(decisions, now)
+
+        more: list[Event] = []
+        for decision in decisions:
+            if decision.kind is DecisionKind.ACTION:
+                more.extend(self._dispatch(decision))
+        return CheckOutcome(ts=now, signals=signals, decisions=decisions, events=[*events, *more])
+
+    def _persist(self, decisions: Sequence[Decision], now: datetime) -> list[Event]:
+        """Save the states, then store, count and export what was decided."""
+        with self._lock:
             names = {p.name for p in self._policies}
-            persisted = {k: v for k, v in states.to_json().items() if k in names}
+            persisted = {k: v for k, v in self._states.to_json().items() if k in names}
         events = [d.to_event() for d in decisions]
         try:
             repository.save_policy_states(self._engine, persisted, now)
@@ -253,13 +274,22 @@ class ControlLoop:
         self._add_events(events)
         self._count(decisions)
         self._export_states()
+        return events
 
-        more: list[Event] = []
-        for decision in decisions:
-            if decision.kind is DecisionKind.ACTION:
-                more.extend(self._dispatch(decision))
-        self._add_events(more)
-        return CheckOutcome(ts=now, signals=signals, decisions=decisions, events=[*events, *more])
+    def _record_outcome(self, decision: Decision, status: str) -> list[Event]:
+        """Feed a retrain's outcome back into its policy (see ``policy.engine.record_retrain``)."""
+        now = self._hooks.clock()
+        try:
+            total = self._hooks.context().labels_total
+        except Exception:
+            logger.exception("reading the evaluation context failed; labels not counted")
+            total = None
+        with self._check_lock:
+            with self._lock:
+                decisions, self._states = record_retrain(
+                    self._policies, self._states, decision, status, now, total
+                )
+            return self._persist(decisions, now)
 
     def _scheduled_check(self) -> None:
         self.run_check_once(self._hooks.clock())
@@ -267,6 +297,7 @@ class ControlLoop:
     # ------------------------------------------------------------------ actions
 
     def _dispatch(self, decision: Decision) -> list[Event]:
+        """Run a decided action; returns the events it stored."""
         if decision.action == "retrain":
             return self._start_retrain(decision)
         hook = self._hooks.rollback if decision.action == "rollback" else self._hooks.alert
@@ -274,7 +305,9 @@ class ControlLoop:
             hook(decision)
         except Exception as e:
             logger.exception("%s hook of policy %s failed", decision.action, decision.policy)
-            return [self._failure(decision, e)]
+            failure = self._failure(decision, e)
+            self._add_events([failure])
+            return [failure]
         return []
 
     def _failure(self, decision: Decision, error: BaseException) -> Event:
@@ -293,16 +326,17 @@ class ControlLoop:
             self._metrics.policy_suppressions.labels(
                 policy=decision.policy, reason="coalesced"
             ).inc()
-            return [
-                Event(
-                    ts=decision.ts,
-                    kind="coalesced",
-                    source=f"policy/{decision.policy}",
-                    message=f"retrain coalesced into the run started by policy "
-                    f"{holder.policy} at {holder.started.isoformat()}",
-                    details={"policy": decision.policy, "running_policy": holder.policy},
-                )
-            ]
+            # Stored before the outcome's own event, so the events read in order.
+            coalesced = Event(
+                ts=decision.ts,
+                kind="coalesced",
+                source=f"policy/{decision.policy}",
+                message=f"retrain coalesced into the run started by policy "
+                f"{holder.policy} at {holder.started.isoformat()}",
+                details={"policy": decision.policy, "running_policy": holder.policy},
+            )
+            self._add_events([coalesced])
+            return [coalesced, *self._record_outcome(decision, "coalesced")]
         self._metrics.retrain_running.set(1)
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.add_job(
@@ -320,15 +354,19 @@ class ControlLoop:
 
     def _retrain_job(self, decision: Decision) -> None:
         error: str | None = None
+        status: object = None
         try:
-            self._hooks.retrain(decision)
+            status = getattr(self._hooks.retrain(decision), "status", None)
         except Exception as e:
             logger.exception("retrain for policy %s failed", decision.policy)
             error = f"{type(e).__name__}: {e}"
+            status = "failed"
             self._add_events([self._failure(decision, e)])
         finally:
             self._slot.release(self._hooks.clock(), error)
             self._metrics.retrain_running.set(0)
+        if isinstance(status, str):
+            self._record_outcome(decision, status)
 
     @property
     def retrain_running(self) -> bool:
@@ -344,6 +382,8 @@ class ControlLoop:
             policies = [self._policy_status(p) for p in self._policies]
             duration = self._last_check_duration
         return {
+            # First, so that the one-line `adaptd status` shows it before anything is cut off.
+            "summary": [_summary_line(p) for p in policies if p["phase"] != "idle"],
             "scheduler": {
                 "running": scheduler is not None and scheduler.running,
                 "schedule": schedule.describe(self._settings),
@@ -379,6 +419,17 @@ class ControlLoop:
             "action_due": st.action_due,
             "last_action": st.last_action.isoformat() if st.last_action else None,
             "actions_last_24h": len(st.recent_actions),
+            "cooldown_from": _iso(st.cooldown_from),
+            # the evidence a retrain waits for: labels since the shift, and the next target
+            "labels": None
+            if not st.tripped or st.new_labels is None
+            else {
+                "since": _iso(st.episode_since),
+                "new": st.new_labels,
+                "needed": st.labels_needed,
+                "awaited": st.labels_awaited,
+                "waiting_since": _iso(st.waiting_since),
+            },
         }
 
     def _count(self, decisions: Sequence[Decision]) -> None:
@@ -402,6 +453,7 @@ class ControlLoop:
                     1 if st.phase == phase else 0
                 )
             self._metrics.policy_pending_checks.labels(policy=name).set(st.pending)
+            self._metrics.policy_labels_awaited.labels(policy=name).set(st.labels_awaited)
 
     # ------------------------------------------------------------------ helpers
 
@@ -420,3 +472,22 @@ class ControlLoop:
                 self._metrics.checks.labels(result="missed").inc()
         else:
             logger.error("job %s raised: %s", event.job_id, event.exception)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _summary_line(status: dict[str, Any]) -> str:
+    """``retrain-on-shift: tripped, waiting for 120 more labels (180 of 300 since ...)``."""
+    line = f"{status['name']}: {status['phase']}"
+    labels = status.get("labels")
+    if labels and labels["awaited"]:
+        since = f"since {labels['since']}" if labels["since"] else "in the store"
+        line += (
+            f", waiting for {labels['awaited']} more labels "
+            f"({labels['new']} of {labels['needed']} {since})"
+        )
+    elif status["phase"] == "tripped" and status["action_due"]:
+        line += ", action due"
+    return line

@@ -13,14 +13,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from adaptd.config import Settings
-from adaptd.policy.loading import PolicyError, load_policies
+from adaptd.policy.loading import PolicyError, SignalNames, load_policies
 from adaptd.policy.schema import Policy
 from adaptd.signals import SignalSpec
 
 logger = logging.getLogger(__name__)
 
 
-def signal_catalog(settings: Settings) -> Mapping[str, SignalSpec] | None:
+#: stands for an attribute when the catalog is asked which names it exports per attribute
+_PROBE = "attribute-probe"
+
+
+def signal_catalog(settings: Settings) -> SignalNames | None:
     """The signals the configured monitors export (they depend on `monitors.attributes` and
     `model.labels`), or None when the monitors' catalog is not installed."""
     try:
@@ -28,10 +32,17 @@ def signal_catalog(settings: Settings) -> Mapping[str, SignalSpec] | None:
     except ImportError:
         logger.warning("signal names not checked: the monitors' catalog is not available")
         return None
-    catalog: Mapping[str, SignalSpec] = known_signals(
-        list(settings.monitors.attributes), list(settings.model.labels)
+    attributes = list(settings.monitors.attributes)
+    labels = list(settings.model.labels)
+    catalog: Mapping[str, SignalSpec] = known_signals(attributes, labels)
+    # The names one more attribute would add: how a policy naming an unlisted attribute is told
+    # to list it, instead of being shown the signals that do exist.
+    without: Mapping[str, SignalSpec] = known_signals([], labels)
+    probed: Mapping[str, SignalSpec] = known_signals([_PROBE], labels)
+    per_attribute = sorted(
+        name.replace(_PROBE, "{attribute}") for name in probed if name not in without
     )
-    return catalog
+    return SignalNames(known=catalog, attributes=attributes, per_attribute=per_attribute)
 
 
 def load_configured_policies(

@@ -135,28 +135,37 @@ class DaemonControl:
         return signals
 
     def context(self) -> EvaluationContext:
-        active = repository.active_adapter(self.ctx.engine)
+        engine = self.ctx.engine
+        # Counted only where a policy can wait for labels: one COUNT per check.
+        waits = any(p.enabled and p.action.type == "retrain" for p in self.loop.policies)
+        labels_total = repository.count_labelled(engine) if waits else None
+        min_labels = self.ctx.settings().retraining.min_labels
+        active = repository.active_adapter(engine)
         if active is None:
-            return EvaluationContext()
+            return EvaluationContext(labels_total=labels_total, min_labels=min_labels)
         metrics = active.metrics or {}
         validation = {
             signal: float(metrics[signal])
             for signal in SIGNAL_OF_METRIC.values()
             if isinstance(metrics.get(signal), int | float)
         }
-        return EvaluationContext(adapter=active.version, validation=validation)
+        return EvaluationContext(
+            adapter=active.version,
+            validation=validation,
+            labels_total=labels_total,
+            min_labels=min_labels,
+        )
 
     def retrain(self, decision: Decision) -> object:
         settings = self.ctx.settings()
         overrides = dict(decision.overrides)
         rt = settings.retraining
+        # The overrides carry the names of the retraining settings they replace.
         changes = {
-            k: overrides[k] for k in ("epochs", "learning_rate", "batch_size") if overrides.get(k)
+            k: overrides[k]
+            for k in ("epochs", "learning_rate", "batch_size", "replay_ratio", "max_labels")
+            if overrides.get(k) is not None
         }
-        if overrides.get("replay_fraction") is not None:
-            changes["replay_ratio"] = overrides["replay_fraction"]
-        if overrides.get("max_samples"):
-            changes["max_labels"] = overrides["max_samples"]
         settings = settings.model_copy(update={"retraining": rt.model_copy(update=changes)})
         groups = tuple(settings.monitors.attributes) if overrides.get("group_reweighting") else ()
         previous = repository.active_adapter(self.ctx.engine)
@@ -171,7 +180,11 @@ class DaemonControl:
         try:
             outcome = job.run(
                 RetrainRequest(
-                    reason=decision.message, policy=decision.policy, group_attributes=groups
+                    reason=decision.message,
+                    policy=decision.policy,
+                    # the labels the policy waited for: those since the shift
+                    since=decision.since,
+                    group_attributes=groups,
                 )
             )
         finally:

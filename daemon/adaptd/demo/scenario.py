@@ -1,32 +1,34 @@
-"""``adaptd demo``: a sentiment adapter trained on movie-review snippets meets tweets.
+"""A real shift through the whole loop, over the real HTTP API: what ``adaptd demo`` and
+``bench/adaptation`` run.
 
-1. Train the first adapter on Rotten Tomatoes snippets (LoRA on the shipped MiniLM).
-2. Start the daemon (real HTTP on 127.0.0.1) with the demo policy.
-3. Replay held-out movie snippets with feedback: the reference traffic. A check finds no shift.
-4. Replay tweets (with a gender attribute) with feedback: accuracy falls, embeddings drift.
-5. A check trips the policy: retrain on the feedback plus replay, validate against the champion,
-   promote and hot-swap, all while the daemon keeps serving.
-6. Replay held-out tweets and movie snippets on the new adapter: accuracy on both domains.
-7. Write an Evidently drift report; print the events.
+1. Train the first adapter on the source domain with the daemon's own retrain job (as
+   ``adaptd retrain --from-file`` would) and promote it.
+2. Start the daemon (real HTTP on 127.0.0.1, the real scheduler checking every few seconds).
+3. Stream live source traffic with feedback, then live target traffic (the shift) at a steady rate,
+   with feedback on a share of it, until the daemon has swapped to a new adapter (or gives up).
+   The policies decide alone: nothing here calls a check or a retrain.
+4. Score the held-out rows of both domains with the first adapter and with the one now serving.
 
-Sizes are chosen for two CPU cores (a few minutes); ``quick`` shrinks them for smoke runs.
+Everything the daemon decided is read back from its store afterwards (events, checks, runs), so
+the result tells what happened, not what was meant to happen.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from adaptd.config import Settings
-from adaptd.datasets import demo as data
-from adaptd.demo.traffic import replay
+from adaptd.datasets.records import Example
+from adaptd.demo.shifts import Shift
+from adaptd.demo.traffic import post_json, replay
 from adaptd.errors import AdaptdError
 from adaptd.modeling.base import inspect_base, resolve_base
 from adaptd.retraining.job import RetrainJob, RetrainRequest
@@ -38,225 +40,397 @@ from adaptd.storage.engine import make_engine
 
 logger = logging.getLogger(__name__)
 
+#: signals the timeline plots
+PLOTTED_SIGNALS = ("performance.accuracy", "performance.estimated_accuracy", "drift.embedding.auc")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Sizes:
-    first_training: int
-    movie_traffic: int
-    tweet_traffic: int
-    tweet_holdout: int
-    movie_holdout: int
-    epochs: int
+class Stream:
+    """How live traffic is sent."""
 
-    @classmethod
-    def for_run(cls, quick: bool) -> Sizes:
-        if quick:
-            return cls(
-                first_training=800,
-                movie_traffic=250,
-                tweet_traffic=250,
-                tweet_holdout=120,
-                movie_holdout=120,
-                epochs=3,
-            )
-        return cls(
-            first_training=1500,
-            movie_traffic=600,
-            tweet_traffic=380,
-            tweet_holdout=163,
-            movie_holdout=400,
-            epochs=3,
-        )
+    #: predictions per second (the daemon serves far more; this spreads labels over checks)
+    rate_per_s: float = 20.0
+    batch_size: int = 8
+    #: share of live predictions that get their label back as feedback
+    feedback_fraction: float = 0.5
+    #: after the target pool is used up, keep sending unlabelled traffic this long at most
+    max_wait_s: float = 900.0
+    #: predictions served after the swap before the stream stops
+    tail: int = 200
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Point:
+    """One request of the stream."""
+
+    t: float
+    domain: str
+    adapter: str
+    n: int
+    labelled: int
+    correct: int
+    feedback: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mark:
+    t: float
+    kind: str
+    message: str
 
 
 @dataclass(slots=True)
-class DemoResult:
+class ScenarioResult:
+    shift: str
+    sizes: dict[str, int]
     first_adapter: str = ""
     final_adapter: str = ""
-    movie_accuracy_first: float | None = None
-    tweet_accuracy_first: float | None = None
-    tweet_accuracy_final: float | None = None
-    movie_accuracy_final: float | None = None
-    tripped: bool = False
-    retrain_status: str | None = None
-    report: Path | None = None
-    timings: dict[str, float] = field(default_factory=dict)
+    #: held-out accuracy: {"first": {"source": .., "target": ..}, "final": {...}}
+    accuracy: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    points: list[Point] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
+    #: (seconds since the stream started, signal, value, status)
+    checks: list[tuple[float, str, float | None, str]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    #: the labelled examples the daemon received as feedback, in order
+    fed: list[Example] = field(default_factory=list)
+    failed_requests: int = 0
+    target_labels_sent: int = 0
+    timings: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def drift_seen(self) -> bool:
+        return any(m.kind in {"trip", "action"} for m in self.marks)
+
+    @property
+    def promoted(self) -> bool:
+        return any(r["status"] == "promoted" for r in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc.pop("fed")
+        doc["labels_received"] = len(self.fed)
+        doc["drift_seen"] = self.drift_seen
+        doc["promoted"] = self.promoted
+        return doc
 
 
-def demo_settings(state_dir: Path, port: int, sizes: Sizes) -> Settings:
-    policy = state_dir / "demo-policy.yaml"
-    policy.write_text(resources.files("adaptd.demo").joinpath("policy.yaml").read_text())
-    return Settings(
-        state_dir=state_dir,
-        server={"host": "127.0.0.1", "port": port, "max_inputs": 64},
-        model={"max_length": 64},
-        serving={"registry_poll_s": 1.0},
-        scheduler={"check_interval_s": 3600.0},
-        monitors={
-            "min_samples": 100,
-            "reference_window": sizes.movie_traffic // 2,
-            "current_window": sizes.tweet_traffic,
-            "attributes": ["gender"],
-        },
-        retraining={
-            "epochs": sizes.epochs,
-            "batch_size": 16,
-            "learning_rate": 3e-3,
-            "max_length": 64,
-            "min_labels": 50,
-        },
-        policies=[policy],
-        # The demo narrates on stdout; the daemon's own log stays quiet unless it must speak.
-        logging={"level": "WARNING"},
-    )
-
-
-def run_demo(
+def scenario_settings(
     state_dir: Path,
     *,
-    port: int = 0,
-    quick: bool = False,
+    port: int,
+    policies: Sequence[Path],
+    check_interval_s: float,
+    attributes: Sequence[str] = (),
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """The embedded defaults, with only what a replay on one machine must change: where state
+    lives, the port, how often checks run (seconds instead of minutes: the replay compresses
+    hours of traffic), and which policies are in force."""
+    doc: dict[str, Any] = {
+        "state_dir": state_dir,
+        "server": {"host": "127.0.0.1", "port": port},
+        "serving": {"registry_poll_s": 1.0},
+        "scheduler": {"check_interval_s": check_interval_s},
+        "monitors": {"attributes": list(attributes)},
+        "policies": list(policies),
+        # The demo narrates on stdout; the daemon's own log stays quiet unless it must speak.
+        "logging": {"level": "WARNING"},
+    }
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(doc.get(key), dict):
+            doc[key] = {**doc[key], **value}
+        else:
+            doc[key] = value
+    return Settings(**doc)
+
+
+def train_first_adapter(settings: Settings, examples: Sequence[Example]) -> tuple[str, str]:
+    """The daemon's own retrain job on the source data; the adapter is promoted. Returns the
+    version and the reason the gates gave."""
+    engine = make_engine(settings.store_url)
+    try:
+        migrate.upgrade(engine)
+        base = inspect_base(resolve_base(settings.model.base), settings.model.labels)
+        registry = AdaptersRegistry(engine=engine, adapters_dir=settings.adapters_dir, base=base)
+        outcome = RetrainJob(settings, engine, registry).run(
+            RetrainRequest(reason="first adapter from the source domain", examples=examples)
+        )
+    finally:
+        engine.dispose()
+    if outcome.status != "promoted" or outcome.candidate is None:
+        raise AdaptdError(f"the first adapter was not promoted: {outcome.reason}")
+    return outcome.candidate, outcome.reason
+
+
+def score_offline(settings: Settings, adapter_dir: str, examples: Sequence[Example]) -> float:
+    """Held-out accuracy of one adapter, built exactly as serving builds it."""
+    import torch
+
+    from adaptd.serving.host import ModelHost
+
+    host = ModelHost(
+        base=resolve_base(settings.model.base),
+        labels=settings.model.labels,
+        max_length=settings.model.max_length,
+    )
+    built = host.build("offline", Path(adapter_dir))
+    correct = 0
+    texts = [e.text for e in examples]
+    with torch.inference_mode():
+        for start in range(0, len(texts), 64):
+            enc = host.tokenizer(
+                texts[start : start + 64],
+                padding=True,
+                truncation=True,
+                max_length=settings.model.max_length,
+                return_tensors="pt",
+            )
+            predicted = built.model(**enc).logits.argmax(dim=-1).tolist()
+            for e, p in zip(examples[start : start + 64], predicted, strict=True):
+                correct += int(settings.model.labels[p] == e.label)
+    return correct / len(examples)
+
+
+class _Streamer:
+    """Sends examples at a steady rate and records every request as a :class:`Point`."""
+
+    def __init__(self, url: str, stream: Stream, started: float) -> None:
+        self.url = url
+        self.stream = stream
+        self.started = started
+        self.points: list[Point] = []
+        #: every example whose label was sent as feedback: what the daemon was given
+        self.fed: list[Example] = []
+        self.failed = 0
+        self.rng = random.Random(stream.seed)
+        self._next = time.perf_counter()
+        self._count = 0
+
+    def send(self, domain: str, batch: Sequence[Example], *, feedback: bool) -> str | None:
+        """One predict (and feedback) request; returns the adapter that answered."""
+        self._pace(len(batch))
+        self._count += 1
+        inputs = [
+            {"text": e.text, "id": f"{domain}-{self._count}-{i}", "attributes": dict(e.attributes)}
+            for i, e in enumerate(batch)
+        ]
+        body = self._post("/v1/predict", {"inputs": inputs})
+        if body is None:
+            return None
+        predictions = body["predictions"]
+        labelled = correct = 0
+        to_send: list[dict[str, str]] = []
+        fed: list[Example] = []
+        for example, prediction in zip(batch, predictions, strict=True):
+            if example.label is None:
+                continue
+            labelled += 1
+            correct += int(prediction["label"] == example.label)
+            if feedback and self.rng.random() < self.stream.feedback_fraction:
+                to_send.append({"id": prediction["id"], "label": example.label})
+                fed.append(example)
+        if to_send and self._post("/v1/feedback", {"feedback": to_send}) is None:
+            to_send, fed = [], []
+        self.fed.extend(fed)
+        adapter = str(predictions[0]["adapter"]) if predictions else ""
+        self.points.append(
+            Point(
+                t=round(time.perf_counter() - self.started, 3),
+                domain=domain,
+                adapter=adapter,
+                n=len(predictions),
+                labelled=labelled,
+                correct=correct,
+                feedback=len(to_send),
+            )
+        )
+        return adapter
+
+    def _pace(self, n: int) -> None:
+        self._next += n / self.stream.rate_per_s
+        delay = self._next - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            self._next = time.perf_counter()
+
+    def _post(self, path: str, payload: dict[str, Any]) -> Any:
+        for _ in range(20):
+            try:
+                status, body, headers = post_json(self.url + path, payload)
+            except OSError as e:
+                logger.warning("%s failed: %s", path, e)
+                self.failed += 1
+                return None
+            if status == 200:
+                return body
+            if status == 503:  # queue full: the documented back-pressure, not a failure
+                time.sleep(min(2.0, float(headers.get("Retry-After", "1") or 1)))
+                continue
+            logger.warning("%s answered %s: %s", path, status, body)
+            self.failed += 1
+            return None
+        self.failed += 1
+        return None
+
+
+def _batches(examples: Sequence[Example], size: int) -> list[Sequence[Example]]:
+    return [examples[i : i + size] for i in range(0, len(examples), size)]
+
+
+def run_scenario(
+    shift: Shift,
+    settings: Settings,
+    *,
+    stream: Stream = Stream(),
     say: Callable[[str], None] = print,
-    keep_serving: Callable[[Service], None] | None = None,
-) -> DemoResult:
-    sizes = Sizes.for_run(quick)
+    on_serving: Callable[[Service], None] | None = None,
+) -> ScenarioResult:
+    state_dir = settings.state_dir
     if state_dir.exists():
         shutil.rmtree(state_dir)
     (state_dir / "adapters").mkdir(parents=True)
-    settings = demo_settings(state_dir.resolve(), port, sizes)
-    result = DemoResult()
+    result = ScenarioResult(shift=shift.name, sizes=shift.sizes())
 
-    movies = data.rotten_tomatoes()
-    tweets = data.tweets()
-    first_train = list(movies[: sizes.first_training])
-    movie_live = list(movies[sizes.first_training : sizes.first_training + sizes.movie_traffic])
-    movie_holdout = list(movies[-sizes.movie_holdout :])
-    tweet_live = list(tweets[: sizes.tweet_traffic])
-    tweet_holdout = list(tweets[-sizes.tweet_holdout :])
-
-    engine = make_engine(settings.store_url)
-    migrate.upgrade(engine)
-
-    say(f"1/6 training the first adapter on {len(first_train)} movie snippets (LoRA, MiniLM)")
-    started = time.perf_counter()
-    base = inspect_base(resolve_base(None), settings.model.labels)
-    registry = AdaptersRegistry(engine=engine, adapters_dir=settings.adapters_dir, base=base)
-    first = RetrainJob(settings, engine, registry).run(
-        RetrainRequest(reason="demo: first adapter from movie reviews", examples=first_train)
+    say(
+        f"1/4 training the first adapter on {len(shift.source_train)} {shift.source} "
+        "(the daemon's own retrain job)"
     )
-    result.timings["first_training_s"] = time.perf_counter() - started
-    if first.status != "promoted":
-        raise AdaptdError(f"demo: the first adapter was not promoted: {first.reason}")
-    result.first_adapter = first.candidate or ""
-    say(f"    adapter {result.first_adapter[:12]} promoted ({first.reason})")
-    engine.dispose()
+    started = time.perf_counter()
+    result.first_adapter, why = train_first_adapter(settings, shift.source_train)
+    result.timings["first_training_s"] = round(time.perf_counter() - started, 1)
+    say(f"    adapter {result.first_adapter[:12]} promoted: {why}")
 
     service = Service(settings=settings)
     service.startup()
     try:
-        assert service.control is not None and service.engine is not None
+        assert service.engine is not None
         url = f"http://127.0.0.1:{service.http_port}"
-        say(f"2/6 daemon serving on {url} (try {url}/v1/status or {url}/metrics)")
-
-        say(f"3/6 replaying {len(movie_live)} movie snippets with feedback")
-        stats = replay(url, movie_live, send_feedback=True, id_prefix="movies")
-        result.movie_accuracy_first = stats.accuracy
-        say(f"    accuracy on movies: {_pct(stats.accuracy)}")
-        outcome = service.control.loop.run_check_once(datetime.now(UTC))
-        say("    check: " + _signals_line(outcome.signals))
-
-        say(f"4/6 replaying {len(tweet_live)} tweets with feedback (the world moves)")
-        stats = replay(url, tweet_live, send_feedback=True, id_prefix="tweets")
-        result.tweet_accuracy_first = stats.accuracy
-        say(f"    accuracy on tweets: {_pct(stats.accuracy)}")
-
-        say("5/6 monitoring check")
-        outcome = service.control.loop.run_check_once(datetime.now(UTC))
-        say("    check: " + _signals_line(outcome.signals))
-        for decision in outcome.decisions:
-            say(f"    policy {decision.policy}: {decision.kind.value}: {decision.message}")
-        result.tripped = any(d.kind.value == "action" for d in outcome.decisions)
-        started = time.perf_counter()
-        while service.control.loop.retrain_running:
-            progress = service.control.status().get("retrain_progress") or {}
-            if progress:
-                say(f"    retraining: {_progress_line(progress)}")
-            time.sleep(5.0)
-        result.timings["retrain_s"] = time.perf_counter() - started
-        runs = repo.list_runs(service.engine, limit=1)
-        if result.tripped and runs:
-            result.retrain_status = runs[0].status
-            why = runs[0].error or "all gates passed"
-            say(f"    retrain run {runs[0].id}: {runs[0].status} ({why})")
-        service.request_swap()
-
-        say("6/6 held-out traffic on the adapter now serving")
-        stats = replay(url, tweet_holdout, send_feedback=False, id_prefix="tweets-holdout")
-        result.tweet_accuracy_final = stats.accuracy
-        result.final_adapter = next(iter(stats.by_adapter), "")
-        movie_stats = replay(url, movie_holdout, send_feedback=False, id_prefix="movies-holdout")
-        result.movie_accuracy_final = movie_stats.accuracy
-        say(
-            f"    adapter {result.final_adapter[:12]}: tweets {_pct(stats.accuracy)}, "
-            f"movies {_pct(movie_stats.accuracy)}"
+        say(f"2/4 daemon serving on {url} (try {url}/v1/status or {url}/metrics)")
+        stream_started_at = datetime.now(UTC)
+        streamer = _Streamer(url, stream, time.perf_counter())
+        say(f"3/4 live traffic: {len(shift.source_live)} {shift.source} with feedback, then "
+            f"{shift.target} at {stream.rate_per_s:.0f}/s, feedback on "
+            f"{stream.feedback_fraction:.0%}")  # fmt: skip
+        for batch in _batches(shift.source_live, stream.batch_size):
+            streamer.send(shift.source, batch, feedback=True)
+        shift_t = time.perf_counter() - streamer.started
+        result.marks.append(Mark(t=round(shift_t, 3), kind="shift", message=f"{shift.target}"))
+        say(f"    the world moves: {shift.target} from t={shift_t:.0f}s")
+        swap_seen, tail = False, 0
+        last_report = 0.0
+        pool_done_at: float | None = None
+        target = list(shift.target_live)
+        index = 0
+        while True:
+            now = time.perf_counter() - streamer.started
+            if index < len(target):
+                batch = target[index : index + stream.batch_size]
+                index += len(batch)
+                feedback = True
+                if index >= len(target):
+                    pool_done_at = now
+            else:
+                # The labelled pool is used up: traffic goes on, labels do not.
+                start = (index - len(target)) % len(target)
+                batch = target[start : start + stream.batch_size]
+                index += len(batch)
+                feedback = False
+                if pool_done_at is not None and now - pool_done_at > stream.max_wait_s:
+                    say("    no swap before the time limit; stopping the stream")
+                    break
+            adapter = streamer.send(shift.target, batch, feedback=feedback)
+            if adapter and adapter != result.first_adapter:
+                if not swap_seen:
+                    say(f"    t={now:.0f}s: now served by {adapter[:12]}")
+                swap_seen = True
+            if swap_seen:
+                tail += len(batch)
+                if tail >= stream.tail:
+                    break
+            if now - last_report >= 30.0:
+                last_report = now
+                say("    " + _progress_line(now, streamer.points, service))
+        result.points = streamer.points
+        result.fed = streamer.fed
+        result.failed_requests = streamer.failed
+        result.target_labels_sent = sum(
+            p.feedback for p in streamer.points if p.domain == shift.target
         )
-        result.report = _write_report(
-            service, settings, result.first_adapter, state_dir / "drift-report.html", say
+        _read_back(result, service, stream_started_at, shift_t)
+
+        say("4/4 held-out rows of both domains")
+        final = replay(url, shift.target_holdout, send_feedback=False, id_prefix="holdout-target")
+        final_source = replay(
+            url, shift.source_holdout, send_feedback=False, id_prefix="holdout-source"
         )
-        say("events:")
-        for event in repo.list_events(service.engine, limit=30):
-            say(f"    {event.ts:%H:%M:%S} {event.kind:<16} {event.source:<24} {event.message[:90]}")
-        if keep_serving is not None:
-            keep_serving(service)
+        result.final_adapter = max(final.by_adapter, key=lambda k: final.by_adapter[k])
+        result.accuracy["final"] = {"source": final_source.accuracy, "target": final.accuracy}
+        if on_serving is not None:
+            on_serving(service)
     finally:
         service.handle_term()
         service.shutdown()
+
+    engine = make_engine(settings.store_url)
+    try:
+        first_path = repo.get_adapter(engine, result.first_adapter).path
+    finally:
+        engine.dispose()
+    result.accuracy["first"] = {
+        "source": score_offline(settings, first_path, shift.source_holdout),
+        "target": score_offline(settings, first_path, shift.target_holdout),
+    }
     return result
 
 
-def _write_report(
-    service: Service, settings: Settings, adapter: str, out: Path, say: Callable[[str], None]
-) -> Path | None:
-    """Movies (the first adapter's reference) vs tweets (what it served next), as Evidently sees
-    them."""
-    from adaptd.monitoring.edges import build_windows
-    from adaptd.monitoring.evidently_report import window_report
-
+def _read_back(result: ScenarioResult, service: Service, since: datetime, shift_t: float) -> None:
+    """Events, checks and runs from the daemon's store, on the stream's clock."""
     assert service.engine is not None
-    reference, current = build_windows(
-        service.engine,
-        settings.monitors,
-        adapter,
-        (),
-        datetime.now(UTC),
-        labels=settings.model.labels,
+    origin = since.timestamp()
+    swap = next((p for p in result.points if p.adapter != result.first_adapter), None)
+    for event in repo.list_events(service.engine, since=since, limit=500):
+        t = round(event.ts.timestamp() - origin, 3)
+        if event.kind in {"trip", "action"} or event.kind.startswith(("retrain_", "waiting")):
+            result.marks.append(Mark(t=t, kind=event.kind, message=event.message))
+        elif "rollback" in event.kind or "probation" in event.kind:
+            result.marks.append(Mark(t=t, kind=event.kind, message=event.message))
+    if swap is not None:
+        result.marks.append(Mark(t=swap.t, kind="swap", message=swap.adapter))
+    result.marks.sort(key=lambda m: m.t)
+    for r in repo.monitor_results(service.engine, since=since, signals=PLOTTED_SIGNALS):
+        result.checks.append((round(r.ts.timestamp() - origin, 3), r.signal, r.value, r.status))
+    for run in reversed(repo.list_runs(service.engine, limit=20)):
+        if run.started is not None and run.started >= since:
+            result.runs.append(
+                {"id": run.id, "status": run.status, "samples": run.samples, "reason": run.error}
+            )
+    first = {m.kind: m.t for m in reversed(result.marks)}
+    trip = first.get("trip", first.get("action"))
+    result.timings.update(
+        shift_s=round(shift_t, 1),
+        shift_to_trip_s=None if trip is None else round(trip - shift_t, 1),
+        shift_to_swap_s=None if swap is None else round(swap.t - shift_t, 1),
+        retrain_started_s=None
+        if "retrain_started" not in first
+        else round(first["retrain_started"] - shift_t, 1),
     )
-    try:
-        summary = window_report(
-            reference, current, out, components=settings.monitors.embedding_components
-        )
-    except Exception as e:  # a report is a nicety: never fail the demo for it
-        say(f"    (no Evidently report: {e})")
-        return None
-    drifted = [c.column for c in summary.columns if c.drifted]
-    say(f"    Evidently report: {out} ({len(drifted)}/{len(summary.columns)} columns drifted)")
-    return out
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _signals_line(signals: Any) -> str:
-    wanted = ("drift.embedding.auc", "performance.accuracy", "performance.estimated_accuracy")
-    parts = []
-    for s in signals:
-        if s.name in wanted:
-            value = "insufficient data" if s.value is None else f"{s.value:.3f}"
-            parts.append(f"{s.name}={value} [{s.status.value}]")
-    return ", ".join(parts) or "no signals"
-
-
-def _progress_line(progress: dict[str, Any]) -> str:
-    keys = ("phase", "epoch", "step", "steps", "loss", "samples_per_s")
-    return " ".join(f"{k}={progress[k]}" for k in keys if progress.get(k) is not None)
+def _progress_line(now: float, points: Sequence[Point], service: Service) -> str:
+    recent = points[-25:]
+    labelled = sum(p.labelled for p in recent)
+    accuracy = sum(p.correct for p in recent) / labelled if labelled else None
+    status = service.control.status() if service.control is not None else {}
+    running = status.get("retrain_progress") or {}
+    parts = [f"t={now:.0f}s", f"served={sum(p.n for p in points)}"]
+    if accuracy is not None:
+        parts.append(f"recent accuracy={accuracy:.1%}")
+    if running:
+        parts.append(
+            "retraining " + " ".join(f"{k}={running[k]}" for k in ("phase", "epoch", "step",
+                                                                    "steps") if k in running)
+        )  # fmt: skip
+    return ", ".join(parts)

@@ -36,7 +36,7 @@ class ReplayStats:
         return self.correct / self.labelled if self.labelled else None
 
 
-def _post(
+def post_json(
     url: str, payload: dict[str, Any], *, timeout: float = 60.0
 ) -> tuple[int, Any, dict[str, str]]:
     data = json.dumps(payload).encode("utf-8")
@@ -58,7 +58,7 @@ def _post(
 def _post_retrying(url: str, payload: dict[str, Any], stats: ReplayStats) -> Any:
     """503 means the queue is full: back off as Retry-After says. Anything else 4xx/5xx is fatal."""
     for _ in range(50):
-        status, body, headers = _post(url, payload)
+        status, body, headers = post_json(url, payload)
         if status == 200:
             return body
         if status == 503:

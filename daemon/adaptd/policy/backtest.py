@@ -7,9 +7,10 @@ check, with each check's own timestamp as ``now``.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import groupby
 from typing import Any
@@ -121,11 +122,15 @@ def backtest(
     checks: Sequence[tuple[datetime, Sequence[Signal]]],
     context: EvaluationContext | None = None,
     validation_by_adapter: Mapping[str, Mapping[str, float]] | None = None,
+    label_times: Sequence[datetime] | None = None,
 ) -> BacktestReport:
     """Run ``policies`` over ``checks`` (oldest first) from a fresh state.
 
     ``validation_by_adapter`` gives the validation values of each adapter that served, so a
     ``relative_to: validation`` threshold follows the adapter active at each check.
+    ``label_times`` (sorted) are when the labels arrived: with them a retrain waits for its
+    ``min_new_labels`` as in the daemon. A backtest does not know what the runs would have
+    brought, so it shows each episode's first attempt, not the retries after a rejection.
     """
     state = PolicyStates()
     decisions: list[Decision] = []
@@ -134,9 +139,11 @@ def backtest(
         adapters = {s.adapter for s in signals if s.adapter is not None}
         if validation_by_adapter and len(adapters) == 1:
             adapter = adapters.pop()
-            ctx = EvaluationContext(
-                adapter=adapter, validation=validation_by_adapter.get(adapter, ctx.validation)
+            ctx = replace(
+                ctx, adapter=adapter, validation=validation_by_adapter.get(adapter, ctx.validation)
             )
+        if label_times is not None:
+            ctx = replace(ctx, labels_total=bisect_right(label_times, now))
         made, state = evaluate(policies, signals, state, now, ctx)
         decisions.extend(made)
     return BacktestReport(

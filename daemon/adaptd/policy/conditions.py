@@ -118,8 +118,16 @@ class Compare(Model):
     @field_validator("signal")
     @classmethod
     def _known_signal(cls, name: str, info: ValidationInfo) -> str:
-        known = (info.context or {}).get("known")
+        context = info.context or {}
+        known = context.get("known")
         if known is not None and name not in known:
+            attribute = _missing_attribute(name, context)
+            if attribute is not None:
+                configured = ", ".join(context.get("attributes") or []) or "none"
+                raise ValueError(
+                    f"signal {name!r} needs the request attribute {attribute!r} listed in the "
+                    f"config key monitors.attributes (listed now: {configured})"
+                )
             close = sorted(k for k in known if k.split(".")[0] == name.split(".")[0])[:5]
             hint = f"; known {name.split('.')[0]}.* signals: {', '.join(close)}" if close else ""
             raise ValueError(f"unknown signal {name!r}{hint}")
@@ -160,6 +168,29 @@ class Compare(Model):
 
     def comparisons(self) -> list[tuple[str, float | Relative]]:
         return [(op, v) for op in OPERATORS if (v := getattr(self, op)) is not None]
+
+
+#: validation-context key: signal names exported once per request attribute, with
+#: ``{attribute}`` where the attribute goes (``bias.{attribute}.dp_diff``)
+PER_ATTRIBUTE = "per_attribute"
+
+
+def _missing_attribute(name: str, context: Mapping[str, Any]) -> str | None:
+    """The attribute ``name`` is about, when it is a per-attribute signal of an attribute the
+    config does not list (such a name is right, the config is what lacks it)."""
+    configured = set(context.get("attributes") or ())
+    for template in context.get(PER_ATTRIBUTE) or ():
+        head, _, tail = str(template).partition("{attribute}")
+        middle = name[len(head) : len(name) - len(tail)] if tail else name[len(head) :]
+        if (
+            name.startswith(head)
+            and name.endswith(tail)
+            and len(name) > len(head) + len(tail)
+            and "." not in middle
+            and middle not in configured
+        ):
+            return middle
+    return None
 
 
 class AllOf(Model):

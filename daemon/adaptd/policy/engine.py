@@ -9,9 +9,21 @@ Per policy and check, in this order:
 2. Tripped: the clear condition (default: the trip condition is false) must hold on
    ``clear_for`` consecutive checks; then the policy clears and a due action is dropped.
    With ``repeat_after``, a policy still tripped that long after its last action acts again.
-3. A due action runs unless the cooldown since the last action has not passed or the budget (at
-   most ``max_per_day`` actions in any 24 hours) is spent; then it stays due and the suppression
-   is reported once. It runs on the first later check where both allow it.
+3. A due retrain first waits for evidence: the labelled examples that arrived since the shift
+   must number ``min_new_labels`` (at least ``retraining.min_labels``). The shift is placed
+   before the *second-to-last* calm check (known false, none held since): the last calm check's
+   window may already hold part of the shift, since a condition on a window holds only once
+   enough of it moved; one check interval of margin covers that lag whenever the monitors'
+   window fills within a check interval, at the price of counting a few pre-shift labels (they
+   train like replayed data; the held-out slice is the newest labels). Without such a check (a
+   fresh start) every stored label counts. The wait is reported once when it starts and once
+   when it ends, and the state shows how many labels it still awaits.
+4. A due action runs unless the cooldown has not passed or the budget (at most ``max_per_day``
+   actions in any 24 hours) is spent; then it stays due and the suppression is reported once.
+   It runs on the first later check where both allow it. The cooldown starts at an alert or a
+   rollback, and at a retrain's *promotion*: :func:`record_retrain` feeds a run's outcome back.
+   A promotion ends the episode (the policy starts afresh); a rejected or failed run makes the
+   retrain due again once the labels since the shift have grown by ``retry_growth``.
 
 The function reads no clock and no store: ``now`` and the inputs decide everything, so the same
 call always gives the same answer.
@@ -20,6 +32,7 @@ call always gives the same answer.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,12 +52,24 @@ class DecisionKind(enum.StrEnum):
     CLEAR = "clear"
     SUPPRESSED = "suppressed"
     ACTION = "action"
+    #: a due retrain stopped waiting for labels (enough arrived, or the policy cleared)
+    WAIT_ENDED = "wait_ended"
+    #: what a retrain's outcome did to the policy (episode over, or the next attempt's target)
+    OUTCOME = "outcome"
 
 
 class Suppression(enum.StrEnum):
     INSUFFICIENT_DATA = "insufficient_data"
     COOLDOWN = "cooldown"
     BUDGET = "budget"
+    AWAITING_LABELS = "awaiting_labels"
+
+
+#: run outcomes (``RunOutcome.status`` of the retraining job) that end an episode: the candidate
+#: went live, or waits for an operator who will decide
+ENDS_EPISODE = frozenset({"promoted", "awaiting_approval"})
+#: outcomes after which more data may help: the next attempt waits for the labels to grow
+RETRY_ON_GROWTH = frozenset({"rejected", "failed", "coalesced"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +79,13 @@ class EvaluationContext:
     adapter: str | None = None
     #: signal name -> the active adapter's value of it at validation (for relative_to: validation)
     validation: Mapping[str, float] = field(default_factory=dict)
+    #: trainable labelled examples in the store so far, a running total: the labels of an
+    #: episode are the difference of two totals. None: not counted (a backtest without labels),
+    #: then retrain policies act on the trip as they did before they could wait.
+    labels_total: int | None = None
+    #: the fewest labels a retrain run accepts (retraining.min_labels): a floor under every
+    #: policy's min_new_labels, so a run that would refuse its data is never started
+    min_labels: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,11 +103,19 @@ class Decision:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     #: signal name -> value and resolved thresholds seen at this check
     observations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: a retrain's data: labels given at or after ``since`` (None: every stored label) ...
+    since: datetime | None = None
+    #: ... of which there were this many at the decision (None: not counted)
+    new_labels: int | None = None
 
     def to_event(self) -> Event:
         details: dict[str, Any] = {"policy": self.policy, "action": self.action}
         if self.reason is not None:
             details["reason"] = self.reason.value
+        if self.since is not None:
+            details["since"] = self.since.isoformat()
+        if self.new_labels is not None:
+            details["new_labels"] = self.new_labels
         if self.overrides:
             details["overrides"] = dict(self.overrides)
         if self.observations:
@@ -132,11 +172,9 @@ def _step(
 ) -> tuple[list[Decision], PolicyState]:
     decisions: list[Decision] = []
     action = policy.action.type
-    overrides = (
-        policy.action.overrides.model_dump(exclude_none=True)
-        if isinstance(policy.action, RetrainAction)
-        else {}
-    )
+    retrain = policy.action if isinstance(policy.action, RetrainAction) else None
+    overrides = retrain.overrides.model_dump(exclude_none=True) if retrain is not None else {}
+    total = context.labels_total
 
     def decide(kind: DecisionKind, message: str, seen: list[Observation], **kw: Any) -> None:
         decisions.append(
@@ -171,19 +209,21 @@ def _step(
             if st.last_suppression == Suppression.INSUFFICIENT_DATA.value:
                 st = st.evolve(last_suppression=None)
             if sum(history) >= n:
-                st = st.evolve(
-                    tripped=True,
-                    tripped_at=now,
-                    history=(),
-                    clear_streak=0,
-                    action_due=True,
-                    last_suppression=None,
-                )
+                st = _trip(st, now, total)
                 decide(
                     DecisionKind.TRIP,
                     f"tripped ({sum(history)} of the last {len(history)} checks held)",
                     seen,
                 )
+        if holds is False and not st.tripped and not any(st.history):
+            # Calm: a shift, if one comes, is after the calm check before this one (none yet, as
+            # on a fresh start: every stored label may be from after it).
+            st = st.evolve(
+                baseline_at=st.calm_at,
+                baseline_labels=st.calm_labels,
+                calm_at=now,
+                calm_labels=total,
+            )
     else:
         if policy.clear is None:
             clears = None if holds is None else not holds
@@ -198,15 +238,10 @@ def _step(
         elif clears:
             streak = st.clear_streak + 1
             if streak >= policy.clear_for:
+                if st.waiting_since is not None:
+                    decide(DecisionKind.WAIT_ENDED, "wait for labels ended: cleared", clear_seen)
                 decide(DecisionKind.CLEAR, f"cleared after {streak} check(s)", clear_seen)
-                return decisions, st.evolve(
-                    tripped=False,
-                    tripped_at=None,
-                    history=(),
-                    clear_streak=0,
-                    action_due=False,
-                    last_suppression=None,
-                )
+                return decisions, _idle(st, now, total)
             st = st.evolve(clear_streak=streak)
         else:
             st = st.evolve(clear_streak=0)
@@ -219,11 +254,42 @@ def _step(
             ):
                 st = st.evolve(action_due=True, last_suppression=None)
 
+    if st.tripped and retrain is not None and total is not None:
+        st = st.evolve(new_labels=max(0, total - (st.episode_labels or 0)))
+
     if st.tripped and st.action_due:
         recent = tuple(t for t in st.recent_actions if now - t < BUDGET_WINDOW)
         st = st.evolve(recent_actions=recent)
-        if st.last_action is not None and now - st.last_action < policy.cooldown:
-            until = st.last_action + policy.cooldown
+        if retrain is not None and st.new_labels is not None:
+            needed = st.labels_needed
+            if needed is None:
+                needed = max(retrain.min_new_labels, context.min_labels)
+            new = st.new_labels
+            st = st.evolve(labels_needed=needed)
+            if new < needed:
+                # One event when the wait starts (not one per reason change, as suppress() does:
+                # an unknown check in the middle of a wait does not restart it).
+                if st.waiting_since is None:
+                    decide(
+                        DecisionKind.SUPPRESSED,
+                        f"waiting for {needed - new} more labelled examples "
+                        f"({new} of {needed} {_since_text(st.episode_since)})",
+                        seen,
+                        reason=Suppression.AWAITING_LABELS,
+                    )
+                    st = st.evolve(waiting_since=now)
+                return decisions, st
+            if st.waiting_since is not None:
+                decide(
+                    DecisionKind.WAIT_ENDED,
+                    f"wait for labels ended: {new} of {needed} "
+                    f"{_since_text(st.episode_since)} after "
+                    f"{_minutes(now - st.waiting_since)}",
+                    seen,
+                )
+                st = st.evolve(waiting_since=None)
+        if st.cooldown_from is not None and now - st.cooldown_from < policy.cooldown:
+            until = st.cooldown_from + policy.cooldown
             suppress(Suppression.COOLDOWN, f"cooldown until {until.isoformat()}", seen)
         elif policy.max_per_day is not None and len(recent) >= policy.max_per_day:
             suppress(
@@ -233,19 +299,132 @@ def _step(
             )
         else:
             extra = ", ".join(f"{k}={v}" for k, v in overrides.items())
+            if retrain is not None and st.new_labels is not None:
+                data = f"{st.new_labels} labels {_since_text(st.episode_since)}"
+                extra = f"{data}, {extra}" if extra else data
             decide(
                 DecisionKind.ACTION,
                 f"{action} ({extra})" if extra else action,
                 seen,
                 overrides=overrides,
+                since=st.episode_since if retrain is not None else None,
+                new_labels=st.new_labels if retrain is not None else None,
             )
             st = st.evolve(
                 action_due=False,
                 last_action=now,
                 recent_actions=(*recent, now),
                 last_suppression=None,
+                attempt_labels=st.new_labels,
+                # A retrain's cooldown starts when its candidate is promoted (record_retrain).
+                cooldown_from=st.cooldown_from if retrain is not None else now,
             )
     return decisions, st
+
+
+def _trip(st: PolicyState, now: datetime, total: int | None) -> PolicyState:
+    """Tripped: the episode's labels start at the baseline (the calm check before the last)."""
+    since, base = st.baseline_at, st.baseline_labels
+    if base is None:  # no earlier check counted labels: every stored label is evidence
+        since, base = None, 0
+    return st.evolve(
+        tripped=True,
+        tripped_at=now,
+        history=(),
+        clear_streak=0,
+        action_due=True,
+        last_suppression=None,
+        episode_since=since,
+        episode_labels=base if total is not None else None,
+        new_labels=None,
+        labels_needed=None,
+        attempt_labels=None,
+        waiting_since=None,
+    )
+
+
+def _idle(st: PolicyState, now: datetime, total: int | None) -> PolicyState:
+    """The episode is over (cleared, or a promotion): start afresh from this moment."""
+    return st.evolve(
+        tripped=False,
+        tripped_at=None,
+        history=(),
+        clear_streak=0,
+        action_due=False,
+        last_suppression=None,
+        calm_at=now,
+        calm_labels=total,
+        baseline_at=now,
+        baseline_labels=total,
+        episode_since=None,
+        episode_labels=None,
+        new_labels=None,
+        labels_needed=None,
+        attempt_labels=None,
+        waiting_since=None,
+    )
+
+
+def record_retrain(
+    policies: Sequence[Policy],
+    state: PolicyStates,
+    decision: Decision,
+    status: str,
+    now: datetime,
+    labels_total: int | None = None,
+) -> tuple[list[Decision], PolicyStates]:
+    """Feed the outcome of the run a retrain decision started back into its policy's state.
+
+    ``status`` is the run's (``promoted``, ``awaiting_approval``, ``rejected``, ``failed``,
+    ``cancelled``) or ``coalesced`` when another policy's run was already going. A promotion ends
+    the episode and starts the cooldown; a rejected or failed run makes the retrain due again
+    once the labels since the shift have grown by ``retry_growth``; a cancelled run (shutdown) is
+    due again at once. Pure, like :func:`evaluate`.
+    """
+    policy = next((p for p in policies if p.name == decision.policy), None)
+    if policy is None or not isinstance(policy.action, RetrainAction):
+        return [], state
+    st = state.get(policy.name)
+    message: str | None = None
+    if status in ENDS_EPISODE:
+        until = now + policy.cooldown
+        message = f"run {status}: episode over" + (
+            f", cooldown until {until.isoformat()}" if policy.cooldown else ""
+        )
+        st = (_idle(st, now, labels_total) if st.tripped else st).evolve(cooldown_from=now)
+    elif not st.tripped or st.action_due:
+        pass  # cleared during the run, or already due again: nothing to add
+    elif status == "cancelled":
+        st = st.evolve(action_due=True, last_suppression=None)
+        message = "run cancelled: due again"
+    elif status in RETRY_ON_GROWTH and st.attempt_labels is not None:
+        used = st.attempt_labels
+        needed = max(math.ceil(used * policy.action.retry_growth), used + 1)
+        st = st.evolve(action_due=True, labels_needed=needed, last_suppression=None)
+        message = (
+            f"run {status} with {used} labels {_since_text(st.episode_since)}: next attempt "
+            f"at {needed}"
+        )
+    decisions = []
+    if message is not None:
+        decisions.append(
+            Decision(
+                policy=policy.name,
+                kind=DecisionKind.OUTCOME,
+                ts=now,
+                action=policy.action.type,
+                message=message,
+            )
+        )
+    return decisions, PolicyStates({**state.by_policy, policy.name: st})
+
+
+def _since_text(since: datetime | None) -> str:
+    return f"since {since.isoformat()}" if since is not None else "in the store"
+
+
+def _minutes(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 60:.0f} min"
 
 
 def _unknown_message(seen: list[Observation]) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from adaptd.errors import ConfigError
-from adaptd.policy.conditions import TAG_PREFIX
+from adaptd.policy.conditions import PER_ATTRIBUTE, TAG_PREFIX
 from adaptd.policy.schema import ACTION_TYPES, Policy, PolicyFile
 from adaptd.signals import SignalSpec
 from adaptd.yamlfile import YamlDocument, load_yaml
@@ -75,9 +75,14 @@ def _message(error: Mapping[str, Any]) -> str:
 
 
 def _errors_of(e: ValidationError, doc: YamlDocument) -> list[PolicyError]:
+    errors = [(error, _clean_loc(error)) for error in e.errors(include_url=False)]
     out = []
-    for error in e.errors(include_url=False):
-        loc = _clean_loc(error)
+    for error, loc in errors:
+        # A list whose every item failed is also "too short"; the items' errors say why.
+        if error["type"] == "too_short" and any(
+            len(other) > len(loc) and other[: len(loc)] == loc for _, other in errors
+        ):
+            continue
         out.append(
             PolicyError(
                 path=doc.path,
@@ -89,8 +94,32 @@ def _errors_of(e: ValidationError, doc: YamlDocument) -> list[PolicyError]:
     return out
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalNames:
+    """What signal names a deployment's monitors export, to check policy files against."""
+
+    known: Mapping[str, SignalSpec]
+    #: request attributes the config lists (`monitors.attributes`)
+    attributes: Sequence[str] = ()
+    #: names exported once per listed attribute, ``{attribute}`` standing for it
+    per_attribute: Sequence[str] = ()
+
+    def context(self) -> dict[str, Any]:
+        return {
+            "known": self.known,
+            "attributes": list(self.attributes),
+            PER_ATTRIBUTE: list(self.per_attribute),
+        }
+
+
+def _context(known: Mapping[str, SignalSpec] | SignalNames | None) -> dict[str, Any]:
+    if isinstance(known, SignalNames):
+        return known.context()
+    return {"known": known}
+
+
 def parse_policy_file(
-    path: Path, known: Mapping[str, SignalSpec] | None
+    path: Path, known: Mapping[str, SignalSpec] | SignalNames | None
 ) -> tuple[list[Policy], list[PolicyError]]:
     """The policies of one file, or the errors in it. ``known=None`` skips the name check."""
     try:
@@ -113,14 +142,14 @@ def parse_policy_file(
             )
         ]
     try:
-        parsed = PolicyFile.model_validate(doc.data, context={"known": known})
+        parsed = PolicyFile.model_validate(doc.data, context=_context(known))
     except ValidationError as e:
         return [], _errors_of(e, doc)
     return list(parsed.policies), []
 
 
 def load_policies(
-    paths: Sequence[Path], known: Mapping[str, SignalSpec] | None
+    paths: Sequence[Path], known: Mapping[str, SignalSpec] | SignalNames | None
 ) -> tuple[list[Policy], list[PolicyError]]:
     """Every policy of every file, in order, and every error found.
 

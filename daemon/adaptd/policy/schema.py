@@ -11,7 +11,15 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from adaptd.policy.conditions import Compare, Condition, Model, check_satisfiable, signals_of
 
@@ -70,25 +78,50 @@ class NofM(Model):
         return self
 
 
+#: keys that were renamed, so an old file fails with the new name instead of "unknown key"
+RENAMED_OVERRIDES = {
+    "replay_fraction": "replay_ratio",
+    "max_samples": "max_labels",
+}
+
+
 class RetrainOverrides(Model):
-    """Per-policy changes to the `retraining:` section of the config for the run it starts."""
+    """Per-policy changes to the `retraining:` section of the config for the run it starts.
+
+    Each key has the name and the meaning of the `retraining.<key>` setting it overrides.
+    """
 
     epochs: int | None = Field(default=None, ge=1, description="Passes over the training set.")
     learning_rate: float | None = Field(default=None, gt=0, description="Peak learning rate.")
     batch_size: int | None = Field(default=None, ge=1, description="Training batch size.")
-    replay_fraction: float | None = Field(
+    replay_ratio: float | None = Field(
         default=None,
         ge=0,
-        le=1,
-        description="Share of the training set drawn from the reference data (against forgetting).",
+        description="Replayed earlier examples per new training example (against forgetting); "
+        "retraining.replay_ratio for this run.",
     )
     group_reweighting: bool | None = Field(
         default=None,
         description="Weight examples so every group of the bias attributes counts equally.",
     )
-    max_samples: int | None = Field(
-        default=None, ge=1, description="Most recent labelled examples used."
+    max_labels: int | None = Field(
+        default=None,
+        ge=2,
+        description="Newest labelled examples taken from the store; retraining.max_labels for "
+        "this run.",
     )
+    # Old names: present only to fail with a message naming the new key (hidden from the schema).
+    replay_fraction: SkipJsonSchema[Any] = Field(default=None, exclude=True)
+    max_samples: SkipJsonSchema[Any] = Field(default=None, exclude=True)
+
+    @field_validator(*RENAMED_OVERRIDES)
+    @classmethod
+    def _renamed(cls, value: Any, info: ValidationInfo) -> Any:
+        new = RENAMED_OVERRIDES[str(info.field_name)]
+        raise ValueError(
+            f"{info.field_name!r} is now called {new!r} (one name with the setting "
+            f"retraining.{new}, which it overrides)"
+        )
 
 
 class AlertAction(Model):
@@ -101,6 +134,20 @@ class AlertAction(Model):
 class RetrainAction(Model):
     type: Literal["retrain"] = Field(
         description="Start a retrain run (never two at once); the candidate is validated first."
+    )
+    min_new_labels: int = Field(
+        default=0,
+        ge=0,
+        description="Wait until this many labelled examples arrived after the shift (counted "
+        "from the last check before the trip condition first held) and train on all of them, "
+        "plus replay. retraining.min_labels is a floor. 0: act on the trip.",
+    )
+    retry_growth: float = Field(
+        default=1.5,
+        gt=1,
+        le=100,
+        description="After a run that was rejected or failed, try again once the labels since "
+        "the shift have grown by this factor (still bounded by max_per_day).",
     )
     overrides: RetrainOverrides = Field(
         default_factory=RetrainOverrides, description="Changes to the retraining config."
@@ -161,8 +208,9 @@ class Policy(Model):
     )
     cooldown: Duration = Field(
         default=timedelta(0),
-        description="After acting, do not act again for this long (even after a clear and a new "
-        "trip).",
+        description="Do not act again for this long after an alert or rollback, or after a "
+        "retrain whose candidate was promoted (even after a clear and a new trip). A rejected "
+        "retrain does not start it: retry_growth decides the next attempt.",
     )
     repeat_after: Duration | None = Field(
         default=None,
@@ -170,7 +218,10 @@ class Policy(Model):
         "once per trip.",
     )
     max_per_day: int | None = Field(
-        default=None, ge=1, description="Budget: at most this many actions in any 24 hours."
+        default=None,
+        ge=1,
+        description="Budget: at most this many actions (retrain attempts included) in any 24 "
+        "hours.",
     )
     action: Action = Field(description="alert, retrain (with overrides) or rollback.")
 

@@ -37,6 +37,27 @@ class PolicyState:
     #: the last suppression reported, so a long one is one event, not one per check
     last_suppression: str | None = None
     last_check: datetime | None = None
+    #: when the cooldown started: the last alert or rollback, or the last promotion a retrain
+    #: brought (a rejected candidate does not start it)
+    cooldown_from: datetime | None = None
+    # --- the evidence a retrain waits for (labels counted as the store's running total) ------
+    #: the last calm check (nothing held since), and the labelled total then
+    calm_at: datetime | None = None
+    calm_labels: int | None = None
+    #: the calm check before it: where an episode's labels start (see policy.engine)
+    baseline_at: datetime | None = None
+    baseline_labels: int | None = None
+    #: where the current episode's labels start (copied from the baseline when it trips; None
+    #: with a tripped policy: no earlier check was seen, every stored label counts)
+    episode_since: datetime | None = None
+    episode_labels: int | None = None
+    #: labels since the shift counted at the last check, and how many the next attempt needs
+    new_labels: int | None = None
+    labels_needed: int | None = None
+    #: labels since the shift when the last retrain started (the base of retry_growth)
+    attempt_labels: int | None = None
+    #: since when the due retrain has been waiting for labels (None: not waiting)
+    waiting_since: datetime | None = None
 
     @property
     def phase(self) -> str:
@@ -50,6 +71,13 @@ class PolicyState:
         """Recent checks that satisfied the trip condition (0 once tripped)."""
         return 0 if self.tripped else sum(self.history)
 
+    @property
+    def labels_awaited(self) -> int:
+        """Labels a due retrain still waits for (0 when it does not wait)."""
+        if self.waiting_since is None or self.labels_needed is None:
+            return 0
+        return max(0, self.labels_needed - (self.new_labels or 0))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
@@ -62,6 +90,17 @@ class PolicyState:
             "recent_actions": [t.isoformat() for t in self.recent_actions],
             "last_suppression": self.last_suppression,
             "last_check": _iso(self.last_check),
+            "cooldown_from": _iso(self.cooldown_from),
+            "calm_at": _iso(self.calm_at),
+            "calm_labels": self.calm_labels,
+            "baseline_at": _iso(self.baseline_at),
+            "baseline_labels": self.baseline_labels,
+            "episode_since": _iso(self.episode_since),
+            "episode_labels": self.episode_labels,
+            "new_labels": self.new_labels,
+            "labels_needed": self.labels_needed,
+            "attempt_labels": self.attempt_labels,
+            "waiting_since": _iso(self.waiting_since),
         }
 
     @classmethod
@@ -81,6 +120,18 @@ class PolicyState:
                 ),
                 last_suppression=data.get("last_suppression"),
                 last_check=_parse(data.get("last_check")),
+                # States saved before the cooldown moved to promotions counted from any action.
+                cooldown_from=_parse(data.get("cooldown_from", data.get("last_action"))),
+                calm_at=_parse(data.get("calm_at")),
+                calm_labels=_int(data.get("calm_labels")),
+                baseline_at=_parse(data.get("baseline_at")),
+                baseline_labels=_int(data.get("baseline_labels")),
+                episode_since=_parse(data.get("episode_since")),
+                episode_labels=_int(data.get("episode_labels")),
+                new_labels=_int(data.get("new_labels")),
+                labels_needed=_int(data.get("labels_needed")),
+                attempt_labels=_int(data.get("attempt_labels")),
+                waiting_since=_parse(data.get("waiting_since")),
             )
         except (TypeError, ValueError) as e:
             raise ConfigError(f"unreadable policy state {dict(data)!r}: {e}") from e
@@ -115,6 +166,10 @@ class PolicyStates:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _parse(value: Any) -> datetime | None:

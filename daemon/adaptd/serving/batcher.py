@@ -126,6 +126,14 @@ class Batcher:
             self._cond.notify()
         return future
 
+    def configure(self, *, max_batch: int, max_wait_ms: float, queue_size: int) -> None:
+        """Apply new limits (SIGHUP); they hold from the next batch on."""
+        with self._cond:
+            self.max_batch = max_batch
+            self.max_wait_s = max_wait_ms / 1000.0
+            self.queue_size = queue_size
+            self._cond.notify()
+
     @property
     def depth(self) -> int:
         with self._cond:

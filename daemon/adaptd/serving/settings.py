@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from adaptd.settings_base import Section
 
@@ -22,6 +22,21 @@ class ServerSettings(Section):
         description="On SIGTERM, how long in-flight requests may take to finish before the "
         "server stops; the prediction log is flushed after them.",
     )
+    stop_timeout_s: float = Field(
+        default=45.0,
+        gt=0,
+        description="On SIGTERM, the whole stop (drain, log flush, control loop) ends within "
+        "this; keep it below the unit's TimeoutStopSec (60 s) so systemd never has to SIGKILL.",
+    )
+
+    @model_validator(mode="after")
+    def _drain_fits_in_stop(self) -> ServerSettings:
+        if self.drain_timeout_s >= self.stop_timeout_s:
+            raise ValueError(
+                f"drain_timeout_s ({self.drain_timeout_s:g}) must be below stop_timeout_s "
+                f"({self.stop_timeout_s:g}): the prediction log is flushed after the drain"
+            )
+        return self
 
 
 class ModelSettings(Section):
@@ -61,8 +76,18 @@ class ServingSettings(Section):
     log_buffer_rows: int = Field(
         default=100_000, ge=1, description="Rows buffered for the store before drops are counted."
     )
+    log_buffer_bytes: int = Field(
+        default=256 << 20,
+        ge=1 << 20,
+        description="Estimated memory the buffered rows may take before drops are counted. "
+        "A row with a short text takes about 2 kB, so log_buffer_rows binds first unless "
+        "texts are long.",
+    )
     log_flush_ms: float = Field(
-        default=200.0, gt=0, description="Longest a row waits in the buffer."
+        default=200.0,
+        gt=0,
+        description="Longest a row waits in the buffer before it is written: the predictions "
+        "a kill -9 can lose are at most this much traffic.",
     )
     registry_poll_s: float = Field(
         default=2.0, gt=0, description="How often a daemon looks for promotions made elsewhere."

@@ -192,6 +192,30 @@ def labelled_predictions(
     return out
 
 
+def count_labelled(engine: Engine) -> int:
+    """Labelled predictions that can be trained on (their text is stored).
+
+    A running total: feedback only adds to it (a repeated label replaces the row), so a retrain
+    policy counts the labels of an episode as the difference of two totals, one COUNT per check.
+    """
+    j = t.predictions.join(t.feedback, t.feedback.c.prediction_id == t.predictions.c.id)
+    query = select(func.count()).select_from(j).where(t.predictions.c.text.is_not(None))
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def labelled_times(engine: Engine, *, until: datetime | None = None) -> list[datetime]:
+    """When each trainable label (see :func:`count_labelled`) arrived, oldest first: a backtest
+    replays the label counts a retrain policy waits for."""
+    j = t.predictions.join(t.feedback, t.feedback.c.prediction_id == t.predictions.c.id)
+    query = select(t.feedback.c.ts).select_from(j).where(t.predictions.c.text.is_not(None))
+    if until is not None:
+        query = query.where(t.feedback.c.ts <= until)
+    query = query.order_by(t.feedback.c.ts)
+    with engine.connect() as conn:
+        return [r.ts for r in conn.execute(query)]
+
+
 def labelled_predictions_for(engine: Engine, ids: Sequence[str]) -> list[LabelledPrediction]:
     """The given predictions that received feedback (any order); monitors join labels onto
     their windows with this, however old the feedback is."""

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -45,6 +46,9 @@ class World:
         self.release = threading.Event()
         self.release.set()
         self.retrain_started = threading.Event()
+        #: the store's running total of labels (None: not counted) and what a run brings
+        self.labels: int | None = None
+        self.retrain_status: str | None = None
 
     def check(self, now: datetime) -> list[Signal]:
         self.checked.set()
@@ -52,10 +56,11 @@ class World:
             raise self.check_raises
         return [sig(AUC, self.value, ts=now)]
 
-    def retrain(self, decision: Decision) -> None:
+    def retrain(self, decision: Decision) -> object:
         self.retrains.append(decision)
         self.retrain_started.set()
         assert self.release.wait(WAIT_S)
+        return SimpleNamespace(status=self.retrain_status) if self.retrain_status else None
 
     def alert(self, decision: Decision) -> None:
         if self.alert_raises is not None:
@@ -70,7 +75,7 @@ class World:
             alert=self.alert,
             store_signals=self.stored.extend,
             export_signals=self.exported.extend,
-            context=lambda: EvaluationContext(adapter="a1"),
+            context=lambda: EvaluationContext(adapter="a1", labels_total=self.labels),
             **({"clock": clock} if clock else {}),
         )
 
@@ -277,3 +282,102 @@ def test_invalid_schedule_settings_are_refused():
         SchedulerSettings(check_cron="every tuesday")
     with pytest.raises(ValueError, match="unknown time zone"):
         SchedulerSettings(timezone="Mars/Olympus")
+
+
+def waiting_policy(name: str = "p", **fields: Any) -> Policy:
+    action = {"type": "retrain", "min_new_labels": 100, "retry_growth": 2.0}
+    return policy(name, action=action, **fields)
+
+
+def test_a_retrain_waits_for_labels_in_status_metric_and_events(
+    make_loop, world, sqlite_engine, registry
+):
+    world.labels = 0
+    loop = make_loop([waiting_policy()])
+    loop.start()
+    loop.run_check_once(T0)  # calm: the labels of the episode come after this check
+    loop.run_check_once(T0 + timedelta(seconds=30))  # calm too (a margin of one check)
+    world.value, world.labels = 0.9, 30
+    outcome = loop.run_check_once(T0 + timedelta(minutes=1))
+    assert [e.kind for e in outcome.events] == ["trip", "suppressed"]
+    assert outcome.events[1].details == {
+        "policy": "p",
+        "action": "retrain",
+        "reason": "awaiting_labels",
+        "signals": {AUC: {"value": 0.9, "gt": 0.7}},
+    }
+    assert sample(registry, "adaptd_policy_labels_awaited", policy="p") == 70
+    (status,) = loop.status()["policies"]
+    assert status["labels"] == {
+        "since": T0.isoformat(),
+        "new": 30,
+        "needed": 100,
+        "awaited": 70,
+        "waiting_since": (T0 + timedelta(minutes=1)).isoformat(),
+    }
+    assert loop.status()["summary"] == [
+        f"p: tripped, waiting for 70 more labels (30 of 100 since {T0.isoformat()})"
+    ]
+    assert world.retrains == []
+
+    world.labels = 100
+    outcome = loop.run_check_once(T0 + timedelta(minutes=2))
+    assert [e.kind for e in outcome.events] == ["wait_ended", "action"]
+    assert sample(registry, "adaptd_policy_labels_awaited", policy="p") == 0
+    wait_until(lambda: not loop.retrain_running)
+    (decision,) = world.retrains
+    assert (decision.since, decision.new_labels) == (T0, 100)
+    stored = repository.load_policy_states(sqlite_engine)["p"]
+    assert stored["labels_needed"] == 100 and stored["waiting_since"] is None
+
+
+def test_a_rejected_run_waits_for_more_labels_then_retries(make_loop, world, sqlite_engine):
+    world.labels, world.retrain_status = 0, "rejected"
+    loop = make_loop([waiting_policy(cooldown="12h")])
+    loop.start()
+    loop.run_check_once(T0)
+    world.value, world.labels = 0.9, 120
+    loop.run_check_once(T0 + timedelta(minutes=1))
+    wait_until(lambda: len(world.retrains) == 1 and not loop.retrain_running)
+    # the outcome changes the state, then its event is stored: wait for the last
+    wait_until(lambda: repository.list_events(sqlite_engine)[-1].kind == "outcome")
+    assert loop.states.get("p").action_due
+    assert loop.states.get("p").labels_needed == 240  # 120 used, retry_growth 2
+    outcome = loop.run_check_once(T0 + timedelta(minutes=2))
+    assert [e.kind for e in outcome.events] == ["suppressed"]
+    world.labels = 240
+    outcome = loop.run_check_once(T0 + timedelta(minutes=3))
+    assert [e.kind for e in outcome.events] == ["wait_ended", "action"]
+    wait_until(lambda: len(world.retrains) == 2)
+    assert world.retrains[1].new_labels == 240
+
+
+def test_a_promotion_ends_the_episode(make_loop, world, registry):
+    world.labels, world.retrain_status = 0, "promoted"
+    loop = make_loop([waiting_policy(cooldown="6h")])
+    loop.start()
+    loop.run_check_once(T0)
+    world.value, world.labels = 0.9, 100
+    loop.run_check_once(T0 + timedelta(minutes=1))
+    # the state changes first, then the gauges are exported: wait for the last
+    wait_until(lambda: sample(registry, "adaptd_policy_state", policy="p", state="idle") == 1)
+    assert loop.states.get("p").phase == "idle"
+    assert loop.states.get("p").cooldown_from is not None
+
+
+def test_a_coalesced_retrain_waits_for_growth(make_loop, world, sqlite_engine):
+    world.release.clear()
+    world.value, world.labels = 0.9, 150
+    loop = make_loop([waiting_policy("a"), waiting_policy("b", trip={"signal": AUC, "gt": 0.95})])
+    loop.start()
+    loop.run_check_once(T0)
+    assert world.retrain_started.wait(WAIT_S)
+    # b trips on its second check: no calm check before its last, so every label counts
+    world.value, world.labels = 0.99, 300
+    try:
+        outcome = loop.run_check_once(T0 + timedelta(minutes=1))
+    finally:
+        world.release.set()
+    assert [e.kind for e in outcome.events] == ["trip", "action", "coalesced", "outcome"]
+    assert loop.states.get("b").labels_needed == 600  # 300 used, retry_growth 2
+    wait_until(lambda: not loop.retrain_running)

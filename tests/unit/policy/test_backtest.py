@@ -105,8 +105,32 @@ def test_a_domain_shift_fires_exactly_one_retrain_within_an_hour(default_policie
     )
     (retrain,) = report.actions("retrain")
     assert shift <= retrain.ts <= shift + timedelta(hours=1)
-    assert retrain.overrides == {"replay_fraction": 0.3}
+    assert retrain.overrides == {}
     assert report.counts()["retrain-on-shift"]["trip"] == 1
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_with_labels_the_default_retrain_waits_for_200_from_after_the_shift(default_policies, seed):
+    shift = T0 + timedelta(days=12, hours=5)
+    every = timedelta(seconds=36)  # 100 labels an hour, all along
+    labels = [T0 + i * every for i in range(int(timedelta(days=DAYS) / every))]
+    report = backtest(
+        default_policies,
+        simulate(seed, shift),
+        EvaluationContext(validation=VALIDATION),
+        label_times=labels,
+    )
+    (retrain,) = report.actions("retrain")
+    (trip,) = [d for d in report.decisions if d.kind is DecisionKind.TRIP and d.action == "retrain"]
+    # The labels count from the calm check before the last one before the trip (one check of
+    # margin for a window that had only begun to move): 200 of them take 2 hours.
+    assert retrain.since == shift - 2 * CHECK_EVERY
+    assert retrain.ts == retrain.since + 2 * timedelta(hours=1)
+    assert retrain.new_labels == 200
+    assert trip.ts < retrain.ts
+    kinds = [d.reason.value if d.reason else d.kind.value for d in report.decisions
+             if d.policy == "retrain-on-shift"]  # fmt: skip
+    assert kinds == ["trip", "awaiting_labels", "wait_ended", "action"]
 
 
 def test_stored_results_replay_like_the_signals(default_policies):

@@ -104,7 +104,7 @@ def test_missing_signal_is_unknown():
 
 
 def test_cooldown_holds_the_action_back_until_it_passes():
-    p = policy(cooldown="3h")
+    p = policy(cooldown="3h", action="alert")
     # trip+act, clear, trip again within the cooldown: suppressed, then acts when it passes.
     steps, _ = run(p, [0.8, 0.5, 0.8, 0.8, 0.8, 0.8])
     assert kinds(steps) == [
@@ -195,14 +195,14 @@ def test_any_clears_on_the_branches_it_can_see():
 
 
 def test_retrain_overrides_travel_with_the_action():
-    p = policy(action={"type": "retrain", "overrides": {"replay_fraction": 0.4}})
+    p = policy(action={"type": "retrain", "overrides": {"replay_ratio": 0.4}})
     decisions, _ = evaluate([p], [sig(AUC, 0.9)], PolicyStates(), T0)
-    assert decisions[1].overrides == {"replay_fraction": 0.4}
+    assert decisions[1].overrides == {"replay_ratio": 0.4}
     event = decisions[1].to_event()
     assert event.kind == "action"
     assert event.source == "policy/p"
     assert event.details is not None
-    assert event.details["overrides"] == {"replay_fraction": 0.4}
+    assert event.details["overrides"] == {"replay_ratio": 0.4}
 
 
 def test_disabled_policies_are_skipped_and_keep_their_state():

@@ -31,6 +31,11 @@ def make(threshold: float, extra: dict[str, Any]) -> Policy:
     return Policy.model_validate(data, context={"known": CATALOG})
 
 
+def make_alert(threshold: float, extra: dict[str, Any]) -> Policy:
+    data = {"name": "p", "trip": {"signal": AUC, "gt": threshold}, "action": "alert", **extra}
+    return Policy.model_validate(data, context={"known": CATALOG})
+
+
 def replay(p: Policy, seq: list[float | None], minutes: list[int]) -> list[Decision]:
     state = PolicyStates()
     now = T0
@@ -76,7 +81,7 @@ def test_cooldown_and_budget_are_never_exceeded(seq, minutes, hyst, cooldown_h, 
         extra["repeat_after"] = f"{repeat_h}h"
     # A low threshold makes trips frequent, so the limits are what stops the actions.
     actions = [
-        d.ts for d in replay(make(0.3, extra), seq, minutes) if d.kind is DecisionKind.ACTION
+        d.ts for d in replay(make_alert(0.3, extra), seq, minutes) if d.kind is DecisionKind.ACTION
     ]
     for earlier, later in zip(actions, actions[1:], strict=False):
         assert later - earlier >= timedelta(hours=cooldown_h)

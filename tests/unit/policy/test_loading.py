@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adaptd.policy.loading import load_policies, parse_policy_file
+from adaptd.policy.loading import SignalNames, load_policies, parse_policy_file
 from adaptd.policy.schema import RetrainAction
 from tests.unit.policy.helpers import CATALOG
 
@@ -22,7 +22,7 @@ policies:
     action:
       type: retrain
       overrides:
-        replay_fraction: 0.5
+        replay_ratio: 0.5
 """
 
 
@@ -48,7 +48,7 @@ def test_a_good_file_loads(tmp_path):
     assert policy.window == (2, 2)
     assert policy.cooldown.total_seconds() == 6 * 3600
     assert isinstance(policy.action, RetrainAction)
-    assert policy.action.overrides.replay_fraction == 0.5
+    assert policy.action.overrides.replay_ratio == 0.5
 
 
 def test_unknown_signal_names_file_line_and_field(tmp_path):
@@ -111,10 +111,69 @@ def test_unknown_action(tmp_path):
 
 
 def test_unknown_retrain_override(tmp_path):
-    message = one_error(tmp_path, GOOD.replace("replay_fraction", "replay_fractoin"))
+    message = one_error(tmp_path, GOOD.replace("replay_ratio", "replay_rattio"))
     assert message == (
-        f"{tmp_path}/p.yaml:12: policies.0.action.overrides.replay_fractoin: unknown key"
+        f"{tmp_path}/p.yaml:12: policies.0.action.overrides.replay_rattio: unknown key"
     )
+
+
+@pytest.mark.parametrize(
+    ("old", "new"), [("replay_fraction", "replay_ratio"), ("max_samples", "max_labels")]
+)
+def test_an_old_override_name_names_the_new_one(tmp_path, old, new):
+    message = one_error(tmp_path, GOOD.replace("replay_ratio: 0.5", f"{old}: 5"))
+    assert message == (
+        f"{tmp_path}/p.yaml:12: policies.0.action.overrides.{old}: {old!r} is now called "
+        f"{new!r} (one name with the setting retraining.{new}, which it overrides)"
+    )
+
+
+def test_the_old_names_are_not_in_the_schema():
+    from adaptd.policy.schema import json_schema
+
+    text = str(json_schema())
+    assert "replay_fraction" not in text and "max_samples" not in text
+    assert "replay_ratio" in text and "min_new_labels" in text and "retry_growth" in text
+
+
+def test_retrain_waits_and_retries_are_validated(tmp_path):
+    text = GOOD.replace(
+        "      overrides:", "      min_new_labels: -1\n      retry_growth: 1\n      overrides:"
+    )
+    errors = load_policies([write(tmp_path, text)], CATALOG)[1]
+    assert [(e.line, e.field) for e in errors] == [
+        (11, "policies.0.action.min_new_labels"),
+        (12, "policies.0.action.retry_growth"),
+    ]
+    assert "greater than 1" in errors[1].message
+
+
+def test_a_bias_signal_of_an_unlisted_attribute_says_to_list_it(tmp_path):
+    names = SignalNames(
+        known={k: v for k, v in CATALOG.items() if not k.startswith("bias.gender.")},
+        attributes=["region"],
+        per_attribute=["bias.{attribute}.dp_diff", "bias.{attribute}.eo_diff"],
+    )
+    text = GOOD.replace("drift.embedding.auc", "bias.gender.dp_diff")
+    (error,) = load_policies([write(tmp_path, text)], names)[1]
+    assert str(error) == (
+        f"{tmp_path}/p.yaml:4: policies.0.trip.signal: signal 'bias.gender.dp_diff' needs the "
+        "request attribute 'gender' listed in the config key monitors.attributes "
+        "(listed now: region)"
+    )
+    # a name that is no per-attribute signal keeps the plain message
+    text = GOOD.replace("drift.embedding.auc", "bias.gender.dp_dif")
+    (error,) = load_policies([write(tmp_path, text)], names)[1]
+    assert "unknown signal 'bias.gender.dp_dif'" in error.message
+
+
+def test_a_list_whose_items_all_failed_is_not_also_too_short(tmp_path):
+    text = GOOD.replace(
+        "      signal: drift.embedding.auc\n      gt: 0.7\n",
+        "      any:\n        - signal: drift.embeding.auc\n          gt: 0.7\n",
+    )
+    errors = load_policies([write(tmp_path, text)], CATALOG)[1]
+    assert [e.field for e in errors] == ["policies.0.trip.any.0.signal"]
 
 
 def test_unknown_key_in_a_policy(tmp_path):

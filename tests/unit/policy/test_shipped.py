@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from adaptd.policy.loading import load_policies
-from adaptd.policy.schema import json_schema
+from adaptd.policy.schema import RetrainAction, json_schema
 from tests.unit.policy.helpers import CATALOG, POLICIES_DIR
 
 SHIPPED = sorted(POLICIES_DIR.glob("*.yaml"))
+DEMO = POLICIES_DIR.parent / "daemon" / "adaptd" / "demo" / "policy.yaml"
 
 
 def test_the_four_examples_are_shipped():
@@ -24,7 +25,7 @@ def test_the_four_examples_are_shipped():
     }
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [*SHIPPED, DEMO], ids=lambda p: p.parent.name + "/" + p.name)
 def test_shipped_file_validates_against_the_test_catalog(path: Path):
     policies, errors = load_policies([path], CATALOG)
     assert [str(e) for e in errors] == []
@@ -35,7 +36,7 @@ def test_shipped_file_validates_against_the_test_catalog(path: Path):
     importlib.util.find_spec("adaptd.monitoring.catalog") is None,
     reason="the monitors' signal catalog (issue 4) is not merged on this branch yet",
 )
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [*SHIPPED, DEMO], ids=lambda p: p.parent.name + "/" + p.name)
 def test_shipped_file_validates_against_the_real_catalog(path: Path):
     from adaptd.monitoring.catalog import known_signals  # type: ignore[import-not-found]
 
@@ -53,6 +54,18 @@ def test_alert_only_never_retrains_and_conservative_retrains_rarely():
         if p.action.type == "retrain":
             assert p.max_per_day == 1
             assert p.cooldown.total_seconds() >= 86400
+
+
+@pytest.mark.parametrize("path", [*SHIPPED, DEMO], ids=lambda p: p.parent.name + "/" + p.name)
+def test_shipped_retrains_wait_for_labels_to_train_and_judge(path: Path):
+    # 20% of the new labels are held out to judge the candidate: below 200 labels (40 held out)
+    # no gate can tell a recovery from noise, so no shipped policy retrains on fewer.
+    policies, _ = load_policies([path], CATALOG)
+    for p in policies:
+        if isinstance(p.action, RetrainAction):
+            assert p.action.min_new_labels >= 200, p.name
+            assert p.action.retry_growth >= 1.5, p.name
+            assert p.max_per_day is not None, p.name
 
 
 def test_schema_describes_every_field():

@@ -1,0 +1,226 @@
+"""``python -m bench.adaptation [--quick] [--shift NAME] [--base PATH]``: does the loop adapt?
+
+For each real shift from the packaged data (``adaptd.demo.shifts``), on one backbone:
+
+- **baseline**: feature extraction, the simplest transfer method: a logistic regression
+  (scikit-learn, C=1) on frozen mean-pooled embeddings of the base, trained on the source data;
+- **first adapter**: what the daemon's own retrain job trains on the same source data;
+- **served after the shift**: the whole loop end to end, over the real HTTP API, with the
+  shipped ``policies/default.yaml`` deciding alone (checks every ``--check-s`` seconds instead
+  of minutes: the replay compresses hours of traffic into minutes);
+- **oracle**: a fresh adapter trained offline, with the same recipe, on everything the daemon was
+  given (the source data and every target label it received as feedback);
+- forgetting (source accuracy lost), wall time from the shift to the swap, failed requests.
+
+Every accuracy is on held-out rows that nothing trained on. Prints a table and writes
+``bench/results/adaptation-<shift>-<backbone>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from adaptd.datasets.records import Example
+from adaptd.demo.scenario import (
+    ScenarioResult,
+    Stream,
+    run_scenario,
+    scenario_settings,
+    score_offline,
+    train_first_adapter,
+)
+from adaptd.demo.shifts import SHIFTS, Shift
+from adaptd.demo.timeline import write_summary, write_timeline
+from adaptd.modeling.base import resolve_base
+from adaptd.storage import repository as repo
+from adaptd.storage.engine import make_engine
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench" / "results"
+
+
+def mean_pooled(base: str, texts: list[str], max_length: int) -> Any:
+    """Frozen features: the base's last hidden state, averaged over real tokens."""
+    import numpy as np
+    import torch
+    from transformers import AutoModel
+
+    from adaptd.modeling.base import load_tokenizer
+
+    tokenizer = load_tokenizer(base)
+    model = AutoModel.from_pretrained(base).eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), 64):
+            enc = tokenizer(
+                texts[start : start + 64],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            hidden = model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)).numpy())
+    return np.concatenate(out)
+
+
+def feature_extraction(base: str, shift: Shift, max_length: int) -> dict[str, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    def xy(rows: tuple[Example, ...]) -> tuple[Any, list[str]]:
+        return mean_pooled(base, [e.text for e in rows], max_length), [e.label or "" for e in rows]
+
+    x, y = xy(shift.source_train)
+    clf = LogisticRegression(C=1.0, max_iter=3000).fit(x, y)
+    xs, ys = xy(shift.source_holdout)
+    xt, yt = xy(shift.target_holdout)
+    return {"source": float(clf.score(xs, ys)), "target": float(clf.score(xt, yt))}
+
+
+def oracle(
+    settings_dir: Path, settings: Any, examples: list[Example], shift: Shift
+) -> dict[str, Any]:
+    """A fresh adapter on everything the daemon was given, trained offline with the same recipe."""
+    oracle_settings = settings.model_copy(
+        update={"state_dir": settings_dir, "policies": [], "store": settings.store}
+    )
+    (settings_dir / "adapters").mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    version, _ = train_first_adapter(oracle_settings, examples)
+    seconds = time.perf_counter() - started
+    engine = make_engine(oracle_settings.store_url)
+    try:
+        path = repo.get_adapter(engine, version).path
+    finally:
+        engine.dispose()
+    return {
+        "source": score_offline(oracle_settings, path, shift.source_holdout),
+        "target": score_offline(oracle_settings, path, shift.target_holdout),
+        "trained_on": len(examples),
+        "train_s": round(seconds, 1),
+    }
+
+
+def run_one(shift: Shift, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    base = resolve_base(args.base)
+    policy = ROOT / "policies" / "default.yaml"
+    overrides: dict[str, Any] = {"model": {"base": args.base}} if args.base else {}
+    settings = scenario_settings(
+        work / "daemon",
+        port=0,
+        policies=[policy],
+        check_interval_s=args.check_s,
+        attributes=["gender"],
+        overrides=overrides,
+    )
+    print(f"== {shift.name} on {Path(base).name}: {shift.sizes()}", flush=True)
+    started = time.perf_counter()
+    baseline = feature_extraction(base, shift, settings.model.max_length)
+    print(f"   feature extraction: {baseline}", flush=True)
+    stream = Stream(
+        rate_per_s=args.rate, feedback_fraction=args.feedback, max_wait_s=args.max_wait_s
+    )
+    result: ScenarioResult = run_scenario(
+        shift, settings, stream=stream, say=lambda line: print("   " + line, flush=True)
+    )
+    name = f"adaptation-{shift.name}-{Path(base).name}"
+    write_timeline(result, RESULTS / f"{name}.png")
+    fed = list(shift.source_train) + list(result.fed)
+    oracle_scores = oracle(work / "oracle", settings, fed, shift)
+    print(f"   oracle: {oracle_scores}", flush=True)
+    first, final = result.accuracy["first"], result.accuracy["final"]
+    doc = {
+        "shift": shift.name,
+        "backbone": Path(base).name,
+        "sizes": shift.sizes(),
+        "feature_extraction": baseline,
+        "first_adapter": first,
+        "served_after_shift": final,
+        "oracle": oracle_scores,
+        "forgetting": None
+        if first["source"] is None or final["source"] is None
+        else round(first["source"] - final["source"], 4),
+        "gap_to_oracle": None
+        if final["target"] is None
+        else round(oracle_scores["target"] - final["target"], 4),
+        "first_minus_baseline_source": None
+        if first["source"] is None
+        else round(first["source"] - baseline["source"], 4),
+        "labels_received": len(result.fed),
+        "runs": result.runs,
+        "timings": result.timings,
+        "failed_requests": result.failed_requests,
+        "check_interval_s": args.check_s,
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    write_summary(result, RESULTS / f"{name}.summary.json")
+    (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=2, default=str))
+    return doc
+
+
+def _pct(value: float | None) -> str:
+    return "   n/a" if value is None else f"{100 * value:5.1f}%"
+
+
+def report(docs: list[dict[str, Any]]) -> str:
+    head = (
+        "| shift | backbone | domain | feature extraction | first adapter | served after shift "
+        "| oracle |\n|---|---|---|---|---|---|---|"
+    )
+    rows = [head]
+    rows.extend(
+        f"| {d['shift']} | {d['backbone']} | {domain} | "
+        f"{_pct(d['feature_extraction'][domain])} | {_pct(d['first_adapter'][domain])} | "
+        f"{_pct(d['served_after_shift'][domain])} | {_pct(d['oracle'][domain])} |"
+        for d in docs
+        for domain in ("target", "source")
+    )
+    rows.append("")
+    for d in docs:
+        t = d["timings"]
+        runs = ", ".join(f"{r['status']}" for r in d["runs"]) or "none"
+        rows.append(
+            f"- {d['shift']} ({d['backbone']}): first adapter - baseline on source "
+            f"{_pp(d['first_minus_baseline_source'])}; gap to oracle on target "
+            f"{_pp(d['gap_to_oracle'])}; forgetting {_pp(d['forgetting'])}; shift -> trip "
+            f"{t.get('shift_to_trip_s')} s, shift -> swap {t.get('shift_to_swap_s')} s; "
+            f"retrains: {runs}; {d['labels_received']} labels received; "
+            f"{d['failed_requests']} failed requests"
+        )
+    return "\n".join(rows)
+
+
+def _pp(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:+.1f} points"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.adaptation", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller splits (smoke run)")
+    parser.add_argument("--shift", choices=sorted(SHIFTS), action="append")
+    parser.add_argument("--base", default=None, help="base model (default: the shipped MiniLM)")
+    parser.add_argument("--check-s", type=float, default=15.0, help="seconds between checks")
+    parser.add_argument("--rate", type=float, default=10.0, help="live predictions per second")
+    parser.add_argument("--feedback", type=float, default=0.5, help="share of traffic labelled")
+    parser.add_argument("--max-wait-s", type=float, default=900.0)
+    args = parser.parse_args(argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    docs = []
+    for name in args.shift or sorted(SHIFTS, reverse=True):
+        with tempfile.TemporaryDirectory(prefix="adaptd-bench-") as tmp:
+            docs.append(run_one(SHIFTS[name](quick=args.quick), args, Path(tmp)))
+    text = report(docs)
+    print(text)
+    (RESULTS / "adaptation.md").write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""A tripped retrain policy waits for labels from after the shift, visibly, in a running daemon
+(tiny model, real HTTP, store, scheduler thread and fine-tune child), then trains on just them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from adaptd.service import RunState, Service
+from adaptd.storage import repository as repo
+from adaptd.storage.records import RetrainRun
+from tests.e2e.test_loop import GATES, send, tiny_base, wait_for_retrain
+from tests.unit.retraining.synthetic import keyword_examples
+from tests.unit.serving.helpers import settings_for, store_for
+
+__all__ = ["tiny_base"]  # the module's fixture, shared
+
+POLICY = """\
+policies:
+  - name: accuracy-fell
+    trip:
+      signal: performance.accuracy
+      lt: 0.8
+    min_samples: 50
+    for: 1
+    action:
+      type: retrain
+      min_new_labels: 400
+"""
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def daemon(tiny_base: Path, tmp_path: Path) -> Iterator[Service]:
+    from adaptd.modeling.base import inspect_base
+    from adaptd.retraining.executors import LocalExecutor
+    from adaptd.retraining.job import RetrainJob, RetrainRequest
+    from adaptd.retraining.registry_port import AdaptersRegistry
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    settings = settings_for(
+        tmp_path / "state",
+        tiny_base,
+        model={"max_length": 32},
+        server={"max_inputs": 64},
+        policies=[policy],
+        scheduler={"check_interval_s": 3600.0, "check_on_start": False},
+        monitors={"min_samples": 50, "current_window": 300, "reference_window": 200},
+        retraining={
+            "epochs": 10,
+            "learning_rate": 2e-2,
+            "min_labels": 20,
+            "min_holdout": 20,
+            "threads": 1,
+            "early_stopping_patience": None,
+        },
+        validation={"golden_size": 100, "gates": GATES},
+    )
+    engine = store_for(settings)
+    base = inspect_base(str(tiny_base), settings.model.labels)
+    first = RetrainJob(
+        settings,
+        engine,
+        AdaptersRegistry(engine=engine, adapters_dir=settings.adapters_dir, base=base),
+        executor=LocalExecutor(poll_s=0.05),
+    ).run(RetrainRequest(reason="initial", examples=keyword_examples(500)))
+    assert first.status == "promoted", first.reason
+    engine.dispose()
+    service = Service(settings=settings)
+    service.startup()
+    yield service
+    if service.state not in (RunState.STOPPED, RunState.CREATED):
+        service.handle_term()
+        service.shutdown()
+
+
+def policy_runs(daemon: Service) -> list[RetrainRun]:
+    assert daemon.engine is not None
+    return [r for r in repo.list_runs(daemon.engine) if r.policy == "accuracy-fell"]
+
+
+def metric(client: httpx.Client, line_start: str) -> float:
+    text = client.get("/metrics").text
+    (line,) = [line for line in text.splitlines() if line.startswith(line_start)]
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_the_wait_shows_in_status_metrics_and_events_then_trains_on_the_new_labels(
+    daemon: Service,
+) -> None:
+    assert daemon.engine is not None and daemon.control is not None
+    loop = daemon.control.loop
+    awaited = 'adaptd_policy_labels_awaited{policy="accuracy-fell"}'
+    with httpx.Client(base_url=f"http://127.0.0.1:{daemon.http_port}", timeout=60) as client:
+        # Domain a only (the reference window takes the first 200), then two calm checks: the
+        # labels of an episode count from the calm check before the last one.
+        assert send(client, keyword_examples(200, seed=1), "a") > 0.9
+        assert send(client, keyword_examples(200, seed=4), "a2") > 0.85
+        now = datetime.now(UTC)
+        for seconds in (0, 30):
+            calm = loop.run_check_once(now + timedelta(seconds=seconds))
+            assert calm.decisions == [], calm.decisions
+
+        # The shift: 300 labels arrive, the policy trips but waits for 400.
+        send(client, keyword_examples(300, seed=2, domain="b"), "b")
+        outcome = loop.run_check_once(now + timedelta(minutes=1))
+        assert [(d.kind.value, d.reason and d.reason.value) for d in outcome.decisions][-2:] == [
+            ("trip", None),
+            ("suppressed", "awaiting_labels"),
+        ]
+        control = client.get("/v1/status").json()["control"]
+        assert control["summary"] == [
+            f"accuracy-fell: tripped, waiting for 100 more labels (300 of 400 since "
+            f"{now.isoformat()})"
+        ]
+        (policy,) = control["policies"]
+        assert policy["labels"]["awaited"] == 100
+        assert policy["labels"]["since"] == now.isoformat()
+        assert metric(client, awaited) == 100
+        assert not loop.retrain_running
+        assert policy_runs(daemon) == []
+        waiting = [e for e in repo.list_events(daemon.engine) if e.kind == "suppressed"]
+        assert waiting[-1].message == (
+            f"waiting for 100 more labelled examples (300 of 400 since {now.isoformat()})"
+        )
+
+        # 100 more labels: the wait ends and the run trains on the 400 since the shift.
+        send(client, keyword_examples(100, seed=3, domain="b"), "b2")
+        outcome = loop.run_check_once(now + timedelta(minutes=2))
+        assert [d.kind.value for d in outcome.decisions] == ["wait_ended", "action"]
+        assert metric(client, awaited) == 0
+        wait_for_retrain(daemon)
+
+    (run,) = policy_runs(daemon)
+    data = (run.details or {})["data"]
+    # the 200 labels of domain a, given before the shift, are not among them
+    assert 360 <= data["new"] + data["holdout"] <= 400, data
+    kinds = [e.kind for e in repo.list_events(daemon.engine) if e.source == "policy/accuracy-fell"]
+    assert kinds[-1] == "outcome", kinds
