@@ -25,10 +25,11 @@ from adaptd.modeling.base import inspect_base, resolve_base
 from adaptd.monitoring.edges import build_windows, export_signals, hf_tokenizer, store_signals
 from adaptd.monitoring.runner import run_checks
 from adaptd.policy.engine import Decision, EvaluationContext
-from adaptd.retraining.job import SIGNAL_OF_METRIC, RetrainJob, RetrainRequest
+from adaptd.retraining.job import RetrainJob, RetrainRequest
 from adaptd.retraining.observe import observe
 from adaptd.retraining.probation import decide
 from adaptd.retraining.registry_port import AdaptersRegistry
+from adaptd.retraining.scored import SIGNAL_OF_METRIC
 from adaptd.signals import Signal, Status
 from adaptd.storage import repository
 from adaptd.storage.records import Event

@@ -15,7 +15,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,19 +27,19 @@ from adaptd.config import Settings
 from adaptd.datasets.files import read_examples
 from adaptd.datasets.records import Example
 from adaptd.errors import AdaptdError
-from adaptd.evaluation import measures
 from adaptd.metrics import Metrics
 from adaptd.modeling.base import resolve_base
 from adaptd.retraining.dataset import AssemblySpec, RetrainRejected, TrainingSet, assemble
 from adaptd.retraining.executors import Executor, TrainingFailed, load_executor, verify_adapter_dir
 from adaptd.retraining.registry_port import RegistryPort
 from adaptd.retraining.replay import ReplayStore
-from adaptd.retraining.scoring import decode_embedding, write_eval_file
+from adaptd.retraining.scored import reference_rows, validation_signals
+from adaptd.retraining.scoring import write_eval_file
 from adaptd.retraining.spec import Progress, TrainResult, TrainSpec
 from adaptd.retraining.trainer import write_train_file
 from adaptd.retraining.validation import SliceData, Verdict, judge
 from adaptd.storage import repository as repo
-from adaptd.storage.records import AdapterRecord, Event, LabelledPrediction, ReferenceRow
+from adaptd.storage.records import AdapterRecord, Event, LabelledPrediction
 
 logger = logging.getLogger(__name__)
 
@@ -475,7 +475,7 @@ class RetrainJob:
             metrics={
                 "training": train_metrics,
                 "validation": _gate_values(verdict),
-                **validation_signals(result, training, self.settings.model.labels),
+                **validation_signals(result, training.holdout, self.settings.model.labels),
             },
             config={"retraining": rt.model_dump(mode="json"), "run": run_id},
         )
@@ -534,72 +534,3 @@ def _window_end(adapter: AdapterRecord | None) -> datetime | None:
         return datetime.fromisoformat(until) if isinstance(until, str) else None
     except ValueError:
         return None
-
-
-#: validation metrics on recent data, under the names of the signals they compare with, so a
-#: policy's `relative_to: validation` (and its backtest) finds them in the adapter's metrics
-SIGNAL_OF_METRIC = {
-    "accuracy": "performance.accuracy",
-    "macro_f1": "performance.macro_f1",
-    "ece": "performance.ece",
-}
-#: bins of the calibration error stored with an adapter (monitors.ece_bins' default)
-ECE_BINS = 10
-
-
-def validation_signals(
-    result: TrainResult, training: TrainingSet, labels: Sequence[str]
-) -> dict[str, float]:
-    """The candidate's accuracy, macro-F1 and calibration error on the recent holdout, measured
-    as the monitors measure live traffic."""
-    import numpy as np
-
-    index = {label: i for i, label in enumerate(labels)}
-    predicted = result.predictions.get("candidate", {}).get("recent")
-    if not predicted or not training.holdout:
-        return {}
-    y = np.array([index[e.label or ""] for e in training.holdout], dtype=np.int64)
-    p = np.asarray(predicted, dtype=np.int64)
-    out = {
-        SIGNAL_OF_METRIC["accuracy"]: measures.accuracy(y, p),
-        SIGNAL_OF_METRIC["macro_f1"]: measures.macro_f1(y, p),
-    }
-    probabilities = result.scores.get("recent", {}).get("probabilities")
-    if probabilities and len(probabilities) == len(y):
-        out[SIGNAL_OF_METRIC["ece"]] = measures.ece(np.asarray(probabilities), y, ECE_BINS)
-    return out
-
-
-def reference_rows(
-    version: str,
-    examples: Mapping[str, Sequence[Example]],
-    scores: Mapping[str, Mapping[str, Any]],
-    predictions: Mapping[str, Sequence[int]],
-    labels: Sequence[str],
-) -> list[ReferenceRow]:
-    """The scored rows of each slice; a slice the child did not score is left out."""
-    out: list[ReferenceRow] = []
-    for name, rows in examples.items():
-        scored = scores.get(name) or {}
-        probabilities = scored.get("probabilities")
-        predicted = predictions.get(name)
-        if not rows or probabilities is None or predicted is None:
-            continue
-        embeddings = scored.get("embeddings") or [None] * len(rows)
-        for position, (e, probs, label, vector) in enumerate(
-            zip(rows, probabilities, predicted, embeddings, strict=True)
-        ):
-            out.append(
-                ReferenceRow(
-                    adapter=version,
-                    slice=name,
-                    position=position,
-                    text=e.text,
-                    true_label=e.label or "",
-                    label=labels[label],
-                    probabilities=dict(zip(labels, probs, strict=True)),
-                    embedding=decode_embedding(vector) if vector else None,
-                    attributes=dict(e.attributes),
-                )
-            )
-    return out
