@@ -238,9 +238,8 @@ def _interval(
         if metric == "accuracy":
             return acc
         return m.Interval(low=1 - acc.high, high=1 - acc.low, level=acc.level, method=acc.method)
-    rows = np.arange(len(y))
     return m.bootstrap_interval(
-        lambda ix: stat(rows[ix]), len(y), samples=j.bootstrap_samples, seed=j.seed, level=j.level
+        stat, len(y), samples=j.bootstrap_samples, seed=j.seed, level=j.level
     )
 
 
@@ -313,8 +312,8 @@ def _bounds(
             worst_gain = -interval.high if lower_better else interval.low
             if not worst_gain > bound:
                 failures.append(
-                    f"not better than the champion by more than {_fmt(bound)} with "
-                    f"{interval.level:.0%} confidence (worst case gain {worst_gain:+.3f})"
+                    f"not surely better than the champion by more than {_fmt(bound)}: the "
+                    f"{interval.level:.0%} interval of the gain starts at {worst_gain:+.3f}"
                 )
         elif key == "max_drop" and difference < -bound and interval.high < 0:
             failures.append(f"significant drop of {-difference:.3f}, more than {_fmt(bound)}")

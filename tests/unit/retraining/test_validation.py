@@ -82,7 +82,7 @@ def test_regression_on_recent_is_rejected_with_its_interval() -> None:
     reason = verdict.reason()
     assert reason.startswith("gate accuracy@recent failed: 0.7 [")
     assert "vs champion 0.8 [" in reason and "difference -0.100 [-0.1" in reason
-    assert "not better than the champion" in reason
+    assert "not surely better than the champion by more than 0: the 90% interval" in reason
 
 
 def test_noise_is_not_promoted() -> None:
