@@ -14,5 +14,7 @@ print(
     "the demo shift\n"
     "  python -m bench.retraining   trainer vs a bare peft+torch loop; serving during a retrain; "
     "the demo shift vs an oracle\n"
+    "  python -m bench.adaptation.gates  promotion gates on real predictions: shuffled, worse, "
+    "forgetting and better candidates\n"
     "  python bench/adapter_check.py  registry compatibility check vs loading with peft"
 )

@@ -1,0 +1,1 @@
+"""Adaptation benchmarks on the demo's real shift (movie snippets -> tweets)."""

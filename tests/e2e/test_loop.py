@@ -40,8 +40,7 @@ policies:
 """
 
 GATES = [
-    {"metric": "accuracy", "slice": "recent", "min": 0.6},
-    {"metric": "accuracy", "slice": "recent", "max_drop": 0.0},
+    {"metric": "accuracy", "slice": "recent", "min": 0.6, "min_gain": 0.0},
     {"metric": "accuracy", "slice": "golden", "max_drop": 0.05},
 ]
 

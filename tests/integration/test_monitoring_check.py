@@ -3,6 +3,7 @@ the serving path writes them, signals stored and read back, and ``adaptd check``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from adaptd.storage.records import (
     AdapterRecord,
     FeedbackRecord,
     LabelledPrediction,
+    ReferenceRow,
 )
 from tests.unit.monitoring.factory import LABELS, NOW, records
 
@@ -72,6 +74,8 @@ def test_windows_checks_and_stored_results(engine: Engine) -> None:
     now = NOW + timedelta(days=1)
     reference, current = build_windows(engine, SETTINGS, "v1", [], now, labels=LABELS)
     assert (reference.n, current.n) == (300, 300)
+    # no stored validation rows (an imported adapter): the first live predictions, said so
+    assert reference.origin == "first live predictions of the adapter (300)"
     assert reference.n_labelled > 250 and current.n_labelled > 250
     assert reference.embeddings is not None and reference.embeddings.shape == (300, 16)
     assert current.start is not None and current.start >= NOW + timedelta(hours=1)
@@ -89,6 +93,50 @@ def test_windows_checks_and_stored_results(engine: Engine) -> None:
     assert len(stored) == 1
     assert stored[0].status == "drift" and stored[0].n_current == 300 and stored[0].adapter == "v1"
     assert stored[0].value == pytest.approx(by["drift.embedding.auc"].value)
+
+
+def test_stored_validation_rows_are_the_reference_topped_up_to_min_samples(
+    engine: Engine,
+) -> None:
+    """With its scored validation rows stored, an adapter's reference predates every live
+    prediction: a shift right after the swap is all in the current window."""
+    fill(engine, shift=True)
+    validation = [
+        ReferenceRow(
+            adapter="v1",
+            slice="recent",
+            position=i,
+            text=r.prediction.text,
+            true_label=r.true_label,
+            label=r.prediction.label,
+            probabilities=r.prediction.probabilities,
+            embedding=r.prediction.embedding,
+            attributes=r.prediction.attributes,
+        )
+        for i, r in enumerate(records(300, seed=5, start=NOW, labelled=1.0))
+        if isinstance(r, LabelledPrediction)
+    ]
+    golden = [
+        dataclasses.replace(v, slice="golden", position=1000 + v.position) for v in validation
+    ]
+    repository.replace_reference_rows(engine, "v1", [*validation, *golden], NOW)
+    now = NOW + timedelta(days=1)
+    reference, current = build_windows(engine, SETTINGS, "v1", [], now, labels=LABELS)
+    # only the recent slice: golden rows are the old domain after an adaptation
+    assert reference.origin == "validation rows of the adapter (300)"
+    assert reference.n == 300 and reference.n_labelled == 300
+    assert current.n == 300 and current.start is not None and current.start > NOW
+    signals = run_checks(reference, current, SETTINGS, now=now)
+    by = {s.name: s for s in signals}
+    assert by["drift.embedding.auc"].status is Status.DRIFT
+    assert by["drift.embedding.auc"].details["reference"] == reference.origin
+    # too few stored rows: the first live predictions top them up to min_samples
+    repository.replace_reference_rows(engine, "v1", validation[:40], NOW)
+    reference, current = build_windows(engine, SETTINGS, "v1", [], now, labels=LABELS)
+    assert reference.origin == (
+        "validation rows of the adapter (40) + its first live predictions (60)"
+    )
+    assert reference.n == 100 and current.n == 300
 
 
 def test_a_young_adapter_has_no_current_window_yet(engine: Engine) -> None:

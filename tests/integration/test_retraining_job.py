@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -20,6 +21,9 @@ from adaptd.config import Settings
 from adaptd.datasets.records import Example
 from adaptd.metrics import Metrics
 from adaptd.modeling.tiny import build_tiny_model
+from adaptd.monitoring.edges import build_windows
+from adaptd.monitoring.runner import run_checks
+from adaptd.monitoring.settings import MonitorsSettings
 from adaptd.retraining.executors import LocalExecutor
 from adaptd.retraining.job import RetrainJob, RetrainRequest
 from adaptd.retraining.settings import GateSettings, RetrainingSettings, ValidationSettings
@@ -37,8 +41,7 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 GATES = [
-    GateSettings(metric="accuracy", slice="recent", min=0.6),
-    GateSettings(metric="accuracy", slice="recent", max_drop=0.0),
+    GateSettings(metric="accuracy", slice="recent", min=0.6, min_gain=0.0),
     GateSettings(metric="accuracy", slice="golden", max_drop=0.05),
 ]
 
@@ -48,7 +51,9 @@ def make_settings(state: Path, base: Path, **validation: object) -> Settings:
         state_dir=state,
         model=ModelSettings(base=str(base), max_length=32),
         retraining=RetrainingSettings(
-            epochs=4,
+            # enough for the tiny model to beat the majority class on a 50-row golden set with
+            # confidence (at 4 epochs it reached 66 % there, inside the noise of 54 %)
+            epochs=8,
             learning_rate=2e-2,
             min_labels=20,
             min_holdout=20,
@@ -134,8 +139,11 @@ def first_adapter(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> 
 
 @pytest.fixture
 def served(sqlite_engine: Engine, tmp_path: Path, first_adapter: Path) -> Iterator[StoreRegistry]:
-    """A store whose active adapter is the first adapter."""
+    """A store whose active adapter is the first adapter, with the golden set frozen and the
+    replay reservoir filled when it was trained: without the golden set the golden gate is not
+    judged (which blocks by default), without replay a retrain forgets domain a and fails it."""
     (tmp_path / "adapters").mkdir()
+    shutil.copytree(first_adapter.parents[1] / "state" / "replay", tmp_path / "state" / "replay")
     registry = StoreRegistry(sqlite_engine, tmp_path / "adapters")
     version = registry.import_candidate(
         first_adapter, now=T0, parent=None, reason="t", data_window={}, metrics={}, config={}
@@ -166,9 +174,46 @@ def test_first_adapter_from_file_is_promoted_with_golden_and_replay(
     assert run.status == "promoted" and run.error is None and run.samples == outcome.samples
     assert run.details and run.details["data"]["holdout"] == 90  # 20 % of 450 (50 golden)
     assert outcome.verdict is not None
-    # No champion: relative gates skip; significance is tested against the majority class.
-    evaluated = [g["name"] for g in outcome.verdict["gates"] if g["skipped"] is None]
-    assert evaluated == ["accuracy@recent", "significance@recent"]
+    # No champion: relative bounds skip; every slice must beat the majority class instead.
+    outcomes = {g["name"]: g["outcome"] for g in outcome.verdict["gates"]}
+    assert outcomes == {
+        "accuracy@recent": "passed",
+        "accuracy@golden": "skipped",
+        "beats_majority@recent": "passed",
+        "beats_majority@golden": "passed",
+    }
+    majority = outcome.verdict["gates"][2]
+    assert majority["ci"][0] > majority["threshold"]["majority"]
+    # The candidate's scored holdout and golden rows are its monitoring reference now.
+    stored = repo.reference_rows(sqlite_engine, outcome.candidate or "")
+    assert [r.slice for r in stored].count("recent") == 90
+    assert [r.slice for r in stored].count("golden") == 50
+    row = stored[0]
+    assert row.embedding is not None and len(row.embedding) == 2 * 32  # float16, hidden 32
+    assert set(row.probabilities) == {"negative", "positive"} and row.text
+    assert sum(r.label == r.true_label for r in stored) / len(stored) > 0.6
+    assert run.details["reference_rows"] == 140
+    monitors = MonitorsSettings(min_samples=50, reference_window=500, current_window=500)
+    live = [
+        PredictionRecord(
+            id=f"live-{i}", ts=T0 + timedelta(days=30, seconds=i), adapter=outcome.candidate or "",
+            text=f"live {i}", text_hash=str(i), label="positive", score=0.9,
+            probabilities={"negative": 0.1, "positive": 0.9},
+        )
+        for i in range(60)
+    ]  # fmt: skip
+    repo.insert_predictions(sqlite_engine, live)
+    reference, current = build_windows(
+        sqlite_engine, monitors, outcome.candidate, (), T0 + timedelta(days=31),
+        labels=settings.model.labels,
+    )  # fmt: skip
+    assert reference.origin == "validation rows of the adapter (90)"
+    assert reference.n == 90 and reference.n_labelled == 90
+    assert reference.embeddings is not None and reference.embeddings.shape == (90, 32)
+    # Every live prediction is current: none is spent on the reference.
+    assert current.n == 60
+    signals = run_checks(reference, current, monitors, now=T0 + timedelta(days=31))
+    assert {s.details["reference"] for s in signals} == {"validation rows of the adapter (90)"}
     kinds = [e.kind for e in repo.list_events(sqlite_engine)]
     assert kinds == ["retrain_started", "retrain_data", "retrain_trained", "retrain_promoted"]
     assert len((tmp_path / "state/replay/golden.jsonl").read_text().splitlines()) == 50
@@ -192,8 +237,10 @@ def test_incremental_retrain_on_shifted_feedback_is_promoted_then_bad_labels_rej
     outcome = job.run(RetrainRequest(reason="drift on b", policy="drift"))
     assert outcome.status == "promoted", outcome.reason
     assert outcome.verdict is not None
-    significance = outcome.verdict["gates"][-1]
-    assert significance["name"] == "significance@recent" and significance["passed"]
+    recent = outcome.verdict["gates"][0]
+    assert recent["name"] == "accuracy@recent" and recent["outcome"] == "passed"
+    assert recent["difference_ci"][0] > 0 and recent["champion"] is not None
+    assert "difference +" in outcome.verdict["reason"]
     record = repo.get_adapter(sqlite_engine, outcome.candidate or "")
     assert record.status == "active" and record.parent == champion
     assert record.verdict and record.verdict["passed"]
@@ -210,6 +257,29 @@ def test_incremental_retrain_on_shifted_feedback_is_promoted_then_bad_labels_rej
     assert rejected.status == "rejected" and rejected.verdict and not rejected.verdict["passed"]
     run = repo.get_run(sqlite_engine, bad.run_id)
     assert run.status == "rejected" and run.error == bad.reason
+
+
+def test_champion_without_golden_set_blocks_unless_not_judged_may_pass(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path, served: StoreRegistry
+) -> None:
+    (tmp_path / "state" / "replay" / "golden.jsonl").unlink()  # as for an imported adapter
+    feed(sqlite_engine, keyword_examples(400, seed=3, domain="b", start=T0), "b")
+    blocked = make_job(make_settings(tmp_path / "state", tiny_base), sqlite_engine, served).run(
+        RetrainRequest(reason="r")
+    )
+    assert blocked.status == "rejected"
+    assert blocked.reason == (
+        "gate accuracy@golden not_judged (no golden slice); validation.not_judged is block"
+    )
+    settings = make_settings(tmp_path / "state", tiny_base, not_judged="pass")
+    # another seed: the same one would make the very candidate just rejected
+    settings = settings.model_copy(
+        update={"retraining": settings.retraining.model_copy(update={"seed": 1})}
+    )
+    allowed = make_job(settings, sqlite_engine, served).run(RetrainRequest(reason="r"))
+    assert allowed.status == "promoted", allowed.reason
+    assert allowed.verdict is not None
+    assert allowed.verdict["not_judged"] == {"policy": "pass", "gates": ["accuracy@golden"]}
 
 
 def test_require_approval_leaves_the_candidate_waiting(
@@ -275,7 +345,7 @@ def test_bad_golden_file_ends_as_recorded_failure(
     if content is not None:
         golden.write_text(content)
     settings = make_settings(tmp_path / "state", tiny_base, golden_file=golden)
-    feed(sqlite_engine, keyword_examples(100), "a")
+    feed(sqlite_engine, keyword_examples(100, seed=5), "a")
     outcome = make_job(settings, sqlite_engine, served).run(RetrainRequest(reason="r"))
     assert outcome.status == "failed"
     assert outcome.reason.startswith("golden set: ") and str(golden) in outcome.reason
@@ -287,7 +357,7 @@ def test_corrupted_champion_adapter_fails_the_run_and_keeps_serving(
     champion = active_version(sqlite_engine)
     weights = Path(repo.get_adapter(sqlite_engine, champion).path) / "adapter_model.safetensors"
     weights.write_bytes(b"\x00\x01 not safetensors")
-    feed(sqlite_engine, keyword_examples(100), "a")
+    feed(sqlite_engine, keyword_examples(100, seed=5), "a")
     outcome = make_job(make_settings(tmp_path / "state", tiny_base), sqlite_engine, served).run(
         RetrainRequest(reason="r")
     )
@@ -337,7 +407,7 @@ def test_full_disk_while_saving_is_recorded(
 ) -> None:
     """The child's adapter directory is a 8 KiB tmpfs: saving hits ENOSPC for real."""
     champion = active_version(sqlite_engine)
-    feed(sqlite_engine, keyword_examples(100), "a")
+    feed(sqlite_engine, keyword_examples(100, seed=5), "a")
     settings = make_settings(tmp_path / "state", tiny_base)
     adapter_dir = tmp_path / "state" / "runs" / "1" / "adapter"
     mounted = _mount_tiny_tmpfs(adapter_dir, "8k")
@@ -367,7 +437,7 @@ def test_full_disk_in_the_registry_is_recorded(
     else:
         served.adapters_dir = tmp_path / "a-file"
         served.adapters_dir.write_text("not a directory")
-    feed(sqlite_engine, keyword_examples(100), "a")
+    feed(sqlite_engine, keyword_examples(100, seed=5), "a")
     try:
         outcome = make_job(make_settings(tmp_path / "state", tiny_base), sqlite_engine, served).run(
             RetrainRequest(reason="r")

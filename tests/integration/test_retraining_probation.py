@@ -53,13 +53,13 @@ def test_worse_new_adapter_is_rolled_back_and_a_good_one_kept(sqlite_engine: Eng
     serve(sqlite_engine, "bad", 200, wrong_every=3, start=swap)  # 66 % right
     serve(sqlite_engine, "good", 200, wrong_every=12, start=swap)  # 91 % right
     cfg = ProbationSettings(min_samples=100, max_accuracy_drop=0.02)
-    old = observe(sqlite_engine, "old", LABELS, attributes=["gender"])
+    old = observe(sqlite_engine, "old", LABELS, attributes=["gender"], min_group_size=30)
     assert old.samples == 400 and old.labelled_accuracy == 0.9
     assert set(old.bias) == {"dp_diff.gender", "accuracy_gap.gender"}
-    bad = observe(sqlite_engine, "bad", LABELS, since=swap)
+    bad = observe(sqlite_engine, "bad", LABELS, since=swap, min_group_size=30)
     decision = decide(old, bad, started=swap, now=swap + timedelta(minutes=30), settings=cfg)
     assert decision.action == "rollback" and "labelled accuracy 0.665 vs 0.900" in decision.reason
-    good = observe(sqlite_engine, "good", LABELS, since=swap)
+    good = observe(sqlite_engine, "good", LABELS, since=swap, min_group_size=30)
     kept = decide(old, good, started=swap, now=swap + timedelta(hours=2), settings=cfg)
     assert kept.action == "keep" and kept.final
-    assert observe(sqlite_engine, "never-served", LABELS).samples == 0
+    assert observe(sqlite_engine, "never-served", LABELS, min_group_size=30).samples == 0

@@ -52,14 +52,15 @@ def check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
                 "ts": now.isoformat(),
                 "adapter": version,
                 "reference_rows": reference.n,
+                "reference": reference.origin,
                 "current_rows": current.n,
                 "signals": [signal_document(s) for s in signals],
             }
         )
         return
     print(
-        f"adapter {version or '(none active)'}: reference {reference.n} rows, "
-        f"current {current.n} rows"
+        f"adapter {version or '(none active)'}: reference {reference.n} rows "
+        f"({reference.origin}), current {current.n} rows"
     )
     if current.n == 0:
         print("no predictions in the current window yet: every monitor reports insufficient data")

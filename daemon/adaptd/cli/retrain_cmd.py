@@ -145,11 +145,21 @@ def retrain(
     else:
         version = f" {outcome.candidate[:12]}" if outcome.candidate else ""
         print(f"run {outcome.run_id}: {outcome.status}{version}: {outcome.reason}")
+        marks = {"passed": "ok  ", "failed": "FAIL", "not_judged": "n/j ", "skipped": "skip"}
         for gate in (outcome.verdict or {}).get("gates", []):
-            mark = "ok  " if gate["passed"] else "FAIL"
-            value = "n/a" if gate["value"] is None else f"{gate['value']:.4f}"
-            champion = "" if gate["champion"] is None else f" (champion {gate['champion']:.4f})"
-            note = f" [{gate['skipped']}]" if gate.get("skipped") else ""
+            mark = marks.get(gate.get("outcome", ""), "ok  " if gate["passed"] else "FAIL")
+            value = "n/a" if gate["value"] is None else f"{gate['value']:.4f}{_ci(gate['ci'])}"
+            champion = (
+                ""
+                if gate["champion"] is None
+                else f" (champion {gate['champion']:.4f}{_ci(gate['champion_ci'])}, "
+                f"difference {gate['difference']:+.4f}{_ci(gate['difference_ci'])})"
+            )
+            note = f" [{gate['note']}]" if gate.get("note") else ""
             print(f"  {mark} {gate['name']}: {value}{champion}{note}")
     if outcome.status not in {"promoted", "awaiting_approval"}:
         raise typer.Exit(1)
+
+
+def _ci(interval: list[float] | None) -> str:
+    return "" if not interval else f" [{interval[0]:.3f}, {interval[1]:.3f}]"

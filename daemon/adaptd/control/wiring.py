@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from adaptd.adapters import registry
@@ -25,10 +26,11 @@ from adaptd.modeling.base import inspect_base, resolve_base
 from adaptd.monitoring.edges import build_windows, export_signals, hf_tokenizer, store_signals
 from adaptd.monitoring.runner import run_checks
 from adaptd.policy.engine import Decision, EvaluationContext
-from adaptd.retraining.job import SIGNAL_OF_METRIC, RetrainJob, RetrainRequest
+from adaptd.retraining.job import RetrainJob, RetrainRequest
 from adaptd.retraining.observe import observe
 from adaptd.retraining.probation import decide
 from adaptd.retraining.registry_port import AdaptersRegistry
+from adaptd.retraining.scored import SIGNAL_OF_METRIC
 from adaptd.signals import Signal, Status
 from adaptd.storage import repository
 from adaptd.storage.records import Event
@@ -232,15 +234,17 @@ class DaemonControl:
         if probation is None:
             return
         settings = self.ctx.settings()
-        labels, attributes = settings.model.labels, settings.monitors.attributes
-        old = observe(self.ctx.engine, probation.previous, labels, attributes=attributes)
-        new = observe(
+        monitors = settings.monitors
+        look = partial(
+            observe,
             self.ctx.engine,
-            probation.version,
-            labels,
-            attributes=attributes,
-            since=probation.started,
+            labels=settings.model.labels,
+            attributes=monitors.attributes,
+            min_group_size=monitors.min_group_size,
+            positive_label=monitors.positive_label,
         )
+        old = look(probation.previous)
+        new = look(probation.version, since=probation.started)
         estimated = next(
             (
                 s.value

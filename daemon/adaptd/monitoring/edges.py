@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -19,11 +19,41 @@ from adaptd.monitoring.settings import MonitorsSettings
 from adaptd.monitoring.windows import Row, Window, attach_labels, build_window
 from adaptd.signals import Signal, Status
 from adaptd.storage import repository
-from adaptd.storage.records import LabelledPrediction, MonitorResult
+from adaptd.storage.records import (
+    LabelledPrediction,
+    MonitorResult,
+    PredictionRecord,
+    ReferenceRow,
+)
 
 logger = logging.getLogger(__name__)
 
 ReferenceExample = Example | LabelledPrediction
+#: the stored validation slice that is an adapter's monitoring reference
+REFERENCE_SLICE = "recent"
+
+
+def reference_predictions(rows: Sequence[ReferenceRow]) -> list[LabelledPrediction]:
+    """Stored validation rows as labelled predictions, the shape windows are built from."""
+    out = []
+    for r in rows:
+        stamp = r.created or datetime.min.replace(tzinfo=UTC)
+        prediction = PredictionRecord(
+            id=f"reference:{r.adapter}:{r.slice}:{r.position}",
+            ts=stamp,
+            adapter=r.adapter,
+            text=r.text,
+            text_hash="",
+            label=r.label,
+            score=max(r.probabilities.values(), default=0.0),
+            probabilities=r.probabilities,
+            embedding=r.embedding,
+            attributes=r.attributes,
+        )
+        out.append(
+            LabelledPrediction(prediction=prediction, true_label=r.true_label, feedback_ts=stamp)
+        )
+    return out
 
 
 def build_windows(
@@ -35,17 +65,41 @@ def build_windows(
     *,
     labels: Sequence[str],
 ) -> tuple[Window, Window]:
-    """Reference = ``reference_examples`` (the active adapter's validation data; scored rows as
-    LabelledPrediction carry probabilities for calibration) plus the adapter's first
-    ``reference_window`` live predictions; current = the last ``current_window`` predictions of the
-    adapter (or of any adapter when none is active), within ``current_minutes`` when set.
-    Feedback is joined onto both."""
+    """Reference and current windows of the active adapter; feedback is joined onto both.
+
+    Reference: ``reference_examples`` plus the adapter's own scored validation rows of the
+    recent slice (stored when it was promoted: the newest labels before its promotion, which
+    neither it nor its champion trained on), so a shift that starts right after a promotion
+    is measured against data from before it. The golden rows are stored too but left out here:
+    after an adaptation they are the old domain, and mixing them in would make the adapter's
+    own traffic look drifted. When fewer than ``min_samples`` validation rows are stored, the
+    adapter's first live predictions top the reference up to ``min_samples``; with none stored
+    (an imported adapter) the first ``reference_window`` live predictions are the reference, as
+    before. ``Window.origin`` says which.
+
+    Current: the last ``current_window`` predictions of the adapter (of any adapter when none
+    is active), within ``current_minutes`` when set, never a row of the reference.
+    """
     adapter = active_adapter_version
-    first = (
-        repository.first_predictions(engine, adapter=adapter, limit=settings.reference_window)
+    stored = (
+        [r for r in repository.reference_rows(engine, adapter) if r.slice == REFERENCE_SLICE]
         if adapter is not None
         else []
     )
+    live_needed = (
+        settings.reference_window if not stored else max(0, settings.min_samples - len(stored))
+    )
+    first = (
+        repository.first_predictions(engine, adapter=adapter, limit=live_needed)
+        if adapter is not None and live_needed
+        else []
+    )
+    if stored:
+        origin = f"validation rows of the adapter ({len(stored)})"
+        if first:
+            origin += f" + its first live predictions ({len(first)})"
+    else:
+        origin = f"first live predictions of the adapter ({len(first)})" if adapter else "none"
     since = now - timedelta(minutes=settings.current_minutes) if settings.current_minutes else None
     recent = repository.recent_predictions(
         engine,
@@ -60,8 +114,12 @@ def build_windows(
     # current window is what came after them (empty at first, hence "insufficient data").
     recent = [p for p in recent if p.id not in first_ids]
     labelled = repository.labelled_predictions_for(engine, [p.id for p in [*first, *recent]])
-    reference_rows: list[Row] = [*reference_examples, *attach_labels(first, labelled)]
-    reference = build_window(reference_rows, labels, adapter=adapter)
+    reference_rows: list[Row] = [
+        *reference_examples,
+        *reference_predictions(stored),
+        *attach_labels(first, labelled),
+    ]
+    reference = build_window(reference_rows, labels, adapter=adapter, origin=origin)
     current = build_window(attach_labels(recent, labelled), labels, adapter=adapter)
     return reference, current
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from adaptd.monitoring.catalog import known_signals
@@ -69,6 +70,12 @@ def run_checks(
             signals += [
                 error(ctx, n, reason, n_reference=reference.n, n_current=current.n) for n in names
             ]
+    if reference.origin is not None:
+        # Which data the reference is (validation rows or first live predictions) decides how
+        # to read every relative signal, so each one says it.
+        signals = [
+            replace(s, details={**s.details, "reference": reference.origin}) for s in signals
+        ]
     return signals
 
 

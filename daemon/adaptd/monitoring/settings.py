@@ -31,7 +31,8 @@ class MonitorsSettings(Section):
     reference_window: int = Field(
         default=2000,
         ge=1,
-        description="First live predictions of the active adapter kept as reference.",
+        description="First live predictions of the active adapter kept as reference when it "
+        "has no stored validation rows (an imported adapter).",
     )
     attributes: list[str] = Field(
         default_factory=list, description="Request attributes sliced for bias metrics."
@@ -41,7 +42,11 @@ class MonitorsSettings(Section):
         description="Label counted as 'positive' by bias metrics (default: the last label).",
     )
     min_group_size: int = Field(
-        default=30, ge=1, description="Groups smaller than this are left out of bias metrics."
+        default=30,
+        ge=1,
+        description="The one minimum group size: groups smaller than this are left out of bias "
+        "metrics, probation's gaps and the validation gates, and a validation slice smaller "
+        "than this is not judged.",
     )
     bootstrap_samples: int = Field(
         default=200, ge=0, description="Bootstrap resamples for bias confidence intervals."

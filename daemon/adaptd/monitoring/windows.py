@@ -49,6 +49,8 @@ class Window:
     end: datetime | None = None
     #: labels seen in records but not in ``labels`` (a misconfigured label set), with counts
     unknown_labels: Mapping[str, int] = field(default_factory=dict)
+    #: where the rows come from, for a reference window (what the check's details show)
+    origin: str | None = None
 
     @property
     def n(self) -> int:
@@ -92,6 +94,7 @@ def build_window(
     labels: Sequence[str],
     *,
     adapter: str | None = None,
+    origin: str | None = None,
 ) -> Window:
     """Turn store records (and reference examples) into one window, in the given order."""
     labels = tuple(labels)
@@ -152,6 +155,7 @@ def build_window(
         start=min(stamps) if stamps else None,
         end=max(stamps) if stamps else None,
         unknown_labels=unknown,
+        origin=origin,
     )
 
 

@@ -8,28 +8,29 @@ golden set; the gates decide; pass -> promote (or wait for approval), fail -> re
 failing gate. After a promotion, :func:`adaptd.retraining.probation.decide` watches for a
 regression and asks for a rollback.
 
-Gates (``validation.gates``), in the spirit of TFX's Evaluator and MLflow's MetricThreshold::
+Gates (``validation.gates``), in the spirit of TFX's Evaluator and MLflow's MetricThreshold,
+each compared number with its confidence interval (``adaptd.retraining.validation``)::
 
     validation:
       gates:
-        - {metric: accuracy, slice: recent, min: 0.6}        # absolute bound
-        - {metric: accuracy, slice: recent, max_drop: 0.0}   # no worse than the champion
-        - {metric: accuracy, slice: golden, max_drop: 0.01}  # forgetting: at most 1 point lost
+        - {metric: accuracy, slice: recent, min_gain: 0.0}   # surely better on the shifted data
+        - {metric: accuracy, slice: golden, max_drop: 0.02}  # no significant loss > 2 points
         - {metric: dp_diff, slice: gender, max: 0.1}         # bias on an attribute slice
         - {metric: accuracy_gap, slice: gender, max_rise: 0.02}
-      significance: mcnemar     # or bootstrap, or none
-      alpha: 0.05
+      not_judged: block        # a missing slice or too-small group blocks (or: pass)
+      alpha: 0.10              # intervals are two-sided at 1 - alpha
 
-- ``recent`` is the newest held-out labelled data; ``golden`` is ``validation.golden_file`` or a
-  sample of the first training data frozen in ``state_dir/replay/golden.jsonl`` (never trained
-  on). ``dp_diff`` and ``accuracy_gap`` take an attribute name as slice and are measured on the
-  recent data grouped by it (groups under 10 examples are left out).
-- ``min``/``max`` are absolute; ``max_drop``/``max_rise`` are relative to the champion and are
-  skipped (reported as such) when there is none.
-- On top of the gates, the candidate must beat the champion on recent data significantly
-  (one-sided exact McNemar test or paired bootstrap of the accuracy gain above
-  ``min_improvement``); without a champion it must beat always answering the majority class
-  (exact binomial test). A model trained on shuffled labels fails this whatever its luck.
-- Every gate's value, the champion's value, the threshold and the outcome are stored as the
-  adapter's ``verdict`` and in the run's details.
+- ``recent`` is the newest held-out labelled data, new to the candidate and to the champion;
+  ``golden`` is ``validation.golden_file`` or a sample of the first training data frozen in
+  ``state_dir/replay/golden.jsonl`` (never trained on). ``dp_diff`` and ``accuracy_gap`` take an
+  attribute name as slice and are measured on the recent data grouped by it; slices and groups
+  under ``monitors.min_group_size`` rows are not judged.
+- ``min_gain`` needs the lower end of the paired interval of the improvement above it;
+  ``max_drop``/``max_rise`` fail on a significant change beyond the margin; ``min``/``max`` bound
+  the point value. Relative bounds are skipped (reported as such) without a champion.
+- Without a champion (the first adapter) every judged slice must beat always answering the
+  majority class: the lower end of the accuracy's Wilson interval above the majority share.
+- Every gate's value, interval, the champion's, the difference and the outcome are stored as
+  the adapter's ``verdict`` and in the run's details; a promoted adapter's scored holdout and
+  golden rows are stored as its monitoring reference (table ``reference_rows``).
 """

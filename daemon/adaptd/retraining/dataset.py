@@ -17,7 +17,7 @@ import hashlib
 import random
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -153,9 +153,13 @@ def _balanced_weights(
 
 
 def split_holdout(
-    examples: Sequence[Example], spec: AssemblySpec
+    examples: Sequence[Example],
+    spec: AssemblySpec,
+    *,
+    eligible: Callable[[Example], bool] = lambda e: True,
 ) -> tuple[list[Example], list[Example]]:
-    """Oldest part for training, newest part held out (by timestamp, stable for ties)."""
+    """Oldest part for training, newest part held out (by timestamp, stable for ties); only
+    ``eligible`` examples may be held out (the others train)."""
     ordered = sorted(examples, key=lambda e: e.timestamp or _EPOCH)
     n_holdout = max(spec.min_holdout, round(spec.holdout_fraction * len(ordered)))
     n_holdout = min(n_holdout, len(ordered) - 2)
@@ -163,7 +167,19 @@ def split_holdout(
         raise RetrainRejected(
             f"only {len(ordered)} labelled examples: nothing left to hold out for validation"
         )
-    return ordered[:-n_holdout], ordered[-n_holdout:]
+    held: set[int] = set()
+    for i in range(len(ordered) - 1, -1, -1):
+        if len(held) == n_holdout:
+            break
+        if eligible(ordered[i]):
+            held.add(i)
+    if not held:
+        raise RetrainRejected(
+            f"none of the {len(ordered)} labelled examples is new to the active adapter (all "
+            "fall in the window it was trained on or in its replay data): nothing to validate on"
+        )
+    train = [e for i, e in enumerate(ordered) if i not in held]
+    return train, [e for i, e in enumerate(ordered) if i in held]
 
 
 def assemble(
@@ -172,17 +188,30 @@ def assemble(
     spec: AssemblySpec,
     *,
     exclude: Sequence[Example] = (),
+    champion_trained: Sequence[Example] = (),
+    champion_until: datetime | None = None,
 ) -> TrainingSet:
     """Build the training set and the holdout; :class:`RetrainRejected` says why it cannot.
 
-    ``exclude`` (the golden set) never enters training, so it keeps measuring forgetting.
+    ``exclude`` (the golden set) never enters training, so it keeps measuring forgetting. The
+    holdout is data neither model trained on: the candidate never sees it (nor its duplicates
+    in the replay sample), and rows the champion may have trained on (``champion_trained``, its
+    replay data, and anything stamped up to ``champion_until``, the end of its data window) are
+    not held out, or the champion would be judged on its own training data.
     """
     check_labels(labelled, spec)
     excluded = {text_key(e.text) for e in exclude}
     seen: set[str] = set(excluded)
     unique, duplicates = _dedupe(labelled, seen)
     check_labels(unique, spec)
-    train_new, holdout = split_holdout(unique, spec)
+    seen_by_champion = {text_key(e.text) for e in champion_trained}
+
+    def eligible(e: Example) -> bool:
+        if text_key(e.text) in seen_by_champion:
+            return False
+        return champion_until is None or e.timestamp is None or e.timestamp > champion_until
+
+    train_new, holdout = split_holdout(unique, spec, eligible=eligible)
     if len({e.label for e in train_new}) < 2:
         raise RetrainRejected(
             f"the {len(train_new)} training examples left after holding out the newest "

@@ -33,6 +33,7 @@ from adaptd.retraining.dataset import AssemblySpec, RetrainRejected, TrainingSet
 from adaptd.retraining.executors import Executor, TrainingFailed, load_executor, verify_adapter_dir
 from adaptd.retraining.registry_port import RegistryPort
 from adaptd.retraining.replay import ReplayStore
+from adaptd.retraining.scored import reference_rows, validation_signals
 from adaptd.retraining.scoring import write_eval_file
 from adaptd.retraining.spec import Progress, TrainResult, TrainSpec
 from adaptd.retraining.trainer import write_train_file
@@ -178,7 +179,13 @@ class RetrainJob:
                 raise RunFailed(f"golden set: {e}") from e
         golden = self.replay.golden()
         if golden is None and first_data:
-            size = min(v.golden_size, int(GOLDEN_SHARE * len(first_data)))
+            # At least the rows a slice needs to be judged, but never a quarter of the data.
+            floor = self.settings.monitors.min_group_size
+            size = min(
+                v.golden_size,
+                max(floor, int(GOLDEN_SHARE * len(first_data))),
+                len(first_data) // 4,
+            )
             golden = self.replay.freeze_golden(first_data, size) if size else None
         return golden
 
@@ -253,15 +260,35 @@ class RetrainJob:
                 attributes=tuple(e.attributes for e in golden),
             )
         champion_predictions = result.predictions.get("champion")
+        monitors = self.settings.monitors
+        positive = monitors.positive_label or self.settings.model.labels[-1]
         return judge(
             self.settings.validation,
             slices,
             result.predictions["candidate"],
             champion_predictions if champion is not None else None,
-            n_classes=len(index),
+            min_group_size=monitors.min_group_size,
+            positive=index.get(positive, len(index) - 1),
             candidate_version=version,
             champion_version=champion.version if champion is not None else None,
         )
+
+    def _store_reference(
+        self,
+        version: str,
+        result: TrainResult,
+        training: TrainingSet,
+        golden: list[Example] | None,
+    ) -> int:
+        """Keep the candidate's scored holdout and golden rows as its monitoring reference."""
+        rows = reference_rows(
+            version,
+            {"recent": training.holdout, "golden": golden or ()},
+            result.scores,
+            result.predictions.get("candidate", {}),
+            tuple(self.settings.model.labels),
+        )
+        return repo.replace_reference_rows(self.engine, version, rows, self.clock())
 
     # ----------------------------------------------------------------------- the run
 
@@ -375,7 +402,8 @@ class RetrainJob:
             labels=tuple(s.model.labels),
             min_labels=rt.min_labels,
             holdout_fraction=rt.holdout_fraction,
-            min_holdout=rt.min_holdout,
+            # a holdout smaller than min_group_size could not be judged
+            min_holdout=max(rt.min_holdout, s.monitors.min_group_size),
             replay_ratio=rt.replay_ratio,
             balance=rt.balance,
             group_attributes=tuple(
@@ -394,7 +422,16 @@ class RetrainJob:
                 ) from e
         replay, _ = self.replay.load()
         golden = self._golden(labelled if champion is None else [])
-        training = assemble(labelled, replay, spec, exclude=golden or ())
+        # The holdout must be data the champion never trained on either: nothing it may have
+        # replayed, nothing from the window it was trained on.
+        training = assemble(
+            labelled,
+            replay,
+            spec,
+            exclude=golden or (),
+            champion_trained=replay if champion is not None else (),
+            champion_until=_window_end(champion),
+        )
         summary = training.summary()
         repo.update_run(self.engine, run_id, samples=len(training.train), details={"data": summary})
         if self.metrics is not None:
@@ -438,12 +475,12 @@ class RetrainJob:
             metrics={
                 "training": train_metrics,
                 "validation": _gate_values(verdict),
-                **_signal_values(verdict),
+                **validation_signals(result, training.holdout, self.settings.model.labels),
             },
             config={"retraining": rt.model_dump(mode="json"), "run": run_id},
         )
         verdict_doc = {**verdict.to_dict(), "candidate": version}
-        details = {"data": summary, "training": train_metrics}
+        details: dict[str, Any] = {"data": summary, "training": train_metrics}
         samples = len(training.train)
         if not verdict.passed:
             reason = verdict.reason()
@@ -454,6 +491,8 @@ class RetrainJob:
             )  # fmt: skip
         # Only validated data joins the replay reservoir: a rejected run's labels may be bad.
         self.replay.add(_new_examples(training, labelled))
+        stored = self._store_reference(version, result, training, golden)
+        details["reference_rows"] = stored
         if rt.require_approval:
             self.registry.record_verdict(version, self.clock(), verdict=verdict_doc)
             return RunOutcome(
@@ -489,18 +528,9 @@ def _gate_values(verdict: Verdict) -> dict[str, Any]:
     return {g.name: g.value for g in verdict.gates}
 
 
-#: validation metrics on recent data, under the names of the signals they compare with, so a
-#: policy's `relative_to: validation` (and its backtest) finds them in the adapter's metrics
-SIGNAL_OF_METRIC = {
-    "accuracy": "performance.accuracy",
-    "macro_f1": "performance.macro_f1",
-    "ece": "performance.ece",
-}
-
-
-def _signal_values(verdict: Verdict) -> dict[str, float]:
-    return {
-        SIGNAL_OF_METRIC[g.metric]: float(g.value)
-        for g in verdict.gates
-        if g.slice == "recent" and g.metric in SIGNAL_OF_METRIC and g.value is not None
-    }
+def _window_end(adapter: AdapterRecord | None) -> datetime | None:
+    until = (adapter.data_window or {}).get("until") if adapter is not None else None
+    try:
+        return datetime.fromisoformat(until) if isinstance(until, str) else None
+    except ValueError:
+        return None

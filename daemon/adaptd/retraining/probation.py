@@ -6,7 +6,10 @@ swap) and for the new one (since the swap), when probation started and ``now``. 
 probation window is over and the new adapter is confirmed.
 
 Accuracy is the labelled accuracy when feedback arrived, otherwise the label-free estimate
-(CBPE); the two are not mixed: a labelled value is only compared with a labelled value.
+(CBPE); the two are not mixed: a labelled value is only compared with a labelled value. A
+labelled drop rolls back only when it is beyond the margin *and* significant (Newcombe's
+interval of the difference, from :mod:`adaptd.evaluation.measures`, lies below zero), as the
+golden-set gate judges a drop: a few dozen unlucky labels do not undo a promotion.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from adaptd.evaluation import measures
 from adaptd.retraining.settings import ProbationSettings
 
 
@@ -67,11 +71,25 @@ def decide(
     accuracy = _accuracy(previous, current)
     if accuracy is not None:
         name, old, new = accuracy
-        if old - new > settings.max_accuracy_drop:
+        interval = None
+        if name == "labelled accuracy":
+            _, interval = measures.independent_difference(
+                round(new * current.samples), current.samples,
+                round(old * previous.samples), previous.samples,
+                level=1 - settings.alpha,
+            )  # fmt: skip
+        significant = interval is None or interval.high < 0
+        if old - new > settings.max_accuracy_drop and significant:
+            ci = (
+                f", {interval.level:.0%} interval of the difference "
+                f"[{interval.low:+.3f}, {interval.high:+.3f}]"
+                if interval is not None
+                else ""
+            )
             return ProbationDecision(
                 action="rollback",
                 reason=f"{name} {new:.3f} vs {old:.3f} of the previous adapter "
-                f"(drop {old - new:.3f} > {settings.max_accuracy_drop})",
+                f"(drop {old - new:.3f} > {settings.max_accuracy_drop}{ci})",
             )
     if previous.error_rate is not None and current.error_rate is not None:
         rise = current.error_rate - previous.error_rate

@@ -36,6 +36,13 @@ class ProbationSettings(Section):
     max_bias_rise: float = Field(
         default=0.05, ge=0, description="Rollback when a bias gap rises this much."
     )
+    alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="A labelled accuracy drop rolls back only when the 1 - alpha interval of "
+        "the difference lies below zero (estimates have no interval: their drop suffices).",
+    )
 
 
 class RetrainingSettings(Section):
@@ -137,6 +144,9 @@ class RetrainingSettings(Section):
 
 
 GateMetric = Literal["accuracy", "macro_f1", "error_rate", "dp_diff", "accuracy_gap"]
+#: metrics where a lower value is better (gaps and error rates)
+LOWER_IS_BETTER = frozenset({"error_rate", "dp_diff", "accuracy_gap"})
+GROUP_METRICS = frozenset({"dp_diff", "accuracy_gap"})
 
 
 class GateSettings(Section):
@@ -146,56 +156,101 @@ class GateSettings(Section):
     )
     slice: str = Field(
         description="recent (held-out newest labels), golden (the fixed golden set), or the "
-        "name of a group attribute for dp_diff/accuracy_gap."
+        "name of a group attribute for dp_diff/accuracy_gap (measured on recent)."
     )
-    min: float | None = Field(default=None, description="Absolute lower bound.")
-    max: float | None = Field(default=None, description="Absolute upper bound.")
+    min: float | None = Field(
+        default=None, description="Absolute lower bound on the candidate's value (point)."
+    )
+    max: float | None = Field(
+        default=None, description="Absolute upper bound on the candidate's value (point)."
+    )
+    min_gain: float | None = Field(
+        default=None,
+        description="The candidate must beat the champion by more than this, with confidence: "
+        "the lower end of the interval of the improvement must be above it (0: significantly "
+        "better). For error_rate and gaps an improvement is a decrease.",
+    )
     max_drop: float | None = Field(
-        default=None, ge=0, description="Most the candidate may fall below the champion."
+        default=None,
+        ge=0,
+        description="Most a higher-is-better metric may fall below the champion: fails when "
+        "the drop is larger than this and significant (the interval of the difference lies "
+        "below 0), so noise alone never fails it.",
     )
     max_rise: float | None = Field(
-        default=None, ge=0, description="Most the candidate may rise above the champion."
+        default=None,
+        ge=0,
+        description="Most a lower-is-better metric (error_rate, gaps) may rise above the "
+        "champion: fails when the rise is larger than this and significant.",
     )
+
+    @property
+    def name(self) -> str:
+        return f"{self.metric}@{self.slice}"
 
     @model_validator(mode="after")
     def _has_bound(self) -> GateSettings:
-        if all(v is None for v in (self.min, self.max, self.max_drop, self.max_rise)):
+        bounds = (self.min, self.max, self.min_gain, self.max_drop, self.max_rise)
+        if all(v is None for v in bounds):
             raise ValueError(
-                f"gate {self.metric}@{self.slice} has no bound (min, max, max_drop or max_rise)"
+                f"gate {self.name} has no bound (min, max, min_gain, max_drop or max_rise)"
             )
-        group_metric = self.metric in {"dp_diff", "accuracy_gap"}
+        group_metric = self.metric in GROUP_METRICS
         if group_metric == (self.slice in {"recent", "golden"}):
             raise ValueError(
-                f"gate {self.metric}@{self.slice}: dp_diff/accuracy_gap take an attribute slice, "
+                f"gate {self.name}: dp_diff/accuracy_gap take an attribute slice, "
                 "the other metrics take recent or golden"
+            )
+        lower_better = self.metric in LOWER_IS_BETTER
+        if lower_better and self.max_drop is not None:
+            raise ValueError(
+                f"gate {self.name}: {self.metric} is better when lower; bound its rise with "
+                "max_rise, not max_drop"
+            )
+        if not lower_better and self.max_rise is not None:
+            raise ValueError(
+                f"gate {self.name}: {self.metric} is better when higher; bound its fall with "
+                "max_drop, not max_rise"
             )
         return self
 
 
 def _default_gates() -> list[GateSettings]:
+    # Chosen with bench/adaptation/gates.py (numbers in bench/adaptation/GATES.md): no
+    # shuffled-label or worse-on-target candidate was promoted in any run, a candidate that also
+    # learned the target domain was promoted in 70-77 % of runs from 200-250 held-out labels,
+    # and a clear loss on the golden set (the interval below zero) is never accepted.
     return [
-        GateSettings(metric="accuracy", slice="recent", min=0.6),
-        GateSettings(metric="accuracy", slice="recent", max_drop=0.0),
-        GateSettings(metric="accuracy", slice="golden", max_drop=0.01),
+        GateSettings(metric="accuracy", slice="recent", min_gain=0.0),
+        GateSettings(metric="accuracy", slice="golden", max_drop=0.02),
     ]
 
 
 class ValidationSettings(Section):
     gates: list[GateSettings] = Field(
         default_factory=_default_gates,
-        description="Every gate must pass for a candidate to be promoted.",
+        description="Every gate must pass for a candidate to be promoted. A first adapter (no "
+        "champion) must also beat always answering the majority class on every judged slice.",
     )
-    significance: Literal["mcnemar", "bootstrap", "none"] = Field(
-        default="mcnemar",
-        description="Paired test that the candidate beats the champion on recent data.",
+    not_judged: Literal["block", "pass"] = Field(
+        default="block",
+        description="What a gate that cannot be judged (missing slice, too few rows, fewer than "
+        "two groups of monitors.min_group_size) does to the verdict: block the promotion, or "
+        "let the other gates decide.",
     )
     alpha: float = Field(
-        default=0.05, gt=0, lt=1, description="Significance level of the paired test."
+        default=0.10,
+        gt=0,
+        lt=1,
+        description="Every interval in a verdict is two-sided at 1 - alpha, so each gate tests "
+        "its own side at alpha/2 (0.10: one-sided 5 % tests). Chosen with "
+        "bench/adaptation/gates.py: at 0.10 no shuffled-label or worse candidate was promoted "
+        "in 600 runs, and better candidates were promoted more often than at 0.05.",
     )
-    bootstrap_samples: int = Field(default=2000, ge=100, description="Paired bootstrap resamples.")
-    min_improvement: float = Field(
-        default=0.0,
-        description="Accuracy the candidate must gain over the champion on recent data.",
+    bootstrap_samples: int = Field(
+        default=1000,
+        ge=100,
+        description="Resamples of the intervals without a closed form (macro_f1, group gaps).",
     )
     golden_file: Path | None = Field(
         default=None,
@@ -206,3 +261,11 @@ class ValidationSettings(Section):
         default=500, ge=10, description="Size of the frozen golden sample when no file is given."
     )
     seed: int = Field(default=0, description="Seed of the bootstrap.")
+
+    @model_validator(mode="after")
+    def _unique_gates(self) -> ValidationSettings:
+        names = [g.name for g in self.gates]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"gate {twice[0]} is declared twice; put all its bounds in one gate")
+        return self

@@ -92,6 +92,9 @@ class TrainResult:
     trainable_params: int
     #: {"candidate"|"champion": {slice: [class index per text]}}
     predictions: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    #: the candidate's {slice: {"probabilities": [[p per label]], "embeddings": [base64 float16]
+    #: or None}}, its monitoring reference once promoted
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -233,8 +233,9 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
                     param.copy_(best_state[name])
     model.eval()
     predictions: dict[str, dict[str, list[int]]] = {}
+    scores: dict[str, dict[str, Any]] = {}
     if spec.eval_file:
-        from adaptd.retraining.scoring import read_eval_file, score_champion, score_slices
+        from adaptd.retraining.scoring import read_eval_file, score_candidate, score_champion
 
         report(
             Progress(
@@ -248,7 +249,7 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
             )
         )
         slices = read_eval_file(Path(spec.eval_file))
-        predictions["candidate"] = score_slices(
+        predictions["candidate"], scores = score_candidate(
             model, tokenizer, slices, max_length=spec.max_length
         )
         if spec.champion:
@@ -277,4 +278,5 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
         stopped_early=stopped_early,
         trainable_params=trainable,
         predictions=predictions,
+        scores=scores,
     )

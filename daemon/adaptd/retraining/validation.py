@@ -1,29 +1,56 @@
-"""Champion vs candidate: gates declared in config, and a paired significance test.
+"""Champion vs candidate: the promotion gates, every compared number with its interval.
 
 Pure: it receives the true labels of each evaluation slice and both models' predictions on them
-(class indices), and returns a :class:`Verdict` listing every gate with its value, the champion's
-value, the threshold and whether it passed. Running the models is the job's business.
+(class indices) and returns a :class:`Verdict` listing every gate with the candidate's value,
+the champion's, the difference, their confidence intervals and the outcome. Running the models
+is the job's business; the numbers come from :mod:`adaptd.evaluation.measures`, the same
+functions the monitors and probation use.
 
-Gates follow TFX's Evaluator and MLflow's ``MetricThreshold``: absolute bounds (``min``, ``max``)
-and bounds relative to the champion (``max_drop``, ``max_rise``), per metric and per slice. On
-top of them, the candidate must beat the champion on the recent slice by a margin that is
-statistically significant (exact McNemar test or paired bootstrap), so noise is not promoted.
-Without a champion (the very first adapter) only absolute gates apply.
+The rules, chosen with ``bench/adaptation/gates.py`` (see ``bench/adaptation/GATES.md``):
+
+- ``min_gain`` (default on ``accuracy@recent``): the candidate must be better on the newest
+  held-out labels, the shifted data, with confidence: the lower end of the paired interval of
+  the improvement must be above the gain. The burden of proof is on the candidate, so a
+  shuffled-label or merely lucky candidate is not promoted.
+- ``max_drop`` / ``max_rise`` (default ``accuracy@golden`` ``max_drop: 0.02``): the candidate may
+  lose at most the margin on the frozen source-domain sample. It fails when the loss is beyond
+  the margin *and* significant (the whole interval of the difference is below zero): a golden
+  set of a few hundred rows cannot tell a one-point loss from noise, and a non-inferiority test
+  at that size would reject most good candidates; a clear regression is still caught.
+- ``min`` / ``max``: absolute bounds on the candidate's point value (its interval is shown).
+- Without a champion (the first adapter) every judged slice must beat always answering the
+  majority class: the lower end of the accuracy's Wilson interval above the majority share.
+- A gate that cannot be judged (a missing slice, fewer rows than ``min_group_size``, fewer than
+  two groups of that size) is ``not_judged``; ``validation.not_judged`` says whether that blocks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
-from adaptd.retraining.settings import GateSettings, ValidationSettings
+from adaptd.evaluation import measures as m
+from adaptd.retraining.settings import (
+    GROUP_METRICS,
+    LOWER_IS_BETTER,
+    GateSettings,
+    ValidationSettings,
+)
 
-#: groups smaller than this are left out of bias gaps (a gap over 3 examples is noise)
-MIN_GROUP_SIZE = 10
-HIGHER_IS_BETTER = {"accuracy": True, "macro_f1": True, "error_rate": False}
+IntArray = m.IntArray
+
+
+class Outcome(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    #: the data to judge it is missing or too small; blocks unless validation.not_judged: pass
+    NOT_JUDGED = "not_judged"
+    #: does not apply (a relative gate without a champion)
+    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,37 +67,98 @@ class GateResult:
     name: str
     metric: str
     slice: str
-    value: float | None
-    champion: float | None
-    threshold: dict[str, float]
-    passed: bool
-    #: why the gate could not be evaluated (no champion, no golden set); it then passes
-    skipped: str | None = None
+    outcome: Outcome
+    value: float | None = None
+    interval: m.Interval | None = None
+    champion: float | None = None
+    champion_interval: m.Interval | None = None
+    #: candidate minus champion (for error rates and gaps too: negative is an improvement)
+    difference: float | None = None
+    difference_interval: m.Interval | None = None
+    threshold: dict[str, float] = field(default_factory=dict)
+    n: int = 0
+    #: why it failed, was not judged or was skipped
+    note: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        def iv(i: m.Interval | None) -> list[float] | None:
+            return None if i is None else [i.low, i.high]
+
+        return {
+            "name": self.name,
+            "metric": self.metric,
+            "slice": self.slice,
+            "outcome": str(self.outcome),
+            "passed": self.outcome in (Outcome.PASSED, Outcome.SKIPPED),
+            "value": self.value,
+            "ci": iv(self.interval),
+            "champion": self.champion,
+            "champion_ci": iv(self.champion_interval),
+            "difference": self.difference,
+            "difference_ci": iv(self.difference_interval),
+            "threshold": self.threshold,
+            "n": self.n,
+            "note": self.note,
+            "details": self.details,
+        }
+
+    def describe(self) -> str:
+        """One line an operator reads: value [ci], champion, difference [ci], threshold."""
+        text = f"{self.name} {self.outcome}"
+        if self.value is not None:
+            text += f": {_fmt(self.value)}{_ci(self.interval)}"
+        if self.champion is not None:
+            text += f" vs champion {_fmt(self.champion)}{_ci(self.champion_interval)}"
+        if self.difference is not None:
+            text += f", difference {self.difference:+.3f}{_ci(self.difference_interval, True)}"
+        if self.threshold:
+            text += ", " + ", ".join(f"{k} {_fmt(v)}" for k, v in self.threshold.items())
+        if self.note:
+            text += f" ({self.note})"
+        return text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Verdict:
     candidate: str | None
     champion: str | None
-    passed: bool
     gates: tuple[GateResult, ...]
+    #: validation.not_judged when the verdict was made
+    not_judged_policy: str = "block"
+    level: float = 0.95
+
+    @property
+    def not_judged(self) -> tuple[GateResult, ...]:
+        return tuple(g for g in self.gates if g.outcome is Outcome.NOT_JUDGED)
 
     @property
     def failing(self) -> tuple[GateResult, ...]:
-        return tuple(g for g in self.gates if not g.passed)
+        """Gates that stop the promotion: failed ones, and not-judged ones when they block."""
+        blocking = {Outcome.FAILED}
+        if self.not_judged_policy == "block":
+            blocking.add(Outcome.NOT_JUDGED)
+        return tuple(g for g in self.gates if g.outcome in blocking)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failing
 
     def reason(self) -> str:
         failing = self.failing
-        if not failing:
-            return "all gates passed"
-        first = failing[0]
-        text = f"gate {first.name} failed: {_fmt(first.value)}"
-        if first.champion is not None:
-            text += f" (champion {_fmt(first.champion)})"
-        text += ", threshold " + ", ".join(f"{k} {_fmt(v)}" for k, v in first.threshold.items())
-        if len(failing) > 1:
-            text += f" (and {len(failing) - 1} more)"
+        if failing:
+            first = failing[0]
+            text = f"gate {first.describe()}"
+            if first.outcome is Outcome.NOT_JUDGED:
+                text += "; validation.not_judged is block"
+            if len(failing) > 1:
+                text += f" (and {len(failing) - 1} more: {', '.join(g.name for g in failing[1:])})"
+            return text
+        judged = [g for g in self.gates if g.outcome is Outcome.PASSED]
+        text = "passed: " + "; ".join(g.describe() for g in judged) if judged else "passed"
+        if self.not_judged:
+            names = ", ".join(f"{g.name} ({g.note})" for g in self.not_judged)
+            text += f"; not judged, allowed by validation.not_judged: pass: {names}"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,7 +167,12 @@ class Verdict:
             "champion": self.champion,
             "passed": self.passed,
             "reason": self.reason(),
-            "gates": [asdict(g) for g in self.gates],
+            "confidence_level": self.level,
+            "not_judged": {
+                "policy": self.not_judged_policy,
+                "gates": [g.name for g in self.not_judged],
+            },
+            "gates": [g.to_dict() for g in self.gates],
         }
 
 
@@ -87,198 +180,156 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
-# --------------------------------------------------------------------------- metrics
+def _ci(interval: m.Interval | None, signed: bool = False) -> str:
+    if interval is None:
+        return ""
+    f = "{:+.3f}" if signed else "{:.3f}"
+    return f" [{f.format(interval.low)}, {f.format(interval.high)}]"
 
 
-def accuracy(y: np.ndarray, p: np.ndarray) -> float:
-    return float((y == p).mean()) if len(y) else float("nan")
+# --------------------------------------------------------------------------- measuring
 
 
-def macro_f1(y: np.ndarray, p: np.ndarray, n_classes: int) -> float:
-    scores = []
-    for c in range(n_classes):
-        tp = int(((p == c) & (y == c)).sum())
-        fp = int(((p == c) & (y != c)).sum())
-        fn = int(((p != c) & (y == c)).sum())
-        if tp + fp + fn:
-            scores.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores)) if scores else float("nan")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Judging:
+    """What every gate of one verdict shares."""
+
+    level: float
+    min_group_size: int
+    positive: int
+    bootstrap_samples: int
+    seed: int
 
 
-def _groups(attributes: Sequence[Mapping[str, str]], attribute: str) -> dict[str, np.ndarray]:
-    index: dict[str, list[int]] = {}
-    for i, attrs in enumerate(attributes):
-        if (group := attrs.get(attribute)) is not None:
-            index.setdefault(group, []).append(i)
-    return {g: np.array(ix) for g, ix in index.items() if len(ix) >= MIN_GROUP_SIZE}
+Statistic = Callable[[IntArray], float]
 
 
-def dp_diff(
-    p: np.ndarray, attributes: Sequence[Mapping[str, str]], attribute: str, n_classes: int
-) -> float | None:
-    """Demographic parity difference: the largest gap, over classes, in the rate at which groups
-    are predicted that class (for two classes: the usual positive-rate gap)."""
-    groups = _groups(attributes, attribute)
-    if len(groups) < 2:
-        return None
-    gaps = []
-    for c in range(n_classes):
-        rates = [float((p[ix] == c).mean()) for ix in groups.values()]
-        gaps.append(max(rates) - min(rates))
-    return max(gaps)
-
-
-def accuracy_gap(
-    y: np.ndarray, p: np.ndarray, attributes: Sequence[Mapping[str, str]], attribute: str
-) -> float | None:
-    groups = _groups(attributes, attribute)
-    if len(groups) < 2:
-        return None
-    rates = [accuracy(y[ix], p[ix]) for ix in groups.values()]
-    return max(rates) - min(rates)
-
-
-def metric_value(
-    metric: str, data: SliceData, predictions: Sequence[int], n_classes: int, attribute: str
-) -> float | None:
-    y = np.asarray(data.y_true)
-    p = np.asarray(predictions)
-    if len(y) == 0:
-        return None
+def _statistic(
+    metric: str, data: SliceData, predictions: IntArray, j: Judging, attribute: str
+) -> tuple[Statistic, int] | str:
+    """The metric as a function of row indices (for the bootstrap), and the rows it uses; or
+    why it cannot be judged. Group metrics group the rows by ``attribute``."""
+    y = np.asarray(data.y_true, dtype=np.int64)
+    p = predictions
+    if metric in GROUP_METRICS:
+        attributes = data.attributes or tuple({} for _ in y)
+        groups = m.groups_of(attributes, attribute, min_group_size=j.min_group_size)
+        if not groups.judged:
+            return groups.why_not_judged()
+        gap = m.GAPS["dp_diff" if metric == "dp_diff" else "accuracy_diff"]
+        g = len(groups.names)
+        codes = groups.codes
+        return (lambda ix: gap(codes[ix], y[ix], p[ix], j.positive, g)), groups.n
     if metric == "accuracy":
-        return accuracy(y, p)
+        return (lambda ix: m.accuracy(y[ix], p[ix])), len(y)
     if metric == "error_rate":
-        return 1.0 - accuracy(y, p)
+        return (lambda ix: 1.0 - m.accuracy(y[ix], p[ix])), len(y)
     if metric == "macro_f1":
-        return macro_f1(y, p, n_classes)
-    if metric == "dp_diff":
-        return dp_diff(p, data.attributes, attribute, n_classes)
-    if metric == "accuracy_gap":
-        return accuracy_gap(y, p, data.attributes, attribute)
+        return (lambda ix: m.macro_f1(y[ix], p[ix])), len(y)
     raise ValueError(f"unknown metric {metric!r}")
 
 
-# --------------------------------------------------------------------------- significance
-
-
-def mcnemar_p(candidate_correct: np.ndarray, champion_correct: np.ndarray) -> float:
-    """One-sided exact McNemar: p of the candidate winning at least this many discordant pairs
-    if both models were equally good."""
-    from scipy.stats import binomtest
-
-    wins = int((candidate_correct & ~champion_correct).sum())
-    losses = int((~candidate_correct & champion_correct).sum())
-    if wins + losses == 0:
-        return 1.0
-    return float(binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue)
-
-
-def bootstrap_p(
-    candidate_correct: np.ndarray,
-    champion_correct: np.ndarray,
-    *,
-    margin: float,
-    samples: int,
-    seed: int,
-) -> float:
-    """Paired bootstrap: the share of resamples where the candidate's accuracy gain is not above
-    ``margin`` (Koehn 2004's test for MT systems, used the same way here)."""
-    rng = np.random.default_rng(seed)
-    diff = candidate_correct.astype(np.float64) - champion_correct.astype(np.float64)
-    n = len(diff)
-    idx = rng.integers(0, n, size=(samples, n))
-    deltas = diff[idx].mean(axis=1)
-    return float((deltas <= margin).mean())
-
-
-def significance_gate(
-    settings: ValidationSettings,
-    recent: SliceData,
-    candidate: Sequence[int],
-    champion: Sequence[int] | None,
-) -> GateResult:
-    name = f"significance@{recent.name}"
-    threshold = {"max": settings.alpha}
-    if champion is None:
-        return baseline_gate(settings, recent, candidate)
-    y = np.asarray(recent.y_true)
-    cand = np.asarray(candidate) == y
-    champ = np.asarray(champion) == y
-    delta = float(cand.mean() - champ.mean())
-    if settings.significance == "bootstrap":
-        p = bootstrap_p(
-            cand,
-            champ,
-            margin=settings.min_improvement,
-            samples=settings.bootstrap_samples,
-            seed=settings.seed,
-        )
-    else:
-        p = mcnemar_p(cand, champ)
-    passed = p < settings.alpha and delta > settings.min_improvement
-    return GateResult(
-        name=name,
-        metric="p_value",
-        slice=recent.name,
-        value=p,
-        champion=None,
-        threshold=threshold,
-        passed=passed,
-        details={
-            "test": settings.significance,
-            "accuracy_gain": delta,
-            "min_improvement": settings.min_improvement,
-            "n": len(y),
-        },
+def _interval(
+    metric: str, stat: Statistic, y: IntArray, p: IntArray, j: Judging
+) -> m.Interval | None:
+    if metric in {"accuracy", "error_rate"}:
+        correct = int(np.sum(y == p))
+        acc = m.wilson(correct, len(y), level=j.level)
+        if metric == "accuracy":
+            return acc
+        return m.Interval(low=1 - acc.high, high=1 - acc.low, level=acc.level, method=acc.method)
+    return m.bootstrap_interval(
+        stat, len(y), samples=j.bootstrap_samples, seed=j.seed, level=j.level
     )
 
 
-def baseline_gate(
-    settings: ValidationSettings, recent: SliceData, candidate: Sequence[int]
-) -> GateResult:
-    """Without a champion, the candidate must still beat always answering the majority class,
-    significantly (one-sided exact binomial test): a model trained on noise cannot, however
-    lucky its accuracy looks on a small holdout."""
-    from scipy.stats import binomtest
-
-    y = np.asarray(recent.y_true)
-    correct = int((np.asarray(candidate) == y).sum())
-    majority = float(np.bincount(y).max() / len(y))
-    p = float(binomtest(correct, len(y), majority, alternative="greater").pvalue)
-    return GateResult(
-        name=f"significance@{recent.name}",
-        metric="p_value",
-        slice=recent.name,
-        value=p,
-        champion=None,
-        threshold={"max": settings.alpha},
-        passed=p < settings.alpha,
-        details={"test": "binomial_vs_majority", "majority_accuracy": majority, "n": len(y)},
+def _difference(
+    metric: str,
+    cand_stat: Statistic,
+    champ_stat: Statistic,
+    y: IntArray,
+    cand: IntArray,
+    champ: IntArray,
+    j: Judging,
+) -> tuple[float, m.Interval | None, dict[str, Any]]:
+    """Candidate minus champion on the same rows, with a paired interval."""
+    if metric in {"accuracy", "error_rate"}:
+        paired = m.paired_difference(cand == y, champ == y, level=j.level)
+        details = {
+            "candidate_only_right": paired.a_only,
+            "champion_only_right": paired.b_only,
+            "mcnemar_p": m.mcnemar_p(cand == y, champ == y),
+        }
+        if metric == "accuracy":
+            return paired.difference, paired.interval, details
+        iv = paired.interval
+        flipped = m.Interval(low=-iv.high, high=-iv.low, level=iv.level, method=iv.method)
+        return -paired.difference, flipped, details
+    everything = np.arange(len(y))
+    diff = cand_stat(everything) - champ_stat(everything)
+    interval = m.bootstrap_interval(
+        lambda ix: cand_stat(ix) - champ_stat(ix),
+        len(y),
+        samples=j.bootstrap_samples,
+        seed=j.seed,
+        level=j.level,
     )
+    return diff, interval, {}
 
 
 # --------------------------------------------------------------------------- gates
 
 
-def _check(
-    gate: GateSettings, value: float, champion: float | None
-) -> tuple[bool, dict[str, float]]:
+def _bounds(
+    gate: GateSettings,
+    value: float,
+    difference: float | None,
+    interval: m.Interval | None,
+) -> tuple[list[str], dict[str, float], list[str]]:
+    """(failures, threshold, bounds skipped for want of a champion)."""
+    failures: list[str] = []
+    skipped: list[str] = []
     threshold: dict[str, float] = {}
-    passed = True
+    lower_better = gate.metric in LOWER_IS_BETTER
     if gate.min is not None:
         threshold["min"] = gate.min
-        passed &= value >= gate.min
+        if value < gate.min:
+            failures.append(f"{_fmt(value)} is below min {_fmt(gate.min)}")
     if gate.max is not None:
         threshold["max"] = gate.max
-        passed &= value <= gate.max
-    if champion is not None:
-        if gate.max_drop is not None:
-            threshold["max_drop"] = gate.max_drop
-            passed &= value >= champion - gate.max_drop - 1e-12
-        if gate.max_rise is not None:
-            threshold["max_rise"] = gate.max_rise
-            passed &= value <= champion + gate.max_rise + 1e-12
-    return bool(passed), threshold
+        if value > gate.max:
+            failures.append(f"{_fmt(value)} is above max {_fmt(gate.max)}")
+    relative = {"min_gain": gate.min_gain, "max_drop": gate.max_drop, "max_rise": gate.max_rise}
+    for key, bound in relative.items():
+        if bound is None:
+            continue
+        threshold[key] = bound
+        if difference is None or interval is None:
+            skipped.append(key)
+            continue
+        if key == "min_gain":
+            # improvement is a rise, or a fall for error rates and gaps
+            worst_gain = -interval.high if lower_better else interval.low
+            if not worst_gain > bound:
+                failures.append(
+                    f"not surely better than the champion by more than {_fmt(bound)}: the "
+                    f"{interval.level:.0%} interval of the gain starts at {worst_gain:+.3f}"
+                )
+        elif key == "max_drop" and difference < -bound and interval.high < 0:
+            failures.append(f"significant drop of {-difference:.3f}, more than {_fmt(bound)}")
+        elif key == "max_rise" and difference > bound and interval.low > 0:
+            failures.append(f"significant rise of {difference:.3f}, more than {_fmt(bound)}")
+    return failures, threshold, skipped
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Names:
+    name: str
+    metric: str
+    slice: str
+
+    def result(self, **values: Any) -> GateResult:
+        return GateResult(name=self.name, metric=self.metric, slice=self.slice, **values)
 
 
 def evaluate_gate(
@@ -286,52 +337,101 @@ def evaluate_gate(
     slices: Mapping[str, SliceData],
     candidate: Mapping[str, Sequence[int]],
     champion: Mapping[str, Sequence[int]] | None,
-    n_classes: int,
+    j: Judging,
 ) -> GateResult:
-    group_metric = gate.metric in {"dp_diff", "accuracy_gap"}
-    # Bias gates are measured on the recent slice, grouped by the gate's attribute.
+    # Group gates are measured on the recent slice, grouped by the gate's attribute.
+    group_metric = gate.metric in GROUP_METRICS
     slice_name = "recent" if group_metric else gate.slice
-    name = f"{gate.metric}@{gate.slice}"
+    base = _Names(name=gate.name, metric=gate.metric, slice=gate.slice)
     data = slices.get(slice_name)
     if data is None or not data.y_true:
-        return GateResult(
-            name=name,
-            metric=gate.metric,
-            slice=gate.slice,
-            value=None,
-            champion=None,
-            threshold={},
-            passed=True,
-            skipped=f"no {slice_name} data",
+        return base.result(outcome=Outcome.NOT_JUDGED, note=f"no {slice_name} slice")
+    if not group_metric and len(data.y_true) < j.min_group_size:
+        return base.result(
+            outcome=Outcome.NOT_JUDGED,
+            n=len(data.y_true),
+            note=f"{slice_name} has {len(data.y_true)} rows, fewer than min_group_size "
+            f"{j.min_group_size}",
         )
-    value = metric_value(gate.metric, data, candidate[slice_name], n_classes, gate.slice)
-    champ = (
-        metric_value(gate.metric, data, champion[slice_name], n_classes, gate.slice)
-        if champion is not None
-        else None
-    )
-    if value is None:
-        return GateResult(
-            name=name,
-            metric=gate.metric,
-            slice=gate.slice,
-            value=None,
-            champion=champ,
-            threshold={},
-            passed=True,
-            skipped=f"fewer than two groups of {MIN_GROUP_SIZE}+ examples in {gate.slice!r}",
+    y = np.asarray(data.y_true, dtype=np.int64)
+    cand = np.asarray(candidate[slice_name], dtype=np.int64)
+    made = _statistic(gate.metric, data, cand, j, gate.slice)
+    if isinstance(made, str):
+        return base.result(outcome=Outcome.NOT_JUDGED, n=len(y), note=made)
+    cand_stat, n = made
+    everything = np.arange(len(y))
+    value = cand_stat(everything)
+    interval = _interval(gate.metric, cand_stat, y, cand, j)
+    champ_value = champ_interval = difference = diff_interval = None
+    details: dict[str, Any] = {}
+    if champion is not None:
+        champ = np.asarray(champion[slice_name], dtype=np.int64)
+        champ_made = _statistic(gate.metric, data, champ, j, gate.slice)
+        assert not isinstance(champ_made, str)  # same rows and groups as the candidate's
+        champ_stat = champ_made[0]
+        champ_value = champ_stat(everything)
+        champ_interval = _interval(gate.metric, champ_stat, y, champ, j)
+        difference, diff_interval, details = _difference(
+            gate.metric, cand_stat, champ_stat, y, cand, champ, j
         )
-    passed, threshold = _check(gate, value, champ)
+    if not np.isfinite(value):
+        return base.result(
+            outcome=Outcome.NOT_JUDGED, n=n,
+            note="the value is undefined on this slice (no group has both classes?)",
+        )  # fmt: skip
+    failures, threshold, skipped = _bounds(gate, value, difference, diff_interval)
     only_relative = gate.min is None and gate.max is None
-    return GateResult(
-        name=name,
-        metric=gate.metric,
-        slice=gate.slice,
+    note: str | None
+    if failures:
+        outcome, note = Outcome.FAILED, "; ".join(failures)
+    elif only_relative and skipped:
+        outcome, note = Outcome.SKIPPED, "no champion to compare with"
+    else:
+        outcome = Outcome.PASSED
+        note = f"{', '.join(skipped)}: no champion to compare with" if skipped else None
+    return base.result(
+        outcome=outcome,
         value=value,
-        champion=champ,
+        interval=interval,
+        champion=champ_value,
+        champion_interval=champ_interval,
+        difference=difference,
+        difference_interval=diff_interval,
         threshold=threshold,
-        passed=passed,
-        skipped="no champion to compare with" if only_relative and champ is None else None,
+        n=n,
+        note=note,
+        details=details,
+    )
+
+
+def majority_gate(data: SliceData, candidate: Sequence[int], j: Judging) -> GateResult:
+    """Without a champion the candidate must beat always answering the most frequent class,
+    with confidence: a model trained on noise cannot, however lucky it looks on a small slice."""
+    name = f"beats_majority@{data.name}"
+    base = _Names(name=name, metric="accuracy", slice=data.name)
+    n = len(data.y_true)
+    if n < j.min_group_size:
+        note = (
+            f"no {data.name} slice"
+            if n == 0
+            else f"{data.name} has {n} rows, fewer than min_group_size {j.min_group_size}"
+        )
+        return base.result(outcome=Outcome.NOT_JUDGED, n=n, note=note)
+    y = np.asarray(data.y_true, dtype=np.int64)
+    correct = int(np.sum(np.asarray(candidate, dtype=np.int64) == y))
+    interval = m.wilson(correct, n, level=j.level)
+    majority = m.majority_share(y)
+    passed = interval.low > majority
+    return base.result(
+        outcome=Outcome.PASSED if passed else Outcome.FAILED,
+        value=correct / n,
+        interval=interval,
+        threshold={"majority": majority},
+        n=n,
+        note=None
+        if passed
+        else f"the lower end of its interval is not above the majority class's {majority:.3f}",
+        details={"majority_class": int(np.bincount(y).argmax())},
     )
 
 
@@ -341,25 +441,34 @@ def judge(
     candidate: Mapping[str, Sequence[int]],
     champion: Mapping[str, Sequence[int]] | None,
     *,
-    n_classes: int,
+    min_group_size: int,
+    positive: int,
     candidate_version: str | None = None,
     champion_version: str | None = None,
-    significance: Literal["required", "skip"] = "required",
+    expected_slices: Sequence[str] = ("recent", "golden"),
 ) -> Verdict:
-    """Every configured gate, then the significance test on the recent slice."""
-    gates = [evaluate_gate(g, slices, candidate, champion, n_classes) for g in settings.gates]
-    if significance == "required" and settings.significance != "none" and "recent" in slices:
-        gates.append(
-            significance_gate(
-                settings,
-                slices["recent"],
-                candidate["recent"],
-                champion["recent"] if champion is not None else None,
-            )
-        )
+    """Every configured gate; without a champion, the majority-class gate on every slice.
+
+    ``min_group_size`` is ``monitors.min_group_size`` (the one minimum for slices and groups);
+    ``positive`` is the class index demographic parity counts as positive.
+    """
+    j = Judging(
+        level=1 - settings.alpha,
+        min_group_size=min_group_size,
+        positive=positive,
+        bootstrap_samples=settings.bootstrap_samples,
+        seed=settings.seed,
+    )
+    gates = [evaluate_gate(g, slices, candidate, champion, j) for g in settings.gates]
+    if champion is None:
+        names = list(dict.fromkeys([*expected_slices, *slices]))
+        for name in names:
+            data = slices.get(name, SliceData(name=name, y_true=()))
+            gates.append(majority_gate(data, candidate.get(name, ()), j))
     return Verdict(
         candidate=candidate_version,
         champion=champion_version,
-        passed=all(g.passed for g in gates),
         gates=tuple(gates),
+        not_judged_policy=settings.not_judged,
+        level=j.level,
     )

@@ -92,3 +92,19 @@ class Event:
     message: str
     details: dict[str, Any] | None = None
     id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReferenceRow:
+    """One scored validation row of an adapter: what it predicted on data it never trained on."""
+
+    adapter: str
+    slice: str
+    position: int
+    text: str | None
+    true_label: str
+    label: str
+    probabilities: dict[str, float]
+    embedding: bytes | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    created: datetime | None = None

@@ -22,6 +22,7 @@ from adaptd.storage.records import (
     LabelledPrediction,
     MonitorResult,
     PredictionRecord,
+    ReferenceRow,
     RetrainRun,
 )
 
@@ -560,3 +561,57 @@ def list_events(
         ]
     out.reverse()
     return out
+
+
+# --------------------------------------------------------------------------- reference rows
+
+
+def replace_reference_rows(
+    engine: Engine, adapter: str, rows: Sequence[ReferenceRow], now: datetime
+) -> int:
+    """Store ``adapter``'s scored validation rows, replacing any it had (one transaction)."""
+    values = [
+        {
+            "adapter": adapter,
+            "slice": r.slice,
+            "position": r.position,
+            "text": r.text,
+            "true_label": r.true_label,
+            "label": r.label,
+            "probabilities": r.probabilities,
+            "embedding": r.embedding,
+            "attributes": r.attributes or None,
+            "created": now,
+        }
+        for r in rows
+    ]
+    with engine.begin() as conn:
+        conn.execute(delete(t.reference_rows).where(t.reference_rows.c.adapter == adapter))
+        if values:
+            conn.execute(insert(t.reference_rows), values)
+    return len(values)
+
+
+def reference_rows(engine: Engine, adapter: str) -> list[ReferenceRow]:
+    """``adapter``'s scored validation rows, in the order they were stored."""
+    query = (
+        select(t.reference_rows)
+        .where(t.reference_rows.c.adapter == adapter)
+        .order_by(t.reference_rows.c.id)
+    )
+    with engine.connect() as conn:
+        return [
+            ReferenceRow(
+                adapter=r.adapter,
+                slice=r.slice,
+                position=r.position,
+                text=r.text,
+                true_label=r.true_label,
+                label=r.label,
+                probabilities=r.probabilities,
+                embedding=r.embedding,
+                attributes=r.attributes or {},
+                created=r.created,
+            )
+            for r in conn.execute(query)
+        ]

@@ -162,3 +162,25 @@ events = Table(
     Column("details", JSON, nullable=True),
 )
 Index("ix_events_ts", events.c.ts)
+
+# The scored validation rows of an adapter (its held-out recent rows and the golden set, scored
+# by the adapter itself in the training child): the monitors' reference for that adapter, so
+# the reference is data it never trained on and predates any shift that comes after it.
+reference_rows = Table(
+    "reference_rows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("adapter", String(64), nullable=False),
+    # recent | golden
+    Column("slice", String(32), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("text", Text, nullable=True),
+    Column("true_label", String(64), nullable=False),
+    Column("label", String(64), nullable=False),
+    Column("probabilities", JSON, nullable=False),
+    # float16 bytes of the pooled embedding, as in predictions
+    Column("embedding", LargeBinary, nullable=True),
+    Column("attributes", JSON, nullable=True),
+    Column("created", UTCDateTime(), nullable=False),
+)
+Index("ix_reference_rows_adapter_id", reference_rows.c.adapter, reference_rows.c.id)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-from adaptd.monitoring.detectors.performance import ece, macro_f1, performance
+from adaptd.evaluation.measures import ece, macro_f1
+from adaptd.monitoring.detectors.performance import performance
 from adaptd.signals import Status
 from tests.unit.monitoring.factory import by_name, context, window
 

@@ -135,3 +135,29 @@ def test_invariants(labels: list[str], dup_every: int, ratio: float) -> None:
     assert sum(ts.weights) / len(ts.weights) == pytest.approx(1.0)
     assert all(w > 0 for w in ts.weights)
     assert len({e.label for e in ts.train}) == 2
+
+
+def test_holdout_is_new_to_the_champion_too() -> None:
+    labelled = data(100)
+    # The champion replayed the 5 newest texts and was trained on data up to minute 79: none
+    # of that may judge it, so the holdout is the newest rows after both.
+    replayed = labelled[-5:]
+    training = assemble(
+        labelled,
+        replayed,
+        SPEC,
+        champion_trained=replayed,
+        champion_until=T0 + timedelta(minutes=79),
+    )
+    held = {e.text for e in training.holdout}
+    assert held == {f"text number {i}" for i in range(80, 95)}
+    trained = {text_key(e.text) for e in training.train}
+    assert not trained & {text_key(t) for t in held}
+    # The rows the champion saw are not wasted: the candidate trains on them.
+    assert {text_key(e.text) for e in replayed} <= trained
+
+
+def test_nothing_new_to_the_champion_is_a_clear_rejection() -> None:
+    labelled = data(40)
+    with pytest.raises(RetrainRejected, match="none of the 40 labelled examples is new"):
+        assemble(labelled, [], SPEC, champion_until=T0 + timedelta(days=1))

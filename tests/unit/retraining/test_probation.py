@@ -21,9 +21,22 @@ def test_labelled_accuracy_drop_rolls_back_with_reason() -> None:
         settings=CFG,
     )
     assert d.action == "rollback"
-    assert (
-        d.reason == "labelled accuracy 0.780 vs 0.850 of the previous adapter (drop 0.070 > 0.02)"
+    assert d.reason == (
+        "labelled accuracy 0.780 vs 0.850 of the previous adapter (drop 0.070 > 0.02, "
+        "95% interval of the difference [-0.139, -0.008])"
     )
+
+
+def test_labelled_drop_within_noise_keeps_the_adapter() -> None:
+    # 5 points lower on 100 labels: beyond the margin, but the interval reaches above zero.
+    d = decide(
+        Observation(samples=500, labelled_accuracy=0.85),
+        Observation(samples=100, labelled_accuracy=0.80),
+        started=T0,
+        now=T0 + timedelta(minutes=5),
+        settings=CFG,
+    )
+    assert d.action == "keep"
 
 
 def test_estimated_accuracy_used_when_no_labels_and_not_mixed() -> None:

@@ -14,6 +14,7 @@ TABLES = {
     "monitor_results",
     "policy_state",
     "events",
+    "reference_rows",
 }
 
 

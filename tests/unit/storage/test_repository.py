@@ -144,3 +144,30 @@ def test_naive_datetimes_are_refused(engine):
     )
     with pytest.raises(Exception, match="naive datetime"):
         repo.insert_predictions(engine, [naive])
+
+
+def test_reference_rows_replace_and_read_back_in_order(engine) -> None:
+    from adaptd.storage.records import ReferenceRow
+
+    def row(i: int, slice_: str) -> ReferenceRow:
+        return ReferenceRow(
+            adapter="v1",
+            slice=slice_,
+            position=i,
+            text=f"text {i}",
+            true_label="positive",
+            label="negative" if i % 2 else "positive",
+            probabilities={"negative": 0.2, "positive": 0.8},
+            embedding=b"\x00\x3c" * 4,
+            attributes={"gender": "f"},
+        )
+
+    assert repo.replace_reference_rows(engine, "v1", [row(0, "recent"), row(1, "golden")], T0) == 2
+    assert repo.replace_reference_rows(engine, "v1", [row(i, "recent") for i in range(3)], T0) == 3
+    rows = repo.reference_rows(engine, "v1")
+    assert [(r.slice, r.position, r.label) for r in rows] == [
+        ("recent", 0, "positive"), ("recent", 1, "negative"), ("recent", 2, "positive"),
+    ]  # fmt: skip
+    assert rows[0].embedding == b"\x00\x3c" * 4 and rows[0].attributes == {"gender": "f"}
+    assert rows[0].created == T0 and rows[0].probabilities["positive"] == 0.8
+    assert repo.reference_rows(engine, "v2") == []

@@ -1,7 +1,8 @@
 """Performance on labelled feedback: accuracy, macro-F1, per-class recall, calibration error.
 
 The reference window's labelled rows give each statistic a reference value; a drop beyond
-``accuracy_drop`` (or a calibration error that grows by as much) is a DRIFT status.
+``accuracy_drop`` (or a calibration error that grows by as much) is a DRIFT status. The
+statistics are :mod:`adaptd.evaluation.measures`', the same the gates and probation use.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from adaptd.evaluation.measures import accuracy, ece, macro_f1, recalls
 from adaptd.monitoring.detectors.base import CheckContext, error, insufficient, verdict
 from adaptd.monitoring.windows import Window
 from adaptd.signals import Signal
@@ -22,45 +24,6 @@ IntArray = npt.NDArray[np.int64]
 def labelled_rows(window: Window) -> tuple[FloatArray, IntArray, IntArray]:
     mask = window.labelled
     return window.probabilities[mask], window.predicted[mask], window.y_true[mask]
-
-
-def accuracy(y_true: IntArray, y_pred: IntArray) -> float:
-    return float(np.mean(y_true == y_pred))
-
-
-def recalls(y_true: IntArray, y_pred: IntArray, k: int) -> list[float | None]:
-    """Recall per class index; None for a class with no true example."""
-    out: list[float | None] = []
-    for c in range(k):
-        support = y_true == c
-        out.append(float(np.mean(y_pred[support] == c)) if support.any() else None)
-    return out
-
-
-def macro_f1(y_true: IntArray, y_pred: IntArray) -> float:
-    """Macro F1 over the classes present in truth or prediction (scikit-learn's default)."""
-    scores = []
-    for c in np.union1d(y_true, y_pred):
-        tp = np.sum((y_pred == c) & (y_true == c))
-        fp = np.sum((y_pred == c) & (y_true != c))
-        fn = np.sum((y_pred != c) & (y_true == c))
-        denom = 2 * tp + fp + fn
-        scores.append(2 * tp / denom if denom else 0.0)
-    return float(np.mean(scores))
-
-
-def ece(probs: FloatArray, y_true: IntArray, bins: int) -> float:
-    """Expected calibration error of the top-class confidence over equal-width bins."""
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == y_true
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        in_bin = which == b
-        if in_bin.any():
-            total += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(total)
 
 
 def performance(ctx: CheckContext, reference: Window, current: Window) -> list[Signal]:

@@ -1,0 +1,205 @@
+"""Do the promotion gates promote what they should? ``python -m bench.adaptation.gates [--quick]``
+
+Real data (the demo's shift: Rotten Tomatoes snippets -> tweets) and real predictions, fed to
+the pure :func:`adaptd.retraining.validation.judge` exactly as a retrain feeds it. Candidates
+are simulated cheaply with logistic regressions on frozen mean-pooled all-MiniLM-L6-v2
+embeddings (computed once, cached under /tmp), each trained on different data:
+
+- champion: 1,500 movie snippets (the adapter in service before the shift);
+- better: the same movies plus the training tweets (learned the new domain, kept the old);
+- same: 1,500 *other* movie snippets (no real improvement: must not be promoted);
+- worse: the movies plus the training tweets with their labels flipped (worse on the target);
+- shuffled: movies and tweets with shuffled labels (noise: must always be rejected);
+- forgets: the training tweets only (better on tweets, loses the movies: the golden gate's job).
+
+The recent slice is held-out tweets (never trained on), the golden slice 300 or 500 held-out
+movie snippets. Each seed re-draws every split. A first-adapter block judges the champion and the
+shuffled model without a champion (recent = held-out movie snippets), against the majority class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from adaptd.retraining.settings import ValidationSettings
+from adaptd.retraining.validation import SliceData, Verdict, judge
+from bench.adaptation.embeddings import domain
+
+GOLDEN_SIZES = (300, 500)
+SOURCE_TRAIN = 1500
+#: monitors.min_group_size's default: the one minimum of every slice and group
+MIN_GROUP_SIZE = 30
+CANDIDATES = ("better", "same", "worse", "shuffled", "forgets")
+
+
+def fit(x: np.ndarray, y: np.ndarray, seed: int) -> object:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(x, y)
+
+
+def predict(model: object, x: np.ndarray) -> list[int]:
+    return [int(v) for v in model.predict(x)]  # type: ignore[attr-defined]
+
+
+#: verdicts with a clear regression (the whole interval of the difference below zero on recent,
+#: or below -max_drop on golden), by whether they were promoted: the promoted count must be 0
+CLEAR_REGRESSIONS = {True: 0, False: 0}
+
+
+def _clear_regression(verdict: Verdict) -> int:
+    gates = {g.name: g for g in verdict.gates}
+    recent, golden = gates["accuracy@recent"], gates["accuracy@golden"]
+    margin = golden.threshold.get("max_drop", 0.0)
+    return int(
+        (recent.difference_interval is not None and recent.difference_interval.high < 0)
+        or (golden.difference_interval is not None and golden.difference_interval.high < -margin)
+    )
+
+
+def one_seed(
+    seed: int,
+    movies: tuple[np.ndarray, np.ndarray],
+    tweets: tuple[np.ndarray, np.ndarray],
+    n_recent: int,
+    alphas: Sequence[float],
+) -> tuple[dict[tuple[int, float, str], bool], dict[str, tuple[float, float]], dict[str, bool]]:
+    rng = np.random.default_rng(seed)
+    mx, my = movies
+    tx, ty = tweets
+    mp = rng.permutation(len(my))
+    g = max(GOLDEN_SIZES)
+    champ_ix, golden_ix = mp[:SOURCE_TRAIN], mp[SOURCE_TRAIN : SOURCE_TRAIN + g]
+    other_ix = mp[SOURCE_TRAIN + g : 2 * SOURCE_TRAIN + g]
+    first_recent_ix = mp[2 * SOURCE_TRAIN + g : 2 * SOURCE_TRAIN + g + n_recent]
+    tp = rng.permutation(len(ty))
+    recent_ix, target_ix = tp[:n_recent], tp[n_recent:]
+
+    src_x, src_y = mx[champ_ix], my[champ_ix]
+    tgt_x, tgt_y = tx[target_ix], ty[target_ix]
+    both_x = np.vstack([src_x, tgt_x])
+    both_y = np.concatenate([src_y, tgt_y])
+    models = {
+        "champion": fit(src_x, src_y, seed),
+        "better": fit(both_x, both_y, seed),
+        "same": fit(mx[other_ix], my[other_ix], seed),
+        "worse": fit(both_x, np.concatenate([src_y, 1 - tgt_y]), seed),
+        "shuffled": fit(both_x, rng.permutation(both_y), seed),
+        "forgets": fit(tgt_x, tgt_y, seed),
+    }
+    slices = {
+        "recent": SliceData(name="recent", y_true=tuple(int(v) for v in ty[recent_ix])),
+        "golden": SliceData(name="golden", y_true=tuple(int(v) for v in my[golden_ix])),
+    }
+    xs = {"recent": tx[recent_ix], "golden": mx[golden_ix]}
+    preds = {name: {s: predict(model, xs[s]) for s in slices} for name, model in models.items()}
+    accuracies = {
+        name: tuple(  # (recent, golden)
+            float(np.mean(np.asarray(preds[name][s]) == np.asarray(slices[s].y_true)))
+            for s in ("recent", "golden")
+        )
+        for name in models
+    }
+    promoted: dict[tuple[int, float, str], bool] = {}
+    for size in GOLDEN_SIZES:
+        sized = {
+            **slices,
+            "golden": SliceData(name="golden", y_true=slices["golden"].y_true[:size]),
+        }
+        for alpha in alphas:
+            settings = ValidationSettings(alpha=alpha)
+            for name in CANDIDATES:
+                cut = {**preds[name], "golden": preds[name]["golden"][:size]}
+                champ = {**preds["champion"], "golden": preds["champion"]["golden"][:size]}
+                verdict = judge(
+                    settings, sized, cut, champ, min_group_size=MIN_GROUP_SIZE, positive=1
+                )
+                promoted[(size, alpha, name)] = verdict.passed
+                CLEAR_REGRESSIONS[verdict.passed] += _clear_regression(verdict)
+    # first adapter: no champion; both slices come from the source domain, as in a first run
+    first_slices = {
+        "recent": SliceData(name="recent", y_true=tuple(int(v) for v in my[first_recent_ix])),
+        "golden": SliceData(name="golden", y_true=slices["golden"].y_true[: GOLDEN_SIZES[0]]),
+    }
+    first_x = {"recent": mx[first_recent_ix], "golden": mx[golden_ix[: GOLDEN_SIZES[0]]]}
+    first: dict[str, bool] = {}
+    for name in ("champion", "shuffled"):
+        p = {s: predict(models[name], first_x[s]) for s in first_slices}
+        first[name] = judge(
+            ValidationSettings(), first_slices, p, None,
+            min_group_size=MIN_GROUP_SIZE, positive=1,
+        ).passed  # fmt: skip
+    return promoted, accuracies, first
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20 seeds instead of 100")
+    parser.add_argument("--seeds", type=int, default=None)
+    args = parser.parse_args(argv)
+    seeds = args.seeds or (20 if args.quick else 100)
+    alphas = (0.05, 0.10)
+    sizes = (100, 200, 250)  # held-out tweets; 543 in all, the rest is training data
+    started = time.perf_counter()
+    movies = domain("movies")[:2]
+    tweets = domain("tweets")[:2]
+    print(
+        f"data: {len(movies[1])} movie snippets, {len(tweets[1])} tweets; golden "
+        f"{GOLDEN_SIZES} movie snippets; {seeds} seeds; min_group_size {MIN_GROUP_SIZE}"
+    )
+    rates: dict[tuple[int, int, float, str], list[bool]] = defaultdict(list)
+    accs: dict[tuple[int, str], list[tuple[float, float]]] = defaultdict(list)
+    firsts: dict[str, list[bool]] = defaultdict(list)
+    for n_recent in sizes:
+        for seed in range(seeds):
+            promoted, accuracies, first = one_seed(seed, movies, tweets, n_recent, alphas)
+            for (golden, alpha, name), ok in promoted.items():
+                rates[(n_recent, golden, alpha, name)].append(ok)
+            for name, pair in accuracies.items():
+                accs[(n_recent, name)].append(pair)
+            for name, ok in first.items():
+                firsts[name].append(ok)
+
+    print("\nmean held-out accuracy (recent = held-out tweets, golden = held-out movies):")
+    print(f"{'model':<10} {'recent':>7} {'golden':>7}  (n recent {sizes[-1]})")
+    for name in ("champion", *CANDIDATES):
+        pairs = np.asarray(accs[(sizes[-1], name)])
+        print(f"{name:<10} {pairs[:, 0].mean():7.3f} {pairs[:, 1].mean():7.3f}")
+
+    print(
+        "\npromotion rate over seeds (default gates: accuracy@recent min_gain 0, "
+        "accuracy@golden max_drop 0.02):"
+    )
+    header = f"{'n recent':>8} {'golden':>6} {'alpha':>5} " + " ".join(
+        f"{c:>9}" for c in CANDIDATES
+    )
+    print(header)
+    for n_recent in sizes:
+        for golden in GOLDEN_SIZES:
+            for alpha in alphas:
+                cells = " ".join(
+                    f"{np.mean(rates[(n_recent, golden, alpha, c)]):9.2f}" for c in CANDIDATES
+                )
+                print(f"{n_recent:>8} {golden:>6} {alpha:>5.2f} {cells}")
+    print(
+        f"\nfirst adapter (no champion, must beat the majority class on recent and golden, "
+        f"alpha {ValidationSettings().alpha}): source-only model promoted "
+        f"{np.mean(firsts['champion']):.2f}, "
+        f"shuffled-label model promoted {np.mean(firsts['shuffled']):.2f} "
+        f"({len(firsts['champion'])} runs)"
+    )
+    print(
+        f"candidates with a clear regression (interval wholly below 0 on recent or below "
+        f"-max_drop on golden): {CLEAR_REGRESSIONS[True]} promoted, "
+        f"{CLEAR_REGRESSIONS[False]} rejected"
+    )
+    print(f"\n{time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
