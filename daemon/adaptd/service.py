@@ -227,6 +227,7 @@ class Service:
         self.host = ModelHost(
             base=resolve_base(settings.model.base),
             labels=settings.model.labels,
+            pooling=settings.model.pooling,
             device=settings.model.device,
             threads=settings.model.threads,
             max_length=settings.model.max_length,

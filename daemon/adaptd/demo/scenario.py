@@ -139,7 +139,7 @@ def run_demo(
 
     say(f"1/6 training the first adapter on {len(first_train)} movie snippets (LoRA, MiniLM)")
     started = time.perf_counter()
-    base = inspect_base(resolve_base(None), settings.model.labels)
+    base = inspect_base(resolve_base(None), settings.model.labels, pooling=settings.model.pooling)
     registry = AdaptersRegistry(engine=engine, adapters_dir=settings.adapters_dir, base=base)
     first = RetrainJob(settings, engine, registry).run(
         RetrainRequest(reason="demo: first adapter from movie reviews", examples=first_train)

@@ -78,10 +78,24 @@ def adapter_labels(adapter_dir: Path) -> tuple[str, ...] | None:
     return tuple(labels) if isinstance(labels, list) else None
 
 
+def classifier_of(model: Any) -> Any:
+    """The :class:`PooledClassifier` inside a peft model (or the model itself)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner
+
+
 def save_adapter(model: Any, out_dir: Path, labels: Sequence[str], meta: dict[str, Any]) -> None:
-    """Save in the PEFT layout plus ``adaptd.json`` (labels and lineage) beside it."""
+    """Save in the PEFT layout plus ``adaptd.json`` beside it: labels and lineage, and the head
+    (pooling, head module, base type) so serving, retraining and import read it the same way."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir), safe_serialization=True)
+    inner = classifier_of(model)
+    head = {
+        "pooling": inner.pooling,
+        "head": inner.head_name,
+        "base_model_type": str(inner.config.model_type),
+    }
     (out_dir / "adaptd.json").write_text(
-        json.dumps({"labels": list(labels), **meta}, indent=2, sort_keys=True), encoding="utf-8"
+        json.dumps({"labels": list(labels), **head, **meta}, indent=2, sort_keys=True),
+        encoding="utf-8",
     )

@@ -67,3 +67,42 @@ def test_decoder_architectures_serve(arch: str, tmp_path: Path) -> None:
     assert [p.adapter for p in predictions] == [arch, arch]
     assert all(abs(sum(p.probabilities) - 1) < 1e-5 for p in predictions)
     assert predictions[0].embedding.shape == (32,)
+
+
+def test_a_trained_adapter_serves_the_logits_it_was_trained_to(
+    host: ModelHost, tiny_base: Path, tmp_path: Path
+) -> None:
+    """Train (LoRA moved off zero, head fitted) -> save -> build: the merged serving model gives
+    the trained model's logits, so pooling and head travel with the adapter."""
+    import torch
+
+    from adaptd.modeling.base import load_classifier
+    from adaptd.modeling.lora import LoraSpec, new_adapter, save_adapter
+
+    torch.manual_seed(3)
+    trained = new_adapter(load_classifier(str(tiny_base), LABELS), LoraSpec(rank=4))
+    with torch.no_grad():
+        for name, param in trained.named_parameters():
+            if "lora_B" in name or "modules_to_save" in name:
+                param.normal_()
+    trained.eval()
+    save_adapter(trained, tmp_path / "trained", LABELS, {})
+    built = host.build("trained", tmp_path / "trained")
+    assert host.pooling == "mean" and "auto" in host.pooling_reason
+    batch = host.tokenizer(
+        ["a short one", "a somewhat longer sentence to pad against"],
+        padding=True,
+        return_tensors="pt",
+    )
+    with torch.no_grad():
+        want = trained(**batch).logits
+        got = built.model(**batch).logits
+    assert not torch.allclose(want, torch.zeros_like(want))
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_a_host_pooling_by_another_rule_refuses_the_adapter(tiny_base: Path, adapter_a: Path):
+    cls_host = ModelHost(base=str(tiny_base), labels=LABELS, pooling="cls", max_length=16)
+    assert (cls_host.pooling, cls_host.pooling_reason) == ("cls", "set in model.pooling")
+    with pytest.raises(IncompatibleAdapterError, match="trained with mean pooling"):
+        cls_host.build("a", adapter_a)
