@@ -151,6 +151,8 @@ def load_classifier(
     model = PooledClassifier(
         encoder, num_labels=len(labels), pooling=choice, is_decoder=is_decoder(config)
     )
+    # peft records this as the adapter's base_model_name_or_path: the file, for a GGUF base.
+    model.name_or_path = base
     model.eval()
     return model
 

@@ -88,7 +88,9 @@ def save_adapter(model: Any, out_dir: Path, labels: Sequence[str], meta: dict[st
     """Save in the PEFT layout plus ``adaptd.json`` beside it: labels and lineage, and the head
     (pooling, head module, base type) so serving, retraining and import read it the same way."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir), safe_serialization=True)
+    # We never adapt the embeddings; saying so skips peft's look for the base's config.json
+    # (a GGUF base has none, and peft would otherwise try the Hub).
+    model.save_pretrained(str(out_dir), safe_serialization=True, save_embedding_layers=False)
     inner = classifier_of(model)
     head = {
         "pooling": inner.pooling,

@@ -106,3 +106,38 @@ def test_a_host_pooling_by_another_rule_refuses_the_adapter(tiny_base: Path, ada
     assert (cls_host.pooling, cls_host.pooling_reason) == ("cls", "set in model.pooling")
     with pytest.raises(IncompatibleAdapterError, match="trained with mean pooling"):
         cls_host.build("a", adapter_a)
+
+
+def test_a_gguf_file_as_model_base_serves_a_prediction(tmp_path: Path) -> None:
+    """model.base naming a .gguf file (how SmolLM2-135M-Instruct ships): tokenizer, config,
+    meta-device shapes and classifier all come from the one file; a decoder, so last pooling."""
+    from adaptd.metrics import new_metrics
+    from adaptd.modeling.base import load_classifier, resolve_base
+    from adaptd.modeling.lora import LoraSpec, new_adapter, save_adapter
+    from adaptd.modeling.tiny import build_tiny_gguf
+    from adaptd.serving.batcher import Batcher
+
+    gguf_file = resolve_base(str(build_tiny_gguf(tmp_path / "models" / "tiny.gguf")))
+    adapter = tmp_path / "gguf-adapter"
+    save_adapter(
+        new_adapter(load_classifier(gguf_file, LABELS), LoraSpec(rank=4)), adapter, LABELS, {}
+    )
+    host = ModelHost(base=gguf_file, labels=LABELS, max_length=16)
+    assert host.base_info.model_type == "llama" and host.pooling == "last"
+    assert host.tokenizer.pad_token_id is not None and host.tokenizer.padding_side == "right"
+    host.offer(host.build("gguf", adapter))
+    batcher = Batcher(host, new_metrics(), max_batch=8, max_wait_ms=0, queue_size=16)
+    future = batcher.submit(["a short one", "a somewhat longer sentence to pad against"])
+    batcher.run_batch(batcher.take_batch(block=False))
+    predictions = future.result(timeout=0)
+    assert [p.adapter for p in predictions] == ["gguf", "gguf"]
+    assert all(abs(sum(p.probabilities) - 1) < 1e-5 for p in predictions)
+
+
+def test_a_model_base_file_that_is_not_gguf_is_a_config_error(tmp_path: Path) -> None:
+    from adaptd.errors import ConfigError
+    from adaptd.modeling.base import resolve_base
+
+    (tmp_path / "model.bin").write_bytes(b"x")
+    with pytest.raises(ConfigError, match=r"model.base: .*model.bin is a file but not a .gguf"):
+        resolve_base(str(tmp_path / "model.bin"))
