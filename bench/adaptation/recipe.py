@@ -75,6 +75,12 @@ def variants(quick: bool, full_rows: int, small_rows: int, with_old: bool) -> li
         ),
         Variant("LP-FT auto, LoRA 1e-3 head 1e-3", full_rows, {**new, "mode": "auto"}),
         Variant(
+            "LP-FT auto, LoRA on q/k/v/dense",
+            full_rows,
+            {**new, "mode": "auto", "target_modules": ("query", "key", "value", "dense")},
+            "peft's default for BERT is query/value only",
+        ),
+        Variant(
             "small: LP-FT auto, min_steps 150",
             small_rows,
             {**new, "mode": "auto", "min_steps": 150},

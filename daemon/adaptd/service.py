@@ -571,6 +571,8 @@ class Service:
                 "pending": host.pending.version if host.pending else None,
                 "refused": dict(self._refused),
                 "base_model": host.base_info.path,
+                "pooling": host.pooling,
+                "pooling_reason": host.pooling_reason,
                 "device": host.device,
             }
         if batcher is not None:
