@@ -81,6 +81,16 @@ def variants(quick: bool, full_rows: int, small_rows: int, with_old: bool) -> li
             "peft's default for BERT is query/value only",
         ),
         Variant(
+            "LP-FT auto, q/k/v/dense, LoRA 2e-3",
+            full_rows,
+            {
+                **new,
+                "mode": "auto",
+                "target_modules": ("query", "key", "value", "dense"),
+                "learning_rate": 2e-3,
+            },
+        ),
+        Variant(
             "small: LP-FT auto, min_steps 150",
             small_rows,
             {**new, "mode": "auto", "min_steps": 150},

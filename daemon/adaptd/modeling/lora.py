@@ -30,12 +30,17 @@ def new_adapter(model: Any, spec: LoraSpec) -> Any:
     for the SEQ_CLS task type (``classifier`` for BERT, ``score`` for decoder LLMs)."""
     from peft import LoraConfig, TaskType, get_peft_model
 
+    targets: list[str] | str | None = list(spec.target_modules) if spec.target_modules else None
+    if targets == ["all-linear"]:
+        # peft's architecture-independent spelling (every linear layer but the head) is a plain
+        # string; inside a list it would name a module called "all-linear".
+        targets = "all-linear"
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=spec.rank,
         lora_alpha=spec.alpha,
         lora_dropout=spec.dropout,
-        target_modules=list(spec.target_modules) if spec.target_modules else None,
+        target_modules=targets,
     )
     return get_peft_model(model, config)
 

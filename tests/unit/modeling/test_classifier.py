@@ -54,3 +54,16 @@ def test_mean_head_keeps_hugging_face_module_names_and_the_forward_interface(ber
     shapes = base_module_shapes(str(bert), LABELS)
     assert shapes["classifier"] == (32, 2)
     assert "bert.encoder.layer.0.attention.self.query" in shapes
+
+
+def test_all_linear_adapts_every_encoder_linear_layer_but_not_the_head(bert: Path) -> None:
+    model = new_adapter(
+        load_classifier(str(bert), LABELS), LoraSpec(target_modules=("all-linear",))
+    )
+    adapted = {
+        n.split(".lora_A")[0].rsplit(".", 1)[-1]
+        for n, _ in model.named_parameters()
+        if ".lora_A" in n
+    }
+    assert adapted == {"query", "key", "value", "dense"}
+    assert not any("classifier" in n and "lora" in n for n, _ in model.named_parameters())
