@@ -62,8 +62,10 @@ class RetrainingSettings(Section):
     alpha: int = Field(default=16, ge=1, description="LoRA alpha of a fresh adapter.")
     dropout: float = Field(default=0.1, ge=0, lt=1, description="LoRA dropout.")
     target_modules: list[str] | None = Field(
-        default=None,
-        description="Modules a fresh LoRA adapts (default: peft's choice for the architecture).",
+        default_factory=lambda: ["all-linear"],
+        description="Modules a fresh LoRA adapts. all-linear: every linear layer of the encoder "
+        "(on BERT query/key/value/dense: +1.3 points over query/value, "
+        "bench/adaptation/recipe.py); null: peft's choice for the architecture.",
     )
     epochs: int = Field(
         default=2,
