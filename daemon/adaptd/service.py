@@ -270,6 +270,7 @@ class Service:
         self.host = ModelHost(
             base=resolve_base(settings.model.base),
             labels=settings.model.labels,
+            pooling=settings.model.pooling,
             device=settings.model.device,
             threads=settings.model.threads,
             max_length=settings.model.max_length,
@@ -741,6 +742,8 @@ class Service:
                 "pending": host.pending.version if host.pending else None,
                 "refused": dict(self._refused),
                 "base_model": host.base_info.path,
+                "pooling": host.pooling,
+                "pooling_reason": host.pooling_reason,
                 "device": host.device,
             }
         if batcher is not None:

@@ -42,12 +42,14 @@ def write_config(
     *,
     store_url: str | None = None,
     labels: Sequence[str] = LABELS,
+    pooling: str = "auto",
 ) -> Path:
     lines = [
         f"state_dir: {tmp_path / 'state'}",
         "model:",
         f"  base: {base}",
         f"  labels: [{', '.join(labels)}]",
+        f"  pooling: {pooling}",
     ]
     if store_url is not None:
         lines += ["store:", f"  url: {store_url}"]
@@ -176,12 +178,23 @@ def test_show_prints_every_gate_of_a_stored_verdict(cli, config, sources):
     assert code == 0, err
 
 
-def test_an_adapter_trained_elsewhere_imports(cli, config, sources):
+def test_an_adapter_trained_elsewhere_imports_on_the_pooling_it_was_trained_with(
+    cli, config, sources, tmp_path, tiny_base, store_url
+):
+    # Trained on AutoModelForSequenceClassification (BERT's CLS pooler), recording nothing: the
+    # tiny base pools by mean under auto, so the import is refused naming both poolings ...
     code, out, err = cli("adapters", "import", sources[2], "--config", config, "--json")
+    assert (code, out) == (1, "")
+    assert "trained with cls pooling" in one_line(err) and "pools by mean" in err
+    # ... and accepted once the config says the base is read through the CLS pooler.
+    (tmp_path / "cls").mkdir()
+    cls_config = write_config(tmp_path / "cls", tiny_base, store_url=store_url, pooling="cls")
+    code, out, err = cli("adapters", "import", sources[2], "--config", cls_config, "--json")
     assert code == 0, err
     record = json.loads(out)
     assert record["config"]["adapter"]["labels"] is None
     assert record["config"]["adapter"]["head_shape"] == [2, 32]
+    assert record["config"]["adapter"]["pooling"] == "cls"
 
 
 def one_line(err: str) -> str:

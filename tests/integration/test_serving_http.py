@@ -284,6 +284,9 @@ def test_probes_status_metrics_and_docs(client: httpx.Client) -> None:
     status = client.get("/v1/status").json()
     assert {"adapter", "queue", "log", "config"} <= set(status)
     assert status["state"] == "running"
+    # the tiny base has no pooling config: auto says what it chose and why
+    assert status["adapter"]["pooling"] == "mean"
+    assert status["adapter"]["pooling_reason"].startswith("auto: encoder (bert) without")
     metrics = client.get("/metrics").text
     assert 'adaptd_http_requests_total{code="200",route="/healthz"}' in metrics
     assert "adaptd_active_adapter_info{version=" in metrics

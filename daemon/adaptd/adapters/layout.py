@@ -21,6 +21,7 @@ from typing import Any
 from adaptd.errors import IncompatibleAdapterError
 from adaptd.modeling.base import BaseModelInfo
 from adaptd.modeling.lora import read_adapter_config
+from adaptd.modeling.pooling import LEGACY_REASON, POOLINGS, legacy_pooling
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class AdapterSummary:
     n_params: int
     base_model: str | None
     files: tuple[str, ...]
+    #: the pooling the head was trained on (recorded in ``adaptd.json``, else the legacy head's)
+    pooling: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-native (lists, not tuples), so it reads back from the store unchanged."""
@@ -265,6 +268,31 @@ def _check_shapes(
         )
 
 
+def _check_pooling(adapter_dir: Path, meta: Mapping[str, Any], base: BaseModelInfo) -> str:
+    """The head reads one pooled vector; a head trained on another pooling would serve nonsense
+    without any shape error, so the pooling must match exactly."""
+    recorded = meta.get("pooling")
+    if recorded is not None and recorded not in POOLINGS:
+        raise IncompatibleAdapterError(
+            f"{adapter_dir}: {ADAPTD_META} records pooling {recorded!r}; known: {list(POOLINGS)}"
+        )
+    pooling = str(recorded) if recorded is not None else legacy_pooling(base.is_decoder)
+    how = (
+        f"{ADAPTD_META} records pooling {pooling!r}"
+        if recorded is not None
+        else f"{LEGACY_REASON}, which reads {pooling!r}"
+    )
+    if pooling != base.pooling:
+        raise IncompatibleAdapterError(
+            f"{adapter_dir}: trained with {pooling} pooling ({how}); the base model pools by "
+            f"{base.pooling} ({base.pooling_reason}). Set model.pooling: {pooling} to use it, "
+            "or retrain it"
+        )
+    if recorded is None:
+        logger.info("%s: %s; treated as %s pooling", adapter_dir, LEGACY_REASON, pooling)
+    return pooling
+
+
 def check_compatible(
     adapter_dir: Path,
     base: BaseModelInfo,
@@ -334,6 +362,7 @@ def check_compatible(
         _check_targets(adapter_dir, targets, regex, lora_modules, base_module_names, base)
         if isinstance(base_module_names, Mapping):
             _check_shapes(adapter_dir, shapes, head, head_shape, base_module_names)
+    pooling = _check_pooling(adapter_dir, meta, base)
 
     return AdapterSummary(
         rank=rank,
@@ -347,4 +376,5 @@ def check_compatible(
         n_params=sum(math.prod(s) for s in shapes.values()),
         base_model=config.get("base_model_name_or_path"),
         files=tuple(p.name for p in files),
+        pooling=pooling,
     )

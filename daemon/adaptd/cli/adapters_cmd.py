@@ -43,7 +43,11 @@ def _base(settings: Settings) -> tuple[BaseModelInfo, dict[str, tuple[int, ...]]
     """The base model's description and module shapes, read without loading its weights."""
     path = resolve_base(settings.model.base)
     labels = settings.model.labels
-    return inspect_base(path, labels), base_module_shapes(path, labels)
+    pooling = settings.model.pooling
+    return (
+        inspect_base(path, labels, pooling=pooling),
+        base_module_shapes(path, labels, pooling=pooling),
+    )
 
 
 @contextmanager

@@ -24,7 +24,9 @@ from adaptd.retraining.spec import Progress
 def base_info(settings: Settings) -> BaseModelInfo:
     """What the registry checks adapters against, from the base's config alone (the CLI loads no
     weights; the training child does)."""
-    return inspect_base(resolve_base(settings.model.base), settings.model.labels)
+    return inspect_base(
+        resolve_base(settings.model.base), settings.model.labels, pooling=settings.model.pooling
+    )
 
 
 def make_registry(settings: Settings, engine: Engine) -> RegistryPort:

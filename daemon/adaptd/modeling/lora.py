@@ -30,12 +30,17 @@ def new_adapter(model: Any, spec: LoraSpec) -> Any:
     for the SEQ_CLS task type (``classifier`` for BERT, ``score`` for decoder LLMs)."""
     from peft import LoraConfig, TaskType, get_peft_model
 
+    targets: list[str] | str | None = list(spec.target_modules) if spec.target_modules else None
+    if targets == ["all-linear"]:
+        # peft's architecture-independent spelling (every linear layer but the head) is a plain
+        # string; inside a list it would name a module called "all-linear".
+        targets = "all-linear"
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=spec.rank,
         lora_alpha=spec.alpha,
         lora_dropout=spec.dropout,
-        target_modules=list(spec.target_modules) if spec.target_modules else None,
+        target_modules=targets,
     )
     return get_peft_model(model, config)
 
@@ -78,10 +83,26 @@ def adapter_labels(adapter_dir: Path) -> tuple[str, ...] | None:
     return tuple(labels) if isinstance(labels, list) else None
 
 
+def classifier_of(model: Any) -> Any:
+    """The :class:`PooledClassifier` inside a peft model (or the model itself)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner
+
+
 def save_adapter(model: Any, out_dir: Path, labels: Sequence[str], meta: dict[str, Any]) -> None:
-    """Save in the PEFT layout plus ``adaptd.json`` (labels and lineage) beside it."""
+    """Save in the PEFT layout plus ``adaptd.json`` beside it: labels and lineage, and the head
+    (pooling, head module, base type) so serving, retraining and import read it the same way."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir), safe_serialization=True)
+    # We never adapt the embeddings; saying so skips peft's look for the base's config.json
+    # (a GGUF base has none, and peft would otherwise try the Hub).
+    model.save_pretrained(str(out_dir), safe_serialization=True, save_embedding_layers=False)
+    inner = classifier_of(model)
+    head = {
+        "pooling": inner.pooling,
+        "head": inner.head_name,
+        "base_model_type": str(inner.config.model_type),
+    }
     (out_dir / "adaptd.json").write_text(
-        json.dumps({"labels": list(labels), **meta}, indent=2, sort_keys=True), encoding="utf-8"
+        json.dumps({"labels": list(labels), **head, **meta}, indent=2, sort_keys=True),
+        encoding="utf-8",
     )

@@ -210,26 +210,31 @@ class RetrainJob:
         if golden:
             slices["golden"] = [e.text for e in golden]
         write_eval_file(work / "eval.jsonl", slices)
-        incremental = rt.mode == "incremental" and champion is not None
+        incremental = rt.warm_start and champion is not None
         return TrainSpec(
             base=resolve_base(s.model.base),
             labels=labels,
             train_file=str(work / "train.jsonl"),
             out_dir=str(work / "adapter"),
             progress_file=str(work / "progress.jsonl"),
+            pooling=s.model.pooling,
+            mode=rt.mode,
             warm_start=champion.path if incremental and champion is not None else None,
-            head_only=rt.head_only,
             rank=rt.rank,
             alpha=rt.alpha,
             dropout=rt.dropout,
             target_modules=tuple(rt.target_modules) if rt.target_modules else None,
             epochs=rt.epochs,
+            min_steps=rt.min_steps,
             batch_size=rt.batch_size,
             learning_rate=rt.learning_rate,
+            head_learning_rate=rt.head_learning_rate,
+            probe_c=rt.probe_c,
             weight_decay=rt.weight_decay,
             schedule=rt.schedule,
             warmup_ratio=rt.warmup_ratio,
             early_stopping_patience=rt.early_stopping_patience,
+            dev_fraction=rt.dev_fraction,
             max_length=rt.max_length or s.model.max_length,
             seed=rt.seed,
             threads=rt.threads or 1,

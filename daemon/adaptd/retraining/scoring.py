@@ -150,11 +150,15 @@ def score_champion(
     slices: dict[str, list[str]],
     *,
     max_length: int,
+    pooling: str = "auto",
 ) -> dict[str, list[int]]:
     """Load the champion next to nothing else (a fresh base) and score it."""
     from adaptd.modeling.base import load_classifier, load_tokenizer
     from adaptd.modeling.lora import load_adapter
 
     tokenizer = load_tokenizer(base)
-    model = load_adapter(load_classifier(base, labels, tokenizer=tokenizer), adapter_dir)
+    model = load_adapter(
+        load_classifier(base, labels, tokenizer=tokenizer, pooling=pooling),  # type: ignore[arg-type]
+        adapter_dir,
+    )
     return score_slices(model, tokenizer, slices, max_length=max_length)

@@ -17,21 +17,34 @@ class TrainSpec:
     train_file: str
     out_dir: str
     progress_file: str
-    #: adapter directory to warm-start from (incremental); None starts a fresh LoRA
+    #: which token states the head reads (``model.pooling``; the adapter records the result)
+    pooling: Literal["auto", "cls", "mean", "last"] = "auto"
+    #: features: probe only (frozen encoder); finetune: probe, then LoRA + head; auto: the same,
+    #: keeping the probe when fine-tuning does not beat it on the dev split
+    mode: Literal["auto", "finetune", "features"] = "auto"
+    #: False skips the probe (the head starts random): only for benchmarks of the old recipe
+    linear_probe: bool = True
+    #: adapter directory to warm-start from (its LoRA and head); None starts a fresh LoRA
     warm_start: str | None = None
-    head_only: bool = False
     rank: int = 8
     alpha: int = 16
     dropout: float = 0.1
     target_modules: tuple[str, ...] | None = None
-    epochs: int = 3
+    epochs: int = 2
+    #: the fewest optimizer steps of a fine-tune: small datasets get more epochs instead
+    min_steps: int = 150
     batch_size: int = 16
-    learning_rate: float = 5e-4
+    #: peak learning rate of the LoRA weights
+    learning_rate: float = 1e-3
+    #: peak learning rate of the classifier head
+    head_learning_rate: float = 1e-3
+    #: inverse L2 strength of the linear probe (scikit-learn's C)
+    probe_c: float = 1.0
     weight_decay: float = 0.0
-    schedule: Literal["linear", "cosine", "constant"] = "linear"
-    warmup_ratio: float = 0.06
-    early_stopping_patience: int | None = 1
-    #: share of the training set kept aside to decide early stopping
+    schedule: Literal["linear", "cosine", "constant"] = "cosine"
+    warmup_ratio: float = 0.1
+    early_stopping_patience: int | None = None
+    #: share of the training set kept aside to pick the best checkpoint (and stop early)
     dev_fraction: float = 0.1
     max_length: int = 128
     seed: int = 0
@@ -90,6 +103,10 @@ class TrainResult:
     best_dev_loss: float | None
     stopped_early: bool
     trainable_params: int
+    #: which checkpoint was kept: "probe" or "epoch N"
+    kept: str = "probe"
+    probe_dev_accuracy: float | None = None
+    best_dev_accuracy: float | None = None
     #: {"candidate"|"champion": {slice: [class index per text]}}
     predictions: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     #: the candidate's {slice: {"probabilities": [[p per label]], "embeddings": [base64 float16]

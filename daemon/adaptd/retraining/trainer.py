@@ -1,16 +1,24 @@
 """The fine-tune itself: a plain torch loop over a peft LoRA model, run inside a child process.
 
-No Hugging Face ``Trainer``: on 2 CPU cores its per-step overhead (callbacks, accelerate, logging)
-is measurable, and we need little of it. What the loop does:
+The recipe is linear-probe-then-fine-tune (LP-FT, Kumar et al. 2022), chosen by
+``bench/adaptation/recipe.py`` (numbers in bench/adaptation/RECIPE.md):
 
-- texts are tokenized once, without padding; batches are built from length-sorted chunks and
-  padded to their own longest text (dynamic padding: cost scales with the real length);
-- weighted cross-entropy (class and group weights come from dataset assembly);
-- AdamW over the trainable parameters only (LoRA matrices and the ``modules_to_save`` head, or
-  the head alone in head-only mode), warmup then linear or cosine decay;
-- a dev split carved from the training data decides early stopping; the best epoch's trainable
-  weights are restored before saving;
-- the adapter is saved into ``out_dir`` only at the very end: a run that dies leaves no adapter.
+1. **probe**: one frozen forward pass over the data, then the head is fitted on the pooled
+   features by L2 logistic regression (:mod:`adaptd.modeling.probe`). Mode ``features`` stops
+   here: a frozen encoder and a fitted head, i.e. feature extraction.
+2. **fine-tune**: LoRA weights and head together, each with its own learning rate (the head
+   starts fitted, the LoRA matrices at zero, so they want different step sizes), warmup then
+   decay, for ``epochs`` but at least ``min_steps`` optimizer steps (600 rows would otherwise get
+   70 steps and barely move).
+3. **select**: every epoch is scored on a dev split carved from the training data (accuracy,
+   then loss); the best state is restored. In mode ``auto`` the probe is checkpoint 0, so a
+   fine-tune that does not beat feature extraction on dev falls back to it.
+
+No Hugging Face ``Trainer``: on 2 CPU cores its per-step overhead (callbacks, accelerate, logging)
+is measurable, and we need little of it. Texts are tokenized once and batched from length-sorted
+chunks padded to their own longest text; the loss is cross-entropy weighted per example (class
+and group weights from dataset assembly). The adapter is saved into ``out_dir`` only at the very
+end: a run that dies leaves no adapter.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +86,12 @@ def length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) 
 
 
 def build_model(spec: TrainSpec) -> tuple[Any, Any]:
-    """Tokenizer and the peft model to train, warm-started or fresh, head-only or LoRA."""
+    """Tokenizer and the peft model to train, warm-started from an adapter or a fresh LoRA."""
     from adaptd.modeling.base import load_classifier, load_tokenizer
     from adaptd.modeling.lora import LoraSpec, load_adapter, new_adapter
 
     tokenizer = load_tokenizer(spec.base)
-    model = load_classifier(spec.base, spec.labels, tokenizer=tokenizer)
+    model = load_classifier(spec.base, spec.labels, tokenizer=tokenizer, pooling=spec.pooling)
     if spec.warm_start:
         model = load_adapter(model, Path(spec.warm_start), trainable=True)
     else:
@@ -93,30 +102,68 @@ def build_model(spec: TrainSpec) -> tuple[Any, Any]:
             target_modules=spec.target_modules,
         )
         model = new_adapter(model, lora)
-    if spec.head_only:
+    if spec.mode == "features":
         for name, param in model.named_parameters():
             param.requires_grad = "modules_to_save" in name
     return tokenizer, model
 
 
-def _pad(batch: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+def trainable_head(model: Any) -> Any:
+    """The head copy peft trains and saves (inside ``modules_to_save``), not the frozen original."""
     import torch
 
-    width = max(len(ids) for ids in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, ids in enumerate(batch):
-        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        mask[row, : len(ids)] = 1
-    return input_ids, mask
+    from adaptd.modeling.lora import classifier_of
+
+    name = classifier_of(model).head_name
+    for module_name, module in model.named_modules():
+        if (
+            isinstance(module, torch.nn.Linear)
+            and "modules_to_save" in module_name
+            and module_name.split(".")[-3] == name
+        ):
+            return module
+    raise RuntimeError(f"no trainable {name} head in modules_to_save")
+
+
+@dataclass(slots=True)
+class _Encoded:
+    ids: list[list[int]]
+    y: Any
+    w: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _Score:
+    accuracy: float
+    loss: float
+
+    def beats(self, other: _Score | None) -> bool:
+        # Accuracy is what the gates judge; loss breaks ties, which small dev sets produce often.
+        if other is None:
+            return True
+        return (self.accuracy, -self.loss) > (other.accuracy, -other.loss)
+
+
+def _snapshot(model: Any) -> dict[str, Any]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _restore(model: Any, state: dict[str, Any]) -> None:
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in state:
+                param.copy_(state[name])
 
 
 def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
-    """Run the fine-tune described by ``spec``; saves the adapter to ``spec.out_dir``."""
+    """Run the recipe described by ``spec``; saves the adapter to ``spec.out_dir``."""
     import torch
     import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
 
-    from adaptd.modeling.lora import save_adapter
+    from adaptd.modeling.lora import classifier_of, save_adapter
+    from adaptd.modeling.probe import extract_features, fit_linear_probe, pad_batch
 
     torch.set_num_threads(spec.threads)
     random.seed(spec.seed)
@@ -126,100 +173,127 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
     rows = read_train_file(Path(spec.train_file))
     label_index = {label: i for i, label in enumerate(spec.labels)}
     rng.shuffle(rows)
-    n_dev = round(spec.dev_fraction * len(rows)) if spec.early_stopping_patience else 0
-    n_dev = n_dev if len(rows) - n_dev >= 2 else 0
+    n_dev = round(spec.dev_fraction * len(rows))
+    n_dev = n_dev if len(rows) - n_dev >= 2 and n_dev >= 2 else 0
     dev_rows, train_rows = rows[:n_dev], rows[n_dev:]
 
     tokenizer, model = build_model(spec)
+    classifier = classifier_of(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    def encode(items: list[tuple[str, str, float]]) -> tuple[list[list[int]], Any, Any]:
+    def encode(items: list[tuple[str, str, float]]) -> _Encoded:
         ids = tokenizer([t for t, _, _ in items], truncation=True, max_length=spec.max_length)[
             "input_ids"
         ]
         labels = torch.tensor([label_index[lb] for _, lb, _ in items], dtype=torch.long)
         weights = torch.tensor([w for _, _, w in items], dtype=torch.float32)
-        return ids, labels, weights
+        return _Encoded(ids, labels, weights)
 
-    train_ids, train_y, train_w = encode(train_rows)
-    dev_ids: list[list[int]] = []
-    dev_y: Any = None
-    dev_w: Any = None
-    if dev_rows:
-        dev_ids, dev_y, dev_w = encode(dev_rows)
-    lengths = [len(ids) for ids in train_ids]
+    data = encode(train_rows)
+    dev = encode(dev_rows) if dev_rows else None
+    started = time.perf_counter()
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    trainable = sum(p.numel() for p in params)
-    optimizer = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
-    steps_per_epoch = math.ceil(len(train_ids) / spec.batch_size)
-    total = steps_per_epoch * spec.epochs
-    warmup = round(spec.warmup_ratio * total)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total, warmup, spec.schedule)
-    )
+    # 1. linear probe on frozen features (checkpoint 0)
+    probing = spec.linear_probe or spec.mode == "features"
+    if probing:
+        report(_progress(0, 0, 0, 0, 0.0, 0, started, phase="probe"))
+        head = trainable_head(model)
+        weight, bias = fit_linear_probe(
+            extract_features(classifier, data.ids, pad_id),
+            data.y,
+            data.w,
+            num_labels=len(spec.labels),
+            c=spec.probe_c,
+            bias=head.bias is not None,
+        )
+        with torch.no_grad():
+            head.weight.copy_(weight)
+            if bias is not None:
+                head.bias.copy_(bias)
 
-    def dev_loss() -> float | None:
-        if not dev_ids:
+    def dev_score() -> _Score | None:
+        if dev is None:
             return None
         model.eval()
-        total_loss, total_weight = 0.0, 0.0
+        correct, total_loss, total_weight = 0, 0.0, 0.0
+        step = spec.batch_size * 2
         with torch.inference_mode():
-            for start in range(0, len(dev_ids), spec.batch_size * 2):
-                ids, mask = _pad(dev_ids[start : start + spec.batch_size * 2], pad_id)
+            for start in range(0, len(dev.ids), step):
+                ids, mask = pad_batch(dev.ids[start : start + step], pad_id)
                 logits = model(input_ids=ids, attention_mask=mask).logits
-                y = dev_y[start : start + spec.batch_size * 2]
-                w = dev_w[start : start + spec.batch_size * 2]
+                y, w = dev.y[start : start + step], dev.w[start : start + step]
                 total_loss += float((F.cross_entropy(logits, y, reduction="none") * w).sum())
                 total_weight += float(w.sum())
+                correct += int((logits.argmax(dim=-1) == y).sum())
         model.train()
-        return total_loss / total_weight
+        return _Score(accuracy=correct / len(dev.ids), loss=total_loss / total_weight)
 
-    best_loss: float | None = None
+    probe_score = dev_score() if probing else None
+    best: _Score | None = None
     best_state: dict[str, Any] | None = None
-    stale = 0
-    step = 0
-    epochs_run = 0
-    stopped_early = False
-    seen = 0
+    chosen = "probe" if probing else "initial head"
+    if probing and spec.mode in {"auto", "features"}:
+        best, best_state = probe_score, _snapshot(model)
+    if probe_score is not None:
+        logger.info("probe: dev accuracy %.4f, loss %.4f", probe_score.accuracy, probe_score.loss)
+
+    # 2. fine-tune LoRA and head
+    steps_per_epoch = math.ceil(len(data.ids) / spec.batch_size)
+    epochs = 0 if spec.mode == "features" else spec.epochs
+    if epochs:
+        epochs = max(epochs, math.ceil(spec.min_steps / steps_per_epoch))
+    total = steps_per_epoch * epochs
+    head_params = [
+        p for n, p in model.named_parameters() if p.requires_grad and "modules_to_save" in n
+    ]
+    lora_params = [
+        p for n, p in model.named_parameters() if p.requires_grad and "modules_to_save" not in n
+    ]
+    trainable = sum(p.numel() for p in head_params + lora_params)
+    step = seen = epochs_run = 0
     running = 0.0
-    started = time.perf_counter()
-    model.train()
-    for epoch in range(1, spec.epochs + 1):
-        epochs_run = epoch
-        for batch in length_batches(lengths, spec.batch_size, rng):
-            ids, mask = _pad([train_ids[i] for i in batch], pad_id)
-            logits = model(input_ids=ids, attention_mask=mask).logits
-            per_example = F.cross_entropy(logits, train_y[batch], reduction="none")
-            loss = (per_example * train_w[batch]).mean()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            seen += len(batch)
-            value = float(loss.detach())
-            running = 0.9 * running + 0.1 * value if step > 1 else value
-            if step % spec.report_every == 0 or step == total:
-                elapsed = time.perf_counter() - started
-                report(
-                    Progress(
-                        epoch=epoch,
-                        epochs=spec.epochs,
-                        step=step,
-                        steps=total,
-                        loss=round(running, 5),
-                        samples_per_s=round(seen / elapsed, 2) if elapsed else 0.0,
-                    )
-                )
-        current = dev_loss()
-        if current is not None:
-            logger.info("epoch %d: dev loss %.4f", epoch, current)
-            if best_loss is None or current < best_loss:
-                best_loss, stale = current, 0
-                best_state = {
-                    n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad
-                }
+    stale = 0
+    stopped_early = False
+    if total:
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": lora_params, "lr": spec.learning_rate},
+                {"params": head_params, "lr": spec.head_learning_rate},
+            ],
+            weight_decay=spec.weight_decay,
+        )
+        warmup = round(spec.warmup_ratio * total)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: lr_factor(s, total, warmup, spec.schedule)
+        )
+        lengths = [len(ids) for ids in data.ids]
+        model.train()
+        for epoch in range(1, epochs + 1):
+            epochs_run = epoch
+            for batch in length_batches(lengths, spec.batch_size, rng):
+                ids, mask = pad_batch([data.ids[i] for i in batch], pad_id)
+                logits = model(input_ids=ids, attention_mask=mask).logits
+                per_example = F.cross_entropy(logits, data.y[batch], reduction="none")
+                loss = (per_example * data.w[batch]).mean()
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                seen += len(batch)
+                value = float(loss.detach())
+                running = 0.9 * running + 0.1 * value if step > 1 else value
+                if step % spec.report_every == 0 or step == total:
+                    report(_progress(epoch, epochs, step, total, running, seen, started))
+            current = dev_score()
+            if current is None:
+                chosen = f"epoch {epoch}"
+                continue
+            logger.info(
+                "epoch %d: dev accuracy %.4f, loss %.4f", epoch, current.accuracy, current.loss
+            )
+            if current.beats(best):
+                best, best_state, stale, chosen = current, _snapshot(model), 0, f"epoch {epoch}"
             else:
                 stale += 1
                 if spec.early_stopping_patience and stale >= spec.early_stopping_patience:
@@ -227,34 +301,27 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
                     break
     train_seconds = time.perf_counter() - started
     if best_state is not None:
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                if name in best_state:
-                    param.copy_(best_state[name])
+        _restore(model, best_state)
+    logger.info("kept %s (dev %s)", chosen, best)
     model.eval()
     predictions: dict[str, dict[str, list[int]]] = {}
     scores: dict[str, dict[str, Any]] = {}
     if spec.eval_file:
         from adaptd.retraining.scoring import read_eval_file, score_candidate, score_champion
 
-        report(
-            Progress(
-                epoch=epochs_run,
-                epochs=spec.epochs,
-                step=step,
-                steps=total,
-                loss=round(running, 5),
-                samples_per_s=round(seen / train_seconds, 2) if train_seconds else 0.0,
-                phase="validate",
-            )
-        )
+        report(_progress(epochs_run, epochs, step, total, running, seen, started, phase="validate"))
         slices = read_eval_file(Path(spec.eval_file))
         predictions["candidate"], scores = score_candidate(
             model, tokenizer, slices, max_length=spec.max_length
         )
         if spec.champion:
             predictions["champion"] = score_champion(
-                spec.base, spec.labels, Path(spec.champion), slices, max_length=spec.max_length
+                spec.base,
+                spec.labels,
+                Path(spec.champion),
+                slices,
+                max_length=spec.max_length,
+                pooling=spec.pooling,
             )
     save_adapter(
         model,
@@ -263,7 +330,8 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
         {
             "trained_on": len(train_rows),
             "warm_start": spec.warm_start,
-            "head_only": spec.head_only,
+            "mode": spec.mode,
+            "kept": chosen,
             "seed": spec.seed,
         },
     )
@@ -274,9 +342,35 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
         samples=seen,
         train_seconds=round(train_seconds, 3),
         samples_per_s=round(seen / train_seconds, 2) if train_seconds else 0.0,
-        best_dev_loss=None if best_loss is None else round(best_loss, 6),
+        best_dev_loss=None if best is None else round(best.loss, 6),
         stopped_early=stopped_early,
         trainable_params=trainable,
+        kept=chosen,
+        probe_dev_accuracy=None if probe_score is None else round(probe_score.accuracy, 6),
+        best_dev_accuracy=None if best is None else round(best.accuracy, 6),
         predictions=predictions,
         scores=scores,
+    )
+
+
+def _progress(
+    epoch: int,
+    epochs: int,
+    step: int,
+    steps: int,
+    loss: float,
+    seen: int,
+    started: float,
+    *,
+    phase: str = "train",
+) -> Progress:
+    elapsed = time.perf_counter() - started
+    return Progress(
+        epoch=epoch,
+        epochs=epochs,
+        step=step,
+        steps=steps,
+        loss=round(loss, 5),
+        samples_per_s=round(seen / elapsed, 2) if elapsed else 0.0,
+        phase=phase,
     )

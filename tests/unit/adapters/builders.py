@@ -38,15 +38,22 @@ def build_adapter(
     seed: int = 0,
 ) -> Path:
     """A LoRA adapter with its classifier head, saved as adaptd saves them (``adaptd.json`` with
-    the labels) or, with ``plain_peft``, as any peft user would (no adaptd.json)."""
+    the labels and pooling) or, with ``plain_peft``, as any peft user would: on
+    ``AutoModelForSequenceClassification`` (BERT's CLS pooler head), with no adaptd.json."""
     import torch
+    from transformers import AutoModelForSequenceClassification
 
     from adaptd.modeling.base import load_classifier
     from adaptd.modeling.lora import LoraSpec, new_adapter, save_adapter
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    model = load_classifier(str(base), labels)
+    if plain_peft:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(base), num_labels=len(labels)
+        )
+    else:
+        model = load_classifier(str(base), labels)
     spec = LoraSpec(rank=rank, alpha=2 * rank, target_modules=target_modules)
     peft_model = new_adapter(model, spec)
     if plain_peft:

@@ -98,14 +98,39 @@ def test_a_good_adapter_is_summarised(adapter, base_info, base_modules):
     assert json.loads(json.dumps(summary.as_dict()))["head_shape"] == [2, 32]
 
 
-def test_an_adapter_trained_elsewhere_without_adaptd_json_is_accepted(
-    tiny_base, tmp_path, base_info, base_modules
+def test_an_adapter_trained_elsewhere_without_adaptd_json_is_accepted_on_cls_pooling(
+    tiny_base, tmp_path
 ):
     plain = build_adapter(tiny_base, tmp_path / "plain", plain_peft=True)
     assert not (plain / "adaptd.json").exists()
-    summary = check_compatible(plain, base_info, LABELS, base_module_names=base_modules)
+    cls_base = inspect_base(str(tiny_base), LABELS, pooling="cls")
+    modules = base_module_shapes(str(tiny_base), LABELS, pooling="cls")
+    summary = check_compatible(plain, cls_base, LABELS, base_module_names=modules)
     assert summary.labels is None
     assert summary.head_shape[0] == 2
+    assert summary.pooling == "cls"
+
+
+def test_an_adapter_without_recorded_pooling_is_refused_on_mean_naming_both(
+    tiny_base, tmp_path, base_info, base_modules
+):
+    plain = build_adapter(tiny_base, tmp_path / "plain", plain_peft=True)
+    assert base_info.pooling == "mean"
+    with pytest.raises(IncompatibleAdapterError) as e:
+        check_compatible(plain, base_info, LABELS, base_module_names=base_modules)
+    message = str(e.value)
+    assert "trained with cls pooling" in message and "no pooling recorded" in message
+    assert "the base model pools by mean" in message and "model.pooling: cls" in message
+
+
+def test_an_adapter_trained_with_another_pooling_is_refused(adapter, tiny_base, base_info):
+    assert json.loads((adapter / "adaptd.json").read_text())["pooling"] == "mean"
+    last = inspect_base(str(tiny_base), LABELS, pooling="last")
+    with pytest.raises(
+        IncompatibleAdapterError, match="trained with mean pooling .* pools by last"
+    ):
+        check_compatible(adapter, last, LABELS)
+    assert check_compatible(adapter, base_info, LABELS).pooling == "mean"
 
 
 def test_wrong_label_count_names_head_and_labels(adapter, tiny_base):
@@ -238,6 +263,9 @@ def test_an_adapter_of_another_architecture_is_refused(tmp_path, base_info, base
         check_compatible(other, base_info, LABELS, base_module_names=base_modules)
     # With the origin unknown (moved, hub id), the module names still give it away.
     edit_config(other, base_model_name_or_path="someone/elsewhere")
+    meta = json.loads((other / "adaptd.json").read_text())
+    del meta["base_model_type"]
+    (other / "adaptd.json").write_text(json.dumps(meta))
     with pytest.raises(IncompatibleAdapterError, match="absent from the base model"):
         check_compatible(other, base_info, LABELS, base_module_names=base_modules)
 

@@ -1,10 +1,8 @@
 """The real shipped MiniLM on a few hundred real movie snippets (slow).
 
-LoRA, not head-only: with BertForSequenceClassification the head reads the CLS pooler, which
-all-MiniLM-L6-v2 (trained for mean-pooled sentence embeddings) barely varies across inputs, so a
-head-only retrain of the shipped model stays near the majority class (measured: 57 % on this
-split, 71 % with LoRA r=8). Head-only is for cheap re-fits of an adapter whose encoder LoRA
-already carries the domain; its mechanics are tested on the tiny model."""
+The recipe of adaptd.retraining.trainer (mean pooling from the model's own sentence-transformers
+config, linear probe, then LoRA + head): before it, BertForSequenceClassification's CLS-pooler
+head stayed near the majority class on this split when only the head trained (57 %)."""
 
 from __future__ import annotations
 

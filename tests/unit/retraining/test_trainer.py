@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -27,8 +28,12 @@ def make_spec(tmp_path: Path, base: Path, **overrides: object) -> TrainSpec:
         "out_dir": str(tmp_path / "adapter"),
         "progress_file": str(tmp_path / "progress.jsonl"),
         "eval_file": str(tmp_path / "eval.jsonl"),
-        "epochs": 4,
+        # mean pooling dilutes the one keyword over the filler: the tiny random BERT needs ~10
+        # passes where its CLS pooler needed 4
+        "epochs": 10,
+        "min_steps": 0,
         "learning_rate": 2e-2,
+        "head_learning_rate": 2e-2,
         "max_length": 32,
         "early_stopping_patience": None,
         **overrides,
@@ -70,9 +75,12 @@ def test_train_learns_saves_peft_layout_and_reports(tmp_path: Path, tiny_base: P
     assert accuracy(result.predictions["candidate"]["recent"]) >= 0.8
     names = {p.name for p in (tmp_path / "adapter").iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "adaptd.json"} <= names
-    assert reports and reports[-1].phase == "validate"
+    assert reports and reports[0].phase == "probe" and reports[-1].phase == "validate"
     assert reports[-2].step == reports[-2].steps == result.steps
-    assert result.samples == 4 * 400  # no dev split without early stopping
+    assert result.samples == result.epochs_run * 360  # 10 % of the rows are the dev split
+    meta = json.loads((tmp_path / "adapter" / "adaptd.json").read_text())
+    assert meta["pooling"] == "mean" and meta["head"] == "classifier"
+    assert meta["base_model_type"] == "bert" and meta["kept"] == result.kept
 
 
 def test_seeded_runs_are_identical(tmp_path: Path, tiny_base: Path) -> None:
@@ -84,12 +92,68 @@ def test_seeded_runs_are_identical(tmp_path: Path, tiny_base: Path) -> None:
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_head_only_trains_only_the_head(tmp_path: Path, tiny_base: Path) -> None:
-    result = train(make_spec(tmp_path, tiny_base, head_only=True, epochs=1), lambda p: None)
+def test_features_mode_fits_only_the_head_by_the_probe(tmp_path: Path, tiny_base: Path) -> None:
+    result = train(make_spec(tmp_path, tiny_base, mode="features"), lambda p: None)
     weights = load_file(str(tmp_path / "adapter" / "adapter_model.safetensors"))
     lora_b = [v for k, v in weights.items() if "lora_B" in k]
     assert lora_b and all(float(v.abs().max()) == 0.0 for v in lora_b)  # LoRA B starts at zero
     assert result.trainable_params == 32 * 2 + 2  # the classifier Linear(32, 2)
+    assert result.steps == 0 and result.kept == "probe"
+    assert result.best_dev_accuracy == result.probe_dev_accuracy
+
+
+def test_min_steps_gives_small_datasets_more_epochs(tmp_path: Path, tiny_base: Path) -> None:
+    # 360 training rows / 16 = 23 steps per epoch: 100 steps need 5 epochs, not the 1 asked for.
+    spec = make_spec(tmp_path, tiny_base, epochs=1, min_steps=100, mode="finetune")
+    result = train(spec, lambda p: None)
+    assert result.epochs_run == 5 and result.steps == 5 * 23
+
+
+def test_auto_falls_back_to_the_probe_when_fine_tuning_does_not_help(
+    tmp_path: Path, tiny_base: Path
+) -> None:
+    # A learning rate this large wrecks the encoder: every fine-tuned epoch is worse on dev than
+    # the probe, so auto keeps the probe's head and leaves the LoRA weights untouched.
+    spec = make_spec(tmp_path, tiny_base, epochs=2, learning_rate=5.0, head_learning_rate=5.0)
+    result = train(spec, lambda p: None)
+    assert result.kept == "probe"
+    assert result.best_dev_accuracy == result.probe_dev_accuracy
+    weights = load_file(str(tmp_path / "adapter" / "adapter_model.safetensors"))
+    assert all(float(v.abs().max()) == 0.0 for k, v in weights.items() if "lora_B" in k)
+    wrecked = train(
+        make_spec(
+            tmp_path / "ft",
+            tiny_base,
+            epochs=2,
+            learning_rate=5.0,
+            head_learning_rate=5.0,
+            mode="finetune",
+        ),
+        lambda p: None,
+    )
+    assert wrecked.kept.startswith("epoch")
+    assert accuracy(result.predictions["candidate"]["recent"]) > accuracy(
+        wrecked.predictions["candidate"]["recent"]
+    )
+
+
+def test_linear_probe_matches_scikit_learn_logistic_regression() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from adaptd.modeling.probe import fit_linear_probe
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 8, generator=gen)
+    y = (x[:, 0] + 0.5 * x[:, 1] + 0.3 * torch.randn(300, generator=gen) > 0).long()
+    weight, bias = fit_linear_probe(x, y, torch.ones(300), num_labels=2, c=1.0)
+    ref = LogisticRegression(C=1.0, max_iter=1000).fit(x.numpy(), y.numpy())
+    ours = (x @ weight.T + bias).argmax(dim=1).numpy()
+    assert (ours == ref.predict(x.numpy())).mean() >= 0.98
+    # the same direction as sklearn's binary weights (the difference of our two class rows)
+    cosine = torch.nn.functional.cosine_similarity(
+        weight[1] - weight[0], torch.tensor(ref.coef_[0]).float(), dim=0
+    )
+    assert float(cosine) > 0.99
 
 
 def test_early_stopping_restores_best_epoch(tmp_path: Path, tiny_base: Path) -> None:

@@ -67,3 +67,77 @@ def test_decoder_architectures_serve(arch: str, tmp_path: Path) -> None:
     assert [p.adapter for p in predictions] == [arch, arch]
     assert all(abs(sum(p.probabilities) - 1) < 1e-5 for p in predictions)
     assert predictions[0].embedding.shape == (32,)
+
+
+def test_a_trained_adapter_serves_the_logits_it_was_trained_to(
+    host: ModelHost, tiny_base: Path, tmp_path: Path
+) -> None:
+    """Train (LoRA moved off zero, head fitted) -> save -> build: the merged serving model gives
+    the trained model's logits, so pooling and head travel with the adapter."""
+    import torch
+
+    from adaptd.modeling.base import load_classifier
+    from adaptd.modeling.lora import LoraSpec, new_adapter, save_adapter
+
+    torch.manual_seed(3)
+    trained = new_adapter(load_classifier(str(tiny_base), LABELS), LoraSpec(rank=4))
+    with torch.no_grad():
+        for name, param in trained.named_parameters():
+            if "lora_B" in name or "modules_to_save" in name:
+                param.normal_()
+    trained.eval()
+    save_adapter(trained, tmp_path / "trained", LABELS, {})
+    built = host.build("trained", tmp_path / "trained")
+    assert host.pooling == "mean" and "auto" in host.pooling_reason
+    batch = host.tokenizer(
+        ["a short one", "a somewhat longer sentence to pad against"],
+        padding=True,
+        return_tensors="pt",
+    )
+    with torch.no_grad():
+        want = trained(**batch).logits
+        got = built.model(**batch).logits
+    assert not torch.allclose(want, torch.zeros_like(want))
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_a_host_pooling_by_another_rule_refuses_the_adapter(tiny_base: Path, adapter_a: Path):
+    cls_host = ModelHost(base=str(tiny_base), labels=LABELS, pooling="cls", max_length=16)
+    assert (cls_host.pooling, cls_host.pooling_reason) == ("cls", "set in model.pooling")
+    with pytest.raises(IncompatibleAdapterError, match="trained with mean pooling"):
+        cls_host.build("a", adapter_a)
+
+
+def test_a_gguf_file_as_model_base_serves_a_prediction(tmp_path: Path) -> None:
+    """model.base naming a .gguf file (how SmolLM2-135M-Instruct ships): tokenizer, config,
+    meta-device shapes and classifier all come from the one file; a decoder, so last pooling."""
+    from adaptd.metrics import new_metrics
+    from adaptd.modeling.base import load_classifier, resolve_base
+    from adaptd.modeling.lora import LoraSpec, new_adapter, save_adapter
+    from adaptd.modeling.tiny import build_tiny_gguf
+    from adaptd.serving.batcher import Batcher
+
+    gguf_file = resolve_base(str(build_tiny_gguf(tmp_path / "models" / "tiny.gguf")))
+    adapter = tmp_path / "gguf-adapter"
+    save_adapter(
+        new_adapter(load_classifier(gguf_file, LABELS), LoraSpec(rank=4)), adapter, LABELS, {}
+    )
+    host = ModelHost(base=gguf_file, labels=LABELS, max_length=16)
+    assert host.base_info.model_type == "llama" and host.pooling == "last"
+    assert host.tokenizer.pad_token_id is not None and host.tokenizer.padding_side == "right"
+    host.offer(host.build("gguf", adapter))
+    batcher = Batcher(host, new_metrics(), max_batch=8, max_wait_ms=0, queue_size=16)
+    future = batcher.submit(["a short one", "a somewhat longer sentence to pad against"])
+    batcher.run_batch(batcher.take_batch(block=False))
+    predictions = future.result(timeout=0)
+    assert [p.adapter for p in predictions] == ["gguf", "gguf"]
+    assert all(abs(sum(p.probabilities) - 1) < 1e-5 for p in predictions)
+
+
+def test_a_model_base_file_that_is_not_gguf_is_a_config_error(tmp_path: Path) -> None:
+    from adaptd.errors import ConfigError
+    from adaptd.modeling.base import resolve_base
+
+    (tmp_path / "model.bin").write_bytes(b"x")
+    with pytest.raises(ConfigError, match=r"model.base: .*model.bin is a file but not a .gguf"):
+        resolve_base(str(tmp_path / "model.bin"))

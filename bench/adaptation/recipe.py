@@ -1,0 +1,248 @@
+"""python -m bench.adaptation.recipe [--quick] [--threads N] [--only NAME,...] [--with-old]
+
+Which fine-tune recipe makes the first adapter beat feature extraction? On the shipped
+all-MiniLM-L6-v2 and Rotten Tomatoes snippets (deterministic split: shuffled with seed 0, the
+first rows train, the next ones are the held-out test set no run sees), every variant runs
+through the real trainer (``adaptd.retraining.trainer.train``) and is scored on the same test
+rows. The peer is scikit-learn's LogisticRegression(C=1) on frozen mean-pooled embeddings of the
+same base ("feature extraction"), the floor PERFORMANCE.md section 11 sets.
+
+A second, small case (600 training rows) checks that the step budget does not starve small
+datasets. Numbers and the chosen defaults are in bench/adaptation/RECIPE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adaptd.datasets import demo
+from adaptd.datasets.records import Example
+from adaptd.modeling.base import resolve_base
+from adaptd.retraining.scoring import write_eval_file
+from adaptd.retraining.spec import TrainSpec
+from adaptd.retraining.trainer import train, write_train_file
+
+LABELS = demo.LABELS
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    name: str
+    rows: int
+    spec: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+def variants(quick: bool, full_rows: int, small_rows: int, with_old: bool) -> list[Variant]:
+    new = {"pooling": "mean", "learning_rate": 1e-3, "head_learning_rate": 1e-3, "epochs": 2}
+    if quick:
+        return [
+            Variant("features (probe only)", full_rows, {**new, "mode": "features"}),
+            Variant("LP-FT auto", full_rows, {**new, "mode": "auto", "epochs": 1}),
+        ]
+    old = [
+        Variant(
+            "old: cls pooler, one LR 5e-4, 3 ep",
+            full_rows,
+            {
+                "pooling": "cls",
+                "mode": "finetune",
+                "linear_probe": False,
+                "learning_rate": 5e-4,
+                "head_learning_rate": 5e-4,
+                "epochs": 3,
+                "min_steps": 0,
+                "schedule": "linear",
+                "warmup_ratio": 0.06,
+            },
+            "adaptd before #9",
+        )
+    ]
+    return (old if with_old else []) + [
+        Variant("features (probe only)", full_rows, {**new, "mode": "features"}),
+        Variant(
+            "FT no probe, LoRA 1e-3 head 2e-3",
+            full_rows,
+            {**new, "mode": "finetune", "linear_probe": False, "head_learning_rate": 2e-3},
+            "the measured 83.8% recipe, cosine",
+        ),
+        Variant("LP-FT auto, LoRA 1e-3 head 1e-3", full_rows, {**new, "mode": "auto"}),
+        Variant(
+            "LP-FT auto, LoRA on q/k/v/dense",
+            full_rows,
+            {**new, "mode": "auto", "target_modules": ("query", "key", "value", "dense")},
+            "peft's default for BERT is query/value only",
+        ),
+        Variant(
+            "LP-FT auto, q/k/v/dense, LoRA 2e-3",
+            full_rows,
+            {
+                **new,
+                "mode": "auto",
+                "target_modules": ("query", "key", "value", "dense"),
+                "learning_rate": 2e-3,
+            },
+        ),
+        Variant(
+            "small: LP-FT auto, min_steps 150",
+            small_rows,
+            {**new, "mode": "auto", "min_steps": 150},
+        ),
+        Variant(
+            "small: LP-FT auto, min_steps 0",
+            small_rows,
+            {**new, "mode": "auto", "min_steps": 0},
+            "2 epochs only: the starved run",
+        ),
+        Variant("small: features (probe only)", small_rows, {**new, "mode": "features"}),
+    ]
+
+
+def split(n_train: int, n_test: int) -> tuple[list[Example], list[Example]]:
+    movies = list(demo.rotten_tomatoes())
+    random.Random(0).shuffle(movies)
+    return movies[:n_train], movies[n_train : n_train + n_test]
+
+
+def accuracy(predictions: list[int], examples: list[Example]) -> float:
+    hits = sum(LABELS[p] == e.label for p, e in zip(predictions, examples, strict=True))
+    return hits / len(examples)
+
+
+def baseline(
+    base: str, train_ex: list[Example], test_ex: list[Example], max_length: int, pooling: str
+) -> float:
+    """scikit-learn logistic regression (C=1) on frozen pooled embeddings: the peer."""
+    from sklearn.linear_model import LogisticRegression
+
+    from adaptd.modeling.base import load_classifier, load_tokenizer
+    from adaptd.modeling.probe import extract_features
+
+    tokenizer = load_tokenizer(base)
+    model = load_classifier(base, LABELS, tokenizer=tokenizer, pooling=pooling)  # type: ignore[arg-type]
+
+    def embed(examples: list[Example]) -> Any:
+        ids = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)
+        return extract_features(model, ids["input_ids"], tokenizer.pad_token_id).numpy()
+
+    y = [LABELS.index(e.label or "") for e in train_ex]
+    clf = LogisticRegression(C=1.0, max_iter=2000).fit(embed(train_ex), y)
+    predictions = [int(p) for p in clf.predict(embed(test_ex))]
+    return accuracy(predictions, test_ex)
+
+
+def run_variant(
+    variant: Variant,
+    base: str,
+    train_ex: list[Example],
+    test_ex: list[Example],
+    work: Path,
+    *,
+    threads: int,
+    max_length: int,
+) -> dict[str, Any]:
+    rows = train_ex[: variant.rows]
+    write_train_file(work / "train.jsonl", [(e.text, e.label or "", 1.0) for e in rows])
+    write_eval_file(work / "eval.jsonl", {"test": [e.text for e in test_ex]})
+    spec = TrainSpec(
+        base=base,
+        labels=LABELS,
+        train_file=str(work / "train.jsonl"),
+        out_dir=str(work / "adapter"),
+        progress_file=str(work / "progress.jsonl"),
+        eval_file=str(work / "eval.jsonl"),
+        max_length=max_length,
+        threads=threads,
+        **variant.spec,
+    )
+    started = time.perf_counter()
+    result = train(spec, lambda p: None)
+    return {
+        "variant": variant.name,
+        "rows": len(rows),
+        "accuracy": round(accuracy(result.predictions["candidate"]["test"], test_ex), 4),
+        "kept": result.kept,
+        "probe_dev": result.probe_dev_accuracy,
+        "best_dev": result.best_dev_accuracy,
+        "steps": result.steps,
+        "seconds": round(time.perf_counter() - started, 1),
+        "note": variant.note,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.adaptation.recipe")
+    parser.add_argument("--quick", action="store_true", help="400 rows, two variants")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--only", default="", help="comma-separated substrings of variant names")
+    parser.add_argument(
+        "--with-old", action="store_true", help="also the recipe before #9 (about 4 min more)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the rows to this file")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    full_rows, small_rows, n_test = (400, 200, 300) if args.quick else (1500, 600, 1000)
+    train_ex, test_ex = split(full_rows, n_test)
+    base = resolve_base(None)
+    chosen = [
+        v
+        for v in variants(args.quick, full_rows, small_rows, args.with_old)
+        if not args.only or any(s in v.name for s in args.only.split(","))
+    ]
+    started = time.perf_counter()
+    results = []
+    peers = {}
+    for rows in sorted({v.rows for v in chosen}, reverse=True):
+        peers[rows] = round(baseline(base, train_ex[:rows], test_ex, args.max_length, "mean"), 4)
+        results.append(
+            {"variant": "peer: sklearn LR C=1, mean-pooled", "rows": rows, "accuracy": peers[rows]}
+        )
+    if not args.quick and not args.only:
+        cls = round(baseline(base, train_ex, test_ex, args.max_length, "cls"), 4)
+        results.append(
+            {"variant": "peer: sklearn LR C=1, CLS pooler", "rows": full_rows, "accuracy": cls}
+        )
+    for variant in chosen:
+        with tempfile.TemporaryDirectory() as tmp:
+            row = run_variant(
+                variant,
+                base,
+                train_ex,
+                test_ex,
+                Path(tmp),
+                threads=args.threads,
+                max_length=args.max_length,
+            )
+        row["vs_peer"] = round(100 * (row["accuracy"] - peers[row["rows"]]), 1)
+        results.append(row)
+        print(json.dumps(row), flush=True)  # noqa: T201 - progress of a long benchmark
+    print(  # noqa: T201
+        f"\nheld-out movie snippets: {len(test_ex)}; threads {args.threads}; "
+        f"max_length {args.max_length}; total {time.perf_counter() - started:.0f}s\n"
+    )
+    print("| variant | rows | held-out acc | vs peer | kept | dev probe / best | steps | s |")  # noqa: T201
+    print("|---|---:|---:|---:|---|---|---:|---:|")  # noqa: T201
+    for r in results:
+        print(  # noqa: T201
+            f"| {r['variant']} | {r['rows']} | {100 * r['accuracy']:.1f}% | "
+            f"{r.get('vs_peer', '')} | {r.get('kept', '')} | "
+            f"{r.get('probe_dev', '')} / {r.get('best_dev', '')} | {r.get('steps', '')} | "
+            f"{r.get('seconds', '')} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

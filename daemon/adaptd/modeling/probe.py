@@ -1,0 +1,96 @@
+"""The linear probe: the classifier head fitted on frozen pooled features.
+
+This is "feature extraction", the transfer baseline every fine-tune must beat, and the first half
+of LP-FT (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features and Underperform
+Out-of-Distribution"): fitting the head first means the fine-tune starts from a head that already
+fits the features, so early gradients do not tear the pretrained features apart to suit a random
+head. It costs one forward pass over the data; the fit itself is an L2-regularised multinomial
+logistic regression solved by L-BFGS on the cached features (a fraction of a second).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def extract_features(
+    classifier: Any,
+    token_ids: Sequence[Sequence[int]],
+    pad_id: int,
+    *,
+    batch_size: int = 64,
+) -> Any:
+    """Pooled features ``(n, hidden)`` of every text under the classifier's current encoder (with
+    whatever LoRA is attached), in input order; dropout off, no gradients."""
+    import torch
+
+    order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
+    chunks: list[Any] = []
+    was_training = classifier.training
+    classifier.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            ids, mask = pad_batch([token_ids[i] for i in idx], pad_id)
+            pooled, _ = classifier.features(ids, mask)
+            chunks.append(pooled.float())
+    classifier.train(was_training)
+    features = torch.cat(chunks)
+    out = torch.empty_like(features)
+    out[torch.tensor(order)] = features
+    return out
+
+
+def pad_batch(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
+    """Right-padded ``input_ids`` and ``attention_mask`` for a list of token id lists."""
+    import torch
+
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, ids in enumerate(batch):
+        input_ids[row, : len(ids)] = torch.tensor(list(ids), dtype=torch.long)
+        mask[row, : len(ids)] = 1
+    return input_ids, mask
+
+
+def fit_linear_probe(
+    features: Any,
+    labels: Any,
+    weights: Any,
+    *,
+    num_labels: int,
+    c: float = 1.0,
+    bias: bool = True,
+    max_iter: int = 200,
+) -> tuple[Any, Any]:
+    """``(weight (k, d), bias (k,) or None)`` minimising weighted cross-entropy plus an L2 penalty.
+
+    ``c`` is scikit-learn's ``C`` (inverse regularisation strength: the objective is
+    ``C * sum(w_i * loss_i) + |W|^2 / 2``, here divided by the total weight), so ``c=1`` is the
+    same probe as ``LogisticRegression(C=1)``, the baseline of PERFORMANCE.md section 11.
+    """
+    import torch
+
+    x = features.detach().float()
+    y = labels.long()
+    w = weights.detach().float()
+    total = float(w.sum())
+    weight = torch.zeros((num_labels, x.shape[1]), requires_grad=True)
+    b = torch.zeros(num_labels, requires_grad=True) if bias else None
+    params = [weight] + ([b] if b is not None else [])
+    optimizer = torch.optim.LBFGS(
+        params, lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> Any:
+        optimizer.zero_grad()
+        logits = x @ weight.T + (b if b is not None else 0.0)
+        loss = (torch.nn.functional.cross_entropy(logits, y, reduction="none") * w).sum()
+        objective = (c * loss + 0.5 * (weight * weight).sum()) / total
+        objective.backward()
+        return objective
+
+    optimizer.step(closure)  # type: ignore[no-untyped-call]
+    return weight.detach(), (b.detach() if b is not None else None)
