@@ -178,8 +178,10 @@ def loop_then_rollback(daemon: Service, client: httpx.Client) -> None:
     after = send(client, keyword_examples(200, seed=5, domain="b"), "b2")
     assert after > before + 0.1
 
-    # The promoted adapter now gets feedback saying it is wrong: probation rolls it back.
-    send(client, keyword_examples(60, seed=6, domain="b"), "bad", flip=True)
+    # The promoted adapter now gets feedback saying it is wrong: probation rolls it back. Enough
+    # of it that the drop is beyond the margin *and* significant whatever the two adapters
+    # scored before (probation judges with an interval, not a point value).
+    send(client, keyword_examples(150, seed=6, domain="b"), "bad", flip=True)
     daemon.control.loop.run_check_once(now + timedelta(minutes=5))
     assert served_version(client) == first
     kinds = [e.kind for e in repo.list_events(daemon.engine)]

@@ -259,7 +259,9 @@ def looping_daemon(tmp_path: Path, alerting: tuple[Webhook, Alertmanager]) -> It
     settings = settings_for(
         tmp_path / "state",
         base,
-        model={"max_length": 32},
+        # The tiny keyword task keeps the CLS pooler and q/v LoRA, as tests/e2e/test_loop.py
+        # explains: these tests are about the loop, not the recipe.
+        model={"max_length": 32, "pooling": "cls"},
         server={"max_inputs": 64},
         policies=[policy],
         scheduler={"check_interval_s": 3600.0, "check_on_start": False},
@@ -272,6 +274,8 @@ def looping_daemon(tmp_path: Path, alerting: tuple[Webhook, Alertmanager]) -> It
         retraining={
             "epochs": 10,
             "learning_rate": 2e-2,
+            "head_learning_rate": 2e-2,
+            "target_modules": None,
             "min_labels": 20,
             "min_holdout": 20,
             "threads": 1,
@@ -283,7 +287,7 @@ def looping_daemon(tmp_path: Path, alerting: tuple[Webhook, Alertmanager]) -> It
         alerting={"webhook_url": f"{alertmanager.url}/api/v2/alerts", "backoff_s": 0.2},
     )
     engine = store_for(settings)
-    info = inspect_base(str(base), settings.model.labels)
+    info = inspect_base(str(base), settings.model.labels, pooling=settings.model.pooling)
     first = RetrainJob(
         settings,
         engine,

@@ -52,7 +52,9 @@ def daemon(tiny_base: Path, tmp_path: Path) -> Iterator[Service]:
     settings = settings_for(
         tmp_path / "state",
         tiny_base,
-        model={"max_length": 32},
+        # The tiny keyword task keeps the CLS pooler and q/v LoRA, as tests/e2e/test_loop.py
+        # explains: these tests are about the loop, not the recipe.
+        model={"max_length": 32, "pooling": "cls"},
         server={"max_inputs": 64},
         policies=[policy],
         scheduler={"check_interval_s": 3600.0, "check_on_start": False},
@@ -60,6 +62,8 @@ def daemon(tiny_base: Path, tmp_path: Path) -> Iterator[Service]:
         retraining={
             "epochs": 10,
             "learning_rate": 2e-2,
+            "head_learning_rate": 2e-2,
+            "target_modules": None,
             "min_labels": 20,
             "min_holdout": 20,
             "threads": 1,
@@ -68,7 +72,7 @@ def daemon(tiny_base: Path, tmp_path: Path) -> Iterator[Service]:
         validation={"golden_size": 100, "gates": GATES},
     )
     engine = store_for(settings)
-    base = inspect_base(str(tiny_base), settings.model.labels)
+    base = inspect_base(str(tiny_base), settings.model.labels, pooling=settings.model.pooling)
     first = RetrainJob(
         settings,
         engine,

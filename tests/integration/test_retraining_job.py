@@ -49,12 +49,15 @@ GATES = [
 def make_settings(state: Path, base: Path, **validation: object) -> Settings:
     return Settings(
         state_dir=state,
-        model=ModelSettings(base=str(base), max_length=32),
+        # The tiny keyword task keeps the CLS pooler and q/v LoRA (see tests/e2e/test_loop.py).
+        model=ModelSettings(base=str(base), max_length=32, pooling="cls"),
         retraining=RetrainingSettings(
             # enough for the tiny model to beat the majority class on a 50-row golden set with
             # confidence (at 4 epochs it reached 66 % there, inside the noise of 54 %)
             epochs=8,
             learning_rate=2e-2,
+            head_learning_rate=2e-2,
+            target_modules=None,
             min_labels=20,
             min_holdout=20,
             threads=1,
@@ -460,7 +463,7 @@ def test_real_registry_records_a_rejected_first_candidate(
     registry = AdaptersRegistry(
         engine=sqlite_engine,
         adapters_dir=settings.adapters_dir,
-        base=inspect_base(str(tiny_base), settings.model.labels),
+        base=inspect_base(str(tiny_base), settings.model.labels, pooling=settings.model.pooling),
     )
     job = RetrainJob(settings, sqlite_engine, registry, executor=LocalExecutor(poll_s=0.05))
     outcome = job.run(

@@ -64,12 +64,15 @@ def test_retrain_promote_probation_rollback(sqlite_engine: Engine, tmp_path: Pat
     base = build_tiny_model(tmp_path / "tiny", hidden=32, layers=2)
     settings = Settings(
         state_dir=tmp_path / "state",
-        model=ModelSettings(base=str(base), max_length=32),
+        # The tiny keyword task keeps the CLS pooler and q/v LoRA (see tests/e2e/test_loop.py).
+        model=ModelSettings(base=str(base), max_length=32, pooling="cls"),
         retraining=RetrainingSettings(
             # 8 epochs: at 4 the tiny model's 66 % on the 50-row golden set is inside the noise
             # of its 54 % majority class, and a first adapter must beat that with confidence
             epochs=8,
             learning_rate=2e-2,
+            head_learning_rate=2e-2,
+            target_modules=None,
             min_labels=20,
             threads=1,
             early_stopping_patience=None,
@@ -85,7 +88,7 @@ def test_retrain_promote_probation_rollback(sqlite_engine: Engine, tmp_path: Pat
     port = AdaptersRegistry(
         engine=sqlite_engine,
         adapters_dir=settings.adapters_dir,
-        base=inspect_base(str(base), LABELS),
+        base=inspect_base(str(base), LABELS, pooling="cls"),
     )
     now = [datetime(2026, 4, 1, tzinfo=UTC)]
 
