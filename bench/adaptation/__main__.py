@@ -108,6 +108,10 @@ def oracle(
     }
 
 
+def backbone_name(base: str | None) -> str:
+    return "all-MiniLM-L6-v2" if base is None else Path(base).stem
+
+
 def run_one(shift: Shift, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     base = resolve_base(args.base)
     policy = ROOT / "policies" / "default.yaml"
@@ -120,7 +124,7 @@ def run_one(shift: Shift, args: argparse.Namespace, work: Path) -> dict[str, Any
         attributes=["gender"],
         overrides=overrides,
     )
-    print(f"== {shift.name} on {Path(base).name}: {shift.sizes()}", flush=True)
+    print(f"== {shift.name} on {backbone_name(args.base)}: {shift.sizes()}", flush=True)
     started = time.perf_counter()
     baseline = feature_extraction(base, shift, settings.model.max_length)
     print(f"   feature extraction: {baseline}", flush=True)
@@ -130,7 +134,7 @@ def run_one(shift: Shift, args: argparse.Namespace, work: Path) -> dict[str, Any
     result: ScenarioResult = run_scenario(
         shift, settings, stream=stream, say=lambda line: print("   " + line, flush=True)
     )
-    name = f"adaptation-{shift.name}-{Path(base).name}"
+    name = f"adaptation-{shift.name}-{backbone_name(args.base)}"
     write_timeline(result, RESULTS / f"{name}.png")
     fed = list(shift.source_train) + list(result.fed)
     oracle_scores = oracle(work / "oracle", settings, fed, shift)
@@ -138,7 +142,7 @@ def run_one(shift: Shift, args: argparse.Namespace, work: Path) -> dict[str, Any
     first, final = result.accuracy["first"], result.accuracy["final"]
     doc = {
         "shift": shift.name,
-        "backbone": Path(base).name,
+        "backbone": backbone_name(args.base),
         "sizes": shift.sizes(),
         "feature_extraction": baseline,
         "first_adapter": first,
