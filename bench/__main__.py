@@ -14,7 +14,12 @@ print(
     "the demo shift\n"
     "  python -m bench.retraining   trainer vs a bare peft+torch loop; serving during a retrain; "
     "the demo shift vs an oracle\n"
+    "  python -m bench.adaptation   a real shift end to end over HTTP with the shipped policy vs "
+    "frozen-feature baseline and an oracle\n"
+    "  python -m bench.adaptation.recipe  the fine-tune recipe vs frozen-feature logistic "
+    "regression\n"
     "  python -m bench.adaptation.gates  promotion gates on real predictions: shuffled, worse, "
     "forgetting and better candidates\n"
+    "  python -m bench.faults       kill -9 under traffic; feedback right after every answer\n"
     "  python bench/adapter_check.py  registry compatibility check vs loading with peft"
 )
