@@ -45,37 +45,24 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 
 
-def mean_pooled(base: str, texts: list[str], max_length: int) -> Any:
-    """Frozen features: the base's last hidden state, averaged over real tokens."""
-    import numpy as np
-    import torch
-    from transformers import AutoModel
-
-    from adaptd.modeling.base import load_tokenizer
-
-    tokenizer = load_tokenizer(base)
-    model = AutoModel.from_pretrained(base).eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), 64):
-            enc = tokenizer(
-                texts[start : start + 64],
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="pt",
-            )
-            hidden = model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).float()
-            out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)).numpy())
-    return np.concatenate(out)
-
-
-def feature_extraction(base: str, shift: Shift, max_length: int) -> dict[str, float]:
+def feature_extraction(base: str, shift: Shift, settings: Any) -> dict[str, float]:
+    """Logistic regression (C=1) on the base's frozen pooled features, the pooling the daemon
+    chose for it (mean for MiniLM): the same features the recipe's linear probe starts from."""
     from sklearn.linear_model import LogisticRegression
 
+    from adaptd.modeling.base import load_classifier, load_tokenizer
+    from adaptd.modeling.probe import extract_features
+
+    labels = settings.model.labels
+    tokenizer = load_tokenizer(base)
+    model = load_classifier(base, labels, tokenizer=tokenizer, pooling=settings.model.pooling)
+
     def xy(rows: tuple[Example, ...]) -> tuple[Any, list[str]]:
-        return mean_pooled(base, [e.text for e in rows], max_length), [e.label or "" for e in rows]
+        ids = tokenizer(
+            [e.text for e in rows], truncation=True, max_length=settings.model.max_length
+        )["input_ids"]
+        features = extract_features(model, ids, tokenizer.pad_token_id).numpy()
+        return features, [e.label or "" for e in rows]
 
     x, y = xy(shift.source_train)
     clf = LogisticRegression(C=1.0, max_iter=3000).fit(x, y)
@@ -126,7 +113,7 @@ def run_one(shift: Shift, args: argparse.Namespace, work: Path) -> dict[str, Any
     )
     print(f"== {shift.name} on {backbone_name(args.base)}: {shift.sizes()}", flush=True)
     started = time.perf_counter()
-    baseline = feature_extraction(base, shift, settings.model.max_length)
+    baseline = feature_extraction(base, shift, settings)
     print(f"   feature extraction: {baseline}", flush=True)
     stream = Stream(
         rate_per_s=args.rate, feedback_fraction=args.feedback, max_wait_s=args.max_wait_s

@@ -170,8 +170,7 @@ def train_first_adapter(settings: Settings, examples: Sequence[Example]) -> tupl
 
 def score_offline(settings: Settings, adapter_dir: str, examples: Sequence[Example]) -> float:
     """Held-out accuracy of one adapter, built exactly as serving builds it."""
-    import torch
-
+    from adaptd.retraining.scoring import predict_indices
     from adaptd.serving.host import ModelHost
 
     host = ModelHost(
@@ -181,21 +180,13 @@ def score_offline(settings: Settings, adapter_dir: str, examples: Sequence[Examp
         pooling=settings.model.pooling,
     )
     built = host.build("offline", Path(adapter_dir))
-    correct = 0
-    texts = [e.text for e in examples]
-    with torch.inference_mode():
-        for start in range(0, len(texts), 64):
-            enc = host.tokenizer(
-                texts[start : start + 64],
-                padding=True,
-                truncation=True,
-                max_length=settings.model.max_length,
-                return_tensors="pt",
-            )
-            predicted = built.model(**enc).logits.argmax(dim=-1).tolist()
-            for e, p in zip(examples[start : start + 64], predicted, strict=True):
-                correct += int(settings.model.labels[p] == e.label)
-    return correct / len(examples)
+    predicted = predict_indices(
+        built.model, host.tokenizer, [e.text for e in examples], max_length=host.max_length
+    )
+    labels = settings.model.labels
+    return sum(labels[p] == e.label for p, e in zip(predicted, examples, strict=True)) / len(
+        examples
+    )
 
 
 class _Streamer:
