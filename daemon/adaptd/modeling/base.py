@@ -176,16 +176,13 @@ def inspect_base(
 ) -> BaseModelInfo:
     """:func:`describe` from the config alone: no weights are read, so the CLI can check an
     adapter against the base model in a fraction of a second."""
+    from types import SimpleNamespace
+
     config = load_config(base)
     choice = choose_for(base, config, pooling)
-    return BaseModelInfo(
-        path=base,
-        model_type=str(config.model_type),
-        labels=tuple(labels),
-        is_decoder=is_decoder(config),
-        pooling=choice.pooling,
-        pooling_reason=choice.reason,
-    )
+    # describe() reads nothing but these three attributes.
+    model = SimpleNamespace(config=config, pooling=choice.pooling, pooling_reason=choice.reason)
+    return describe(base, model, labels)
 
 
 def base_module_shapes(
