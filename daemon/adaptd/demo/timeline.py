@@ -65,11 +65,15 @@ def write_timeline(result: ScenarioResult, out: Path) -> Path:
                 color=colours[i % len(colours)],
                 label=f"labelled accuracy, {name} {version[:8]}",
             )
-    estimated = [(t, v) for t, s, v, _ in result.checks if s == "performance.estimated_accuracy"]
-    if estimated:
+    estimated = [
+        (t, v)
+        for t, s, v, _ in result.checks
+        if s == "performance.estimated_accuracy" and v is not None
+    ]
+    if estimated:  # checks without enough data have no value: no legend entry for nothing
         top.scatter(
-            [t / 60 for t, v in estimated if v is not None],
-            [v for _, v in estimated if v is not None],
+            [t / 60 for t, _ in estimated],
+            [v for _, v in estimated],
             marker="x",
             color="black",
             label="estimated accuracy (no labels, each check)",
