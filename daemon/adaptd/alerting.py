@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import Field
 
-from adaptd.metrics import Metrics
+from adaptd.policy.metrics import PolicyMetrics
 from adaptd.settings_base import Section
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Webhook:
     def __init__(
         self,
         settings: AlertingSettings,
-        metrics: Metrics,
+        metrics: PolicyMetrics,
         *,
         post: Callable[[str, bytes, float], None] = _post,
         sleep: Callable[[float], None] = time.sleep,
@@ -124,10 +124,10 @@ class Webhook:
                     self._sleep(wait)
                     wait *= 2
                 continue
-            self._metrics.alert_webhook_deliveries.labels(result="delivered").inc()
+            self._metrics.webhook_deliveries.labels(result="delivered").inc()
             return True
         logger.error("alert webhook %s: giving up after %d attempts", self.url, attempts)
-        self._metrics.alert_webhook_deliveries.labels(result="failed").inc()
+        self._metrics.webhook_deliveries.labels(result="failed").inc()
         return False
 
 

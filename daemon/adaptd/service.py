@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,19 +38,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from adaptd import __version__, liveness, sdnotify
 from adaptd.adapters import registry
 from adaptd.config import Settings, load_settings
+from adaptd.control.context import ControlContext
 from adaptd.errors import AdaptdError, ConfigError
 from adaptd.logsetup import configure_logging
 from adaptd.metrics import Metrics
 from adaptd.modeling.base import resolve_base
 from adaptd.serving.batcher import Batcher
-
-if TYPE_CHECKING:
-    from adaptd.control.wiring import DaemonControl
 from adaptd.serving.host import ModelHost, Swap
 from adaptd.serving.http import ServingContext, create_app
 from adaptd.serving.logwriter import PredictionLog
 from adaptd.storage import repository as repo
 from adaptd.storage.engine import open_store
+
+if TYPE_CHECKING:
+    from adaptd.control.wiring import DaemonControl
 
 logger = logging.getLogger(__name__)
 
@@ -97,28 +97,6 @@ _LEGAL = {
 
 class IllegalTransitionError(AdaptdError):
     """A lifecycle step was called in a state it cannot start from."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ControlContext:
-    """What the control loop receives from the daemon in :meth:`Service._start_control`."""
-
-    engine: Engine
-    metrics: Metrics
-    settings: Callable[[], Settings]
-    #: None in the control role (no model is served there)
-    host: ModelHost | None
-    #: add a section to /v1/status: ``register_status("control", loop.status)``
-    register_status: Callable[[str, Callable[[], dict[str, Any]]], None]
-    #: called with the new settings on SIGHUP; raising keeps the previous config (and is shown)
-    register_reload: Callable[[Callable[[Settings], None]], None]
-    #: teardown, run at shutdown after HTTP drained and the prediction log was flushed, while
-    #: the batcher still serves ``predict`` (LIFO with the other resources)
-    on_shutdown: Callable[[Callable[[], object]], None]
-    #: after a promotion in-process: swap now instead of at the next registry poll
-    request_swap: Callable[[], str | None]
-    #: label a few texts with the active adapter (counterfactual probe); None without serving
-    predict: Callable[[Sequence[str]], list[str]] | None = None
 
 
 def restart_keys_changed(old: Settings, new: Settings) -> list[str]:
@@ -240,7 +218,7 @@ class Service:
         self.engine = open_store(settings)
         self._stack.callback(self.engine.dispose)
         self.metrics = Metrics(CollectorRegistry(auto_describe=True))
-        self.metrics.build_info.info({"version": __version__})
+        self.metrics.daemon.build_info.info({"version": __version__})
         self._record_reload(ok=True)  # the config and policies this start loaded
         self._mark_store(None)  # open_store just reached it
         if self.role != Role.CONTROL:
@@ -275,10 +253,10 @@ class Service:
             threads=settings.model.threads,
             max_length=settings.model.max_length,
         )
-        self.metrics.model_load_duration.labels("base").observe(time.perf_counter() - started)
+        self.metrics.adapters.load_duration.labels("base").observe(time.perf_counter() - started)
         self.log = PredictionLog(
             self.engine,
-            self.metrics,
+            self.metrics.log,
             buffer_rows=settings.serving.log_buffer_rows,
             buffer_bytes=settings.serving.log_buffer_bytes,
             flush_ms=settings.serving.log_flush_ms,
@@ -442,9 +420,9 @@ class Service:
         if self.metrics is None:
             return
         if not ok:
-            self.metrics.config_reload_errors.inc()
-        self.metrics.config_last_reload_success.set(1 if ok else 0)
-        self.metrics.config_last_reload_timestamp.set(self.clock().timestamp())
+            self.metrics.daemon.config_reload_errors.inc()
+        self.metrics.daemon.config_last_reload_success.set(1 if ok else 0)
+        self.metrics.daemon.config_last_reload_timestamp.set(self.clock().timestamp())
 
     def _apply_live(self, new: Settings) -> None:
         """Put reloaded serving limits in force in the parts that copied them at start."""
@@ -590,10 +568,10 @@ class Service:
                     built = host.build(record.version, Path(record.path))
                 except Exception as e:  # refused, never retried every poll: it cannot serve
                     self._refused[record.version] = str(e)
-                    self.metrics.swap_failures.inc()
+                    self.metrics.adapters.swap_failures.inc()
                     logger.error("adapter %s refused: %s", record.version[:12], e)
                     return host.target_version()
-                self.metrics.model_load_duration.labels("adapter").observe(built.load_seconds)
+                self.metrics.adapters.load_duration.labels("adapter").observe(built.load_seconds)
             host.offer(built)
             batcher.wake()
             return built.version
@@ -609,7 +587,7 @@ class Service:
             elif self._state != RunState.STARTING:
                 logger.info("store reachable again")
         self._store_error = error
-        self.metrics.store_up.set(1 if error is None else 0)
+        self.metrics.daemon.store_up.set(1 if error is None else 0)
 
     def request_swap(self) -> str | None:
         """Swap to the store's active adapter now and wait until the batcher serves it."""
@@ -633,8 +611,8 @@ class Service:
     def _on_swap(self, swap: Swap) -> None:
         assert self.metrics is not None
         if swap.old is not None:
-            self.metrics.active_adapter.remove(swap.old.version)
-        self.metrics.active_adapter.labels(swap.new.version).set(1)
+            self.metrics.adapters.active.remove(swap.old.version)
+        self.metrics.adapters.active.labels(swap.new.version).set(1)
         logger.info(
             "serving adapter %s (was %s), %.1f ms after it was ready",
             swap.new.version[:12],

@@ -261,7 +261,7 @@ def test_feedback_for_a_row_the_writer_cannot_store_yet_is_a_503_not_a_404(
     sqlite_engine: Engine,
 ) -> None:
     log = PredictionLog(
-        sqlite_engine, new_metrics(), buffer_rows=10, buffer_bytes=1 << 30, flush_ms=1
+        sqlite_engine, new_metrics().log, buffer_rows=10, buffer_bytes=1 << 30, flush_ms=1
     )
     prediction = Prediction(
         label="positive",

@@ -96,7 +96,7 @@ def test_the_payload_is_one_alert_in_alertmanagers_api_v2_shape() -> None:
 def test_failed_attempts_are_retried_with_doubling_backoff(receiver: Receiver) -> None:
     metrics, waits = new_metrics(), []
     settings = AlertingSettings(webhook_url=receiver.url, retries=3, backoff_s=0.5)
-    assert Webhook(settings, metrics, sleep=waits.append).deliver(payload()) is True
+    assert Webhook(settings, metrics.policies, sleep=waits.append).deliver(payload()) is True
     assert waits == [0.5, 1.0]
     assert receiver.bodies == [payload()] * 3
     assert (sample(metrics, "delivered"), sample(metrics, "failed")) == (1, 0)
@@ -107,7 +107,7 @@ def test_a_receiver_that_never_answers_costs_one_timeout_per_attempt(receiver: R
     metrics = new_metrics()
     settings = AlertingSettings(webhook_url=receiver.url, timeout_s=0.3, retries=1, backoff_s=0)
     started = time.monotonic()
-    assert Webhook(settings, metrics).deliver(payload()) is False
+    assert Webhook(settings, metrics.policies).deliver(payload()) is False
     assert time.monotonic() - started < 3.0
     assert len(receiver.bodies) == 2
     assert (sample(metrics, "delivered"), sample(metrics, "failed")) == (0, 1)
@@ -122,7 +122,7 @@ def test_delivery_runs_off_the_callers_thread() -> None:
         calls.append(url)
 
     settings = AlertingSettings(webhook_url="http://127.0.0.1:9/hook")
-    thread = Webhook(settings, new_metrics(), post=post).submit(payload())
+    thread = Webhook(settings, new_metrics().policies, post=post).submit(payload())
     assert calls == []  # submit returned while the receiver was still busy
     gate.set()
     thread.join(5)

@@ -191,10 +191,10 @@ class ControlLoop:
             previous, self._settings = self._settings, settings
         for name in gone:  # a removed policy's gauges would otherwise report it forever
             for phase in PHASES:
-                self._metrics.policy_state.remove(name, phase)
-            self._metrics.policy_pending_checks.remove(name)
-            self._metrics.forget_policy_alert(name)
-            self._metrics.policy_labels_awaited.remove(name)
+                self._metrics.policies.state.remove(name, phase)
+            self._metrics.policies.pending_checks.remove(name)
+            self._metrics.policies.forget_alert(name)
+            self._metrics.policies.labels_awaited.remove(name)
         if self._scheduler is not None and schedule.trigger_key(previous) != schedule.trigger_key(
             settings
         ):
@@ -230,10 +230,10 @@ class ControlLoop:
                 outcome = self._check(now)
         finally:
             duration = time.perf_counter() - started
-            self._metrics.check_duration.observe(duration)
+            self._metrics.monitors.check_duration.observe(duration)
         with self._lock:
             self._last_check, self._last_check_duration = outcome, duration
-        self._metrics.checks.labels(result="error" if outcome.error else "ok").inc()
+        self._metrics.monitors.checks.labels(result="error" if outcome.error else "ok").inc()
         return outcome
 
     def _check(self, now: datetime) -> CheckOutcome:
@@ -318,7 +318,7 @@ class ControlLoop:
         return []
 
     def _failure(self, decision: Decision, error: BaseException) -> Event:
-        self._metrics.policy_action_failures.labels(action=decision.action).inc()
+        self._metrics.policies.action_failures.labels(action=decision.action).inc()
         return Event(
             ts=self._hooks.clock(),
             kind="action_failed",
@@ -330,7 +330,7 @@ class ControlLoop:
     def _start_retrain(self, decision: Decision) -> list[Event]:
         holder = self._slot.claim(decision.policy, decision.ts)
         if holder is not None:
-            self._metrics.policy_suppressions.labels(
+            self._metrics.policies.suppressions.labels(
                 policy=decision.policy, reason="coalesced"
             ).inc()
             # Stored before the outcome's own event, so the events read in order.
@@ -439,16 +439,16 @@ class ControlLoop:
         }
 
     def _count(self, decisions: Sequence[Decision]) -> None:
-        m = self._metrics
+        m = self._metrics.policies
         for d in decisions:
             if d.kind is DecisionKind.TRIP:
-                m.policy_trips.labels(policy=d.policy, action=d.action).inc()
+                m.trips.labels(policy=d.policy, action=d.action).inc()
             elif d.kind is DecisionKind.CLEAR:
-                m.policy_clears.labels(policy=d.policy).inc()
+                m.clears.labels(policy=d.policy).inc()
             elif d.kind is DecisionKind.ACTION:
-                m.policy_actions.labels(policy=d.policy, action=d.action).inc()
+                m.actions.labels(policy=d.policy, action=d.action).inc()
             elif d.reason is not None:
-                m.policy_suppressions.labels(policy=d.policy, reason=d.reason.value).inc()
+                m.suppressions.labels(policy=d.policy, reason=d.reason.value).inc()
 
     def _export_states(self) -> None:
         with self._lock:
@@ -456,22 +456,22 @@ class ControlLoop:
         for p, st in pairs:
             name = p.name
             for phase in PHASES:
-                self._metrics.policy_state.labels(policy=name, state=phase).set(
+                self._metrics.policies.state.labels(policy=name, state=phase).set(
                     1 if st.phase == phase else 0
                 )
-            self._metrics.policy_pending_checks.labels(policy=name).set(st.pending)
-            self._metrics.policy_labels_awaited.labels(policy=name).set(st.labels_awaited)
+            self._metrics.policies.pending_checks.labels(policy=name).set(st.pending)
+            self._metrics.policies.labels_awaited.labels(policy=name).set(st.labels_awaited)
             # Raised once the alert action has run for this trip (not while cooldown or budget
             # holds it back), lowered when the policy clears: the policy's hysteresis decides.
             if p.action.type == "alert":
-                self._metrics.set_policy_alert(
+                self._metrics.policies.set_alert(
                     name,
                     severity=p.action.severity,
                     description=p.description,
                     active=st.tripped and not st.action_due,
                 )
             else:
-                self._metrics.forget_policy_alert(name)
+                self._metrics.policies.forget_alert(name)
 
     # ------------------------------------------------------------------ helpers
 
@@ -487,7 +487,7 @@ class ControlLoop:
         if event.code == EVENT_JOB_MISSED:
             logger.warning("job %s missed its run at %s", event.job_id, event.scheduled_run_time)
             if event.job_id == CHECK_JOB:
-                self._metrics.checks.labels(result="missed").inc()
+                self._metrics.monitors.checks.labels(result="missed").inc()
         else:
             logger.error("job %s raised: %s", event.job_id, event.exception)
 

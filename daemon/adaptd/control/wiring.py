@@ -36,7 +36,7 @@ from adaptd.storage import repository
 from adaptd.storage.records import Event
 
 if TYPE_CHECKING:
-    from adaptd.service import ControlContext
+    from adaptd.control.context import ControlContext
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class DaemonControl:
                 rollback=self.rollback,
                 alert=self.alert,
                 store_signals=lambda signals: store_signals(ctx.engine, signals),
-                export_signals=lambda signals: export_signals(ctx.metrics, signals),
+                export_signals=lambda signals: export_signals(ctx.metrics.monitors, signals),
                 context=self.context,
             ),
         )
@@ -226,7 +226,7 @@ class DaemonControl:
             now=decision.ts,
             instance=instance_name(),
         )
-        return Webhook(settings, self.ctx.metrics).submit(payload)
+        return Webhook(settings, self.ctx.metrics.policies).submit(payload)
 
     # ------------------------------------------------------------------ probation
 
@@ -268,7 +268,7 @@ class DaemonControl:
                 reason=f"probation: {verdict.reason}",
                 to=probation.previous,
             )
-            self.ctx.metrics.rollbacks.inc()
+            self.ctx.metrics.retraining.rollbacks.inc()
             self.ctx.request_swap()
             with self._probation_lock:
                 self._probation = None

@@ -11,7 +11,7 @@ What the composition root wires, once per check interval::
     signals = runner.run_checks(reference, current, settings.monitors, now=now,
                                 tokenizer=edges.hf_tokenizer(tokenizer), predict=predict_labels)
     edges.store_signals(engine, signals)
-    edges.export_signals(metrics, signals)
+    edges.export_signals(metrics.monitors, signals)
 
 and ``catalog.known_signals(settings.monitors.attributes, settings.model.labels)`` for policy
 validation.

@@ -13,8 +13,8 @@ import numpy as np
 from sqlalchemy import Engine
 
 from adaptd.datasets.records import Example
-from adaptd.metrics import Metrics
 from adaptd.monitoring.detectors.text import Tokenizer
+from adaptd.monitoring.metrics import MonitorMetrics
 from adaptd.monitoring.settings import MonitorsSettings
 from adaptd.monitoring.windows import Row, Window, attach_labels, build_window
 from adaptd.signals import Signal, Status
@@ -168,7 +168,7 @@ def store_signals(engine: Engine, signals: Sequence[Signal]) -> None:
     repository.add_monitor_results(engine, [to_result(s) for s in signals])
 
 
-def export_signals(metrics: Metrics, signals: Sequence[Signal]) -> None:
+def export_signals(metrics: MonitorMetrics, signals: Sequence[Signal]) -> None:
     """Set the gauges: value (removed while there is no verdict), one-hot status, sample sizes."""
     for s in signals:
         if s.value is None:

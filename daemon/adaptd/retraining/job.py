@@ -135,8 +135,8 @@ class RetrainJob:
     def _report(self, run_id: int, progress: Progress) -> None:
         self._progress = {"run": run_id, **progress.to_dict()}
         if self.metrics is not None:
-            self.metrics.retrain_progress.set(progress.fraction)
-            self.metrics.retrain_throughput.set(progress.samples_per_s)
+            self.metrics.retraining.progress.set(progress.fraction)
+            self.metrics.retraining.throughput.set(progress.samples_per_s)
         logger.info(
             "retrain %d: %s epoch %d/%d step %d/%d loss %.4f (%.1f samples/s)",
             run_id, progress.phase, progress.epoch, progress.epochs, progress.step,
@@ -312,7 +312,7 @@ class RetrainJob:
         )
         self._progress = {"run": run_id, "phase": "assemble", "fraction": 0.0}
         if self.metrics is not None:
-            self.metrics.retrain_running.set(1)
+            self.metrics.retraining.running.set(1)
         self._event(
             "retrain_started",
             f"retrain {run_id} started: {request.reason}",
@@ -347,8 +347,8 @@ class RetrainJob:
             shutil.rmtree(work / "adapter", ignore_errors=True)
             self._progress = None
             if self.metrics is not None:
-                self.metrics.retrain_running.set(0)
-                self.metrics.retrain_progress.set(0)
+                self.metrics.retraining.running.set(0)
+                self.metrics.retraining.progress.set(0)
         if outcome.status not in {"failed", "cancelled"}:
             shutil.rmtree(work, ignore_errors=True)
         duration = time.monotonic() - started
@@ -394,8 +394,8 @@ class RetrainJob:
             status=outcome.status,
         )
         if self.metrics is not None:
-            self.metrics.retrain_runs.labels(outcome=outcome.status).inc()
-            self.metrics.retrain_duration.observe(outcome.duration_s)
+            self.metrics.retraining.runs.labels(outcome=outcome.status).inc()
+            self.metrics.retraining.duration.observe(outcome.duration_s)
 
     def _run(
         self, run_id: int, request: RetrainRequest, champion: AdapterRecord | None, work: Path
@@ -440,9 +440,9 @@ class RetrainJob:
         summary = training.summary()
         repo.update_run(self.engine, run_id, samples=len(training.train), details={"data": summary})
         if self.metrics is not None:
-            self.metrics.retrain_samples.labels(kind="new").set(training.n_new)
-            self.metrics.retrain_samples.labels(kind="replay").set(training.n_replay)
-            self.metrics.retrain_samples.labels(kind="holdout").set(len(training.holdout))
+            self.metrics.retraining.samples.labels(kind="new").set(training.n_new)
+            self.metrics.retraining.samples.labels(kind="replay").set(training.n_replay)
+            self.metrics.retraining.samples.labels(kind="holdout").set(len(training.holdout))
         self._event(
             "retrain_data",
             f"retrain {run_id}: {training.n_new} new + {training.n_replay} replayed examples, "

@@ -119,13 +119,13 @@ class Batcher:
             if self._stopping:
                 raise NotReadyError("the daemon is shutting down")
             if len(self._queue) + len(texts) > self.queue_size:
-                self._metrics.queue_rejections.inc()
+                self._metrics.serving.queue_rejections.inc()
                 raise QueueFullError(
                     f"the batcher queue is full ({len(self._queue)} of {self.queue_size} texts "
                     "waiting); retry later"
                 )
             self._queue.extend(_Item(request, i, t, now) for i, t in enumerate(texts))
-            self._metrics.queue_depth.set(len(self._queue))
+            self._metrics.serving.queue_depth.set(len(self._queue))
             self._cond.notify()
         return future
 
@@ -187,7 +187,7 @@ class Batcher:
                     break
                 self._cond.wait(remaining)
             batch = self._pop_whole_requests()
-            self._metrics.queue_depth.set(len(self._queue))
+            self._metrics.serving.queue_depth.set(len(self._queue))
             return batch
 
     def _pop_whole_requests(self) -> list[_Item]:
@@ -220,8 +220,8 @@ class Batcher:
         """Pick up a swap if one was offered, then run ``batch`` on one model object."""
         model, swap = self._host.model_for_next_batch()
         if swap is not None:
-            self._metrics.swaps.inc()
-            self._metrics.swap_duration.observe(swap.offered_to_serving_s)
+            self._metrics.adapters.swaps.inc()
+            self._metrics.adapters.swap_duration.observe(swap.offered_to_serving_s)
             if self._on_swap is not None:
                 try:
                     self._on_swap(swap)
@@ -287,9 +287,9 @@ class Batcher:
                     truncated=truncated[i],
                 )
             )
-            self._metrics.predictions.labels(version, labels[best]).inc()
+            self._metrics.serving.predictions.labels(version, labels[best]).inc()
         if n_truncated:
-            self._metrics.truncations.inc(n_truncated)
-        self._metrics.batch_size.observe(len(texts))
-        self._metrics.batch_duration.observe(time.perf_counter() - started)
+            self._metrics.serving.truncations.inc(n_truncated)
+        self._metrics.serving.batch_size.observe(len(texts))
+        self._metrics.serving.batch_duration.observe(time.perf_counter() - started)
         return result

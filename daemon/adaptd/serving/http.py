@@ -137,8 +137,10 @@ class _MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = _route_of(scope.get("path", ""))
-            self.metrics.requests.labels(route, str(code)).inc()
-            self.metrics.request_latency.labels(route).observe(time.perf_counter() - started)
+            self.metrics.serving.requests.labels(route, str(code)).inc()
+            self.metrics.serving.request_latency.labels(route).observe(
+                time.perf_counter() - started
+            )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -44,8 +44,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from adaptd.liveness import Heartbeat
-from adaptd.metrics import Metrics
 from adaptd.serving.batcher import Prediction
+from adaptd.serving.metrics import LogMetrics
 from adaptd.storage import repository as repo
 from adaptd.storage.records import PredictionRecord
 
@@ -164,7 +164,7 @@ class PredictionLog:
     def __init__(
         self,
         engine: Engine,
-        metrics: Metrics,
+        metrics: LogMetrics,
         *,
         buffer_rows: int,
         buffer_bytes: int,
@@ -199,9 +199,9 @@ class PredictionLog:
         #: the watchdog's view of the writer thread: alive, and no store call hanging
         self.heartbeat = Heartbeat("log writer")
         for reason in DropReason:
-            metrics.log_dropped.labels(reason.value)
-        metrics.log_queued.set(0)
-        metrics.log_queued_bytes.set(0)
+            metrics.dropped.labels(reason.value)
+        metrics.queued.set(0)
+        metrics.queued_bytes.set(0)
 
     def configure(self, *, buffer_rows: int, buffer_bytes: int, flush_ms: float) -> None:
         """Apply new limits (SIGHUP); rows already buffered stay."""
@@ -262,8 +262,8 @@ class PredictionLog:
             refused = rows[accepted:]
             if refused:
                 self._pending.difference_update(row["id"] for row in refused)
-            self._metrics.log_queued.set(len(self._buffer))
-            self._metrics.log_queued_bytes.set(self._bytes)
+            self._metrics.queued.set(len(self._buffer))
+            self._metrics.queued_bytes.set(self._bytes)
             # The writer sleeps without a timeout on an empty buffer: the first row must wake it
             # to start its flush timer; later rows only matter when they complete a batch.
             if accepted and (was_empty or len(self._buffer) >= self.batch_rows):
@@ -339,9 +339,9 @@ class PredictionLog:
         if left:
             self._count_drops(Counter({DropReason.SHUTDOWN.value: left}))
             logger.error("prediction log: %d rows could not be written before shutdown", left)
-        self._metrics.log_queued.set(0)
-        self._metrics.log_queued_bytes.set(0)
-        self._metrics.log_lag.set(0)
+        self._metrics.queued.set(0)
+        self._metrics.queued_bytes.set(0)
+        self._metrics.lag.set(0)
 
     # ------------------------------------------------------------------ writer thread
 
@@ -353,7 +353,7 @@ class PredictionLog:
                     return None
                 if self._buffer:
                     age = time.monotonic() - self._buffer[0].queued_at
-                    self._metrics.log_lag.set(age)
+                    self._metrics.lag.set(age)
                     due = (
                         len(self._buffer) >= self.batch_rows
                         or age >= self.flush_s
@@ -367,7 +367,7 @@ class PredictionLog:
                 elif self._stopping:
                     return None
                 else:
-                    self._metrics.log_lag.set(0)
+                    self._metrics.lag.set(0)
                     self._cond.wait()
 
     def _run(self) -> None:
@@ -378,7 +378,7 @@ class PredictionLog:
                     self._store([e for e in batch if e.outcome is None])
             except SQLAlchemyError as e:
                 reason = _first_line(e)
-                self._metrics.log_write_errors.inc()
+                self._metrics.write_errors.inc()
                 with self._cond:
                     first = self._last_error is None
                     self._last_error = reason
@@ -463,10 +463,10 @@ class PredictionLog:
             self._settled += len(batch)
             self._written += written
             self._last_error = None
-            self._metrics.log_queued.set(len(self._buffer))
-            self._metrics.log_queued_bytes.set(self._bytes)
+            self._metrics.queued.set(len(self._buffer))
+            self._metrics.queued_bytes.set(self._bytes)
             self._cond.notify_all()
-        self._metrics.log_written.inc(written)
+        self._metrics.written.inc(written)
         if drops:
             self._count_drops(drops)
 
@@ -474,7 +474,7 @@ class PredictionLog:
         with self._cond:
             self._dropped.update(drops)
         for reason, n in drops.items():
-            self._metrics.log_dropped.labels(reason).inc(n)
+            self._metrics.dropped.labels(reason).inc(n)
 
     def _warn_once(self, reason: DropReason, message: str) -> None:
         """One log line per drop reason for the life of the daemon; the counter keeps the

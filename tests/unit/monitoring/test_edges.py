@@ -29,7 +29,7 @@ def _signal(name: str, status: Status, value: float | None) -> Signal:
 def test_export_sets_value_status_and_samples_and_clears_stale_values() -> None:
     metrics = new_metrics()
     reg = metrics.registry
-    export_signals(metrics, [_signal("drift.embedding.auc", Status.DRIFT, 0.8)])
+    export_signals(metrics.monitors, [_signal("drift.embedding.auc", Status.DRIFT, 0.8)])
     assert reg.get_sample_value("adaptd_signal_value", {"signal": "drift.embedding.auc"}) == 0.8
     assert (
         reg.get_sample_value(
@@ -49,7 +49,9 @@ def test_export_sets_value_status_and_samples_and_clears_stale_values() -> None:
         )
         == 20
     )
-    export_signals(metrics, [_signal("drift.embedding.auc", Status.INSUFFICIENT_DATA, None)])
+    export_signals(
+        metrics.monitors, [_signal("drift.embedding.auc", Status.INSUFFICIENT_DATA, None)]
+    )
     assert reg.get_sample_value("adaptd_signal_value", {"signal": "drift.embedding.auc"}) is None
     assert (
         reg.get_sample_value(

@@ -66,7 +66,12 @@ def test_rows_are_inserted_in_batches(sqlite_engine: Engine, metrics: Metrics) -
             statements.append(len(params) if many else 1)
 
     log = PredictionLog(
-        sqlite_engine, metrics, buffer_bytes=BIG, buffer_rows=1000, flush_ms=10_000, batch_rows=5
+        sqlite_engine,
+        metrics.log,
+        buffer_bytes=BIG,
+        buffer_rows=1000,
+        flush_ms=10_000,
+        batch_rows=5,
     )
     log.start()
     assert log.submit(_rows(12)) == 12
@@ -81,7 +86,7 @@ def test_rows_are_inserted_in_batches(sqlite_engine: Engine, metrics: Metrics) -
 
 
 def test_only_the_hash_is_kept_without_store_text(sqlite_engine: Engine, metrics: Metrics) -> None:
-    log = PredictionLog(sqlite_engine, metrics, buffer_bytes=BIG, buffer_rows=10, flush_ms=10)
+    log = PredictionLog(sqlite_engine, metrics.log, buffer_bytes=BIG, buffer_rows=10, flush_ms=10)
     log.start()
     log.submit(_rows(1, store_text=False))
     log.stop()
@@ -91,7 +96,7 @@ def test_only_the_hash_is_kept_without_store_text(sqlite_engine: Engine, metrics
 
 def test_graceful_stop_flushes_every_buffered_row(sqlite_engine: Engine, metrics: Metrics) -> None:
     log = PredictionLog(
-        sqlite_engine, metrics, buffer_bytes=BIG, buffer_rows=10_000, flush_ms=60_000
+        sqlite_engine, metrics.log, buffer_bytes=BIG, buffer_rows=10_000, flush_ms=60_000
     )
     log.start()
     log.submit(_rows(300))
@@ -107,7 +112,7 @@ def test_store_down_buffers_then_drops_visibly_and_recovers(
     engine = make_engine(f"sqlite:///{tmp_path / 'down.db'}")
     log = PredictionLog(
         engine,
-        metrics,
+        metrics.log,
         buffer_rows=10,
         buffer_bytes=BIG,
         flush_ms=1,
@@ -133,7 +138,7 @@ def test_store_down_buffers_then_drops_visibly_and_recovers(
 def test_stop_with_the_store_down_counts_what_is_lost(tmp_path: Path, metrics: Metrics) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'down.db'}")
     log = PredictionLog(
-        engine, metrics, buffer_bytes=BIG, buffer_rows=100, flush_ms=1, retry_initial_s=0.01
+        engine, metrics.log, buffer_bytes=BIG, buffer_rows=100, flush_ms=1, retry_initial_s=0.01
     )
     log.start()
     log.submit(_rows(7))
@@ -145,7 +150,7 @@ def test_stop_with_the_store_down_counts_what_is_lost(tmp_path: Path, metrics: M
 def test_an_id_already_stored_is_dropped_and_the_rest_written(
     sqlite_engine: Engine, metrics: Metrics
 ) -> None:
-    log = PredictionLog(sqlite_engine, metrics, buffer_bytes=BIG, buffer_rows=100, flush_ms=1)
+    log = PredictionLog(sqlite_engine, metrics.log, buffer_bytes=BIG, buffer_rows=100, flush_ms=1)
     log.start()
     log.submit(_rows(2))
     assert log.flush(timeout=10)
@@ -157,7 +162,7 @@ def test_an_id_already_stored_is_dropped_and_the_rest_written(
 
 
 def test_claimed_ids_conflict_until_released(sqlite_engine: Engine, metrics: Metrics) -> None:
-    log = PredictionLog(sqlite_engine, metrics, buffer_bytes=BIG, buffer_rows=100, flush_ms=1)
+    log = PredictionLog(sqlite_engine, metrics.log, buffer_bytes=BIG, buffer_rows=100, flush_ms=1)
     assert log.claim_ids(["x", "y"]) == []
     assert log.claim_ids(["y", "z"]) == ["y"]
     assert log.pending_among(["x", "z"]) == {"x"}, "a refused claim reserves nothing"
@@ -169,7 +174,7 @@ def test_the_writer_and_duplicate_handling_work_on_every_store(
     engine: Engine, metrics: Metrics
 ) -> None:
     log = PredictionLog(
-        engine, metrics, buffer_bytes=BIG, buffer_rows=100, flush_ms=1, batch_rows=4
+        engine, metrics.log, buffer_bytes=BIG, buffer_rows=100, flush_ms=1, batch_rows=4
     )
     log.start()
     log.submit(_rows(6))
@@ -188,7 +193,7 @@ def test_the_first_row_is_written_within_the_flush_interval(
     sqlite_engine: Engine, metrics: Metrics
 ) -> None:
     # Nothing calls flush() and the batch is far from full: only the flush timer can write it.
-    log = PredictionLog(sqlite_engine, metrics, buffer_rows=100, buffer_bytes=BIG, flush_ms=50)
+    log = PredictionLog(sqlite_engine, metrics.log, buffer_rows=100, buffer_bytes=BIG, flush_ms=50)
     log.start()
     try:
         for round_ in range(2):  # the second row arrives at an idle writer, as the first did
@@ -210,7 +215,7 @@ def _thread_cpu_ticks(native_id: int) -> int:
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_an_idle_writer_sleeps(sqlite_engine: Engine, metrics: Metrics) -> None:
-    log = PredictionLog(sqlite_engine, metrics, buffer_rows=100, buffer_bytes=BIG, flush_ms=1)
+    log = PredictionLog(sqlite_engine, metrics.log, buffer_rows=100, buffer_bytes=BIG, flush_ms=1)
     log.start()
     try:
         log.submit(_rows(1))
@@ -229,7 +234,7 @@ def test_an_idle_writer_sleeps(sqlite_engine: Engine, metrics: Metrics) -> None:
 
 def test_every_drop_reason_is_exported_at_zero_from_the_start(metrics: Metrics) -> None:
     engine = make_engine("sqlite://")
-    PredictionLog(engine, metrics, buffer_rows=1, buffer_bytes=BIG, flush_ms=1)
+    PredictionLog(engine, metrics.log, buffer_rows=1, buffer_bytes=BIG, flush_ms=1)
     for reason in DropReason:
         labels = {"reason": reason.value}
         assert metrics.registry.get_sample_value(DROPPED, labels) == 0.0, reason
@@ -242,7 +247,7 @@ def test_the_buffer_is_bounded_in_bytes(sqlite_engine: Engine, metrics: Metrics)
         row["text"] = "x" * 100_000  # long texts fill the bytes bound long before the rows bound
     size = row_bytes(rows[0])
     log = PredictionLog(
-        sqlite_engine, metrics, buffer_rows=1000, buffer_bytes=3 * size + 10, flush_ms=60_000
+        sqlite_engine, metrics.log, buffer_rows=1000, buffer_bytes=3 * size + 10, flush_ms=60_000
     )
     assert log.submit(rows) == 3
     assert log.state().queued_bytes == 3 * size
@@ -275,7 +280,7 @@ def test_rows_the_store_refuses_are_set_aside_and_the_rest_written(
     good = _rows(40)
     rows = good[:7] + list(bad.values()) + good[7:]
     log = PredictionLog(
-        engine, metrics, buffer_rows=1000, buffer_bytes=BIG, flush_ms=60_000, batch_rows=16
+        engine, metrics.log, buffer_rows=1000, buffer_bytes=BIG, flush_ms=60_000, batch_rows=16
     )
     log.start()
     with caplog.at_level(logging.WARNING, logger="adaptd.serving.logwriter"):
@@ -310,7 +315,12 @@ def test_a_store_outage_while_splitting_writes_each_row_once(
                 raise sqlite3.OperationalError("disk I/O error")
 
     log = PredictionLog(
-        sqlite_engine, metrics, buffer_rows=100, buffer_bytes=BIG, flush_ms=1, retry_initial_s=0.01
+        sqlite_engine,
+        metrics.log,
+        buffer_rows=100,
+        buffer_bytes=BIG,
+        flush_ms=1,
+        retry_initial_s=0.01,
     )
     log.start()
     log.submit(rows)
