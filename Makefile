@@ -46,6 +46,7 @@ check: $(STAMP)
 	$(BIN)/ruff check daemon tests bench
 	$(BIN)/ruff format --check daemon tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP) data
 	$(BIN)/python -m bench
