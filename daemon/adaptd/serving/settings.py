@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -8,12 +9,38 @@ from adaptd.modeling.pooling import PoolingSetting
 from adaptd.settings_base import Section
 
 
+class SecretSource(Section):
+    """Where a secret lives: a file (first line) or an environment variable, never the value
+    itself, so the config file can be world-readable, versioned and shown by ``config show``."""
+
+    file: Path | None = Field(
+        default=None, description="File holding the secret (e.g. a systemd credential)."
+    )
+    env: str | None = Field(
+        default=None, min_length=1, description="Environment variable holding the secret."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretSource:
+        if (self.file is None) == (self.env is None):
+            raise ValueError(
+                "name exactly one of 'file' or 'env' (the token itself never goes in the config)"
+            )
+        return self
+
+
 class ServerSettings(Section):
     host: str = Field(default="127.0.0.1", description="Bind address of the HTTP API.")
     port: int = Field(default=8080, ge=0, le=65535, description="Bind port of the HTTP API.")
     admin_token: str | None = Field(
         default=None,
         description="Bearer token for promote/rollback. Without one those endpoints are disabled.",
+    )
+    feedback_token: SecretSource | None = Field(
+        default=None,
+        description="Bearer token required by POST /v1/feedback, read from a file or an env "
+        "variable. Labels drive automatic retraining and promotion, so a daemon reachable by "
+        "untrusted clients should set one. Unset: feedback is open (the 127.0.0.1 default bind).",
     )
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Larger bodies get 413.")
     max_inputs: int = Field(default=256, ge=1, description="Most texts in one predict request.")
@@ -61,6 +88,12 @@ class ModelSettings(Section):
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Where serving runs; auto picks cuda when present."
     )
+    safetensors_only: bool = Field(
+        default=True,
+        description="Load base model weights only from .safetensors files: pickle-based .bin "
+        "weights can run code when loaded. Set false only for a trusted base that ships .bin "
+        "files alone (GGUF files are not pickles and load either way).",
+    )
     pooling: PoolingSetting = Field(
         default="auto",
         description="Which token states the classifier head reads: cls (the first token, through "
@@ -77,6 +110,14 @@ class ServingSettings(Section):
     )
     queue_size: int = Field(
         default=1024, ge=1, description="Queued texts before predict answers 503."
+    )
+    max_text_chars: int = Field(
+        default=10_000,
+        ge=1,
+        description="Longest text predict accepts (longer: 422 naming it, nothing stored); "
+        "monitors cut stored texts to this before tokenizing. The model reads only "
+        "model.max_length tokens (about 4 characters each), so 10,000 leaves room for any real "
+        "document prefix while a megabyte text cannot tie up the tokenizer or the store.",
     )
     log_predictions: bool = Field(default=True, description="Write every prediction to the store.")
     store_text: bool = Field(
