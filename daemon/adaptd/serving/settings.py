@@ -39,8 +39,10 @@ class ServerSettings(Section):
     feedback_token: SecretSource | None = Field(
         default=None,
         description="Bearer token required by POST /v1/feedback, read from a file or an env "
-        "variable. Labels drive automatic retraining and promotion, so a daemon reachable by "
-        "untrusted clients should set one. Unset: feedback is open (the 127.0.0.1 default bind).",
+        "variable ({file: /etc/adaptd/feedback-token} or {env: FEEDBACK_TOKEN}; the file is "
+        "re-read on each call, so rotating it needs no restart). Labels drive automatic "
+        "retraining and promotion, so a daemon reachable by untrusted clients should set one. "
+        "Unset: feedback is open (the 127.0.0.1 default bind).",
     )
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Larger bodies get 413.")
     max_inputs: int = Field(default=256, ge=1, description="Most texts in one predict request.")
