@@ -290,3 +290,15 @@ def test_an_unreachable_store_error_hides_the_password(tmp_path: Path) -> None:
     )
     assert result.returncode == 2, result.stderr
     assert "pa55word" not in result.stderr and "adaptd:***@127.0.0.1:1" in result.stderr
+
+
+def test_replay_sends_the_configured_feedback_token(daemon: Service) -> None:
+    from adaptd.datasets.records import Example
+    from adaptd.demo.traffic import ReplayError, replay
+
+    examples = [Example(text=f"text {i}", label="positive") for i in range(3)]
+    base = f"http://127.0.0.1:{daemon.http_port}"
+    stats = replay(base, examples, feedback_token=daemon.settings.server.feedback_secret())
+    assert stats.feedback == 3
+    with pytest.raises(ReplayError, match="401"):
+        replay(base, examples)

@@ -34,7 +34,7 @@ from adaptd.errors import (
     NotFoundError,
 )
 from adaptd.metrics import Metrics
-from adaptd.security import bearer_matches, read_secret
+from adaptd.security import bearer_matches
 from adaptd.serving import openapi
 from adaptd.serving.batcher import Batcher, NotReadyError, QueueFullError
 from adaptd.serving.logwriter import PredictionLog, make_row
@@ -47,7 +47,6 @@ from adaptd.serving.requests import (
     parse_json,
     parse_predict,
 )
-from adaptd.serving.settings import SecretSource
 from adaptd.storage import repository as repo
 from adaptd.storage.records import FeedbackRecord
 
@@ -162,12 +161,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def feedback_secret(source: SecretSource) -> str:
-    """The feedback bearer token, read from where ``server.feedback_token`` says. Read on every
-    call (a file read or an env lookup): rotating the file takes effect without a restart."""
-    return read_secret(file=source.file, env=source.env, key="server.feedback_token")
-
-
 def create_app(ctx: ServingContext) -> FastAPI:
     app = FastAPI(
         title="adaptd",
@@ -175,8 +168,7 @@ def create_app(ctx: ServingContext) -> FastAPI:
         description="Serve a LoRA-adapted classifier, log every prediction, take feedback.",
     )
     openapi.install(app, ctx.settings, ctx.labels)
-    if (source := ctx.settings().server.feedback_token) is not None:
-        feedback_secret(source)  # a missing file or variable stops the start (exit 2), not later
+    ctx.settings().server.feedback_secret()  # missing file or variable: the start fails (exit 2)
 
     @app.exception_handler(_Problem)
     async def _problem(_: Request, exc: _Problem) -> JSONResponse:
@@ -273,15 +265,14 @@ def create_app(ctx: ServingContext) -> FastAPI:
     # ------------------------------------------------------------------ feedback
 
     def _feedback_auth(request: Request) -> None:
-        source = ctx.settings().server.feedback_token
-        if source is None:
-            return
         try:
-            token = feedback_secret(source)
+            token = ctx.settings().server.feedback_secret()
         except ConfigError as e:
             # The file was readable at start: someone removed or emptied it since.
             logger.error("feedback refused: %s", e)
             raise _Problem(503, f"feedback token unavailable: {e}", RETRY_LATER) from e
+        if token is None:
+            return
         if not bearer_matches(request.headers.get("authorization"), token):
             raise _Problem(
                 401,

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from adaptd.modeling.pooling import PoolingSetting
+from adaptd.security import read_secret
 from adaptd.settings_base import Section
 
 
@@ -58,6 +59,15 @@ class ServerSettings(Section):
         description="On SIGTERM, the whole stop (drain, log flush, control loop) ends within "
         "this; keep it below the unit's TimeoutStopSec (60 s) so systemd never has to SIGKILL.",
     )
+
+    def feedback_secret(self) -> str | None:
+        """The feedback bearer token, read now from where ``feedback_token`` says (None when
+        unset); raises :class:`~adaptd.errors.ConfigError` naming the key when it is missing.
+        Read on every call, a file read or an env lookup: rotating the file needs no restart."""
+        source = self.feedback_token
+        if source is None:
+            return None
+        return read_secret(file=source.file, env=source.env, key="server.feedback_token")
 
     @model_validator(mode="after")
     def _drain_fits_in_stop(self) -> ServerSettings:
