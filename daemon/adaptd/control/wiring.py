@@ -25,7 +25,6 @@ from adaptd.errors import ConfigError
 from adaptd.modeling.base import inspect_base, resolve_base
 from adaptd.monitoring.edges import build_windows, export_signals, hf_tokenizer, store_signals
 from adaptd.monitoring.runner import run_checks
-from adaptd.monitoring.windows import cut_texts
 from adaptd.policy.engine import Decision, EvaluationContext
 from adaptd.retraining.job import RetrainJob, RetrainRequest
 from adaptd.retraining.observe import observe
@@ -118,16 +117,14 @@ class DaemonControl:
     def check(self, now: datetime) -> Sequence[Signal]:
         settings = self.ctx.settings()
         active = repository.active_adapter(self.ctx.engine)
-        reference, current = (
-            cut_texts(window, settings.serving.max_text_chars)
-            for window in build_windows(
-                self.ctx.engine,
-                settings.monitors,
-                active.version if active is not None else None,
-                (),
-                now,
-                labels=settings.model.labels,
-            )
+        reference, current = build_windows(
+            self.ctx.engine,
+            settings.monitors,
+            active.version if active is not None else None,
+            (),
+            now,
+            labels=settings.model.labels,
+            max_text_chars=settings.serving.max_text_chars,
         )
         signals = run_checks(
             reference,
