@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
 
 import adaptd
 from adaptd.storage import migrate
@@ -44,7 +44,8 @@ def pg_database(postgres_url: str) -> Iterator[str]:
     admin = make_engine(postgres_url)
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    # Through SQLAlchemy's URL: the test server's URL carries its socket in the query string.
+    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
     try:
         yield url
     finally:

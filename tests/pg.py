@@ -1,4 +1,9 @@
-"""A throwaway PostgreSQL server for the tests, on 127.0.0.1, from Debian's packages.
+"""A throwaway PostgreSQL server for the tests, from Debian's packages, reachable only by us.
+
+It listens on no TCP port at all (``listen_addresses=''``): only on a Unix socket in a private
+0700 directory, and it asks for a random password (scram-sha-256) even there. A developer's
+machine running the tests exposes nothing to other local users or to the network, which a
+``trust`` server on 127.0.0.1 did (any local process could connect as superuser).
 
 Set ADAPTD_TEST_POSTGRES_URL to use a server you already run instead. When neither works the
 tests that need PostgreSQL are skipped with the reason, never silently passed.
@@ -8,19 +13,19 @@ from __future__ import annotations
 
 import glob
 import os
+import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import URL
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+USER = "adaptd"
+#: the socket file is named after the port; the directory is private, so any port will do
+PORT = 5432
 
 
 def _bin_dir() -> Path | None:
@@ -29,6 +34,18 @@ def _bin_dir() -> Path | None:
         return Path(candidates[0]).parent
     found = shutil.which("initdb")
     return Path(found).parent if found else None
+
+
+def socket_url(socket_dir: Path, password: str, database: str = "postgres") -> str:
+    """The SQLAlchemy URL of a server on a Unix socket: libpq's ``host=/dir`` query argument."""
+    url = URL.create(
+        "postgresql+psycopg",
+        username=USER,
+        password=password,
+        database=database,
+        query={"host": str(socket_dir), "port": str(PORT)},
+    )
+    return url.render_as_string(hide_password=False)
 
 
 @contextmanager
@@ -48,17 +65,33 @@ def postgres_server() -> Iterator[str]:
         if shutil.which("runuser") is None:
             raise RuntimeError("running as root and runuser is missing")
         as_user = ["runuser", "-u", "postgres", "--"]
-    workdir = Path(tempfile.mkdtemp(prefix="adaptd-pg-"))
+    workdir = Path(tempfile.mkdtemp(prefix="adaptd-pg-"))  # 0700
     data = workdir / "data"
-    port = _free_port()
+    sockets = workdir / "sockets"
+    password = secrets.token_urlsafe(24)
     try:
+        sockets.mkdir(mode=0o700)
+        pwfile = workdir / "pwfile"
+        pwfile.write_text(password + "\n")
+        pwfile.chmod(0o600)
         if as_user:
-            shutil.chown(workdir, user="postgres")
+            for path in (workdir, sockets, pwfile):
+                shutil.chown(path, user="postgres")
         subprocess.run(
-            [*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "adaptd"],
+            [
+                *as_user,
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                USER,
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+            ],
             check=True,
             capture_output=True,
         )
+        pwfile.unlink()
         subprocess.run(
             [
                 *as_user,
@@ -69,7 +102,8 @@ def postgres_server() -> Iterator[str]:
                 str(workdir / "log"),
                 "-w",
                 "-o",
-                f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off",
+                f"-p {PORT} -k {sockets} -c listen_addresses='' -c fsync=off "
+                "-c unix_socket_permissions=0700",
                 "start",
             ],
             check=True,
@@ -80,7 +114,7 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
         raise RuntimeError(f"could not start PostgreSQL: {e} {stderr.decode()[-300:]}") from e
     try:
-        yield f"postgresql+psycopg://adaptd@127.0.0.1:{port}/postgres"
+        yield socket_url(sockets, password)
     finally:
         subprocess.run(
             [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],

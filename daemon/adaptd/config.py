@@ -24,6 +24,7 @@ from adaptd.control.settings import SchedulerSettings
 from adaptd.errors import ConfigError
 from adaptd.monitoring.settings import MonitorsSettings
 from adaptd.retraining.settings import RetrainingSettings, ValidationSettings
+from adaptd.security import make_private_dir, mask_secrets
 from adaptd.serving.settings import ModelSettings, ServerSettings, ServingSettings
 from adaptd.settings_base import Section
 from adaptd.storage.settings import StoreSettings
@@ -102,7 +103,10 @@ def _describe(error: Any) -> str:
         return "unknown key"
     message = str(error["msg"])
     if "input" in error and not isinstance(error["input"], dict | list):
-        message += f" (got {error['input']!r})"
+        secret = any("token" in str(part) for part in error["loc"])
+        message += (
+            " (value not shown)" if secret else f" (got {mask_secrets(repr(error['input']))})"
+        )
     return message
 
 
@@ -143,8 +147,18 @@ def load_settings(path: Path | None = None) -> Settings:
         if not policy.is_file():
             where = doc.where(("policies", index)) if doc is not None else "config"
             raise ConfigError(f"{where}: policies[{index}]: file not found: {policy}")
+    server = settings.server
+    if server.feedback_token is not None and server.feedback_token.file is not None:
+        token = server.feedback_token.model_copy(
+            update={"file": _resolve(base, server.feedback_token.file)}
+        )
+        server = server.model_copy(update={"feedback_token": token})
     return settings.model_copy(
-        update={"state_dir": _resolve(base, settings.state_dir), "policies": policies}
+        update={
+            "state_dir": _resolve(base, settings.state_dir),
+            "policies": policies,
+            "server": server,
+        }
     )
 
 
@@ -152,8 +166,9 @@ def ensure_state_dir(settings: Settings) -> Path:
     """Create the state directory and check it is writable, or raise :class:`ConfigError`."""
     state = settings.state_dir
     try:
-        state.mkdir(parents=True, exist_ok=True)
-        (state / "adapters").mkdir(exist_ok=True)
+        # 0700 even if it existed: it holds prediction texts, labels and adapters.
+        make_private_dir(state)
+        make_private_dir(state / "adapters")
         probe = state / ".write-test"
         probe.write_text("ok")
         probe.unlink()

@@ -7,6 +7,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from adaptd.security import mask_secrets
+
 _PLAIN = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
@@ -26,6 +28,18 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+class MaskingFormatter(logging.Formatter):
+    """Masks URL passwords in every line, whoever logged it (our code, SQLAlchemy, a driver's
+    exception text in a traceback)."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(self.inner.format(record))
+
+
 def configure_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
     """Idempotent: replaces the handler adaptd installed before (SIGHUP may change the level)."""
     root = logging.getLogger()
@@ -34,7 +48,8 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
             root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler._adaptd = True  # type: ignore[attr-defined]
-    handler.setFormatter(JsonLineFormatter() if json_lines else logging.Formatter(_PLAIN))
+    inner = JsonLineFormatter() if json_lines else logging.Formatter(_PLAIN)
+    handler.setFormatter(MaskingFormatter(inner))
     root.addHandler(handler)
     root.setLevel(level)
     # Libraries chatty at INFO that an operator does not need.

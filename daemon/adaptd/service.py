@@ -43,6 +43,7 @@ from adaptd.errors import AdaptdError, ConfigError
 from adaptd.logsetup import configure_logging
 from adaptd.metrics import Metrics
 from adaptd.modeling.base import resolve_base
+from adaptd.security import mask_secrets, use_private_umask
 from adaptd.serving.batcher import Batcher
 from adaptd.serving.host import ModelHost, Swap
 from adaptd.serving.http import ServingContext, create_app
@@ -211,6 +212,7 @@ class Service:
         if self._settings is None:
             self._settings = load_settings(self.config_path)
         settings = self.settings
+        use_private_umask()  # the store, adapters and run files are 0600/0700 whatever the umask
         configure_logging(settings.logging.level, json_lines=settings.logging.json_lines)
         watchdog_s = sdnotify.watchdog_seconds()
         self._stall_s = liveness.stall_limit(watchdog_s)
@@ -252,6 +254,7 @@ class Service:
             device=settings.model.device,
             threads=settings.model.threads,
             max_length=settings.model.max_length,
+            safetensors_only=settings.model.safetensors_only,
         )
         self.metrics.adapters.load_duration.labels("base").observe(time.perf_counter() - started)
         self.log = PredictionLog(
@@ -586,7 +589,7 @@ class Service:
                 logger.error("store unreachable (predictions are still served): %s", error)
             elif self._state != RunState.STARTING:
                 logger.info("store reachable again")
-        self._store_error = error
+        self._store_error = None if error is None else mask_secrets(error)
         self.metrics.daemon.store_up.set(1 if error is None else 0)
 
     def request_swap(self) -> str | None:

@@ -250,3 +250,13 @@ def test_current_window_by_minutes(engine: Engine) -> None:
     assert current.n == 61  # both ends are inclusive: [now - 1 min, now]
     assert current.start == NOW + timedelta(hours=1, minutes=1)
     assert current.end == now
+
+
+def test_stored_texts_reach_the_monitors_cut_to_max_text_chars(engine: Engine) -> None:
+    fill(engine, shift=True)
+    now = NOW + timedelta(days=1)
+    whole = build_windows(engine, SETTINGS, "v1", [], now, labels=LABELS)
+    cut = build_windows(engine, SETTINGS, "v1", [], now, labels=LABELS, max_text_chars=5)
+    for full, short in zip(whole, cut, strict=True):
+        assert any(t is not None and len(t) > 5 for t in full.texts)
+        assert short.texts == tuple(None if t is None else t[:5] for t in full.texts)

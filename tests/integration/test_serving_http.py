@@ -135,7 +135,10 @@ def test_a_reused_client_id_is_a_409_naming_it(client: httpx.Client) -> None:
         (b'{"inputs": ["ok", "   "]}', 422, "inputs[1]: empty or whitespace-only"),
         (b'{"inputs": [{"id": "x"}]}', 422, "missing field 'text'"),
         (b'{"inputs": [{"text": "a", "attributes": {"g": 1}}]}', 422, "attributes.g"),
-        (b'{"inputs": [{"text": "a", "id": "d"}, {"text": "b", "id": "d"}]}', 422, "duplicate"),
+        (b'{"inputs": [{"text": "a", "id": "d"}, {"text": "b", "id": "d"}]}', 409, "used twice"),
+        (b'{"inputs": [{"text": "a", "attributes": ""}]}', 422, "attributes: must be an object"),
+        (b'{"inputs": ["\\ud800"]}', 422, "inputs[0]: not valid Unicode"),
+        (b'{"inputs": ["\\u001c"]}', 422, "empty or whitespace-only"),
         (b'{"inputs": ["\xff\xfe"]}', 400, "UTF-8"),
     ],
 )
@@ -217,7 +220,6 @@ def test_feedback_for_an_unknown_id_is_404_and_nothing_is_applied(
     ("feedback", "needle"),
     [
         ([{"id": "a", "label": "meh"}], "not in the label set"),
-        ([{"id": "a", "label": "positive"}, {"id": "a", "label": "negative"}], "duplicate id 'a'"),
         ([{"id": "a"}], "missing field 'label'"),
         ([{"id": 3, "label": "positive"}], "feedback[0].id: must be a string"),
     ],
@@ -226,6 +228,13 @@ def test_bad_feedback_is_422(client: httpx.Client, feedback: list[Any], needle: 
     response = client.post("/v1/feedback", json={"feedback": feedback})
     assert response.status_code == 422
     assert needle in response.json()["detail"]
+
+
+def test_an_id_labelled_twice_in_one_request_is_a_409(client: httpx.Client) -> None:
+    twice = [{"id": "a", "label": "positive"}, {"id": "a", "label": "negative"}]
+    response = client.post("/v1/feedback", json={"feedback": twice})
+    assert response.status_code == 409
+    assert "'a' labelled twice" in response.json()["detail"]
 
 
 # --------------------------------------------------------------------------- admin, status, probes

@@ -25,6 +25,7 @@ from adaptd.cli import (
     status_cmd,
 )
 from adaptd.errors import AdaptdError
+from adaptd.security import mask_secrets, use_private_umask
 
 app = typer.Typer(
     name="adaptd",
@@ -62,12 +63,14 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Every command may create state (the store, adapters, run directories): private files.
+    use_private_umask()
     # Standalone mode lets click report usage errors itself (exit 2); our own errors and anything
     # unexpected propagate to here and become one line.
     try:
         app(args=argv)
     except AdaptdError as e:
-        print(f"adaptd: error: {e}", file=sys.stderr)
+        print(f"adaptd: error: {mask_secrets(str(e))}", file=sys.stderr)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -76,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         logging.getLogger("adaptd").debug("internal error", exc_info=True)
         print(
-            f"adaptd: internal error: {type(e).__name__}: {e} (ADAPTD_DEBUG=1 shows the traceback)",
+            f"adaptd: internal error: {type(e).__name__}: {mask_secrets(str(e))} "
+            "(ADAPTD_DEBUG=1 shows the traceback)",
             file=sys.stderr,
         )
         sys.exit(1)

@@ -41,7 +41,13 @@ def check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         active = repository.active_adapter(engine)
         version = active.version if active is not None else None
         reference, current = build_windows(
-            engine, settings.monitors, version, [], now, labels=settings.model.labels
+            engine,
+            settings.monitors,
+            version,
+            [],
+            now,
+            labels=settings.model.labels,
+            max_text_chars=settings.serving.max_text_chars,
         )
     finally:
         engine.dispose()

@@ -34,7 +34,10 @@ def replay(
         labels=settings.model.labels,
     )
     base = url or f"http://{settings.server.host}:{settings.server.port}"
-    stats = replay_examples(base, examples, batch_size=batch_size, send_feedback=feedback)
+    token = settings.server.feedback_secret() if feedback else None
+    stats = replay_examples(
+        base, examples, batch_size=batch_size, send_feedback=feedback, feedback_token=token
+    )
     summary = {
         "sent": stats.sent,
         "labelled": stats.labelled,

@@ -28,7 +28,13 @@ def report(
         active = repository.active_adapter(engine)
         version = active.version if active is not None else None
         reference, current = build_windows(
-            engine, settings.monitors, version, [], datetime.now(UTC), labels=settings.model.labels
+            engine,
+            settings.monitors,
+            version,
+            [],
+            datetime.now(UTC),
+            labels=settings.model.labels,
+            max_text_chars=settings.serving.max_text_chars,
         )
     finally:
         engine.dispose()

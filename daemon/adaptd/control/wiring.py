@@ -124,6 +124,7 @@ class DaemonControl:
             (),
             now,
             labels=settings.model.labels,
+            max_text_chars=settings.serving.max_text_chars,
         )
         signals = run_checks(
             reference,

@@ -37,12 +37,13 @@ class ReplayStats:
 
 
 def post_json(
-    url: str, payload: dict[str, Any], *, timeout: float = 60.0
+    url: str, payload: dict[str, Any], *, timeout: float = 60.0, token: str | None = None
 ) -> tuple[int, Any, dict[str, str]]:
     data = json.dumps(payload).encode("utf-8")
-    request = urllib.request.Request(
-        url, data=data, headers={"Content-Type": "application/json"}, method="POST"
-    )
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.load(response), dict(response.headers)
@@ -55,10 +56,12 @@ def post_json(
         return e.code, parsed, dict(e.headers or {})
 
 
-def _post_retrying(url: str, payload: dict[str, Any], stats: ReplayStats) -> Any:
+def _post_retrying(
+    url: str, payload: dict[str, Any], stats: ReplayStats, token: str | None = None
+) -> Any:
     """503 means the queue is full: back off as Retry-After says. Anything else 4xx/5xx is fatal."""
     for _ in range(50):
-        status, body, headers = post_json(url, payload)
+        status, body, headers = post_json(url, payload, token=token)
         if status == 200:
             return body
         if status == 503:
@@ -77,8 +80,10 @@ def replay(
     send_feedback: bool = True,
     on_batch: Callable[[ReplayStats], None] | None = None,
     id_prefix: str | None = None,
+    feedback_token: str | None = None,
 ) -> ReplayStats:
-    """Send ``examples`` in batches to /v1/predict, then their labels to /v1/feedback."""
+    """Send ``examples`` in batches to /v1/predict, then their labels to /v1/feedback (with
+    ``feedback_token`` as the bearer token when the daemon asks for one)."""
     stats = ReplayStats()
     prefix = id_prefix or uuid.uuid4().hex[:8]
     base = base_url.rstrip("/")
@@ -100,7 +105,9 @@ def replay(
                 stats.correct += int(prediction["label"] == example.label)
                 feedback.append({"id": prediction["id"], "label": example.label})
         if send_feedback and feedback:
-            result = _post_retrying(f"{base}/v1/feedback", {"feedback": feedback}, stats)
+            result = _post_retrying(
+                f"{base}/v1/feedback", {"feedback": feedback}, stats, feedback_token
+            )
             stats.feedback += int(result.get("accepted", 0))
         if on_batch is not None:
             on_batch(stats)

@@ -128,9 +128,14 @@ def load_classifier(
     *,
     tokenizer: Any | None = None,
     pooling: PoolingSetting = "auto",
+    safetensors_only: bool = True,
 ) -> Any:
     """A :class:`PooledClassifier` on ``base`` with a fresh head for ``labels``, in eval mode, on
-    CPU; an adapter's ``modules_to_save`` then replaces the head with the trained one."""
+    CPU; an adapter's ``modules_to_save`` then replaces the head with the trained one.
+
+    ``safetensors_only`` (``model.safetensors_only``) refuses pickle-based weight files, which
+    can run code while they load: a base from an untrusted source cannot take over the daemon.
+    """
     import transformers
     from transformers import AutoModel
 
@@ -141,6 +146,9 @@ def load_classifier(
         config.pad_token_id = tokenizer.pad_token_id
     choice = choose_for(base, config, pooling)
     source, extra = _source(base)
+    if safetensors_only and "gguf_file" not in extra:
+        # GGUF files hold no pickles; transformers refuses use_safetensors with gguf_file.
+        extra["use_safetensors"] = True
     verbosity = _quiet_transformers()
     try:
         encoder = AutoModel.from_pretrained(source, config=config, **extra)

@@ -16,7 +16,7 @@ from adaptd.datasets.records import Example
 from adaptd.monitoring.detectors.text import Tokenizer
 from adaptd.monitoring.metrics import MonitorMetrics
 from adaptd.monitoring.settings import MonitorsSettings
-from adaptd.monitoring.windows import Row, Window, attach_labels, build_window
+from adaptd.monitoring.windows import Row, Window, attach_labels, build_window, cut_texts
 from adaptd.signals import Signal, Status
 from adaptd.storage import repository
 from adaptd.storage.records import (
@@ -64,8 +64,11 @@ def build_windows(
     now: datetime,
     *,
     labels: Sequence[str],
+    max_text_chars: int | None = None,
 ) -> tuple[Window, Window]:
     """Reference and current windows of the active adapter; feedback is joined onto both.
+    Texts are cut to ``max_text_chars`` (``serving.max_text_chars``) before any monitor sees
+    them (:func:`~adaptd.monitoring.windows.cut_texts`).
 
     Reference: ``reference_examples`` plus the adapter's own scored validation rows of the
     recent slice (stored when it was promoted: the newest labels before its promotion, which
@@ -121,7 +124,9 @@ def build_windows(
     ]
     reference = build_window(reference_rows, labels, adapter=adapter, origin=origin)
     current = build_window(attach_labels(recent, labelled), labels, adapter=adapter)
-    return reference, current
+    if max_text_chars is None:
+        return reference, current
+    return cut_texts(reference, max_text_chars), cut_texts(current, max_text_chars)
 
 
 def hf_tokenizer(tokenizer: object) -> Tokenizer:

@@ -10,7 +10,7 @@ reports its own sample sizes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -78,6 +78,17 @@ class Window:
             return np.empty((0, 0), dtype=np.float32)
         keep = np.isfinite(self.embeddings).all(axis=1)
         return self.embeddings if keep.all() else self.embeddings[keep]
+
+
+def cut_texts(window: Window, max_chars: int) -> Window:
+    """``window`` with every text cut to ``max_chars`` characters (``serving.max_text_chars``).
+
+    Done before any monitor tokenizes: the store may hold longer texts (written before the limit
+    was lowered, or by a replay), and one megabyte text must not stall a check in the tokenizer.
+    """
+    if all(t is None or len(t) <= max_chars for t in window.texts):
+        return window
+    return replace(window, texts=tuple(None if t is None else t[:max_chars] for t in window.texts))
 
 
 def decode_embedding(blob: bytes | None) -> EmbeddingArray | None:

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from adaptd.errors import AdaptdError, ConfigError
 from adaptd.retraining.spec import Progress, TrainResult, TrainSpec
+from adaptd.security import child_env
 
 logger = logging.getLogger(__name__)
 
@@ -146,15 +147,19 @@ class LocalExecutor:
     def _env(self, threads: int) -> dict[str, str]:
         package_root = str(Path(__file__).resolve().parents[2])
         path = os.environ.get("PYTHONPATH", "")
-        return {
-            **os.environ,
-            "PYTHONPATH": package_root + (os.pathsep + path if path else ""),
-            "OMP_NUM_THREADS": str(threads),
-            "MKL_NUM_THREADS": str(threads),
-            "TOKENIZERS_PARALLELISM": "false",
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-        }
+        # Scrubbed: the child reads its job from the spec file and needs none of the daemon's
+        # secrets (store URL, tokens) or unrelated credentials.
+        return child_env(
+            os.environ,
+            {
+                "PYTHONPATH": package_root + (os.pathsep + path if path else ""),
+                "OMP_NUM_THREADS": str(threads),
+                "MKL_NUM_THREADS": str(threads),
+                "TOKENIZERS_PARALLELISM": "false",
+                "HF_HUB_OFFLINE": "1",
+                "TRANSFORMERS_OFFLINE": "1",
+            },
+        )
 
     def _stop(self, proc: subprocess.Popen[bytes]) -> None:
         """terminate, then kill if it ignores us for ``grace_s``."""

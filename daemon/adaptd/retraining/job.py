@@ -218,6 +218,7 @@ class RetrainJob:
             out_dir=str(work / "adapter"),
             progress_file=str(work / "progress.jsonl"),
             pooling=s.model.pooling,
+            safetensors_only=s.model.safetensors_only,
             mode=rt.mode,
             warm_start=champion.path if incremental and champion is not None else None,
             rank=rt.rank,

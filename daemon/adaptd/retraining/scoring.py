@@ -151,6 +151,7 @@ def score_champion(
     *,
     max_length: int,
     pooling: str = "auto",
+    safetensors_only: bool = True,
 ) -> dict[str, list[int]]:
     """Load the champion next to nothing else (a fresh base) and score it."""
     from adaptd.modeling.base import load_classifier, load_tokenizer
@@ -158,7 +159,13 @@ def score_champion(
 
     tokenizer = load_tokenizer(base)
     model = load_adapter(
-        load_classifier(base, labels, tokenizer=tokenizer, pooling=pooling),  # type: ignore[arg-type]
+        load_classifier(
+            base,
+            labels,
+            tokenizer=tokenizer,
+            pooling=pooling,  # type: ignore[arg-type]
+            safetensors_only=safetensors_only,
+        ),
         adapter_dir,
     )
     return score_slices(model, tokenizer, slices, max_length=max_length)

@@ -19,6 +19,8 @@ class TrainSpec:
     progress_file: str
     #: which token states the head reads (``model.pooling``; the adapter records the result)
     pooling: Literal["auto", "cls", "mean", "last"] = "auto"
+    #: refuse pickle-based base weights (``model.safetensors_only``)
+    safetensors_only: bool = True
     #: features: probe only (frozen encoder); finetune: probe, then LoRA + head; auto: the same,
     #: keeping the probe when fine-tuning does not beat it on the dev split
     mode: Literal["auto", "finetune", "features"] = "auto"

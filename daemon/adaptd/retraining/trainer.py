@@ -91,7 +91,13 @@ def build_model(spec: TrainSpec) -> tuple[Any, Any]:
     from adaptd.modeling.lora import LoraSpec, load_adapter, new_adapter
 
     tokenizer = load_tokenizer(spec.base)
-    model = load_classifier(spec.base, spec.labels, tokenizer=tokenizer, pooling=spec.pooling)
+    model = load_classifier(
+        spec.base,
+        spec.labels,
+        tokenizer=tokenizer,
+        pooling=spec.pooling,
+        safetensors_only=spec.safetensors_only,
+    )
     if spec.warm_start:
         model = load_adapter(model, Path(spec.warm_start), trainable=True)
     else:
@@ -322,6 +328,7 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
                 slices,
                 max_length=spec.max_length,
                 pooling=spec.pooling,
+                safetensors_only=spec.safetensors_only,
             )
     save_adapter(
         model,

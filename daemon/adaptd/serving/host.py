@@ -87,6 +87,7 @@ class ModelHost:
         device: str = "cpu",
         threads: int | None = None,
         max_length: int = 128,
+        safetensors_only: bool = True,
     ) -> None:
         import torch
 
@@ -98,7 +99,11 @@ class ModelHost:
         self.device = pick_device(device)
         self.tokenizer = load_tokenizer(base)
         self._base_model = load_classifier(
-            base, self.labels, tokenizer=self.tokenizer, pooling=pooling
+            base,
+            self.labels,
+            tokenizer=self.tokenizer,
+            pooling=pooling,
+            safetensors_only=safetensors_only,
         )
         self.base_info: BaseModelInfo = describe(base, self._base_model, self.labels)
         self._module_shapes = base_module_shapes(base, self.labels, pooling=pooling)

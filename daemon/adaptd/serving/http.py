@@ -9,7 +9,6 @@ touched in the threadpool. Bodies are read with a size limit while streaming, th
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 import uuid
@@ -28,16 +27,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adaptd import __version__
 from adaptd.config import Settings
-from adaptd.errors import AdapterRefusedError, IncompatibleAdapterError, NotFoundError
+from adaptd.errors import (
+    AdapterRefusedError,
+    ConfigError,
+    IncompatibleAdapterError,
+    NotFoundError,
+)
 from adaptd.metrics import Metrics
+from adaptd.security import bearer_matches
+from adaptd.serving import openapi
 from adaptd.serving.batcher import Batcher, NotReadyError, QueueFullError
 from adaptd.serving.logwriter import PredictionLog, make_row
 from adaptd.serving.requests import (
     BadRequest,
-    FeedbackBody,
     FeedbackResponse,
-    PredictBody,
     PredictResponse,
+    feedback_limit,
     parse_feedback,
     parse_json,
     parse_predict,
@@ -158,21 +163,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _body_doc(model: type[Any]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
-
-
 def create_app(ctx: ServingContext) -> FastAPI:
     app = FastAPI(
         title="adaptd",
         version=__version__,
         description="Serve a LoRA-adapted classifier, log every prediction, take feedback.",
     )
+    openapi.install(app, ctx.settings, ctx.labels)
+    ctx.settings().server.feedback_secret()  # missing file or variable: the start fails (exit 2)
 
     @app.exception_handler(_Problem)
     async def _problem(_: Request, exc: _Problem) -> JSONResponse:
@@ -193,11 +191,15 @@ def create_app(ctx: ServingContext) -> FastAPI:
 
     # ------------------------------------------------------------------ predict
 
-    @app.post("/v1/predict", response_model=PredictResponse, openapi_extra=_body_doc(PredictBody))
+    @app.post("/v1/predict", response_model=PredictResponse)
     async def predict(request: Request) -> dict[str, Any]:
         settings = ctx.settings()
         data = await _json(request)
-        inputs = parse_predict(data, max_inputs=settings.server.max_inputs)
+        inputs = parse_predict(
+            data,
+            max_inputs=settings.server.max_inputs,
+            max_text_chars=settings.serving.max_text_chars,
+        )
         batcher, log = ctx.batcher, ctx.log
         if batcher is None:
             raise _Problem(503, "this instance does not serve predictions (--role control)")
@@ -264,14 +266,30 @@ def create_app(ctx: ServingContext) -> FastAPI:
 
     # ------------------------------------------------------------------ feedback
 
-    @app.post(
-        "/v1/feedback", response_model=FeedbackResponse, openapi_extra=_body_doc(FeedbackBody)
-    )
+    def _feedback_auth(request: Request) -> None:
+        try:
+            token = ctx.settings().server.feedback_secret()
+        except ConfigError as e:
+            # The file was readable at start: someone removed or emptied it since.
+            logger.error("feedback refused: %s", e)
+            raise _Problem(503, f"feedback token unavailable: {e}", RETRY_LATER) from e
+        if token is None:
+            return
+        if not bearer_matches(request.headers.get("authorization"), token):
+            raise _Problem(
+                401,
+                "missing or wrong feedback bearer token (server.feedback_token is set: send "
+                "'Authorization: Bearer <token>'); nothing was stored",
+                {"WWW-Authenticate": "Bearer"},
+            )
+
+    @app.post("/v1/feedback", response_model=FeedbackResponse)
     async def feedback(request: Request) -> dict[str, Any]:
+        _feedback_auth(request)
         settings = ctx.settings()
         data = await _json(request)
         items = parse_feedback(
-            data, labels=ctx.labels, max_items=max(settings.server.max_inputs, 1024)
+            data, labels=ctx.labels, max_items=feedback_limit(settings.server.max_inputs)
         )
         records = [FeedbackRecord(prediction_id=f.id, label=f.label, ts=ctx.clock()) for f in items]
         try:
@@ -322,9 +340,7 @@ def create_app(ctx: ServingContext) -> FastAPI:
         token = ctx.settings().server.admin_token
         if not token:
             raise _Problem(403, "admin endpoints are disabled: set server.admin_token to enable")
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        if not bearer_matches(request.headers.get("authorization"), token):
             raise _Problem(
                 401, "missing or wrong admin bearer token", {"WWW-Authenticate": "Bearer"}
             )
@@ -336,6 +352,9 @@ def create_app(ctx: ServingContext) -> FastAPI:
         data = parse_json(body)
         if not isinstance(data, dict) or not isinstance(data.get("reason", ""), str):
             raise BadRequest(422, "body must be an object with an optional string 'reason'")
+        unknown = sorted(k for k in data if k != "reason")
+        if unknown:
+            raise BadRequest(422, f"unknown field {unknown[0]!r} (expected only 'reason')")
         return str(data.get("reason") or "over HTTP")
 
     async def _admin_call(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:

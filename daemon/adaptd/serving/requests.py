@@ -1,11 +1,13 @@
 """Request bodies: parsed and checked by hand into our own values, so every bad input gets one
 clear 4xx naming the offending field (``inputs[3].text: empty text``), and nothing of a request is
-applied unless all of it is valid. The pydantic models at the end only document the API (/docs).
+applied unless all of it is valid. The request schemas are in :mod:`adaptd.serving.openapi`; the
+pydantic models at the end document the responses.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +16,22 @@ from pydantic import BaseModel, Field
 
 MAX_ID_CHARS = 128  # the width of predictions.id
 MAX_ATTRIBUTES = 32
+#: feedback may label many predictions at once: at least this many items per request
+MIN_FEEDBACK_LIMIT = 1024
+#: what a text or an id must contain: one character that is not whitespace. Spelled out, not
+#: ``\S``: the OpenAPI document uses the same pattern, and ``\S`` means different sets in Python
+#: and in the ECMA regexes of JSON Schema (U+0085 and U+001C-U+001F are space only to Python,
+#: U+FEFF only to ECMA). This is the union, so no blank text is accepted by either reading.
+NOT_BLANK = (
+    r"[^\t\n\v\f\r \u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a"
+    r"\u2028\u2029\u202f\u205f\u3000\ufeff]"
+)
+_NOT_BLANK = re.compile(NOT_BLANK)
+
+
+def feedback_limit(max_inputs: int) -> int:
+    """Most items in one feedback request."""
+    return max(max_inputs, MIN_FEEDBACK_LIMIT)
 
 
 class BadRequest(Exception):
@@ -84,22 +102,38 @@ def _kind(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
+def _check_string(where: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(422, f"{where}: must be a string, got {_kind(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        # JSON can spell a lone surrogate (\\ud800) that no store or tokenizer accepts.
+        raise BadRequest(422, f"{where}: not valid Unicode (lone surrogate at {e.start})") from e
+    return value
+
+
 def _check_id(where: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise BadRequest(422, f"{where}: must be a string, got {_kind(value)}")
-    if not value.strip():
+    checked = _check_string(where, value)
+    if not _NOT_BLANK.search(checked):
         raise BadRequest(422, f"{where}: empty id")
-    if len(value) > MAX_ID_CHARS:
+    if len(checked) > MAX_ID_CHARS:
         raise BadRequest(422, f"{where}: longer than {MAX_ID_CHARS} characters")
-    return value
+    return checked
 
 
-def _check_text(where: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise BadRequest(422, f"{where}: must be a string, got {_kind(value)}")
-    if not value.strip():
+def _check_text(where: str, value: Any, max_chars: int | None) -> str:
+    checked = _check_string(where, value)
+    if not _NOT_BLANK.search(checked):
         raise BadRequest(422, f"{where}: empty or whitespace-only text")
-    return value
+    if max_chars is not None and len(checked) > max_chars:
+        # 422, not 413: the body fit; one field breaks a documented limit (maxLength).
+        raise BadRequest(
+            422,
+            f"{where}: {len(checked)} characters, more than serving.max_text_chars "
+            f"({max_chars}); nothing was stored",
+        )
+    return checked
 
 
 def _check_attributes(where: str, value: Any) -> dict[str, str]:
@@ -108,8 +142,8 @@ def _check_attributes(where: str, value: Any) -> dict[str, str]:
     if len(value) > MAX_ATTRIBUTES:
         raise BadRequest(422, f"{where}: {len(value)} keys, more than {MAX_ATTRIBUTES}")
     for key, item in value.items():
-        if not isinstance(item, str):
-            raise BadRequest(422, f"{where}.{key}: must be a string, got {_kind(item)}")
+        _check_string(f"{where} key {key!r}", key)
+        _check_string(f"{where}.{key}", item)
     return dict(value)
 
 
@@ -123,13 +157,15 @@ def _duplicates(ids: Sequence[str]) -> list[str]:
     return dup
 
 
-def parse_predict(data: Any, *, max_inputs: int) -> list[PredictInput]:
+def parse_predict(
+    data: Any, *, max_inputs: int, max_text_chars: int | None = None
+) -> list[PredictInput]:
     items = _list_field(data, "inputs", max_items=max_inputs)
     out: list[PredictInput] = []
     for n, item in enumerate(items):
         where = f"inputs[{n}]"
         if isinstance(item, str):
-            out.append(PredictInput(text=_check_text(where, item)))
+            out.append(PredictInput(text=_check_text(where, item, max_text_chars)))
             continue
         if not isinstance(item, dict):
             raise BadRequest(
@@ -142,14 +178,19 @@ def parse_predict(data: Any, *, max_inputs: int) -> list[PredictInput]:
             raise BadRequest(422, f"{where}: missing field 'text'")
         out.append(
             PredictInput(
-                text=_check_text(f"{where}.text", item["text"]),
+                text=_check_text(f"{where}.text", item["text"], max_text_chars),
                 id=_check_id(f"{where}.id", item["id"]) if item.get("id") is not None else None,
-                attributes=_check_attributes(f"{where}.attributes", item.get("attributes") or {}),
+                attributes=(
+                    _check_attributes(f"{where}.attributes", item["attributes"])
+                    if item.get("attributes") is not None
+                    else {}
+                ),
             )
         )
     dup = _duplicates([p.id for p in out if p.id is not None])
     if dup:
-        raise BadRequest(422, f"inputs: duplicate id {dup[0]!r} in one request")
+        # 409 like an id used by an earlier request: the id is taken, by an earlier input.
+        raise BadRequest(409, f"inputs: prediction id {dup[0]!r} used twice in one request")
     return out
 
 
@@ -176,25 +217,11 @@ def parse_feedback(data: Any, *, labels: Sequence[str], max_items: int) -> list[
         out.append(FeedbackItem(id=_check_id(f"{where}.id", item["id"]), label=label))
     dup = _duplicates([f.id for f in out])
     if dup:
-        raise BadRequest(422, f"feedback: duplicate id {dup[0]!r} in one request")
+        raise BadRequest(409, f"feedback: prediction id {dup[0]!r} labelled twice in one request")
     return out
 
 
-# --------------------------------------------------------------------------- OpenAPI only
-
-
-class InputObject(BaseModel):
-    text: str = Field(description="The text to classify.")
-    id: str | None = Field(default=None, description="Your id for it; generated when absent.")
-    attributes: dict[str, str] = Field(
-        default_factory=dict, description="Free key/value strings for slicing and bias metrics."
-    )
-
-
-class PredictBody(BaseModel):
-    inputs: list[str | InputObject] = Field(
-        description="Texts, or objects with text/id/attributes."
-    )
+# --------------------------------------------------------------------------- responses (OpenAPI)
 
 
 class PredictionOut(BaseModel):
@@ -207,15 +234,6 @@ class PredictionOut(BaseModel):
 
 class PredictResponse(BaseModel):
     predictions: list[PredictionOut]
-
-
-class FeedbackIn(BaseModel):
-    id: str
-    label: str
-
-
-class FeedbackBody(BaseModel):
-    feedback: list[FeedbackIn]
 
 
 class FeedbackResponse(BaseModel):

@@ -1,11 +1,33 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from adaptd.modeling.pooling import PoolingSetting
+from adaptd.security import read_secret
 from adaptd.settings_base import Section
+
+
+class SecretSource(Section):
+    """Where a secret lives: a file (first line) or an environment variable, never the value
+    itself, so the config file can be world-readable, versioned and shown by ``config show``."""
+
+    file: Path | None = Field(
+        default=None, description="File holding the secret (e.g. a systemd credential)."
+    )
+    env: str | None = Field(
+        default=None, min_length=1, description="Environment variable holding the secret."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretSource:
+        if (self.file is None) == (self.env is None):
+            raise ValueError(
+                "name exactly one of 'file' or 'env' (the token itself never goes in the config)"
+            )
+        return self
 
 
 class ServerSettings(Section):
@@ -14,6 +36,14 @@ class ServerSettings(Section):
     admin_token: str | None = Field(
         default=None,
         description="Bearer token for promote/rollback. Without one those endpoints are disabled.",
+    )
+    feedback_token: SecretSource | None = Field(
+        default=None,
+        description="Bearer token required by POST /v1/feedback, read from a file or an env "
+        "variable ({file: /etc/adaptd/feedback-token} or {env: FEEDBACK_TOKEN}; the file is "
+        "re-read on each call, so rotating it needs no restart). Labels drive automatic "
+        "retraining and promotion, so a daemon reachable by untrusted clients should set one. "
+        "Unset: feedback is open (the 127.0.0.1 default bind).",
     )
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Larger bodies get 413.")
     max_inputs: int = Field(default=256, ge=1, description="Most texts in one predict request.")
@@ -29,6 +59,15 @@ class ServerSettings(Section):
         description="On SIGTERM, the whole stop (drain, log flush, control loop) ends within "
         "this; keep it below the unit's TimeoutStopSec (60 s) so systemd never has to SIGKILL.",
     )
+
+    def feedback_secret(self) -> str | None:
+        """The feedback bearer token, read now from where ``feedback_token`` says (None when
+        unset); raises :class:`~adaptd.errors.ConfigError` naming the key when it is missing.
+        Read on every call, a file read or an env lookup: rotating the file needs no restart."""
+        source = self.feedback_token
+        if source is None:
+            return None
+        return read_secret(file=source.file, env=source.env, key="server.feedback_token")
 
     @model_validator(mode="after")
     def _drain_fits_in_stop(self) -> ServerSettings:
@@ -61,6 +100,12 @@ class ModelSettings(Section):
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Where serving runs; auto picks cuda when present."
     )
+    safetensors_only: bool = Field(
+        default=True,
+        description="Load base model weights only from .safetensors files: pickle-based .bin "
+        "weights can run code when loaded. Set false only for a trusted base that ships .bin "
+        "files alone (GGUF files are not pickles and load either way).",
+    )
     pooling: PoolingSetting = Field(
         default="auto",
         description="Which token states the classifier head reads: cls (the first token, through "
@@ -77,6 +122,14 @@ class ServingSettings(Section):
     )
     queue_size: int = Field(
         default=1024, ge=1, description="Queued texts before predict answers 503."
+    )
+    max_text_chars: int = Field(
+        default=10_000,
+        ge=1,
+        description="Longest text predict accepts (longer: 422 naming it, nothing stored); "
+        "monitors cut stored texts to this before tokenizing. The model reads only "
+        "model.max_length tokens (about 4 characters each), so 10,000 leaves room for any real "
+        "document prefix while a megabyte text cannot tie up the tokenizer or the store.",
     )
     log_predictions: bool = Field(default=True, description="Write every prediction to the store.")
     store_text: bool = Field(

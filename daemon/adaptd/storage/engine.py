@@ -11,6 +11,7 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from adaptd.errors import StoreUnreachableError
+from adaptd.security import make_private_file, mask_secrets, mask_url
 
 if TYPE_CHECKING:
     from adaptd.config import Settings
@@ -32,7 +33,7 @@ def make_engine(url: str, *, pool_size: int = 5, connect_timeout_s: float = 5.0)
     try:
         parsed = make_url(url)
     except ArgumentError as e:
-        raise StoreUnreachableError(f"store.url: cannot parse {url!r}") from e
+        raise StoreUnreachableError(f"store.url: cannot parse {mask_url(url)!r}") from e
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -61,8 +62,8 @@ def check_reachable(engine: Engine) -> None:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except (OperationalError, SQLAlchemyError, OSError) as e:
-        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-        shown = engine.url.render_as_string(hide_password=True)
+        reason = mask_secrets(str(getattr(e, "orig", None) or e).strip().splitlines()[0])
+        shown = mask_url(engine.url.render_as_string(hide_password=False))
         raise StoreUnreachableError(f"store.url: cannot reach {shown}: {reason}") from e
 
 
@@ -82,6 +83,10 @@ def open_store(settings: Settings, *, require_schema: bool = True) -> Engine:
         connect_timeout_s=settings.store.connect_timeout_s,
     )
     check_reachable(engine)
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database:
+        # Created 0600 under the daemon's umask; a file from an older version is tightened too.
+        for suffix in ("", "-wal", "-shm"):
+            make_private_file(Path(engine.url.database + suffix))
     if require_schema:
         require_current(engine)
     return engine

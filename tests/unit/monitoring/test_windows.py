@@ -74,3 +74,14 @@ def test_attach_labels_joins_feedback_by_id_in_prediction_order() -> None:
         p.id for p in plain
     ]
     assert sum(isinstance(r, LabelledPrediction) for r in joined) == len(labelled)
+
+
+def test_cut_texts_cuts_every_text_before_any_monitor_tokenizes_it() -> None:
+    from adaptd.monitoring.windows import cut_texts
+
+    rows = [_prediction(0, text="x" * 50), _prediction(1, text=None), _prediction(2, text="short")]
+    window = build_window(rows, LABELS)
+    cut = cut_texts(window, 10)
+    assert cut.texts == ("x" * 10, None, "short")
+    np.testing.assert_array_equal(cut.probabilities, window.probabilities)
+    assert cut_texts(window, 50) is window  # nothing to cut: no copy
