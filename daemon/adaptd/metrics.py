@@ -13,6 +13,7 @@ import threading
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from adaptd.policy.schema import ACTION_TYPES
+from adaptd.retention.metrics import RetentionMetrics
 
 # Latency buckets from 1 ms to 10 s: a micro-batched MiniLM answers in a few ms on CPU.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -304,6 +305,8 @@ class Metrics:
             "Promoted adapters rolled back during probation.",
             registry=registry,
         )
+
+        self.retention = RetentionMetrics(registry)
 
         # Alert rules compute increase() over these; a series born at its first event has no
         # earlier sample, so that first burst would be invisible. Create the known ones at zero
