@@ -86,7 +86,7 @@ class DaemonControl:
         self.ctx.on_shutdown(self.shutdown)
         self.ctx.register_status("control", self.status)
         self.ctx.register_reload(self.reload)
-        start_lifecycle_jobs(self.ctx, self.loop)
+        self.lifecycle = start_lifecycle_jobs(self.ctx, self.loop)
 
     def shutdown(self) -> None:
         if self._job is not None:
