@@ -14,7 +14,7 @@ KINDS = (*STORE_TABLES, *FILE_KINDS)
 
 
 class RetentionSettings(Section):
-    """Ages in days; ``null`` keeps that data forever. Fractions of a day are allowed."""
+    """Ages in days (fractions allowed); null keeps that kind of data forever."""
 
     # Predictions hold people's texts: keep them no longer than the loop needs them. Labels
     # often arrive days after the prediction and a retrain policy may wait weeks for enough of
