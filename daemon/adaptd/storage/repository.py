@@ -199,11 +199,16 @@ def count_labelled(engine: Engine) -> int:
 
     A running total: feedback only adds to it (a repeated label replaces the row), so a retrain
     policy counts the labels of an episode as the difference of two totals, one COUNT per check.
+    Rows deleted by retention or forgetting stay counted (``counters``), or steady traffic under
+    a retention age would hold the total flat and a policy waiting for labels would wait forever.
     """
     j = t.predictions.join(t.feedback, t.feedback.c.prediction_id == t.predictions.c.id)
     query = select(func.count()).select_from(j).where(t.predictions.c.text.is_not(None))
+    gone = select(t.counters.c.value).where(t.counters.c.name == LABELLED_DELETED)
     with engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
+        return int(conn.execute(query).scalar_one()) + int(
+            conn.execute(gone).scalar_one_or_none() or 0
+        )
 
 
 def labelled_times(engine: Engine, *, until: datetime | None = None) -> list[datetime]:
@@ -717,6 +722,8 @@ def delete_expired_batch(
     started = time.perf_counter()
     with engine.begin() as conn:
         _secure_delete(conn, "FAST")
+        if table in ("predictions", "feedback"):
+            _count_labelled_gone(conn, stmt.whereclause)
         deleted = conn.execute(stmt).rowcount
     return int(deleted), time.perf_counter() - started
 
@@ -848,6 +855,7 @@ def forget_rows(
     with engine.begin() as conn:
         _secure_delete(conn, "ON")
         for chunk in _chunks(prediction_ids):
+            _count_labelled_gone(conn, t.predictions.c.id.in_(chunk))
             counts["feedback"] += conn.execute(
                 delete(t.feedback).where(t.feedback.c.prediction_id.in_(chunk))
             ).rowcount
@@ -884,3 +892,21 @@ def _checkpoint(engine: Engine) -> None:
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+#: the ``counters`` row of labelled, trainable predictions deleted (see :func:`count_labelled`)
+LABELLED_DELETED = "labelled_deleted"
+
+
+def _count_labelled_gone(conn: Connection, where: Any) -> None:
+    """Add the trainable labelled pairs a delete about to run (on predictions or feedback,
+    ``where`` its condition) takes away to the running total, in the same transaction."""
+    pairs = t.predictions.join(t.feedback, t.feedback.c.prediction_id == t.predictions.c.id)
+    query = select(func.count()).select_from(pairs).where(t.predictions.c.text.is_not(None), where)
+    gone = int(conn.execute(query).scalar_one())
+    if gone:
+        conn.execute(
+            update(t.counters)
+            .where(t.counters.c.name == LABELLED_DELETED)
+            .values(value=t.counters.c.value + gone)
+        )

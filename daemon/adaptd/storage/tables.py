@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -200,3 +201,12 @@ training_rows = Table(
 Index("ix_training_rows_run_id", training_rows.c.run_id)
 Index("ix_training_rows_prediction_id", training_rows.c.prediction_id)
 Index("ix_training_rows_text_hash", training_rows.c.text_hash)
+
+# Running totals that outlive the rows they count: ``labelled_deleted`` keeps the labelled rows
+# retention and forgetting deleted in ``repository.count_labelled`` (created at 0 by 0005).
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)

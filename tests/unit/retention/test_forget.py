@@ -121,7 +121,9 @@ def test_forget_by_id_removes_every_copy_and_names_the_adapters(
     engine: Engine, world: Path
 ) -> None:
     settings = settings_for(world, str(engine.url))
+    labels = repo.count_labelled(engine)
     report = forget(engine, settings, Target(ids=("alice-1",)), NOW)
+    assert repo.count_labelled(engine) == labels  # the policies' running total keeps them
     assert report.deleted == {
         "predictions": 1, "feedback": 1, "reference_rows": 1, "training_rows": 2,
         "reservoir": 1, "golden": 0, "run_directories": 1,

@@ -47,7 +47,7 @@ def test_a_pass_deletes_what_is_older_than_its_age_in_batches(
     assert done["predictions"].batches == -(-expected // 200)
     assert done["feedback"].deleted == expected
     assert count(engine, "predictions") == 3000 - expected
-    assert count(engine, "feedback") == 3000 - expected
+    assert count(engine, "feedback") == 80  # ages 150 .. -49 days: 120 past 30 days00 - expected
     # 500 daily rows from 500 days ago: those of the last 365 days stay
     assert count(engine, "monitor_results") == 365
     assert count(engine, "events") == 365
@@ -145,3 +145,15 @@ def test_run_directories_and_rejected_adapters_files(engine: Engine, tmp_path: P
     value = metrics.registry.get_sample_value
     assert value("adaptd_retention_deleted_rows_total", {"table": "runs"}) == 1
     assert value("adaptd_retention_deleted_rows_total", {"table": "rejected_adapters"}) == 1
+
+
+def test_the_label_total_policies_wait_on_never_goes_down(engine: Engine, tmp_path: Path) -> None:
+    # The retrain policies count an episode's labels as the difference of two totals.
+    add_predictions(engine, 200, start=NOW - 150 * DAY, step=DAY)
+    assert repo.count_labelled(engine) == 200
+    settings = settings_for(tmp_path, str(engine.url), batch_size=100, feedback=30.0)
+    prune(engine, settings, NOW, sleep=lambda s: None)
+    assert count(engine, "feedback") == 80  # ages 150 .. -49 days: 120 past 30 days
+    assert repo.count_labelled(engine) == 200
+    add_predictions(engine, 5, start=NOW, step=DAY, prefix="new")
+    assert repo.count_labelled(engine) == 205

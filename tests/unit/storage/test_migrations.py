@@ -16,6 +16,7 @@ TABLES = {
     "events",
     "reference_rows",
     "training_rows",
+    "counters",
 }
 
 

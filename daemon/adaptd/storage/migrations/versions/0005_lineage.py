@@ -1,4 +1,5 @@
-"""lineage: the rows each retrain run trained on (prediction ids and keyed text hashes)
+"""lineage: the rows each retrain run trained on (prediction ids and keyed text hashes), and
+the running total of labelled rows that retention and forgetting deleted
 
 Revision ID: 0005
 Revises: 0002
@@ -27,9 +28,18 @@ def upgrade() -> None:
     op.create_index("ix_training_rows_run_id", "training_rows", ["run_id"])
     op.create_index("ix_training_rows_prediction_id", "training_rows", ["prediction_id"])
     op.create_index("ix_training_rows_text_hash", "training_rows", ["text_hash"])
+    counters = op.create_table(
+        "counters",
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("value", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_counters"),
+    )
+    # Created here so every later change is an UPDATE: two processes never race an insert.
+    op.bulk_insert(counters, [{"name": "labelled_deleted", "value": 0}])
 
 
 def downgrade() -> None:
+    op.drop_table("counters")
     op.drop_index("ix_training_rows_text_hash", table_name="training_rows")
     op.drop_index("ix_training_rows_prediction_id", table_name="training_rows")
     op.drop_index("ix_training_rows_run_id", table_name="training_rows")
