@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import typer
@@ -77,6 +78,9 @@ def _print_report(report: ForgetReport) -> None:
         print("no adapter version was trained on them")
     if report.queued_run is not None:
         print(f"retrain queued as run {report.queued_run}; the control role starts it")
+    for run in report.running:
+        print(f"warning: retrain {run} is running and may have read these rows; run this "
+              "forget again once it has ended")  # fmt: skip
 
 
 @app.command("forget")
@@ -103,10 +107,7 @@ def forget_cmd(
         now = datetime.now(UTC)
         report = forget(engine, settings, target, now, dry_run=dry_run)
         if retrain and not dry_run:
-            report = ForgetReport(
-                target=report.target, dry_run=False, deleted=report.deleted, runs=report.runs,
-                adapters=report.adapters, queued_run=queue_retrain(engine, now),
-            )  # fmt: skip
+            report = replace(report, queued_run=queue_retrain(engine, now))
     finally:
         engine.dispose()
     if as_json:

@@ -75,6 +75,9 @@ class ForgetReport:
     runs: list[int]
     adapters: list[AffectedAdapter]
     queued_run: int | None = None
+    #: retrains running meanwhile: one may have read the rows before they went, and its
+    #: adapter and reservoir update bring them back; forget again once it has ended
+    running: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +89,7 @@ class ForgetReport:
                 {"version": a.version, "status": a.status, "how": a.how} for a in self.adapters
             ],
             "queued_run": self.queued_run,
+            "running": self.running,
         }
 
 
@@ -170,11 +174,11 @@ def forget(
         )
         deleted.update(counts)
         _record(engine, now, target, deleted, adapters)
-    report = ForgetReport(
+    running = [r.id for r in repo.list_runs(engine, limit=20) if r.status == "running"]
+    return ForgetReport(
         target=target.describe(), dry_run=dry_run, deleted=deleted, runs=run_ids,
-        adapters=adapters,
+        adapters=adapters, running=running,
     )  # fmt: skip
-    return report
 
 
 def _read(path: Path) -> list[Example]:

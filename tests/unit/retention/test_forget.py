@@ -186,3 +186,9 @@ def test_a_queued_retrain_waits_for_the_control_role(engine: Engine) -> None:
     assert repo.claim_queued_run(engine, run, NOW)
     assert not repo.claim_queued_run(engine, run, NOW)  # a second claimer loses
     assert repo.get_run(engine, run).status == "running"
+
+
+def test_a_running_retrain_is_named(engine: Engine, world: Path) -> None:
+    run = repo.start_run(engine, now=NOW, reason="policy", status="running")
+    report = forget(engine, settings_for(world, str(engine.url)), Target(ids=("bob-1",)), NOW)
+    assert report.running == [run]
