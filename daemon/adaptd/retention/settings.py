@@ -6,8 +6,7 @@ from pydantic import Field
 
 from adaptd.settings_base import Section
 
-#: the tables and file kinds retention prunes, in the order a pass prunes them (feedback before
-#: predictions would leave nothing to join; predictions first keeps the labelled join honest)
+#: the tables and file kinds retention prunes, in the order a pass prunes them
 STORE_TABLES = ("predictions", "feedback", "monitor_results", "events")
 FILE_KINDS = ("runs", "rejected_adapters")
 KINDS = (*STORE_TABLES, *FILE_KINDS)
