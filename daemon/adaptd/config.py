@@ -23,6 +23,7 @@ from adaptd.alerting import AlertingSettings
 from adaptd.control.settings import SchedulerSettings
 from adaptd.errors import ConfigError
 from adaptd.monitoring.settings import MonitorsSettings
+from adaptd.retention.settings import RetentionSettings
 from adaptd.retraining.settings import RetrainingSettings, ValidationSettings
 from adaptd.security import make_private_dir, mask_secrets
 from adaptd.serving.settings import ModelSettings, ServerSettings, ServingSettings
@@ -67,6 +68,7 @@ class Settings(BaseSettings):
         default_factory=list, description="Policy files, in the order they are evaluated."
     )
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 
 from adaptd.monitoring.metrics import MonitorMetrics
 from adaptd.policy.metrics import PolicyMetrics
+from adaptd.retention.metrics import RetentionMetrics
 from adaptd.retraining.metrics import RetrainMetrics
 from adaptd.serving.metrics import AdapterMetrics, LogMetrics, ServingMetrics
 
@@ -60,6 +61,7 @@ class Metrics:
         self.monitors = MonitorMetrics(registry)
         self.policies = PolicyMetrics(registry)
         self.retraining = RetrainMetrics(registry)
+        self.retention = RetentionMetrics(registry)
 
 
 def new_metrics() -> Metrics:

@@ -15,6 +15,7 @@ from adaptd.cli import (
     adapters_cmd,
     check_cmd,
     config_cmd,
+    data_cmd,
     db_cmd,
     demo_cmd,
     policy_cmd,
@@ -36,6 +37,7 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(data_cmd.app, name="data")
 app.add_typer(policy_cmd.app, name="policy")
 app.command("replay")(replay_cmd.replay)
 app.add_typer(adapters_cmd.app, name="adapters")

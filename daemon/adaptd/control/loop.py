@@ -22,10 +22,11 @@ from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from adaptd.control import schedule
-from adaptd.control.schedule import CHECK_JOB, RETRAIN_JOB
+from adaptd.control.schedule import CHECK_JOB, MAINTENANCE, RETRAIN_JOB
 from adaptd.control.settings import SchedulerSettings
 from adaptd.control.single_flight import RetrainSlot
 from adaptd.metrics import Metrics
@@ -144,6 +145,20 @@ class ControlLoop:
         scheduler.start()
         self._scheduler = scheduler
         logger.info("scheduler started: %s", schedule.describe(self._settings))
+
+    def add_periodic(
+        self, job_id: str, name: str, func: Callable[[], object], every_s: float
+    ) -> None:
+        """Run ``func`` every ``every_s`` seconds in the maintenance thread (after start)."""
+        if self._scheduler is None:
+            raise RuntimeError("the scheduler is not running")
+        self._scheduler.add_job(
+            func,
+            trigger=IntervalTrigger(seconds=every_s, timezone=UTC),
+            id=job_id,
+            name=name,
+            executor=MAINTENANCE,
+        )
 
     def shutdown(self, *, wait: bool = True) -> None:
         """Stop scheduling; with ``wait`` a running check or retrain job is waited for."""
@@ -372,6 +387,10 @@ class ControlLoop:
             self._slot.release(self._hooks.clock(), error)
         if isinstance(status, str):
             self._record_outcome(decision, status)
+
+    def request_retrain(self, decision: Decision) -> list[Event]:
+        """A retrain no policy decided (an operator queued it), under the single-flight rule."""
+        return self._start_retrain(decision)
 
     @property
     def retrain_running(self) -> bool:

@@ -19,6 +19,8 @@ from adaptd.control.settings import SchedulerSettings
 
 CHECK_JOB = "check"
 RETRAIN_JOB = "retrain"
+#: housekeeping (retention passes, queued retrains): its own thread, never delaying a check
+MAINTENANCE = "maintenance"
 
 
 def make_scheduler(settings: SchedulerSettings) -> BackgroundScheduler:
@@ -27,6 +29,7 @@ def make_scheduler(settings: SchedulerSettings) -> BackgroundScheduler:
         executors={
             "default": ThreadPoolExecutor(max_workers=1),
             RETRAIN_JOB: ThreadPoolExecutor(max_workers=1),
+            MAINTENANCE: ThreadPoolExecutor(max_workers=1),
         },
         job_defaults={
             "coalesce": True,

@@ -26,6 +26,7 @@ from adaptd.modeling.base import inspect_base, resolve_base
 from adaptd.monitoring.edges import build_windows, export_signals, hf_tokenizer, store_signals
 from adaptd.monitoring.runner import run_checks
 from adaptd.policy.engine import Decision, EvaluationContext
+from adaptd.retention.jobs import start_lifecycle_jobs
 from adaptd.retraining.job import RetrainJob, RetrainRequest
 from adaptd.retraining.observe import observe
 from adaptd.retraining.probation import decide
@@ -85,6 +86,7 @@ class DaemonControl:
         self.ctx.on_shutdown(self.shutdown)
         self.ctx.register_status("control", self.status)
         self.ctx.register_reload(self.reload)
+        self.lifecycle = start_lifecycle_jobs(self.ctx, self.loop)
 
     def shutdown(self) -> None:
         if self._job is not None:
@@ -169,6 +171,8 @@ class DaemonControl:
             for k in ("epochs", "learning_rate", "batch_size", "replay_ratio", "max_labels")
             if overrides.get(k) is not None
         }
+        if "warm_start" in overrides:  # a queued retrain after forgetting starts from the base
+            changes["warm_start"] = overrides["warm_start"]
         settings = settings.model_copy(update={"retraining": rt.model_copy(update=changes)})
         groups = tuple(settings.monitors.attributes) if overrides.get("group_reweighting") else ()
         previous = repository.active_adapter(self.ctx.engine)
@@ -190,6 +194,7 @@ class DaemonControl:
                     # the labels the policy waited for: those since the shift
                     since=decision.since,
                     group_attributes=groups,
+                    queued_run=overrides.get("queued_run"),
                 )
             )
         finally:

@@ -29,6 +29,7 @@ from adaptd.datasets.records import Example
 from adaptd.errors import AdaptdError
 from adaptd.metrics import Metrics
 from adaptd.modeling.base import resolve_base
+from adaptd.retention import lineage
 from adaptd.retraining.dataset import AssemblySpec, RetrainRejected, TrainingSet, assemble
 from adaptd.retraining.executors import Executor, TrainingFailed, load_executor, verify_adapter_dir
 from adaptd.retraining.registry_port import RegistryPort
@@ -58,6 +59,8 @@ class RetrainRequest:
     since: datetime | None = None
     #: group attributes to up-weight for this run (a tripped bias policy's override)
     group_attributes: tuple[str, ...] = ()
+    #: the run row an operator queued (``adaptd data forget --retrain``): this run takes it over
+    queued_run: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,6 +124,8 @@ class RetrainJob:
         )
         self._cancel = threading.Event()
         self._progress: dict[str, Any] | None = None
+        #: text key -> prediction id of the labelled examples read for the current run
+        self._sources: dict[str, str] = {}
 
     # ----------------------------------------------------------------------- status
 
@@ -155,12 +160,14 @@ class RetrainJob:
     # ----------------------------------------------------------------------- steps
 
     def _labelled(self, request: RetrainRequest) -> list[Example]:
+        self._sources = {}
         if request.examples is not None:
             return list(request.examples)
         rows = repo.labelled_predictions(
             self.engine, since=request.since, limit=self.settings.retraining.max_labels
         )
         examples, textless = examples_from_feedback(rows)
+        self._sources = lineage.source_ids(rows)
         if textless:
             logger.warning("%d labelled predictions have no stored text; left out", textless)
         return examples
@@ -304,13 +311,16 @@ class RetrainJob:
         started = time.monotonic()
         champion = repo.active_adapter(self.engine)
         now = self.clock()
-        run_id = repo.start_run(
-            self.engine,
-            now=now,
-            reason=request.reason,
-            policy=request.policy,
-            parent=champion.version if champion else None,
-        )
+        parent = champion.version if champion else None
+        if request.queued_run is not None and repo.claim_queued_run(
+            self.engine, request.queued_run, now
+        ):
+            run_id = request.queued_run
+            repo.update_run(self.engine, run_id, parent=parent)
+        else:
+            run_id = repo.start_run(
+                self.engine, now=now, reason=request.reason, policy=request.policy, parent=parent
+            )
         self._progress = {"run": run_id, "phase": "assemble", "fraction": 0.0}
         if self.metrics is not None:
             self.metrics.retraining.running.set(1)
@@ -437,6 +447,9 @@ class RetrainJob:
             exclude=golden or (),
             champion_trained=replay if champion is not None else (),
             champion_until=_window_end(champion),
+        )
+        lineage.record_run(
+            self.engine, run_id, training.train, self._sources, lineage.lineage_key(s.state_dir)
         )
         summary = training.summary()
         repo.update_run(self.engine, run_id, samples=len(training.train), details={"data": summary})

@@ -6,10 +6,12 @@ ON CONFLICT so repeated feedback is idempotent on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -197,11 +199,16 @@ def count_labelled(engine: Engine) -> int:
 
     A running total: feedback only adds to it (a repeated label replaces the row), so a retrain
     policy counts the labels of an episode as the difference of two totals, one COUNT per check.
+    Rows deleted by retention or forgetting stay counted (``counters``), or steady traffic under
+    a retention age would hold the total flat and a policy waiting for labels would wait forever.
     """
     j = t.predictions.join(t.feedback, t.feedback.c.prediction_id == t.predictions.c.id)
     query = select(func.count()).select_from(j).where(t.predictions.c.text.is_not(None))
+    gone = select(t.counters.c.value).where(t.counters.c.name == LABELLED_DELETED)
     with engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
+        return int(conn.execute(query).scalar_one()) + int(
+            conn.execute(gone).scalar_one_or_none() or 0
+        )
 
 
 def labelled_times(engine: Engine, *, until: datetime | None = None) -> list[datetime]:
@@ -615,3 +622,291 @@ def reference_rows(engine: Engine, adapter: str) -> list[ReferenceRow]:
             )
             for r in conn.execute(query)
         ]
+
+
+# --------------------------------------------------------------------------- retention
+
+#: tables pruned by age with an integer primary key: batches are key ranges
+_KEYED = {
+    "predictions": (t.predictions, t.predictions.c.seq),
+    "monitor_results": (t.monitor_results, t.monitor_results.c.id),
+    "events": (t.events, t.events.c.id),
+}
+#: at most this many values in one IN list (SQLite's default limit is 32,766 variables)
+_IN_CHUNK = 5000
+
+#: predictions retention must keep: every row of an adapter, or its rows up to a ``seq``
+KeepRule = tuple[str, int | None]
+
+
+def first_prediction_seq(engine: Engine, *, adapter: str, limit: int) -> int | None:
+    """The ``seq`` of the ``limit``-th prediction ``adapter`` served (its first ``limit`` are
+    the monitors' live reference), or of its last one when it served fewer; None: none."""
+    query = (
+        select(t.predictions.c.seq)
+        .where(t.predictions.c.adapter == adapter)
+        .order_by(t.predictions.c.seq.asc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        seqs = conn.execute(query).scalars().all()
+    return int(seqs[-1]) if seqs else None
+
+
+def _kept_predictions(keep: Sequence[KeepRule]) -> Any:
+    """The condition true for a prediction retention must keep (None: nothing is kept)."""
+    p = t.predictions.c
+    rules = [
+        and_(p.adapter == adapter, *(() if seq is None else (p.seq <= seq,)))
+        for adapter, seq in keep
+    ]
+    return sa.or_(*rules) if rules else None
+
+
+def _expired_conditions(table: str, cutoff: datetime, keep: Sequence[KeepRule]) -> list[Any]:
+    kept = _kept_predictions(keep)
+    if table == "feedback":
+        conds: list[Any] = [t.feedback.c.ts < cutoff]
+        if kept is not None:
+            conds.append(t.feedback.c.prediction_id.not_in(select(t.predictions.c.id).where(kept)))
+        return conds
+    target, _ = _KEYED[table]
+    conds = [target.c.ts < cutoff]
+    if table == "predictions" and kept is not None:
+        conds.append(sa.not_(kept))
+    return conds
+
+
+def count_expired(
+    engine: Engine, table: str, cutoff: datetime, *, keep: Sequence[KeepRule] = ()
+) -> int:
+    """Rows of ``table`` older than ``cutoff`` that retention may delete (a dry run's count)."""
+    target = t.feedback if table == "feedback" else _KEYED[table][0]
+    conds = _expired_conditions(table, cutoff, keep)
+    query = select(func.count()).select_from(target).where(*conds)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def delete_expired_batch(
+    engine: Engine, table: str, cutoff: datetime, *, limit: int, keep: Sequence[KeepRule] = ()
+) -> tuple[int, float]:
+    """Delete up to ``limit`` of the oldest expired rows of ``table``; returns the rows deleted
+    and the seconds the deleting transaction was open (the write lock held, on SQLite).
+
+    The keys are found by a read outside the transaction; the transaction then deletes one
+    primary-key range (feedback, keyed by prediction id, one IN list), re-checking the age and
+    the kept rows, so a row that changed in between is left alone.
+    """
+    conds = _expired_conditions(table, cutoff, keep)
+    if table == "feedback":
+        query = (
+            select(t.feedback.c.prediction_id)
+            .where(*conds)
+            .order_by(t.feedback.c.ts.asc())
+            .limit(min(limit, _IN_CHUNK))
+        )
+        with engine.connect() as conn:
+            ids = conn.execute(query).scalars().all()
+        if not ids:
+            return 0, 0.0
+        stmt: Any = delete(t.feedback).where(t.feedback.c.prediction_id.in_(list(ids)), *conds)
+    else:
+        target, key = _KEYED[table]
+        with engine.connect() as conn:
+            keys = conn.execute(select(key).where(*conds).order_by(key.asc()).limit(limit))
+            found = keys.scalars().all()
+        if not found:
+            return 0, 0.0
+        stmt = delete(target).where(key >= found[0], key <= found[-1], *conds)
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        _secure_delete(conn, "FAST")
+        if table in ("predictions", "feedback"):
+            _count_labelled_gone(conn, stmt.whereclause)
+        deleted = conn.execute(stmt).rowcount
+    return int(deleted), time.perf_counter() - started
+
+
+def retrain_runs_by_id(engine: Engine, run_ids: Iterable[int]) -> dict[int, RetrainRun]:
+    out: dict[int, RetrainRun] = {}
+    ids = sorted(run_ids)
+    with engine.connect() as conn:
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = select(t.retrain_runs).where(
+                t.retrain_runs.c.id.in_(ids[start : start + _IN_CHUNK])
+            )
+            out.update({r.id: _run(r) for r in conn.execute(query)})
+    return out
+
+
+# --------------------------------------------------------------------------- queued retrains
+
+
+def queued_runs(engine: Engine) -> list[RetrainRun]:
+    """Retrains requested by an operator (``adaptd data forget --retrain``), oldest first."""
+    query = (
+        select(t.retrain_runs)
+        .where(t.retrain_runs.c.status == "queued")
+        .order_by(t.retrain_runs.c.id.asc())
+    )
+    with engine.connect() as conn:
+        return [_run(r) for r in conn.execute(query)]
+
+
+def claim_queued_run(engine: Engine, run_id: int, now: datetime) -> bool:
+    """Move a queued run to running; False when another process claimed it first."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(t.retrain_runs)
+            .where(t.retrain_runs.c.id == run_id, t.retrain_runs.c.status == "queued")
+            .values(status="running", started=now)
+        )
+    return bool(result.rowcount)
+
+
+# --------------------------------------------------------------------------- lineage
+
+
+def add_training_rows(engine: Engine, run_id: int, rows: Sequence[tuple[str | None, str]]) -> int:
+    """Record that run ``run_id`` trained on ``rows`` of (prediction id or None, text hash)."""
+    values = [{"run_id": run_id, "prediction_id": pid, "text_hash": h} for pid, h in rows]
+    if values:
+        with engine.begin() as conn:
+            conn.execute(insert(t.training_rows), values)
+    return len(values)
+
+
+def _chunks(values: Iterable[str]) -> list[list[str]]:
+    ordered = sorted(values)
+    return [ordered[i : i + _IN_CHUNK] for i in range(0, len(ordered), _IN_CHUNK)]
+
+
+def _lineage_match(prediction_ids: Iterable[str], text_hashes: Iterable[str]) -> list[Any]:
+    c = t.training_rows.c
+    return [
+        *(c.prediction_id.in_(chunk) for chunk in _chunks(prediction_ids)),
+        *(c.text_hash.in_(chunk) for chunk in _chunks(text_hashes)),
+    ]
+
+
+def runs_trained_on(
+    engine: Engine, *, prediction_ids: Iterable[str], text_hashes: Iterable[str]
+) -> set[int]:
+    """The retrain runs whose training data held any of these predictions or texts."""
+    match = _lineage_match(prediction_ids, text_hashes)
+    if not match:
+        return set()
+    query = select(t.training_rows.c.run_id).where(sa.or_(*match)).distinct()
+    with engine.connect() as conn:
+        return {int(r) for r in conn.execute(query).scalars()}
+
+
+def known_prediction_ids(engine: Engine, ids: Iterable[str]) -> set[str]:
+    """Which of ``ids`` the store knows: as a prediction, a label, or in a run's lineage."""
+    found: set[str] = set()
+    with engine.connect() as conn:
+        for chunk in _chunks(ids):
+            for column in (
+                t.predictions.c.id,
+                t.feedback.c.prediction_id,
+                t.training_rows.c.prediction_id,
+            ):
+                found |= set(conn.execute(select(column).where(column.in_(chunk))).scalars())
+    return found
+
+
+def predictions_with(
+    engine: Engine, *, ids: Iterable[str] = (), attribute: tuple[str, str] | None = None
+) -> list[PredictionRecord]:
+    """The predictions with these ids, or whose attribute ``key`` equals ``value``."""
+    out: list[PredictionRecord] = []
+    with engine.connect() as conn:
+        for chunk in _chunks(ids):
+            query = select(t.predictions).where(t.predictions.c.id.in_(chunk))
+            out += [_prediction(r) for r in conn.execute(query)]
+        if attribute is not None:
+            key, value = attribute
+            field = t.predictions.c.attributes[key].as_string()
+            query = select(t.predictions).where(field == value)
+            out += [_prediction(r) for r in conn.execute(query)]
+    return out
+
+
+def reference_row_keys(engine: Engine) -> list[tuple[int, str | None, dict[str, str]]]:
+    """(id, text, attributes) of every stored reference row, for forgetting by text."""
+    c = t.reference_rows.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(c.id, c.text, c.attributes).order_by(c.id))
+        return [(int(r.id), r.text, dict(r.attributes or {})) for r in rows]
+
+
+def forget_rows(
+    engine: Engine,
+    *,
+    prediction_ids: Iterable[str],
+    reference_ids: Iterable[int],
+    text_hashes: Iterable[str],
+) -> dict[str, int]:
+    """Delete a person's rows in one transaction: their predictions and labels, the reference
+    rows holding their texts, and the lineage rows naming them (pseudonymous data too).
+    Returns rows deleted per table; on any error nothing is deleted."""
+    counts = dict.fromkeys(("predictions", "feedback", "reference_rows", "training_rows"), 0)
+    with engine.begin() as conn:
+        _secure_delete(conn, "ON")
+        for chunk in _chunks(prediction_ids):
+            _count_labelled_gone(conn, t.predictions.c.id.in_(chunk))
+            counts["feedback"] += conn.execute(
+                delete(t.feedback).where(t.feedback.c.prediction_id.in_(chunk))
+            ).rowcount
+            counts["predictions"] += conn.execute(
+                delete(t.predictions).where(t.predictions.c.id.in_(chunk))
+            ).rowcount
+        refs = sorted(reference_ids)
+        for start in range(0, len(refs), _IN_CHUNK):
+            counts["reference_rows"] += conn.execute(
+                delete(t.reference_rows).where(
+                    t.reference_rows.c.id.in_(refs[start : start + _IN_CHUNK])
+                )
+            ).rowcount
+        match = _lineage_match(prediction_ids, text_hashes)
+        if match:
+            counts["training_rows"] += conn.execute(
+                delete(t.training_rows).where(sa.or_(*match))
+            ).rowcount
+    _checkpoint(engine)
+    return counts
+
+
+def _secure_delete(conn: Connection, mode: str) -> None:
+    """SQLite leaves deleted rows' bytes in free pages until they are reused: ``ON`` zeroes
+    them, ``FAST`` does so where it costs no extra write (retention's bulk deletes)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA secure_delete={mode}")
+
+
+def _checkpoint(engine: Engine) -> None:
+    """Copy SQLite's write-ahead log into the database and truncate it: the log still holds the
+    pages as they were before the delete. A reader that holds an old snapshot keeps the log;
+    it is truncated at the next checkpoint (the last connection to close runs one)."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+#: the ``counters`` row of labelled, trainable predictions deleted (see :func:`count_labelled`)
+LABELLED_DELETED = "labelled_deleted"
+
+
+def _count_labelled_gone(conn: Connection, where: Any) -> None:
+    """Add the trainable labelled pairs a delete about to run (on predictions or feedback,
+    ``where`` its condition) takes away to the running total, in the same transaction."""
+    pairs = t.predictions.join(t.feedback, t.feedback.c.prediction_id == t.predictions.c.id)
+    query = select(func.count()).select_from(pairs).where(t.predictions.c.text.is_not(None), where)
+    gone = int(conn.execute(query).scalar_one())
+    if gone:
+        conn.execute(
+            update(t.counters)
+            .where(t.counters.c.name == LABELLED_DELETED)
+            .values(value=t.counters.c.value + gone)
+        )

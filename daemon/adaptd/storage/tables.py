@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -184,3 +185,28 @@ reference_rows = Table(
     Column("created", UTCDateTime(), nullable=False),
 )
 Index("ix_reference_rows_adapter_id", reference_rows.c.adapter, reference_rows.c.id)
+
+# Lineage: which rows each retrain run trained on, so forgetting a person can name the adapter
+# versions that learned from their data. Never the text: the prediction id when the row came
+# from the store's feedback, and always a keyed hash of the text (retention.lineage), which also
+# matches rows that came back through the replay reservoir or a file.
+training_rows = Table(
+    "training_rows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False),
+    Column("prediction_id", String(128), nullable=True),
+    Column("text_hash", String(64), nullable=False),
+)
+Index("ix_training_rows_run_id", training_rows.c.run_id)
+Index("ix_training_rows_prediction_id", training_rows.c.prediction_id)
+Index("ix_training_rows_text_hash", training_rows.c.text_hash)
+
+# Running totals that outlive the rows they count: ``labelled_deleted`` keeps the labelled rows
+# retention and forgetting deleted in ``repository.count_labelled`` (created at 0 by 0005).
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)

@@ -15,6 +15,8 @@ TABLES = {
     "policy_state",
     "events",
     "reference_rows",
+    "training_rows",
+    "counters",
 }
 
 
