@@ -12,8 +12,8 @@ from adaptd.retention.prune import prune
 from adaptd.storage import repository as repo
 
 if TYPE_CHECKING:
-    from adaptd.control.loop import ControlLoop
     from adaptd.control.context import ControlContext
+    from adaptd.control.loop import ControlLoop
 
 logger = logging.getLogger(__name__)
 
