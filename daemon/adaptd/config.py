@@ -23,6 +23,7 @@ from adaptd.alerting import AlertingSettings
 from adaptd.control.settings import SchedulerSettings
 from adaptd.errors import ConfigError
 from adaptd.monitoring.settings import MonitorsSettings
+from adaptd.privacy.settings import PrivacySettings
 from adaptd.retraining.settings import RetrainingSettings, ValidationSettings
 from adaptd.serving.settings import ModelSettings, ServerSettings, ServingSettings
 from adaptd.settings_base import Section
@@ -66,6 +67,7 @@ class Settings(BaseSettings):
         default_factory=list, description="Policy files, in the order they are evaluated."
     )
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @classmethod
     def settings_customise_sources(

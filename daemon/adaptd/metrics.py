@@ -13,6 +13,7 @@ import threading
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from adaptd.policy.schema import ACTION_TYPES
+from adaptd.privacy.metrics import PrivacyMetrics
 
 # Latency buckets from 1 ms to 10 s: a micro-batched MiniLM answers in a few ms on CPU.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -31,6 +32,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.build_info = Info("adaptd_build", "Version of adaptd.", registry=registry)
+
+        self.privacy = PrivacyMetrics(registry)
 
         # --- serving -------------------------------------------------------------------------
         self.requests = Counter(

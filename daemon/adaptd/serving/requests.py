@@ -36,6 +36,8 @@ class PredictInput:
 class FeedbackItem:
     id: str
     label: str
+    #: the served text again, for retraining when the log keeps only its hash (privacy.text)
+    text: str | None = None
 
 
 def parse_json(body: bytes) -> Any:
@@ -160,7 +162,7 @@ def parse_feedback(data: Any, *, labels: Sequence[str], max_items: int) -> list[
         where = f"feedback[{n}]"
         if not isinstance(item, dict):
             raise BadRequest(422, f"{where}: must be an object with 'id' and 'label'")
-        unknown = sorted(k for k in item if k not in {"id", "label"})
+        unknown = sorted(k for k in item if k not in {"id", "label", "text"})
         if unknown:
             raise BadRequest(422, f"{where}: unknown field {unknown[0]!r}")
         for key in ("id", "label"):
@@ -173,7 +175,14 @@ def parse_feedback(data: Any, *, labels: Sequence[str], max_items: int) -> list[
             raise BadRequest(
                 422, f"{where}.label: {label!r} is not in the label set {list(labels)}"
             )
-        out.append(FeedbackItem(id=_check_id(f"{where}.id", item["id"]), label=label))
+        text = item.get("text")
+        out.append(
+            FeedbackItem(
+                id=_check_id(f"{where}.id", item["id"]),
+                label=label,
+                text=None if text is None else _check_text(f"{where}.text", text),
+            )
+        )
     dup = _duplicates([f.id for f in out])
     if dup:
         raise BadRequest(422, f"feedback: duplicate id {dup[0]!r} in one request")
@@ -212,6 +221,12 @@ class PredictResponse(BaseModel):
 class FeedbackIn(BaseModel):
     id: str
     label: str
+    text: str | None = Field(
+        default=None,
+        description="The text that was served, again: with privacy.text hashed the log keeps "
+        "only its keyed hash, and retraining learns from the texts sent here. Refused (422) if "
+        "it is not the served text.",
+    )
 
 
 class FeedbackBody(BaseModel):
