@@ -48,7 +48,9 @@ class Peer:
 class InProcessDaemon:
     """Batcher + log writer + metrics exactly as the HTTP handler drives them, minus HTTP."""
 
-    def __init__(self, base: str, adapter: Path, *, log: bool, threads: int) -> None:
+    def __init__(
+        self, base: str, adapter: Path, *, log: bool, threads: int, guard: TextGuard = GUARD
+    ) -> None:
         from adaptd.metrics import new_metrics
         from adaptd.serving.batcher import Batcher
         from adaptd.serving.host import ModelHost
@@ -57,6 +59,7 @@ class InProcessDaemon:
         from adaptd.storage.engine import make_engine
 
         self.metrics = new_metrics()
+        self.guard = guard
         self.host = ModelHost(base=base, labels=LABELS, threads=threads, max_length=MAX_LENGTH)
         self.host.offer(self.host.build("bench", adapter))
         self.batcher = Batcher(
@@ -94,7 +97,7 @@ class InProcessDaemon:
                         make_row(
                             prediction_id=uuid.uuid4().hex,
                             ts=now,
-                            text=GUARD.for_log(text),
+                            text=self.guard.for_log(text),
                             attributes={},
                             prediction=p,
                             labels=LABELS,

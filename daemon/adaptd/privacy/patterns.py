@@ -104,7 +104,12 @@ def _ips(text: str) -> Iterator[Span]:
 
 # --------------------------------------------------------------------------- card
 
-_CARD = re.compile(r"(?<![\d.,-])[0-9](?:[ -]?[0-9]){12,18}(?![0-9]|[.,][0-9])")
+#: 12 (Maestro) to 19 digits, optionally in groups split by spaces or dashes
+_CARD = re.compile(r"(?<![\d.,+-])[0-9](?:[ -]?[0-9]){11,18}(?![0-9]|[.,][0-9])")
+#: first digits of the issuers' ranges (ISO/IEC 7812 major industry identifiers 1-6: airlines'
+#: UATP and JCB's 1800, Mastercard's 2-series, Amex/Diners/JCB, Visa, Mastercard/Maestro,
+#: Discover/Maestro); 7-9 are not payment cards, nor is 0 but for Maestro UK's 0604
+_CARD_FIRST = frozenset("123456")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -121,12 +126,20 @@ def luhn_ok(digits: str) -> bool:
 def _cards(text: str) -> Iterator[Span]:
     for m in _CARD.finditer(text):
         raw = m.group()
-        digits = raw.replace(" ", "").replace("-", "")
         # one kind of separator, as printed on cards and receipts (a list of numbers is not a card)
         if " " in raw and "-" in raw:
             continue
-        if digits[0] == "0" or len(set(digits)) == 1:
-            continue  # no issuer number starts with 0; 0000 0000 0000 0000 is a placeholder
+        # a card is a whole run of digits in its grouping: the regex stops at 19 digits, and
+        # "4111 1111 1111 1111 1112" goes on with the same separator, so it is something else
+        sep = " " if " " in raw else "-" if "-" in raw else ""
+        after = text[m.end() : m.end() + 2]
+        if sep and len(after) == 2 and after[0] == sep and after[1].isdigit():
+            continue
+        digits = raw.replace(sep, "") if sep else raw
+        if (digits[0] not in _CARD_FIRST and not digits.startswith("0604")) or len(
+            set(digits)
+        ) == 1:
+            continue  # 0604: Maestro UK, the one issuer range starting with 0
         if luhn_ok(digits):
             yield Span(m.start(), m.end(), "card")
 
@@ -170,7 +183,7 @@ def _ibans(text: str) -> Iterator[Span]:
 _PHONE = re.compile(
     r"(?<![\w+/.-])"
     r"(?:\+|00)?[0-9(]"
-    r"(?:[0-9]|[ .\-/]{1,2}(?=[0-9(])|\((?=[0-9])|\)(?=[ .\-0-9])){5,30}"
+    r"(?:[0-9]|[ .\-/]{1,2}(?=[0-9(])|\((?=[0-9])|\)(?=[ .\-0-9])){5,64}"
     r"(?:[0-9]|(?<=[0-9])\))"
     r"(?:\s?(?:x|ext\.?|#)\s?[0-9]{1,6})?"
     r"(?![\w])"
@@ -181,24 +194,73 @@ _DATE = re.compile(
 )
 _YEARS = re.compile(r"^(?:(?:1[89]|20)[0-9]{2}(?:\s*[-/]\s*|\s+))+(?:1[89]|20)[0-9]{2}$")
 _THOUSANDS = re.compile(r"^[0-9]{1,3}(?:([ .,])[0-9]{3})(?:\1[0-9]{3})*$")
+_GROUP = re.compile(r"\S+")
+_PHONE_MAX_GROUPS = 16
 #: E.164 allows 15 digits; fewer than 7 are extensions, years or prices
 _PHONE_MIN_DIGITS, _PHONE_MAX_DIGITS = 7, 15
 
 
+def _trim_parens(start: int, end: int, text: str) -> tuple[int, int]:
+    """Drop an unbalanced leading "(" or trailing ")", and a pair wrapping the whole number
+    ("(0148476329)" in a sentence: the parentheses are the sentence's)."""
+    while start < end:
+        part = text[start:end]
+        opened, closed = part.count("("), part.count(")")
+        if part[0] == "(" and (opened > closed or (part[-1] == ")" and opened == 1 == closed)):
+            start += 1
+            if part[-1] == ")" and opened == closed:
+                end -= 1
+        elif part[-1] == ")" and closed > opened:
+            end -= 1
+        else:
+            break
+    return start, end
+
+
+def _phone_ok(body: str) -> bool:
+    body = _EXTENSION.sub("", body)
+    digits = sum(c.isdigit() for c in body)
+    if not (_PHONE_MIN_DIGITS <= digits <= _PHONE_MAX_DIGITS):
+        return False
+    if body.count("(") != body.count(")"):
+        return False
+    if _DATE.match(body) or _YEARS.match(body) or _THOUSANDS.match(body):
+        return False
+    # a decimal number (3.14159265), not a dotted phone number
+    return not ("." in body and body.count(".") == 1 and not any(c in body for c in " -()+"))
+
+
+def _may_split(left: str, right: str) -> bool:
+    """Whether one number may end between two space-separated groups of a phone-shaped run:
+    at parentheses or a +, or between groups that are each formatted numbers of their own
+    ("957-551-7594 831-826-3791"); never inside plain digit groups ("4111 1111 1111 1112")."""
+    if left.endswith(")") or right.startswith(("(", "+")):
+        return True
+    return any(c in left for c in "-./") and any(c in right for c in "-./")
+
+
 def _phones(text: str) -> Iterator[Span]:
+    """Phone-shaped runs, split where one number ends and the next begins: "call 957-551-7594
+    (888)518-2028" is one run of 20 digits but two numbers. From each place a number may begin
+    the longest valid number is taken, then the search goes on after it."""
     for m in _PHONE.finditer(text):
-        raw = m.group()
-        body = _EXTENSION.sub("", raw)
-        digits = sum(c.isdigit() for c in body)
-        if not (_PHONE_MIN_DIGITS <= digits <= _PHONE_MAX_DIGITS):
-            continue
-        if body.count("(") != body.count(")"):
-            continue
-        if _DATE.match(body) or _YEARS.match(body) or _THOUSANDS.match(body):
-            continue
-        if "." in body and not any(c in body for c in " -()+") and body.count(".") == 1:
-            continue  # a decimal number (3.14159265), not a dotted phone number
-        yield Span(m.start(), m.end(), "phone")
+        groups = [(g.start() + m.start(), g.end() + m.start()) for g in _GROUP.finditer(m.group())]
+        words = [text[a:b] for a, b in groups]
+        starts = [0] + [k for k in range(1, len(words)) if _may_split(words[k - 1], words[k])]
+        ends = {k - 1 for k in starts[1:]} | {len(words) - 1}
+        at = 0
+        for i in starts:
+            if i < at:
+                continue
+            # every group holds a digit: more than this many never make one number
+            for j in range(min(len(groups) - 1, i + _PHONE_MAX_GROUPS), i - 1, -1):
+                if j not in ends:
+                    continue
+                start, end = _trim_parens(groups[i][0], groups[j][1], text)
+                if start < end and _phone_ok(text[start:end]):
+                    yield Span(start, end, "phone")
+                    at = j + 1
+                    break
 
 
 # --------------------------------------------------------------------------- registry
