@@ -29,8 +29,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-serving", action="store_true", help="no MiniLM throughput run")
     parser.add_argument("--json", action="store_true", help="also print one JSON document")
-    # the patterns were tuned on seed 0: the reported numbers are on corpora never looked at
-    parser.add_argument("--seed", type=int, default=1, help="corpus seed (default 1)")
+    # the patterns were tuned looking at the errors on seeds 0 and 1: the reported numbers are
+    # on a corpus whose errors were never looked at before
+    parser.add_argument("--seed", type=int, default=2, help="corpus seed (default 2)")
     args = parser.parse_args()
     n = 2000 if args.quick else 10_000
     samples = corpus.build(n, seed=args.seed)

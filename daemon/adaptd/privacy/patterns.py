@@ -106,6 +106,10 @@ def _ips(text: str) -> Iterator[Span]:
 
 #: 12 (Maestro) to 19 digits, optionally in groups split by spaces or dashes
 _CARD = re.compile(r"(?<![\d.,+-])[0-9](?:[ -]?[0-9]){11,18}(?![0-9]|[.,][0-9])")
+#: one more group of a card's shape (at most 6 digits, Amex prints 4-6-5) after or before it
+_GROUP_AFTER = re.compile(r"([ -])[0-9]{1,6}(?![0-9A-Za-z:.])")
+_GROUP_BEFORE = re.compile(r"(?<![0-9A-Za-z:.-])[0-9]{1,6}([ -])$")
+_CARD_MIN = 12
 #: first digits of the issuers' ranges (ISO/IEC 7812 major industry identifiers 1-6: airlines'
 #: UATP and JCB's 1800, Mastercard's 2-series, Amex/Diners/JCB, Visa, Mastercard/Maestro,
 #: Discover/Maestro); 7-9 are not payment cards, nor is 0 but for Maestro UK's 0604
@@ -123,25 +127,40 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _cards(text: str) -> Iterator[Span]:
-    for m in _CARD.finditer(text):
-        raw = m.group()
-        # one kind of separator, as printed on cards and receipts (a list of numbers is not a card)
-        if " " in raw and "-" in raw:
-            continue
-        # a card is a whole run of digits in its grouping: the regex stops at 19 digits, and
-        # "4111 1111 1111 1111 1112" goes on with the same separator, so it is something else
+def _card_at(text: str, start: int, end: int) -> Span | None:
+    """The card number starting at ``start``: the longest prefix of the candidate, cut at a
+    group boundary, that is a whole card-shaped run (one kind of separator, not continued by
+    another group of its shape on either side) and passes the issuer and Luhn checks."""
+    before = _GROUP_BEFORE.search(text, 0, start)
+    cuts = [k for k in range(start + 1, end) if text[k] in " -"] + [end]
+    for cut in reversed(cuts):
+        raw = text[start:cut]
+        digits = raw.replace(" ", "").replace("-", "")
+        if len(digits) < _CARD_MIN:
+            break
         sep = " " if " " in raw else "-" if "-" in raw else ""
-        after = text[m.end() : m.end() + 2]
-        if sep and len(after) == 2 and after[0] == sep and after[1].isdigit():
-            continue
-        digits = raw.replace(sep, "") if sep else raw
-        if (digits[0] not in _CARD_FIRST and not digits.startswith("0604")) or len(
-            set(digits)
-        ) == 1:
-            continue  # 0604: Maestro UK, the one issuer range starting with 0
-        if luhn_ok(digits):
-            yield Span(m.start(), m.end(), "card")
+        if " " in raw and "-" in raw:
+            continue  # one kind of separator, as printed on cards and receipts
+        if sep and before is not None and before.group(1) == sep:
+            return None  # the end of a longer run ("4111 [1111 1111 1112]"): no card
+        if sep and (after := _GROUP_AFTER.match(text, cut)) and after.group(1) == sep:
+            continue  # goes on with another group of the same shape
+        if digits[0] not in _CARD_FIRST and not digits.startswith("0604"):
+            return None  # 0604: Maestro UK, the one issuer range starting with 0
+        if len(set(digits)) > 1 and luhn_ok(digits):
+            return Span(start, cut, "card")
+    return None
+
+
+def _cards(text: str) -> Iterator[Span]:
+    pos = 0
+    while (m := _CARD.search(text, pos)) is not None:
+        # a candidate that is no card may hide one that starts at its next group
+        # ("+55 93 0188-3761 6011 1259 6046 3049"): search again from the next character
+        span = _card_at(text, m.start(), m.end())
+        if span is not None:
+            yield span
+        pos = span.end if span is not None else m.start() + 1
 
 
 # --------------------------------------------------------------------------- iban
@@ -181,9 +200,9 @@ def _ibans(text: str) -> Iterator[Span]:
 # --------------------------------------------------------------------------- phone
 
 _PHONE = re.compile(
-    r"(?<![\w+/.-])"
+    r"(?<![\w+/.:$€£¥-])"
     r"(?:\+|00)?[0-9(]"
-    r"(?:[0-9]|[ .\-/]{1,2}(?=[0-9(])|\((?=[0-9])|\)(?=[ .\-0-9])){5,64}"
+    r"(?:[0-9]|[ .\-/](?=[0-9(])|\((?=[0-9])|\)(?=[ .\-0-9])){5,64}"
     r"(?:[0-9]|(?<=[0-9])\))"
     r"(?:\s?(?:x|ext\.?|#)\s?[0-9]{1,6})?"
     r"(?![\w])"
@@ -194,10 +213,22 @@ _DATE = re.compile(
 )
 _YEARS = re.compile(r"^(?:(?:1[89]|20)[0-9]{2}(?:\s*[-/]\s*|\s+))+(?:1[89]|20)[0-9]{2}$")
 _THOUSANDS = re.compile(r"^[0-9]{1,3}(?:([ .,])[0-9]{3})(?:\1[0-9]{3})*$")
-_GROUP = re.compile(r"\S+")
+_GROUP = re.compile(r"\S*[0-9)]")
 _PHONE_MAX_GROUPS = 16
 #: E.164 allows 15 digits; fewer than 7 are extensions, years or prices
 _PHONE_MIN_DIGITS, _PHONE_MAX_DIGITS = 7, 15
+
+
+def _wrapped(part: str) -> bool:
+    """Whether the first "(" of ``part`` is closed by its last character."""
+    if not (part.startswith("(") and part.endswith(")")):
+        return False
+    depth = 0
+    for k, c in enumerate(part):
+        depth += (c == "(") - (c == ")")
+        if depth == 0:
+            return k == len(part) - 1
+    return False
 
 
 def _trim_parens(start: int, end: int, text: str) -> tuple[int, int]:
@@ -206,10 +237,10 @@ def _trim_parens(start: int, end: int, text: str) -> tuple[int, int]:
     while start < end:
         part = text[start:end]
         opened, closed = part.count("("), part.count(")")
-        if part[0] == "(" and (opened > closed or (part[-1] == ")" and opened == 1 == closed)):
+        if _wrapped(part):
+            start, end = start + 1, end - 1
+        elif part[0] == "(" and opened > closed:
             start += 1
-            if part[-1] == ")" and opened == closed:
-                end -= 1
         elif part[-1] == ")" and closed > opened:
             end -= 1
         else:
@@ -222,8 +253,11 @@ def _phone_ok(body: str) -> bool:
     digits = sum(c.isdigit() for c in body)
     if not (_PHONE_MIN_DIGITS <= digits <= _PHONE_MAX_DIGITS):
         return False
-    if body.count("(") != body.count(")"):
-        return False
+    opened = body.find("(")
+    if body.count("(") != body.count(")") or body.count("(") > 1 or body.find(")") < opened:
+        return False  # one area code in parentheses at most, opened before it is closed
+    if {c for c in body if c.isdigit()} == {"0"}:
+        return False  # 0000 0000: a placeholder
     if _DATE.match(body) or _YEARS.match(body) or _THOUSANDS.match(body):
         return False
     # a decimal number (3.14159265), not a dotted phone number
@@ -231,12 +265,16 @@ def _phone_ok(body: str) -> bool:
 
 
 def _may_split(left: str, right: str) -> bool:
-    """Whether one number may end between two space-separated groups of a phone-shaped run:
-    at parentheses or a +, or between groups that are each formatted numbers of their own
-    ("957-551-7594 831-826-3791"); never inside plain digit groups ("4111 1111 1111 1112")."""
-    if left.endswith(")") or right.startswith(("(", "+")):
+    """Whether one number may end between two space-separated groups of a phone-shaped run that
+    is too long to be one number: at parentheses or a +, before a national trunk prefix 0, after
+    or before a group formatted on its own ("957-551-7594 831-826-3791"), or next to a group
+    long enough to be a whole number; never inside plain short groups ("4111 1111 1111 1112").
+    """
+    if left.endswith(")") or right.startswith(("(", "+", "0")):
         return True
-    return any(c in left for c in "-./") and any(c in right for c in "-./")
+    if any(c in left for c in "-./") or any(c in right for c in "-./"):
+        return True
+    return max(sum(c.isdigit() for c in left), sum(c.isdigit() for c in right)) >= 7
 
 
 def _phones(text: str) -> Iterator[Span]:

@@ -130,6 +130,39 @@ def test_numbers_that_are_not_phones(not_phone: str) -> None:
     assert kinds_in(not_phone) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # two numbers in one run of digits are split where one ends and the next begins
+        ("957-551-7594 (888)518-2028", [("957-551-7594", "phone"), ("(888)518-2028", "phone")]),
+        ("Contact: 0249880139 0146007235", [("0249880139", "phone"), ("0146007235", "phone")]),
+        ("+33 6 48 87 62 32 (0148476329)", [
+            ("+33 6 48 87 62 32", "phone"), ("0148476329", "phone")
+        ]),
+        # the sentence's parentheses are not part of the number, an area code's are
+        ("me ((480)571-5084).", [("(480)571-5084", "phone")]),
+        ("(+34 975 933 323) (6309:d5dd:9762:d243:ba12:1:2:3)", [
+            ("+34 975 933 323", "phone"), ("6309:d5dd:9762:d243:ba12:1:2:3", "ip")
+        ]),
+        # a card after a formatted phone number, a card before an IP
+        ("+55 93 0188-3761 6011 1259 6046 3049", [
+            ("+55 93 0188-3761", "phone"), ("6011 1259 6046 3049", "card")
+        ]),
+        ("3596 3932 7158 7910 192.214.161.248", [
+            ("3596 3932 7158 7910", "card"), ("192.214.161.248", "ip")
+        ]),
+        # Maestro: 12 digits, and the one issuer range starting with 0
+        ("paid 6759 6984 5642 ok", [("6759 6984 5642", "card")]),
+        ("paid 0604-7439-1509 ok", [("0604-7439-1509", "card")]),
+        # money and sentence numbers are not phones
+        ("pay them $1000000 a year", []),
+        ("Revolution No. 9. (5745 8028 0356)", [("5745 8028 0356", "card")]),
+    ],
+)  # fmt: skip
+def test_runs_of_numbers(text: str, found: list[tuple[str, str]]) -> None:
+    assert kinds_in(text) == found
+
+
 def test_overlaps_keep_the_longer_then_the_earlier_kind() -> None:
     # an email inside a URL is part of the URL; a www domain inside an email part of the email
     assert kinds_in("https://x.org/?to=a@b.com") == [("https://x.org/?to=a@b.com", "url")]
