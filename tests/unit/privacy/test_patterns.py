@@ -61,6 +61,11 @@ def test_ibans_spaced_compact_and_cut_back_to_the_checksum() -> None:
         ("GB82WEST12345698765432", "iban"),
     ]
     assert kinds_in("code AB12CDEF34567890123 is not one") == []
+    # two in a row: the country's length says where the first ends, not a lucky checksum
+    assert kinds_in("GB40VHHI55112137515220 GB06 VPIQ 2576 8996 6448 49") == [
+        ("GB40VHHI55112137515220", "iban"),
+        ("GB06 VPIQ 2576 8996 6448 49", "iban"),
+    ]
 
 
 def test_ips_are_validated() -> None:
@@ -77,6 +82,8 @@ def test_emails_and_malformed_ones() -> None:
         ("Jane.Doe+tag@mail.example.co.uk", "email")
     ]
     assert kinds_in("josé@correo.es") == [("josé@correo.es", "email")]
+    # a mention first does not hide the email after it
+    assert kinds_in("@bob write to a@b.org") == [("a@b.org", "email")]
     for bad in ("a@@b.com", "foo@bar", "@user on twitter", ".a@b.c", "x..y@b.com", "me@-x.com"):
         assert kinds_in(bad) == [], bad
 
@@ -208,7 +215,8 @@ def test_mixed_scripts_keep_their_text() -> None:
 def test_long_tokens_are_linear(text: str) -> None:
     started = time.perf_counter()
     redact(text)
-    assert time.perf_counter() - started < 2.0
+    # about 0.1 s each on an idle core; the bound leaves room for a loaded CI machine
+    assert time.perf_counter() - started < 5.0
 
 
 @settings(max_examples=300, deadline=None)
