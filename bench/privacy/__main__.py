@@ -26,7 +26,7 @@ def _fmt(x: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="2,000 texts, 512 on MiniLM")
+    parser.add_argument("--quick", action="store_true", help="2,000 texts, 256 on MiniLM")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-serving", action="store_true", help="no MiniLM throughput run")
     parser.add_argument("--json", action="store_true", help="also print one JSON document")
@@ -69,7 +69,7 @@ def main() -> None:
         from bench.privacy.serving import throughput
 
         report["serving"] = {}
-        for model, n_serve in (("tiny", 4096), ("minilm", 512 if args.quick else 1024)):
+        for model, n_serve in (("tiny", 4096), ("minilm", 256 if args.quick else 512)):
             texts = [s.text for s in samples[:n_serve]]
             rates = throughput(texts, threads=args.threads, rounds=3, model=model)
             ratio = rates["redacted"] / rates["full"]
