@@ -10,10 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from adaptd.privacy.guard import TextGuard
 from bench.serving.setup import LABELS
 
 MAX_LENGTH = 128
 BATCH = 32
+#: the log keeps full texts and their keyed hash, as a daemon with default settings does
+GUARD = TextGuard(mode="full", key=b"bench-key-" * 4)
 
 
 class Peer:
@@ -45,7 +48,9 @@ class Peer:
 class InProcessDaemon:
     """Batcher + log writer + metrics exactly as the HTTP handler drives them, minus HTTP."""
 
-    def __init__(self, base: str, adapter: Path, *, log: bool, threads: int) -> None:
+    def __init__(
+        self, base: str, adapter: Path, *, log: bool, threads: int, guard: TextGuard = GUARD
+    ) -> None:
         from adaptd.metrics import new_metrics
         from adaptd.serving.batcher import Batcher
         from adaptd.serving.host import ModelHost
@@ -54,6 +59,7 @@ class InProcessDaemon:
         from adaptd.storage.engine import make_engine
 
         self.metrics = new_metrics()
+        self.guard = guard
         self.host = ModelHost(base=base, labels=LABELS, threads=threads, max_length=MAX_LENGTH)
         self.host.offer(self.host.build("bench", adapter))
         self.batcher = Batcher(
@@ -91,11 +97,10 @@ class InProcessDaemon:
                         make_row(
                             prediction_id=uuid.uuid4().hex,
                             ts=now,
-                            text=text,
+                            text=self.guard.for_log(text),
                             attributes={},
                             prediction=p,
                             labels=LABELS,
-                            store_text=True,
                             latency_ms=1.0,
                         )
                     )
@@ -139,11 +144,10 @@ def writer_rows_per_s(n: int) -> tuple[float, float]:
             make_row(
                 prediction_id=f"r{i}",
                 ts=now,
-                text=f"a short review number {i}",
+                text=GUARD.for_log(f"a short review number {i}"),
                 attributes={"group": "a"},
                 prediction=p,
                 labels=LABELS,
-                store_text=True,
                 latency_ms=1.0,
             )
             for i in range(n)

@@ -23,6 +23,7 @@ from adaptd.alerting import AlertingSettings
 from adaptd.control.settings import SchedulerSettings
 from adaptd.errors import ConfigError
 from adaptd.monitoring.settings import MonitorsSettings
+from adaptd.privacy.settings import PrivacySettings
 from adaptd.retention.settings import RetentionSettings
 from adaptd.retraining.settings import RetrainingSettings, ValidationSettings
 from adaptd.security import make_private_dir, mask_secrets
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
     )
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -24,6 +24,8 @@ class JsonLineFormatter(logging.Formatter):
         }
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # rendered (and redacted) by adaptd.privacy.logs
+            payload["exc"] = record.exc_text
         payload.update(getattr(record, "fields", {}))
         return json.dumps(payload, default=str)
 
@@ -40,8 +42,11 @@ class MaskingFormatter(logging.Formatter):
         return mask_secrets(self.inner.format(record))
 
 
-def configure_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
-    """Idempotent: replaces the handler adaptd installed before (SIGHUP may change the level)."""
+def configure_logging(
+    level: str = "INFO", *, json_lines: bool = False, text_filter: logging.Filter | None = None
+) -> None:
+    """Idempotent: replaces the handler adaptd installed before (SIGHUP may change the level).
+    ``text_filter`` (adaptd.privacy.logs) redacts every line the handler writes."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_adaptd", False):
@@ -50,6 +55,8 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
     handler._adaptd = True  # type: ignore[attr-defined]
     inner = JsonLineFormatter() if json_lines else logging.Formatter(_PLAIN)
     handler.setFormatter(MaskingFormatter(inner))
+    if text_filter is not None:
+        handler.addFilter(text_filter)
     root.addHandler(handler)
     root.setLevel(level)
     # Libraries chatty at INFO that an operator does not need.

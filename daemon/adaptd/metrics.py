@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 
 from adaptd.monitoring.metrics import MonitorMetrics
 from adaptd.policy.metrics import PolicyMetrics
+from adaptd.privacy.metrics import PrivacyMetrics
 from adaptd.retention.metrics import RetentionMetrics
 from adaptd.retraining.metrics import RetrainMetrics
 from adaptd.serving.metrics import AdapterMetrics, LogMetrics, ServingMetrics
@@ -62,6 +63,7 @@ class Metrics:
         self.policies = PolicyMetrics(registry)
         self.retraining = RetrainMetrics(registry)
         self.retention = RetentionMetrics(registry)
+        self.privacy = PrivacyMetrics(registry)
 
 
 def new_metrics() -> Metrics:

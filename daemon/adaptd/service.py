@@ -43,6 +43,8 @@ from adaptd.errors import AdaptdError, ConfigError
 from adaptd.logsetup import configure_logging
 from adaptd.metrics import Metrics
 from adaptd.modeling.base import resolve_base
+from adaptd.privacy.guard import start_guard
+from adaptd.privacy.logs import log_filter
 from adaptd.security import mask_secrets, use_private_umask
 from adaptd.serving.batcher import Batcher
 from adaptd.serving.host import ModelHost, Swap
@@ -63,7 +65,7 @@ NO_ADAPTER = (
 #: settings that a SIGHUP cannot change in a running daemon (they need a restart): the store and
 #: the model are opened once, the socket is bound once. Every other key is read when used or
 #: applied by :meth:`Service._apply_live`, so a reload that changes one of these is refused whole.
-RESTART_KEYS = ("state_dir", "store", "model", "server.host", "server.port")
+RESTART_KEYS = ("state_dir", "store", "model", "server.host", "server.port", "privacy")
 
 
 #: seconds of the stop deadline kept for the steps after the log flush and the control loop
@@ -213,7 +215,11 @@ class Service:
             self._settings = load_settings(self.config_path)
         settings = self.settings
         use_private_umask()  # the store, adapters and run files are 0600/0700 whatever the umask
-        configure_logging(settings.logging.level, json_lines=settings.logging.json_lines)
+        configure_logging(
+            settings.logging.level,
+            json_lines=settings.logging.json_lines,
+            text_filter=log_filter(settings.privacy),
+        )
         watchdog_s = sdnotify.watchdog_seconds()
         self._stall_s = liveness.stall_limit(watchdog_s)
         logger.info("adaptd %s starting (role %s)", __version__, self.role)
@@ -221,6 +227,7 @@ class Service:
         self._stack.callback(self.engine.dispose)
         self.metrics = Metrics(CollectorRegistry(auto_describe=True))
         self.metrics.daemon.build_info.info({"version": __version__})
+        self.texts = start_guard(settings.privacy, settings.state_dir, self.metrics.privacy)
         self._record_reload(ok=True)  # the config and policies this start loaded
         self._mark_store(None)  # open_store just reached it
         if self.role != Role.CONTROL:
@@ -297,6 +304,7 @@ class Service:
             status=self.status,
             promote=self.promote,
             rollback=self.rollback,
+            texts=self.texts,
             clock=self.clock,
         )
         config = uvicorn.Config(
@@ -407,7 +415,11 @@ class Service:
             self._transition(RunState.RUNNING)
             sdnotify.ready("reload refused; previous config kept")
             return False
-        configure_logging(new.logging.level, json_lines=new.logging.json_lines)
+        configure_logging(
+            new.logging.level,
+            json_lines=new.logging.json_lines,
+            text_filter=log_filter(new.privacy),
+        )
         self._apply_live(new)
         self._settings = new
         self._record_reload(ok=True)

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from adaptd.metrics import new_metrics
+from adaptd.privacy.guard import StoredText
 from adaptd.service import Role, RunState, Service
 from adaptd.serving.batcher import Prediction
 from adaptd.serving.http import StillBufferedError, store_feedback
@@ -275,11 +276,10 @@ def test_feedback_for_a_row_the_writer_cannot_store_yet_is_a_503_not_a_404(
     row = make_row(
         prediction_id="served-1",
         ts=now,
-        text="t",
+        text=StoredText("t", "h"),
         attributes={},
         prediction=prediction,
         labels=("negative", "positive"),
-        store_text=True,
         latency_ms=1.0,
     )
     # A writer that is not running stands for one stuck behind a slow store.

@@ -13,6 +13,7 @@ import typer
 
 from adaptd.config import Settings, load_settings
 from adaptd.logsetup import configure_logging
+from adaptd.privacy.logs import log_filter
 from adaptd.storage.engine import open_store as open_store  # the CLI commands import it from here
 
 ConfigOption = Annotated[
@@ -29,7 +30,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON documen
 
 def load(config: Path | None) -> Settings:
     settings = load_settings(config)
-    configure_logging(settings.logging.level, json_lines=settings.logging.json_lines)
+    configure_logging(
+        settings.logging.level,
+        json_lines=settings.logging.json_lines,
+        text_filter=log_filter(settings.privacy),
+    )
     return settings
 
 

@@ -29,6 +29,7 @@ from adaptd.datasets.records import Example
 from adaptd.errors import AdaptdError
 from adaptd.metrics import Metrics
 from adaptd.modeling.base import resolve_base
+from adaptd.privacy.guard import build_guard
 from adaptd.retention import lineage
 from adaptd.retraining.dataset import AssemblySpec, RetrainRejected, TrainingSet, assemble
 from adaptd.retraining.executors import Executor, TrainingFailed, load_executor, verify_adapter_dir
@@ -119,8 +120,16 @@ class RetrainJob:
         )
         self.clock = clock
         self.on_progress = on_progress
+        # Every text this job writes (run directory, reservoir, golden set, reference rows)
+        # comes from _labelled, _golden or the replay store, and each of them scrubs.
+        self.texts = build_guard(
+            settings.privacy, settings.state_dir, metrics.privacy if metrics else None
+        )
         self.replay = ReplayStore(
-            directory=settings.state_dir / "replay", capacity=rt.reservoir_size, seed=rt.seed
+            directory=settings.state_dir / "replay",
+            capacity=rt.reservoir_size,
+            seed=rt.seed,
+            scrub=self.texts.scrub_examples,
         )
         self._cancel = threading.Event()
         self._progress: dict[str, Any] | None = None
@@ -162,26 +171,32 @@ class RetrainJob:
     def _labelled(self, request: RetrainRequest) -> list[Example]:
         self._sources = {}
         if request.examples is not None:
-            return list(request.examples)
+            return self.texts.scrub_examples(request.examples)
         rows = repo.labelled_predictions(
             self.engine, since=request.since, limit=self.settings.retraining.max_labels
         )
         examples, textless = examples_from_feedback(rows)
         self._sources = lineage.source_ids(rows)
         if textless:
-            logger.warning("%d labelled predictions have no stored text; left out", textless)
-        return examples
+            hint = (
+                " (privacy.text is hashed: send the text with the feedback to train on it)"
+                if self.texts.mode == "hashed"
+                else ""
+            )
+            logger.warning("%d labelled predictions without stored text left out%s", textless, hint)
+        return self.texts.scrub_examples(examples)
 
     def _golden(self, first_data: Sequence[Example]) -> list[Example] | None:
         v = self.settings.validation
         if v.golden_file is not None:
             try:
-                return read_examples(
+                examples = read_examples(
                     v.golden_file,
                     labels=self.settings.model.labels,
                     require_labels=True,
                     attribute_columns=(),
                 )
+                return self.texts.scrub_examples(examples)
             except AdaptdError as e:
                 raise RunFailed(f"golden set: {e}") from e
         golden = self.replay.golden()

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -117,12 +117,19 @@ class ReplayStore:
     directory: Path
     capacity: int
     seed: int = 0
+    #: what may be kept of examples read back (privacy.text): a reservoir written before the
+    #: mode changed is rewritten redacted on the next add, and never trained on unredacted
+    scrub: Callable[[Sequence[Example]], list[Example]] | None = None
+
+    def _read(self, path: Path) -> list[Example]:
+        items = read_jsonl(path)
+        return self.scrub(items) if self.scrub is not None else items
 
     def load(self) -> tuple[list[Example], int]:
         path = self.directory / RESERVOIR_FILE
         if not path.is_file():
             return [], 0
-        items = read_jsonl(path)
+        items = self._read(path)
         meta = self.directory / RESERVOIR_META
         try:
             seen = int(json.loads(meta.read_text(encoding="utf-8"))["seen"])
@@ -144,7 +151,7 @@ class ReplayStore:
 
     def golden(self) -> list[Example] | None:
         path = self.directory / GOLDEN_FILE
-        return read_jsonl(path) if path.is_file() else None
+        return self._read(path) if path.is_file() else None
 
     def freeze_golden(self, examples: Sequence[Example], size: int) -> list[Example]:
         """The golden set: written once from ``examples``, returned as stored from then on."""

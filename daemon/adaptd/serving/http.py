@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,8 @@ from adaptd.errors import (
     NotFoundError,
 )
 from adaptd.metrics import Metrics
+from adaptd.privacy.feedback import TextMismatch, attach_texts
+from adaptd.privacy.guard import TextGuard
 from adaptd.security import bearer_matches
 from adaptd.serving import openapi
 from adaptd.serving.batcher import Batcher, NotReadyError, QueueFullError
@@ -79,6 +81,8 @@ class ServingContext:
     #: admin actions, run in the threadpool; they return a JSON-able description
     promote: Callable[[str, str], dict[str, Any]]
     rollback: Callable[[str], dict[str, Any]]
+    #: what may be stored of each text (privacy.text)
+    texts: TextGuard
     clock: Callable[[], datetime] = _utcnow
     #: which part is stuck (named), or None: /healthz answers 503 with it
     stuck: Callable[[], str | None] = lambda: None
@@ -219,6 +223,8 @@ def create_app(ctx: ServingContext) -> FastAPI:
                     log.release_ids(client_ids)
             if taken:
                 raise _Problem(409, f"prediction id {taken[0]!r} was already used")
+        if settings.privacy.log_texts:
+            logger.debug("predict texts: %r", [p.text for p in inputs])
         started = time.perf_counter()
         try:
             future = batcher.submit([p.text for p in inputs])
@@ -241,11 +247,10 @@ def create_app(ctx: ServingContext) -> FastAPI:
                 make_row(
                     prediction_id=pid,
                     ts=now,
-                    text=item.text,
+                    text=ctx.texts.for_log(item.text),
                     attributes=item.attributes,
                     prediction=pred,
                     labels=ctx.labels,
-                    store_text=settings.serving.store_text,
                     latency_ms=latency_ms,
                 )
                 for pid, item, pred in zip(ids, inputs, predictions, strict=True)
@@ -289,11 +294,19 @@ def create_app(ctx: ServingContext) -> FastAPI:
         settings = ctx.settings()
         data = await _json(request)
         items = parse_feedback(
-            data, labels=ctx.labels, max_items=feedback_limit(settings.server.max_inputs)
+            data,
+            labels=ctx.labels,
+            max_items=feedback_limit(settings.server.max_inputs),
+            max_text_chars=settings.serving.max_text_chars,
         )
         records = [FeedbackRecord(prediction_id=f.id, label=f.label, ts=ctx.clock()) for f in items]
+        texts = {f.id: f.text for f in items if f.text is not None}
         try:
-            missing = await run_in_threadpool(store_feedback, ctx.engine, ctx.log, records)
+            missing = await run_in_threadpool(
+                store_feedback, ctx.engine, ctx.log, records, texts=texts, guard=ctx.texts
+            )
+        except TextMismatch as e:
+            raise _Problem(422, str(e)) from e
         except SQLAlchemyError as e:
             raise _Problem(
                 503, "store unreachable: feedback not stored, retry later", RETRY_LATER
@@ -423,7 +436,12 @@ class StillBufferedError(Exception):
 
 
 def store_feedback(
-    engine: Engine, log: PredictionLog | None, records: list[FeedbackRecord]
+    engine: Engine,
+    log: PredictionLog | None,
+    records: list[FeedbackRecord],
+    *,
+    texts: Mapping[str, str] | None = None,
+    guard: TextGuard | None = None,
 ) -> list[str]:
     """Store all feedback in one transaction, or none of it: returns the unknown ids.
 
@@ -451,5 +469,7 @@ def store_feedback(
     if missing:
         return missing
     with engine.begin() as conn:
+        if texts and guard is not None:
+            attach_texts(conn, guard, texts)  # raises before anything is written
         repo.upsert_feedback(conn, records)
     return []

@@ -29,7 +29,6 @@ buffer can find it (see :meth:`PredictionLog.pending_among`).
 from __future__ import annotations
 
 import enum
-import hashlib
 import logging
 import threading
 import time
@@ -44,6 +43,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from adaptd.liveness import Heartbeat
+from adaptd.privacy.guard import StoredText
 from adaptd.serving.batcher import Prediction
 from adaptd.serving.metrics import LogMetrics
 from adaptd.storage import repository as repo
@@ -75,28 +75,24 @@ class DropReason(enum.StrEnum):
 _ROW_ERRORS = (IntegrityError, DataError)
 
 
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def make_row(
     *,
     prediction_id: str,
     ts: datetime,
-    text: str,
+    text: StoredText,
     attributes: Mapping[str, str],
     prediction: Prediction,
     labels: Sequence[str],
-    store_text: bool,
     latency_ms: float | None,
 ) -> dict[str, Any]:
-    """The insert parameters of one served prediction (embedding as float16 bytes)."""
+    """The insert parameters of one served prediction (embedding as float16 bytes); ``text``
+    is what :meth:`TextGuard.for_log` lets the log keep of it."""
     record = PredictionRecord(
         id=prediction_id,
         ts=ts,
         adapter=prediction.adapter,
-        text=text if store_text else None,
-        text_hash=text_hash(text),
+        text=text.text,
+        text_hash=text.text_hash,
         label=prediction.label,
         score=prediction.score,
         probabilities=dict(zip(labels, prediction.probabilities, strict=True)),

@@ -116,10 +116,20 @@ def predict_body(*, max_inputs: int, max_text_chars: int) -> dict[str, Any]:
     }
 
 
-def feedback_body(*, labels: Sequence[str], max_items: int) -> dict[str, Any]:
+def feedback_body(*, labels: Sequence[str], max_items: int, max_text_chars: int) -> dict[str, Any]:
+    text = {
+        **_text(max_text_chars),
+        "description": "The served text again: with privacy.text hashed the log keeps only its "
+        "keyed hash and retraining learns from texts sent here; refused (422) if it is not "
+        "the served text.",
+    }
     item = {
         "type": "object",
-        "properties": {"id": _id(), "label": {"type": "string", "enum": list(labels)}},
+        "properties": {
+            "id": _id(),
+            "label": {"type": "string", "enum": list(labels)},
+            "text": text,
+        },
         "required": ["id", "label"],
         "additionalProperties": False,
     }
@@ -164,7 +174,11 @@ def build_document(app: FastAPI, settings: Settings, labels: Sequence[str]) -> d
             required=True,
         ),
         _FEEDBACK: _json_body(
-            feedback_body(labels=labels, max_items=feedback_limit(settings.server.max_inputs)),
+            feedback_body(
+                labels=labels,
+                max_items=feedback_limit(settings.server.max_inputs),
+                max_text_chars=settings.serving.max_text_chars,
+            ),
             required=True,
         ),
         **{key: _json_body(REASON_BODY, required=False) for key in _ADMIN},

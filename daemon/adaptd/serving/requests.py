@@ -54,6 +54,8 @@ class PredictInput:
 class FeedbackItem:
     id: str
     label: str
+    #: the served text again, for retraining when the log keeps only its hash (privacy.text)
+    text: str | None = None
 
 
 def parse_json(body: bytes) -> Any:
@@ -194,14 +196,16 @@ def parse_predict(
     return out
 
 
-def parse_feedback(data: Any, *, labels: Sequence[str], max_items: int) -> list[FeedbackItem]:
+def parse_feedback(
+    data: Any, *, labels: Sequence[str], max_items: int, max_text_chars: int | None = None
+) -> list[FeedbackItem]:
     items = _list_field(data, "feedback", max_items=max_items)
     out: list[FeedbackItem] = []
     for n, item in enumerate(items):
         where = f"feedback[{n}]"
         if not isinstance(item, dict):
             raise BadRequest(422, f"{where}: must be an object with 'id' and 'label'")
-        unknown = sorted(k for k in item if k not in {"id", "label"})
+        unknown = sorted(k for k in item if k not in {"id", "label", "text"})
         if unknown:
             raise BadRequest(422, f"{where}: unknown field {unknown[0]!r}")
         for key in ("id", "label"):
@@ -214,7 +218,14 @@ def parse_feedback(data: Any, *, labels: Sequence[str], max_items: int) -> list[
             raise BadRequest(
                 422, f"{where}.label: {label!r} is not in the label set {list(labels)}"
             )
-        out.append(FeedbackItem(id=_check_id(f"{where}.id", item["id"]), label=label))
+        text = item.get("text")
+        out.append(
+            FeedbackItem(
+                id=_check_id(f"{where}.id", item["id"]),
+                label=label,
+                text=None if text is None else _check_text(f"{where}.text", text, max_text_chars),
+            )
+        )
     dup = _duplicates([f.id for f in out])
     if dup:
         raise BadRequest(409, f"feedback: prediction id {dup[0]!r} labelled twice in one request")

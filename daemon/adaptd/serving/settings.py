@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -116,6 +116,18 @@ class ModelSettings(Section):
 
 
 class ServingSettings(Section):
+    @model_validator(mode="before")
+    @classmethod
+    def _store_text_moved(cls, data: Any) -> Any:
+        # store_text: false kept an unkeyed SHA-256 (reversible for emails and phone numbers by
+        # hashing candidates) and silently starved retraining; its replacement says what it does.
+        if isinstance(data, dict) and "store_text" in data:
+            raise ValueError(
+                "serving.store_text was replaced by privacy.text (full | redacted | hashed); "
+                "store_text: false is now privacy.text: hashed (keyed hash), see docs/privacy.md"
+            )
+        return data
+
     max_batch: int = Field(default=32, ge=1, description="Largest micro-batch.")
     max_wait_ms: float = Field(
         default=5.0, ge=0, description="How long the batcher waits to fill a batch."
@@ -132,9 +144,6 @@ class ServingSettings(Section):
         "document prefix while a megabyte text cannot tie up the tokenizer or the store.",
     )
     log_predictions: bool = Field(default=True, description="Write every prediction to the store.")
-    store_text: bool = Field(
-        default=True, description="Keep prediction texts in the store (else only their hash)."
-    )
     log_buffer_rows: int = Field(
         default=100_000, ge=1, description="Rows buffered for the store before drops are counted."
     )

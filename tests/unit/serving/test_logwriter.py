@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import sqlite3
@@ -13,8 +14,10 @@ import pytest
 from sqlalchemy import Engine, event
 
 from adaptd.metrics import Metrics, new_metrics
+from adaptd.privacy.guard import TextGuard, keyed_hash
+from adaptd.privacy.settings import TextMode
 from adaptd.serving.batcher import Prediction
-from adaptd.serving.logwriter import DropReason, PredictionLog, make_row, row_bytes, text_hash
+from adaptd.serving.logwriter import DropReason, PredictionLog, make_row, row_bytes
 from adaptd.storage import migrate
 from adaptd.storage import repository as repo
 from adaptd.storage.engine import make_engine
@@ -24,7 +27,11 @@ BIG = 1 << 30
 DROPPED = "adaptd_prediction_log_dropped_total"
 
 
-def _rows(n: int, prefix: str = "p", *, store_text: bool = True) -> list[dict[str, Any]]:
+KEY = b"k" * 32
+
+
+def _rows(n: int, prefix: str = "p", *, mode: TextMode = "full") -> list[dict[str, Any]]:
+    guard = TextGuard(mode=mode, key=KEY)
     pred = Prediction(
         label="positive",
         score=0.75,
@@ -37,11 +44,10 @@ def _rows(n: int, prefix: str = "p", *, store_text: bool = True) -> list[dict[st
         make_row(
             prediction_id=f"{prefix}{i}",
             ts=NOW,
-            text=f"text {i}",
+            text=guard.for_log(f"text {i}"),
             attributes={"group": "x"},
             prediction=pred,
             labels=("negative", "positive"),
-            store_text=store_text,
             latency_ms=1.0,
         )
         for i in range(n)
@@ -85,13 +91,14 @@ def test_rows_are_inserted_in_batches(sqlite_engine: Engine, metrics: Metrics) -
     assert stored.probabilities == {"negative": 0.25, "positive": 0.75}
 
 
-def test_only_the_hash_is_kept_without_store_text(sqlite_engine: Engine, metrics: Metrics) -> None:
+def test_only_the_keyed_hash_is_logged_when_hashed(sqlite_engine: Engine, metrics: Metrics) -> None:
     log = PredictionLog(sqlite_engine, metrics.log, buffer_bytes=BIG, buffer_rows=10, flush_ms=10)
     log.start()
-    log.submit(_rows(1, store_text=False))
+    log.submit(_rows(1, mode="hashed"))
     log.stop()
     (stored,) = repo.recent_predictions(sqlite_engine)
-    assert stored.text is None and stored.text_hash == text_hash("text 0")
+    assert stored.text is None and stored.text_hash == keyed_hash(KEY, "text 0")
+    assert stored.text_hash != hashlib.sha256(b"text 0").hexdigest()
 
 
 def test_graceful_stop_flushes_every_buffered_row(sqlite_engine: Engine, metrics: Metrics) -> None:

@@ -22,7 +22,9 @@ from adaptd.signals import Signal, Status
 #: texts -> word pieces per text (e.g. a Hugging Face tokenizer's tokens without specials)
 Tokenizer = Callable[[Sequence[str]], Sequence[Sequence[str]]]
 
-_URLISH = re.compile(r"(?:https?://\S+|www\.\S+|[@#]\w+)")
+#: links, mentions and hashtags, and the placeholders privacy.text: redacted leaves for links and
+#: emails, so url_share means the same on redacted text
+_URLISH = re.compile(r"(?:https?://\S+|www\.\S+|[@#]\w+|<URL>|<EMAIL>)")
 _ASCII = 128
 #: per-character classes, as bit flags
 _LETTER, _UPPER, _SPACE, _OTHER = 1, 2, 4, 8
@@ -87,7 +89,9 @@ def descriptors(
     words = per_text(word_start)
     urls = np.fromiter(
         (
-            len(_URLISH.findall(t)) if ("@" in t or "#" in t or "http" in t or "www." in t) else 0
+            len(_URLISH.findall(t))
+            if ("@" in t or "#" in t or "http" in t or "www." in t or "<" in t)
+            else 0
             for t in texts
         ),
         dtype=np.float64,
