@@ -272,6 +272,8 @@ class Service:
             labels=settings.model.labels,
             pooling=settings.model.pooling,
             device=settings.model.device,
+            dtype=settings.model.dtype,
+            merge_adapters=settings.model.merge_adapters,
             threads=settings.model.threads,
             max_length=settings.model.max_length,
         )

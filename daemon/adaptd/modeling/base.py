@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptd.errors import ConfigError
+from adaptd.modeling.device import DtypeSetting, torch_dtype
 from adaptd.modeling.pooling import Pooling, PoolingChoice, PoolingSetting, choose_pooling
 
 logger = logging.getLogger(__name__)
@@ -128,9 +129,11 @@ def load_classifier(
     *,
     tokenizer: Any | None = None,
     pooling: PoolingSetting = "auto",
+    dtype: DtypeSetting = "float32",
 ) -> Any:
     """A :class:`PooledClassifier` on ``base`` with a fresh head for ``labels``, in eval mode, on
-    CPU; an adapter's ``modules_to_save`` then replaces the head with the trained one."""
+    CPU; an adapter's ``modules_to_save`` then replaces the head with the trained one. The
+    encoder's weights are in ``dtype``; the head stays float32."""
     import transformers
     from transformers import AutoModel
 
@@ -143,7 +146,9 @@ def load_classifier(
     source, extra = _source(base)
     verbosity = _quiet_transformers()
     try:
-        encoder = AutoModel.from_pretrained(source, config=config, **extra)
+        encoder = AutoModel.from_pretrained(
+            source, config=config, dtype=torch_dtype(dtype), **extra
+        )
     except (OSError, ValueError) as e:
         raise ConfigError(f"model.base: cannot load {base} as a transformers model: {e}") from e
     finally:
