@@ -19,6 +19,7 @@ reference switch too, with no load at all.
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 import threading
 import time
@@ -108,6 +109,13 @@ class ModelHost:
         self.base_info: BaseModelInfo = describe(base, self._base_model, self.labels)
         self._module_shapes = base_module_shapes(base, self.labels, pooling=pooling)
         self.base_load_seconds = time.perf_counter() - started
+        # A full (generation 2) collection walks every tracked object: about 430k once torch,
+        # transformers and the base model are loaded, 100-400 ms with the GIL held, during which
+        # no batch is formed or answered. Builds leave enough survivors to set one off every few
+        # swaps, which is what made swap-window latency spike. What exists now lives as long as
+        # the process, so it is moved out of the collector's walk (bench/serving README).
+        gc.collect()
+        gc.freeze()
         self._build_lock = threading.Lock()  # one build at a time (peak memory, CPU)
         self._lock = threading.Lock()  # the slots
         self._active: ServingModel | None = None

@@ -196,3 +196,14 @@ def test_a_model_base_file_that_is_not_gguf_is_a_config_error(tmp_path: Path) ->
     (tmp_path / "model.bin").write_bytes(b"x")
     with pytest.raises(ConfigError, match=r"model.base: .*model.bin is a file but not a .gguf"):
         resolve_base(str(tmp_path / "model.bin"))
+
+
+def test_the_loaded_host_is_out_of_the_collector_s_full_walk(tiny_base: Path) -> None:
+    """What exists once the base is loaded is frozen: a full collection no longer walks it."""
+    import gc
+
+    gc.unfreeze()
+    ModelHost(base=str(tiny_base), labels=LABELS, max_length=16)
+    assert gc.get_freeze_count() > 10_000
+    tracked_after_freeze = len(gc.get_objects(generation=2))
+    assert tracked_after_freeze < gc.get_freeze_count() / 10
