@@ -43,7 +43,7 @@ def run(
 
     from adaptd.metrics import new_metrics
     from adaptd.serving.batcher import Batcher
-    from adaptd.serving.host import ModelHost, Swap
+    from adaptd.serving.host import ModelHost, Swap, freeze_startup_objects
     from bench.serving.setup import texts
 
     host = ModelHost(
@@ -53,8 +53,8 @@ def run(
         max_length=128,
         merge_adapters=merge_adapters,
     )
-    if not gc_freeze:
-        gc.unfreeze()
+    if gc_freeze:
+        freeze_startup_objects()  # as the daemon does once started
     full_gc: list[float] = []
     gc_started = [0.0]
 

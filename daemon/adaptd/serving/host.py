@@ -70,6 +70,23 @@ class Swap:
     offered_to_serving_s: float
 
 
+def freeze_startup_objects() -> int:
+    """Move every object alive now out of the garbage collector's full walk; returns how many.
+
+    A full (generation 2) collection walks every tracked object: about 430k once torch,
+    transformers and the base model are loaded, 100-400 ms of CPU with the GIL held (measured on
+    the 2-core box), during which no batch is formed or answered. Python starts one when the
+    survivors since the last reach a quarter of that walk, so builds and served traffic set one
+    off now and then, a 400 ms stall wherever it lands. Frozen, the walk covers only what was
+    allocated since (bench/serving/README.md). Called once by the daemon
+    when startup is complete: what exists then lives as long as the process (a frozen object
+    that later becomes cyclic garbage is never collected, so this is not for library code that
+    builds hosts repeatedly, such as tests)."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 class ModelHost:
     """The base model, the tokenizer, and the active and previous serving slots.
 
@@ -109,13 +126,6 @@ class ModelHost:
         self.base_info: BaseModelInfo = describe(base, self._base_model, self.labels)
         self._module_shapes = base_module_shapes(base, self.labels, pooling=pooling)
         self.base_load_seconds = time.perf_counter() - started
-        # A full (generation 2) collection walks every tracked object: about 430k once torch,
-        # transformers and the base model are loaded, 100-400 ms with the GIL held, during which
-        # no batch is formed or answered. Builds leave enough survivors to set one off every few
-        # swaps, which is what made swap-window latency spike. What exists now lives as long as
-        # the process, so it is moved out of the collector's walk (bench/serving README).
-        gc.collect()
-        gc.freeze()
         self._build_lock = threading.Lock()  # one build at a time (peak memory, CPU)
         self._lock = threading.Lock()  # the slots
         self._active: ServingModel | None = None
