@@ -125,11 +125,11 @@ def forward_cpu_seconds(base: str, adapter: str, rounds: int) -> dict[str, float
     return {k: round(v, 4) for k, v in best.items()}
 
 
-def _child(args: list[str]) -> Any:
+def _child(args: list[str], options: tuple[str, ...] = ()) -> Any:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
     out = subprocess.run(
-        [sys.executable, "-m", "bench.memory", "--child", *args],
+        [sys.executable, "-m", "bench.memory", *options, "--child", *args],
         check=True,
         capture_output=True,
         text=True,
@@ -142,6 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.memory")
     parser.add_argument("--quick", action="store_true", help="MiniLM only")
     parser.add_argument("--rounds", type=int, default=5, help="forward timing rounds")
+    parser.add_argument("--model", choices=["MiniLM-L6", "SmolLM2-135M"], help="only this one")
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -156,8 +157,10 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    models = {"MiniLM-L6": minilm()}
-    if not args.quick:
+    models = {}
+    if args.model in (None, "MiniLM-L6"):
+        models["MiniLM-L6"] = minilm()
+    if not args.quick and args.model in (None, "SmolLM2-135M"):
         models["SmolLM2-135M"] = smollm2()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
@@ -165,7 +168,8 @@ def main() -> None:
             paths = [str(Path(tmp) / f"{name}-{i}") for i in range(3)]
             adapters = _child(["adapters", base, *paths])
             results[name] = {mode: _child([mode, base, *adapters]) for mode in ("shared", "merged")}
-            results[name]["forward_cpu_s"] = _child(["timing", base, adapters[0]])
+            rounds = ("--rounds", str(args.rounds))
+            results[name]["forward_cpu_s"] = _child(["timing", base, adapters[0]], rounds)
             _report(name, results[name])
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
