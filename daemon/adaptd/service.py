@@ -750,6 +750,8 @@ class Service:
                 "pooling": host.pooling,
                 "pooling_reason": host.pooling_reason,
                 "device": host.device,
+                "dtype": host.dtype,
+                "merge_adapters": host.merge_adapters,
             }
         if batcher is not None:
             doc["queue"] = {

@@ -78,10 +78,10 @@ def freeze_startup_objects() -> int:
     the 2-core box), during which no batch is formed or answered. Python starts one when the
     survivors since the last reach a quarter of that walk, so builds and served traffic set one
     off now and then, a 400 ms stall wherever it lands. Frozen, the walk covers only what was
-    allocated since (bench/serving/README.md). Called once by the daemon
-    when startup is complete: what exists then lives as long as the process (a frozen object
-    that later becomes cyclic garbage is never collected, so this is not for library code that
-    builds hosts repeatedly, such as tests)."""
+    allocated since (bench/serving/README.md). Called once by the daemon when startup is
+    complete: what exists then lives as long as the process (a frozen object that later becomes
+    cyclic garbage is never collected, so this is not for code that builds hosts repeatedly,
+    such as tests)."""
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
