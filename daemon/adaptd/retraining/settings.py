@@ -71,8 +71,8 @@ class RetrainingSettings(Section):
     autocast: AutocastSetting = Field(
         default="none",
         description="Mixed precision of the fine-tune: none, bfloat16, or float16 (CUDA only; "
-        "the loss is then scaled so small gradients do not underflow). Off by default because "
-        "on CPUs without AVX-512 BF16 it is slower, not faster.",
+        "the loss is then scaled so small gradients do not underflow). Off by default: float32 "
+        "is exact, and CPUs without AVX-512 BF16 or AMX have no fast bfloat16 matmul.",
     )
     mode: Literal["auto", "finetune", "features"] = Field(
         default="auto",
