@@ -80,6 +80,7 @@ SECTIONS: dict[str, str] = {
     "monitors": "Windows the drift, accuracy and bias monitors compare.",
     "retraining": "The fine-tune run that a tripped policy (or `adaptd retrain`) starts.",
     "validation": "Gates a candidate adapter must pass before it replaces the active one.",
+    "privacy": "What is kept of the texts served: all of it, redacted, or only a keyed hash.",
 }
 
 

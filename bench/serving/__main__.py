@@ -27,9 +27,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--only", choices=["a", "b", "c"], help="run one section")
+    parser.add_argument(
+        "--swaps", type=int, help="promotions in (c) (default: 5 with --quick, else 100)"
+    )
+    parser.add_argument(
+        "--merge-adapters",
+        action="store_true",
+        help="(c) with a full merged copy per version, as model.merge_adapters: true",
+    )
+    parser.add_argument(
+        "--no-gc-freeze", action="store_true", help="(c) with the collector walking every object"
+    )
     args = parser.parse_args()
     n_texts = 512 if args.quick else 4096
-    swaps = 5 if args.quick else 100
+    swaps = args.swaps or (5 if args.quick else 100)
 
     import torch
 
@@ -45,7 +56,15 @@ def main() -> None:
         if args.only in (None, "a", "b"):
             _throughput(base, adapters[0], items, args)
         if args.only in (None, "c"):
-            report = swap_bench.run(base, adapters, swaps=swaps, threads=args.threads, clients=4)
+            report = swap_bench.run(
+                base,
+                adapters,
+                swaps=swaps,
+                threads=args.threads,
+                clients=4,
+                merge_adapters=args.merge_adapters,
+                gc_freeze=not args.no_gc_freeze,
+            )
             print("(c) promotions under saturating load")
             for key, value in dataclasses.asdict(report).items():
                 shown = f"{value:.3f}" if isinstance(value, float) else str(value)

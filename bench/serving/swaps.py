@@ -22,15 +22,51 @@ class SwapReport:
     build_window_p99_ms: float
     loaded_to_serving_ms_max: float
     build_s_median: float
+    #: full garbage collections during the run and the longest one (they hold the GIL)
+    gc_full_collections: int
+    gc_full_ms_max: float
 
 
-def run(base: str, adapters: list[Path], *, swaps: int, threads: int, clients: int) -> SwapReport:
+def run(
+    base: str,
+    adapters: list[Path],
+    *,
+    swaps: int,
+    threads: int,
+    clients: int,
+    merge_adapters: bool = False,
+    gc_freeze: bool = True,
+) -> SwapReport:
+    """``merge_adapters`` and ``gc_freeze=False`` reproduce how swaps ran before versions shared
+    the base and the host froze the startup objects out of the collector's walk."""
+    import gc
+
     from adaptd.metrics import new_metrics
     from adaptd.serving.batcher import Batcher
-    from adaptd.serving.host import ModelHost, Swap
+    from adaptd.serving.host import ModelHost, Swap, freeze_startup_objects
     from bench.serving.setup import texts
 
-    host = ModelHost(base=base, labels=LABELS, threads=threads, max_length=128)
+    host = ModelHost(
+        base=base,
+        labels=LABELS,
+        threads=threads,
+        max_length=128,
+        merge_adapters=merge_adapters,
+    )
+    if gc_freeze:
+        freeze_startup_objects()  # as the daemon does once started
+    full_gc: list[float] = []
+    gc_started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        else:
+            full_gc.append(time.perf_counter() - gc_started[0])
+
+    gc.callbacks.append(on_gc)
     served: dict[str, float] = {}
 
     def on_swap(swap: Swap) -> None:
@@ -82,6 +118,7 @@ def run(base: str, adapters: list[Path], *, swaps: int, threads: int, clients: i
     for w in workers:
         w.join()
     batcher.stop()
+    gc.callbacks.remove(on_gc)
 
     def overlaps(r: tuple[float, float, int], a: float, b: float) -> bool:
         return r[0] <= b and r[1] >= a
@@ -105,4 +142,6 @@ def run(base: str, adapters: list[Path], *, swaps: int, threads: int, clients: i
         build_window_p99_ms=pct(build_lat, 0.99) * 1000,
         loaded_to_serving_ms_max=max(done - offer for _, offer, done in windows) * 1000,
         build_s_median=sorted(builds)[len(builds) // 2],
+        gc_full_collections=len(full_gc),
+        gc_full_ms_max=max(full_gc, default=0.0) * 1000,
     )

@@ -19,6 +19,7 @@ systemd unit's ``TimeoutStopSec``: a SIGKILL from systemd would lose the buffere
 from __future__ import annotations
 
 import enum
+import gc
 import logging
 import queue
 import signal
@@ -47,7 +48,7 @@ from adaptd.privacy.guard import start_guard
 from adaptd.privacy.logs import log_filter
 from adaptd.security import mask_secrets, use_private_umask
 from adaptd.serving.batcher import Batcher
-from adaptd.serving.host import ModelHost, Swap
+from adaptd.serving.host import ModelHost, Swap, freeze_startup_objects
 from adaptd.serving.http import ServingContext, create_app
 from adaptd.serving.logwriter import PredictionLog
 from adaptd.storage import repository as repo
@@ -242,6 +243,8 @@ class Service:
         # Registered last so it runs first: what was accepted is secured before the control
         # loop is asked to stop, which may wait for a running check or retrain.
         self._stack.callback(self._stop_intake)
+        freeze_startup_objects()  # no 400 ms full-GC pauses walking what startup loaded
+        self._stack.callback(gc.unfreeze)  # stopped: what it held may be collected again
         self._transition(RunState.RUNNING)
         serving = self.host.active.version[:12] if self.host and self.host.active else "none"
         sdnotify.ready(f"serving adapter {serving} on {settings.server.host}:{self.http_port}")
@@ -259,6 +262,8 @@ class Service:
             labels=settings.model.labels,
             pooling=settings.model.pooling,
             device=settings.model.device,
+            dtype=settings.model.dtype,
+            merge_adapters=settings.model.merge_adapters,
             threads=settings.model.threads,
             max_length=settings.model.max_length,
             safetensors_only=settings.model.safetensors_only,
@@ -738,6 +743,8 @@ class Service:
                 "pooling": host.pooling,
                 "pooling_reason": host.pooling_reason,
                 "device": host.device,
+                "dtype": host.dtype,
+                "merge_adapters": host.merge_adapters,
             }
         if batcher is not None:
             doc["queue"] = {

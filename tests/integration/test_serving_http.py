@@ -296,6 +296,12 @@ def test_probes_status_metrics_and_docs(client: httpx.Client) -> None:
     # the tiny base has no pooling config: auto says what it chose and why
     assert status["adapter"]["pooling"] == "mean"
     assert status["adapter"]["pooling_reason"].startswith("auto: encoder (bert) without")
+    # where and how it serves: model.device auto; versions share the base by default
+    import torch
+
+    assert status["adapter"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert status["adapter"]["dtype"] == "float32"
+    assert status["adapter"]["merge_adapters"] is False
     metrics = client.get("/metrics").text
     assert 'adaptd_http_requests_total{code="200",route="/healthz"}' in metrics
     assert "adaptd_active_adapter_info{version=" in metrics

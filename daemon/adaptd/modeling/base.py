@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptd.errors import ConfigError
+from adaptd.modeling.device import DtypeSetting, torch_dtype
 from adaptd.modeling.pooling import Pooling, PoolingChoice, PoolingSetting, choose_pooling
 
 logger = logging.getLogger(__name__)
@@ -129,9 +130,11 @@ def load_classifier(
     tokenizer: Any | None = None,
     pooling: PoolingSetting = "auto",
     safetensors_only: bool = True,
+    dtype: DtypeSetting = "float32",
 ) -> Any:
     """A :class:`PooledClassifier` on ``base`` with a fresh head for ``labels``, in eval mode, on
-    CPU; an adapter's ``modules_to_save`` then replaces the head with the trained one.
+    CPU; an adapter's ``modules_to_save`` then replaces the head with the trained one. The
+    encoder's weights are in ``dtype``; the head stays float32.
 
     ``safetensors_only`` (``model.safetensors_only``) refuses pickle-based weight files, which
     can run code while they load: a base from an untrusted source cannot take over the daemon.
@@ -151,7 +154,9 @@ def load_classifier(
         extra["use_safetensors"] = True
     verbosity = _quiet_transformers()
     try:
-        encoder = AutoModel.from_pretrained(source, config=config, **extra)
+        encoder = AutoModel.from_pretrained(
+            source, config=config, dtype=torch_dtype(dtype), **extra
+        )
     except (OSError, ValueError) as e:
         raise ConfigError(f"model.base: cannot load {base} as a transformers model: {e}") from e
     finally:

@@ -101,6 +101,8 @@ class PooledClassifier(nn.Module):
         pooled, hidden_states = self.features(
             input_ids, attention_mask, output_hidden_states=bool(output_hidden_states)
         )
-        logits = self.head(self.dropout(pooled))
+        # The head stays float32 when the encoder runs in a half type: it is tiny, and the
+        # logits (probabilities, the loss) are where half precision would show.
+        logits = self.head(self.dropout(pooled.to(self.head.weight.dtype)))
         loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)

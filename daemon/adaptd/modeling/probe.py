@@ -22,8 +22,11 @@ def extract_features(
     batch_size: int = 64,
 ) -> Any:
     """Pooled features ``(n, hidden)`` of every text under the classifier's current encoder (with
-    whatever LoRA is attached), in input order; dropout off, no gradients."""
+    whatever LoRA is attached), in input order, as float32 on CPU (where the probe is fitted);
+    dropout off, no gradients."""
     import torch
+
+    device = next(classifier.parameters()).device
 
     order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
     chunks: list[Any] = []
@@ -33,8 +36,8 @@ def extract_features(
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             ids, mask = pad_batch([token_ids[i] for i in idx], pad_id)
-            pooled, _ = classifier.features(ids, mask)
-            chunks.append(pooled.float())
+            pooled, _ = classifier.features(ids.to(device), mask.to(device))
+            chunks.append(pooled.float().cpu())
     classifier.train(was_training)
     features = torch.cat(chunks)
     out = torch.empty_like(features)

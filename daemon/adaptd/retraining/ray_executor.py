@@ -6,16 +6,23 @@ progress file, so the spec's ``work`` directory must be on storage the worker an
 share (the local machine for a local Ray; a shared volume on a real cluster). Timeout and
 cancellation use ``ray.cancel(force=True)``, which kills the worker process; a task that dies or
 runs out of memory raises and ends the run as failed, never with an adapter.
+
+GPUs: a cuda ``retraining.device`` (or ``auto`` on a cluster that has GPUs) asks Ray for one GPU,
+and the task trains on ``cuda``, the device Ray made visible to it; the daemon's own device index
+means nothing on another node.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from adaptd.errors import ConfigError
+from adaptd.modeling.device import ray_gpus, worker_device
 from adaptd.retraining.executors import (
     ProgressCallback,
     TrainingFailed,
@@ -45,8 +52,6 @@ class RayExecutor:
         try:
             import ray
         except ImportError as e:
-            from adaptd.errors import ConfigError
-
             raise ConfigError(
                 "retraining.executor: ray needs the ray package (pip install 'ray>=2.9')"
             ) from e
@@ -63,6 +68,13 @@ class RayExecutor:
                 ignore_reinit_error=True,
             )
 
+    def task_options(self, spec: TrainSpec) -> tuple[dict[str, Any], TrainSpec]:
+        """The resources the task asks Ray for, and the spec as the worker must see it."""
+        gpus_in_cluster = float(self._ray.cluster_resources().get("GPU", 0))  # type: ignore[no-untyped-call]
+        gpus = ray_gpus(spec.device, cluster_gpus=gpus_in_cluster)
+        options = {"num_cpus": spec.threads, "num_gpus": gpus, "max_retries": 0}
+        return options, dataclasses.replace(spec, device=worker_device(gpus))
+
     def run(
         self,
         spec: TrainSpec,
@@ -74,7 +86,11 @@ class RayExecutor:
         ray = self._ray
         self._ensure_connected()
         Path(spec.out_dir).parent.mkdir(parents=True, exist_ok=True)
-        task = ray.remote(num_cpus=spec.threads, max_retries=0)(_train_task)
+        try:
+            options, spec = self.task_options(spec)
+        except ConfigError as e:
+            raise TrainingFailed(str(e)) from e
+        task = ray.remote(**options)(_train_task)
         ref = task.remote(spec.to_dict())
         cancel = cancel or threading.Event()
         deadline = time.monotonic() + timeout_s

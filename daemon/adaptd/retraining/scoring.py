@@ -78,6 +78,7 @@ def score_texts(
     predicted = [0] * len(texts)
     probabilities: list[list[float]] = [[] for _ in texts]
     pooled_out: list[str] | None = [""] * len(texts) if embeddings else None
+    device = next(model.parameters()).device
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
@@ -90,15 +91,15 @@ def score_texts(
                 return_tensors="pt",
             )
             out = model(
-                input_ids=enc["input_ids"],
-                attention_mask=enc["attention_mask"],
+                input_ids=enc["input_ids"].to(device),
+                attention_mask=enc["attention_mask"].to(device),
                 output_hidden_states=embeddings,
             )
-            probs = torch.softmax(out.logits.float(), dim=-1)
+            probs = torch.softmax(out.logits.float(), dim=-1).cpu()
             hidden = getattr(out, "hidden_states", None) if embeddings else None
             pooled = None
             if hidden is not None:
-                last = hidden[-1].float()
+                last = hidden[-1].float().cpu()
                 mask = enc["attention_mask"].unsqueeze(-1).to(last.dtype)
                 pooled = ((last * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)).numpy()
             elif embeddings:
@@ -152,20 +153,22 @@ def score_champion(
     max_length: int,
     pooling: str = "auto",
     safetensors_only: bool = True,
+    device: str = "cpu",
+    dtype: str = "float32",
 ) -> dict[str, list[int]]:
-    """Load the champion next to nothing else (a fresh base) and score it."""
+    """Load the champion next to nothing else (a fresh base) and score it, on the device and in
+    the precision the candidate was scored with."""
     from adaptd.modeling.base import load_classifier, load_tokenizer
     from adaptd.modeling.lora import load_adapter
 
     tokenizer = load_tokenizer(base)
-    model = load_adapter(
-        load_classifier(
-            base,
-            labels,
-            tokenizer=tokenizer,
-            pooling=pooling,  # type: ignore[arg-type]
-            safetensors_only=safetensors_only,
-        ),
-        adapter_dir,
+    classifier = load_classifier(
+        base,
+        labels,
+        tokenizer=tokenizer,
+        pooling=pooling,  # type: ignore[arg-type]
+        safetensors_only=safetensors_only,
+        dtype=dtype,  # type: ignore[arg-type]
     )
+    model = load_adapter(classifier, adapter_dir).to(device)
     return score_slices(model, tokenizer, slices, max_length=max_length)

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from adaptd.modeling.device import DEVICE_PATTERN, AutocastSetting, DtypeSetting
 from adaptd.settings_base import Section
 
 
@@ -52,6 +53,26 @@ class RetrainingSettings(Section):
     )
     ray_address: str | None = Field(
         default=None, description="Ray cluster address for executor: ray (default: local Ray)."
+    )
+    device: str | None = Field(
+        default=None,
+        pattern=DEVICE_PATTERN,
+        description="Where the fine-tune runs: auto, cpu, cuda or cuda:N; null: as model.device. "
+        "With executor ray, a cuda device (or auto on a cluster with GPUs) makes the task ask "
+        "Ray for one GPU.",
+    )
+    dtype: DtypeSetting = Field(
+        default="float32",
+        description="Precision of the frozen base weights while training. LoRA weights, the head "
+        "and the optimizer state stay float32 whatever this says, so bfloat16 halves the base's "
+        "memory without touching what is learned. float32 by default: exact, and the fastest "
+        "on most CPUs.",
+    )
+    autocast: AutocastSetting = Field(
+        default="none",
+        description="Mixed precision of the fine-tune: none, bfloat16, or float16 (CUDA only; "
+        "the loss is then scaled so small gradients do not underflow). Off by default: float32 "
+        "is exact, and CPUs without AVX-512 BF16 or AMX have no fast bfloat16 matmul.",
     )
     mode: Literal["auto", "finetune", "features"] = Field(
         default="auto",

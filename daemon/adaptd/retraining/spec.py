@@ -21,6 +21,12 @@ class TrainSpec:
     pooling: Literal["auto", "cls", "mean", "last"] = "auto"
     #: refuse pickle-based base weights (``model.safetensors_only``)
     safetensors_only: bool = True
+    #: where the fine-tune runs (auto, cpu, cuda, cuda:N), resolved where it runs
+    device: str = "cpu"
+    #: precision of the frozen base weights; LoRA, head and optimizer stay float32
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    #: mixed precision of forward and backward (none, bfloat16, float16)
+    autocast: Literal["none", "bfloat16", "float16"] = "none"
     #: features: probe only (frozen encoder); finetune: probe, then LoRA + head; auto: the same,
     #: keeping the probe when fine-tuning does not beat it on the dev split
     mode: Literal["auto", "finetune", "features"] = "auto"
@@ -105,6 +111,8 @@ class TrainResult:
     best_dev_loss: float | None
     stopped_early: bool
     trainable_params: int
+    #: the device it trained on (cuda on a Ray GPU worker)
+    device: str = "cpu"
     #: which checkpoint was kept: "probe" or "epoch N"
     kept: str = "probe"
     probe_dev_accuracy: float | None = None

@@ -85,8 +85,10 @@ def length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) 
     return batches
 
 
-def build_model(spec: TrainSpec) -> tuple[Any, Any]:
-    """Tokenizer and the peft model to train, warm-started from an adapter or a fresh LoRA."""
+def build_model(spec: TrainSpec, device: str = "cpu") -> tuple[Any, Any]:
+    """Tokenizer and the peft model to train, warm-started from an adapter or a fresh LoRA, on
+    ``device``. The base weights are in ``spec.dtype``; peft keeps LoRA weights float32 (its
+    ``autocast_adapter_dtype``) and the head is float32, so what is trained is never half."""
     from adaptd.modeling.base import load_classifier, load_tokenizer
     from adaptd.modeling.lora import LoraSpec, load_adapter, new_adapter
 
@@ -97,6 +99,7 @@ def build_model(spec: TrainSpec) -> tuple[Any, Any]:
         tokenizer=tokenizer,
         pooling=spec.pooling,
         safetensors_only=spec.safetensors_only,
+        dtype=spec.dtype,
     )
     if spec.warm_start:
         model = load_adapter(model, Path(spec.warm_start), trainable=True)
@@ -111,7 +114,7 @@ def build_model(spec: TrainSpec) -> tuple[Any, Any]:
     if spec.mode == "features":
         for name, param in model.named_parameters():
             param.requires_grad = "modules_to_save" in name
-    return tokenizer, model
+    return tokenizer, model.to(device)
 
 
 def trainable_head(model: Any) -> Any:
@@ -168,9 +171,19 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
     import torch
     import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
 
+    from adaptd.modeling.device import (
+        autocast_context,
+        check_autocast,
+        check_dtype,
+        needs_grad_scaler,
+        resolve_device,
+    )
     from adaptd.modeling.lora import classifier_of, save_adapter
     from adaptd.modeling.probe import extract_features, fit_linear_probe, pad_batch
 
+    device = resolve_device(spec.device, key="retraining.device")
+    check_dtype(spec.dtype, device, key="retraining.dtype")
+    check_autocast(spec.autocast, device)
     torch.set_num_threads(spec.threads)
     random.seed(spec.seed)
     torch.manual_seed(spec.seed)
@@ -183,7 +196,7 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
     n_dev = n_dev if len(rows) - n_dev >= 2 and n_dev >= 2 else 0
     dev_rows, train_rows = rows[:n_dev], rows[n_dev:]
 
-    tokenizer, model = build_model(spec)
+    tokenizer, model = build_model(spec, device)
     classifier = classifier_of(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
@@ -193,7 +206,7 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
         ]
         labels = torch.tensor([label_index[lb] for _, lb, _ in items], dtype=torch.long)
         weights = torch.tensor([w for _, _, w in items], dtype=torch.float32)
-        return _Encoded(ids, labels, weights)
+        return _Encoded(ids, labels.to(device), weights.to(device))
 
     data = encode(train_rows)
     dev = encode(dev_rows) if dev_rows else None
@@ -205,9 +218,9 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
         report(_progress(0, 0, 0, 0, 0.0, 0, started, phase="probe"))
         head = trainable_head(model)
         weight, bias = fit_linear_probe(
-            extract_features(classifier, data.ids, pad_id),
-            data.y,
-            data.w,
+            extract_features(classifier, data.ids, pad_id).cpu(),
+            data.y.cpu(),
+            data.w.cpu(),
             num_labels=len(spec.labels),
             c=spec.probe_c,
             bias=head.bias is not None,
@@ -226,7 +239,9 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
         with torch.inference_mode():
             for start in range(0, len(dev.ids), step):
                 ids, mask = pad_batch(dev.ids[start : start + step], pad_id)
-                logits = model(input_ids=ids, attention_mask=mask).logits
+                with autocast_context(spec.autocast, device):
+                    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+                logits = logits.float()
                 y, w = dev.y[start : start + step], dev.w[start : start + step]
                 total_loss += float((F.cross_entropy(logits, y, reduction="none") * w).sum())
                 total_weight += float(w.sum())
@@ -273,16 +288,24 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
             optimizer, lambda s: lr_factor(s, total, warmup, spec.schedule)
         )
         lengths = [len(ids) for ids in data.ids]
+        scaler = torch.amp.GradScaler("cuda") if needs_grad_scaler(spec.autocast) else None
         model.train()
         for epoch in range(1, epochs + 1):
             epochs_run = epoch
             for batch in length_batches(lengths, spec.batch_size, rng):
                 ids, mask = pad_batch([data.ids[i] for i in batch], pad_id)
-                logits = model(input_ids=ids, attention_mask=mask).logits
-                per_example = F.cross_entropy(logits, data.y[batch], reduction="none")
+                with autocast_context(spec.autocast, device):
+                    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+                # The loss in float32 whatever autocast computed the logits in.
+                per_example = F.cross_entropy(logits.float(), data.y[batch], reduction="none")
                 loss = (per_example * data.w[batch]).mean()
-                loss.backward()
-                optimizer.step()
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
@@ -329,7 +352,10 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
                 max_length=spec.max_length,
                 pooling=spec.pooling,
                 safetensors_only=spec.safetensors_only,
+                device=device,
+                dtype=spec.dtype,
             )
+    model.to("cpu")  # the saved tensors are CPU tensors wherever training ran
     save_adapter(
         model,
         Path(spec.out_dir),
@@ -352,6 +378,7 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
         best_dev_loss=None if best is None else round(best.loss, 6),
         stopped_early=stopped_early,
         trainable_params=trainable,
+        device=device,
         kept=chosen,
         probe_dev_accuracy=None if probe_score is None else round(probe_score.accuracy, 6),
         best_dev_accuracy=None if best is None else round(best.accuracy, 6),

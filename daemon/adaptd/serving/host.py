@@ -1,11 +1,16 @@
 """The model host: the base model loaded once, and one ready-to-run model per adapter version.
 
 Swapping is a double buffer, not an in-place weight update. A version is built off the request
-path (a copy of the base, the adapter attached, LoRA merged into the weights so serving pays no
-adapter overhead, a warm-up forward), and only then offered to the batcher, which switches its
-reference between two micro-batches. peft's ``hotswap_adapter`` was rejected on purpose: it fails
-on classifiers whose head lives in ``modules_to_save`` (peft #3581) and copies tensors one by one,
-so a forward pass running meanwhile could mix the weights of two versions.
+path (its own module tree on the base's shared weights, the adapter attached, a warm-up
+forward), and only then offered to the batcher, which switches its reference between two
+micro-batches. peft's ``hotswap_adapter`` was rejected on purpose: it fails on classifiers whose
+head lives in ``modules_to_save`` (peft #3581) and copies tensors one by one, so a forward pass
+running meanwhile could mix the weights of two versions.
+
+Versions share every base weight (:mod:`adaptd.modeling.sharing`): the active, the offered and
+the previous version together cost one base model plus three adapters, not three models. With
+``model.merge_adapters`` a version is instead a full copy with LoRA merged into its weights (no
+adapter cost per forward, one base model of memory per version).
 
 The previous slot keeps the model that served before the last swap, so a rollback to it is a
 reference switch too, with no load at all.
@@ -14,6 +19,7 @@ reference switch too, with no load at all.
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 import threading
 import time
@@ -23,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptd.adapters.layout import check_compatible
-from adaptd.errors import ConfigError, IncompatibleAdapterError
+from adaptd.errors import IncompatibleAdapterError
 from adaptd.modeling.base import (
     BaseModelInfo,
     base_module_shapes,
@@ -31,8 +37,10 @@ from adaptd.modeling.base import (
     load_classifier,
     load_tokenizer,
 )
+from adaptd.modeling.device import DtypeSetting, check_dtype, resolve_device
 from adaptd.modeling.lora import load_adapter
 from adaptd.modeling.pooling import PoolingSetting
+from adaptd.modeling.sharing import owned_bytes, shared_copy, unwrap_for_serving
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +56,8 @@ class ServingModel:
     model: Any
     path: str
     load_seconds: float
+    #: bytes of tensors this version holds on its own (not shared with the base model)
+    owned_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,14 +70,21 @@ class Swap:
     offered_to_serving_s: float
 
 
-def pick_device(setting: str) -> str:
-    import torch
+def freeze_startup_objects() -> int:
+    """Move every object alive now out of the garbage collector's full walk; returns how many.
 
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("model.device: cuda requested but torch sees no CUDA device")
-    return setting
+    A full (generation 2) collection walks every tracked object: about 430k once torch,
+    transformers and the base model are loaded, 100-400 ms of CPU with the GIL held (measured on
+    the 2-core box), during which no batch is formed or answered. Python starts one when the
+    survivors since the last reach a quarter of that walk, so builds and served traffic set one
+    off now and then, a 400 ms stall wherever it lands. Frozen, the walk covers only what was
+    allocated since (bench/serving/README.md). Called once by the daemon when startup is
+    complete: what exists then lives as long as the process (a frozen object that later becomes
+    cyclic garbage is never collected, so this is not for code that builds hosts repeatedly,
+    such as tests)."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 class ModelHost:
@@ -85,6 +102,8 @@ class ModelHost:
         labels: Sequence[str],
         pooling: PoolingSetting = "auto",
         device: str = "cpu",
+        dtype: DtypeSetting = "float32",
+        merge_adapters: bool = False,
         threads: int | None = None,
         max_length: int = 128,
         safetensors_only: bool = True,
@@ -96,29 +115,35 @@ class ModelHost:
         started = time.perf_counter()
         self.labels = tuple(labels)
         self.max_length = max_length
-        self.device = pick_device(device)
+        self.device = resolve_device(device)
+        check_dtype(dtype, self.device)
+        self.dtype = dtype
+        self.merge_adapters = merge_adapters
         self.tokenizer = load_tokenizer(base)
+        # Moved to the device once: every version built from it shares these tensors there.
         self._base_model = load_classifier(
             base,
             self.labels,
             tokenizer=self.tokenizer,
             pooling=pooling,
             safetensors_only=safetensors_only,
-        )
+            dtype=dtype,
+        ).to(self.device)
         self.base_info: BaseModelInfo = describe(base, self._base_model, self.labels)
         self._module_shapes = base_module_shapes(base, self.labels, pooling=pooling)
         self.base_load_seconds = time.perf_counter() - started
-        self._build_lock = threading.Lock()  # one build at a time: each copies the base
+        self._build_lock = threading.Lock()  # one build at a time (peak memory, CPU)
         self._lock = threading.Lock()  # the slots
         self._active: ServingModel | None = None
         self._previous: ServingModel | None = None
         self._offered: ServingModel | None = None
         self._offered_at = 0.0
         logger.info(
-            "base model %s (%s) loaded on %s in %.2fs; pooling %s (%s)",
+            "base model %s (%s) loaded on %s (%s) in %.2fs; pooling %s (%s)",
             base,
             self.base_info.model_type,
             self.device,
+            dtype,
             self.base_load_seconds,
             self.pooling,
             self.pooling_reason,
@@ -147,12 +172,7 @@ class ModelHost:
         started = time.perf_counter()
         self.check(adapter_dir)
         with self._build_lock:
-            model = load_adapter(copy.deepcopy(self._base_model), adapter_dir)
-            try:
-                model = model.merge_and_unload()
-            except (RuntimeError, ValueError, AttributeError) as e:
-                raise IncompatibleAdapterError(f"{adapter_dir}: cannot merge adapter: {e}") from e
-        model.to(self.device)
+            model = self._attach(adapter_dir)
         model.eval()
         out_features = self._warm_up(model)
         if out_features != len(self.labels):
@@ -165,9 +185,30 @@ class ModelHost:
             model=model,
             path=str(adapter_dir),
             load_seconds=time.perf_counter() - started,
+            owned_bytes=owned_bytes(model, self._base_model),
         )
-        logger.info("adapter %s built in %.3fs", version[:12], built.load_seconds)
+        logger.info(
+            "adapter %s built in %.3fs (%.1f MB of its own)",
+            version[:12],
+            built.load_seconds,
+            built.owned_bytes / 1e6,
+        )
         return built
+
+    def _attach(self, adapter_dir: Path) -> Any:
+        """The servable module tree of one adapter on the base (see the module docstring)."""
+        if self.merge_adapters:
+            # A full copy: merging writes into the weights, so nothing can be shared.
+            model = load_adapter(copy.deepcopy(self._base_model), adapter_dir)
+            try:
+                return model.merge_and_unload()
+            except (RuntimeError, ValueError, AttributeError) as e:
+                raise IncompatibleAdapterError(f"{adapter_dir}: cannot merge adapter: {e}") from e
+        model = load_adapter(shared_copy(self._base_model), adapter_dir)
+        try:
+            return unwrap_for_serving(model)
+        except (RuntimeError, ValueError, AttributeError, KeyError) as e:
+            raise IncompatibleAdapterError(f"{adapter_dir}: cannot attach adapter: {e}") from e
 
     def _warm_up(self, model: Any) -> int:
         """One forward through every layer (first-call allocations happen here, not on traffic);

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, model_validator
 
+from adaptd.modeling.device import DEVICE_PATTERN, DtypeSetting
 from adaptd.modeling.pooling import PoolingSetting
 from adaptd.security import read_secret
 from adaptd.settings_base import Section
@@ -97,8 +98,27 @@ class ModelSettings(Section):
     threads: int | None = Field(
         default=None, ge=1, description="torch intra-op threads for serving. Default: all cores."
     )
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        default="auto", description="Where serving runs; auto picks cuda when present."
+    device: str = Field(
+        default="auto",
+        pattern=DEVICE_PATTERN,
+        description="Where serving runs: auto (cuda when torch sees a CUDA device, else cpu), "
+        "cpu, cuda or cuda:N.",
+    )
+    dtype: DtypeSetting = Field(
+        default="float32",
+        description="Precision of the base model's weights for serving: float32, bfloat16 (half "
+        "the memory; fast on GPUs and on CPUs with AVX-512 BF16/AMX) or float16 (CUDA only). "
+        "float32 by default because it is exact and the fastest on most CPUs; the classifier "
+        "head always runs in float32.",
+    )
+    merge_adapters: bool = Field(
+        default=False,
+        description="false: every loaded adapter version (serving, offered, previous) shares the "
+        "base model's weights, so memory stays near one model, and each forward adds the LoRA "
+        "product (1.17x CPU time at r=8 on every linear layer, bench/memory). true: each version "
+        "is a full copy with LoRA merged in: no per-forward cost, one base model of memory per "
+        "version. Default false because memory, not the LoRA product, is what stops a larger "
+        "base model from fitting.",
     )
     safetensors_only: bool = Field(
         default=True,

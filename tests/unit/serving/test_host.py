@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from adaptd.errors import IncompatibleAdapterError
 from adaptd.serving.host import ModelHost
+from tests.unit.modeling.test_sharing import trained_adapter
 from tests.unit.serving.helpers import LABELS, build_adapter, build_base
 
 
@@ -14,12 +16,65 @@ def host(tiny_base: Path) -> ModelHost:
     return ModelHost(base=str(tiny_base), labels=LABELS, max_length=16, threads=1)
 
 
-def test_build_merges_the_adapter_and_keeps_eval_mode(host: ModelHost, adapter_a: Path) -> None:
+def test_versions_share_the_base_weights_and_own_only_their_adapter(
+    host: ModelHost, adapter_a: Path, adapter_b: Path
+) -> None:
+    """Active, offered and previous loaded at once cost one base model plus three adapters."""
+    versions = [host.build(v, d) for v, d in (("a", adapter_a), ("b", adapter_b), ("c", adapter_a))]
+    base_bytes = sum(p.numel() * p.element_size() for p in host._base_model.parameters())
+    for built in versions:
+        assert not built.model.training and built.version in "abc"
+        names = [name for name, _ in built.model.named_parameters()]
+        assert not any("lora_" in n for n in names), "no peft layers on the serving path"
+        assert 0 < built.owned_bytes < base_bytes / 10
+    embedding = [v.model.encoder.embeddings.word_embeddings.weight for v in versions]
+    assert len({e.data_ptr() for e in embedding}) == 1
+    assert versions[0].model is not versions[2].model, "each version is its own module tree"
+
+
+def test_merge_adapters_builds_a_full_merged_copy(tiny_base: Path, adapter_a: Path) -> None:
+    host = ModelHost(base=str(tiny_base), labels=LABELS, max_length=16, merge_adapters=True)
     built = host.build("a", adapter_a)
-    names = [name for name, _ in built.model.named_parameters()]
-    assert not any("lora_" in n for n in names), "LoRA must be merged away for serving"
-    assert not built.model.training
-    assert built.version == "a"
+    base_bytes = sum(p.numel() * p.element_size() for p in host._base_model.parameters())
+    assert built.owned_bytes >= base_bytes
+    assert not any("lora_" in n for n, _ in built.model.named_parameters())
+
+
+def test_a_bfloat16_host_serves_probabilities_close_to_float32(
+    host: ModelHost, tiny_base: Path, tmp_path: Path
+) -> None:
+    from adaptd.metrics import new_metrics
+    from adaptd.serving.batcher import Batcher
+
+    adapter = trained_adapter(tiny_base, tmp_path / "trained")
+    half = ModelHost(base=str(tiny_base), labels=LABELS, max_length=16, dtype="bfloat16")
+    results = {}
+    for name, h in (("float32", host), ("bfloat16", half)):
+        h.offer(h.build(name, adapter))
+        batcher = Batcher(h, new_metrics(), max_batch=8, max_wait_ms=0, queue_size=16)
+        future = batcher.submit(["a short one", "a somewhat longer sentence to pad against"])
+        batcher.run_batch(batcher.take_batch(block=False))
+        results[name] = future.result(timeout=0)
+    assert half.dtype == "bfloat16"
+    for full, low in zip(results["float32"], results["bfloat16"], strict=True):
+        assert low.embedding.dtype == np.float32
+        np.testing.assert_allclose(low.probabilities, full.probabilities, atol=0.05)
+        assert abs(sum(low.probabilities) - 1) < 1e-5
+
+
+def test_float16_or_cuda_on_a_cpu_host_is_a_config_error(
+    tiny_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from adaptd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.dtype: float16 needs a CUDA device"):
+        ModelHost(base=str(tiny_base), labels=LABELS, device="cpu", dtype="float16")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="model.device: cuda:1 requested but torch sees no"):
+        ModelHost(base=str(tiny_base), labels=LABELS, device="cuda:1")
+    assert ModelHost(base=str(tiny_base), labels=LABELS, device="auto").device == "cpu"
 
 
 def test_an_adapter_for_another_label_set_is_refused_naming_the_mismatch(
@@ -141,3 +196,18 @@ def test_a_model_base_file_that_is_not_gguf_is_a_config_error(tmp_path: Path) ->
     (tmp_path / "model.bin").write_bytes(b"x")
     with pytest.raises(ConfigError, match=r"model.base: .*model.bin is a file but not a .gguf"):
         resolve_base(str(tmp_path / "model.bin"))
+
+
+def test_freezing_takes_the_loaded_host_out_of_the_collector_s_full_walk(
+    host: ModelHost,
+) -> None:
+    import gc
+
+    from adaptd.serving.host import freeze_startup_objects
+
+    try:
+        frozen = freeze_startup_objects()
+        assert frozen > 10_000 and frozen == gc.get_freeze_count()
+        assert len(gc.get_objects(generation=2)) < frozen / 10
+    finally:
+        gc.unfreeze()  # the test process builds many hosts: let them be collected

@@ -1,0 +1,126 @@
+"""Adapter versions that share the base model's weights: one copy of the base, however many
+versions are loaded.
+
+A version is its own module tree (so the batcher still switches one reference between two
+micro-batches and a batch never sees two versions), but every base tensor in it is the very
+tensor of the host's base model: :func:`shared_copy` copies modules, not weights. peft then
+attaches the adapter to that tree, and :func:`unwrap_for_serving` replaces peft's per-layer
+wrappers with :class:`LoraDelta`, which adds ``x A^T B^T`` (scaling folded into B) to the base
+layer's output in place. What a version owns is its LoRA matrices and its classifier head: about
+1.4 MB for r=8 on every linear layer of MiniLM, against 90 MB for the merged copy it used to be.
+
+Why not peft's multi-adapter ``load_adapter``/``set_adapter`` on one model: the active adapter is
+model-wide state, so building a standby would mutate the tree a forward pass is running on, and
+each forward would have to set the adapter first. Why not merge: merging writes the delta into
+the weights, which is exactly what two versions cannot share. The price is the LoRA product at
+every forward: about 3 % more FLOPs for r=8, measured at 1.17x the CPU time of a merged model at
+batch 32 (small-rank GEMMs run far below peak; bench/memory/README.md). ``model.merge_adapters``
+trades the memory back for that time.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+
+def shared_copy(model: nn.Module) -> Any:
+    """A deep copy of ``model`` whose parameters and buffers are the original's tensors: new
+    module objects (peft can replace layers in it), no new weights. The original must then be
+    treated as read-only, which the host's base model is."""
+    memo: dict[int, Any] = {id(t): t for t in model.parameters()}
+    memo.update({id(t): t for t in model.buffers()})
+    return copy.deepcopy(model, memo)
+
+
+class LoraDelta(nn.Module):
+    """``base(x) + (x A^T) (s B)^T``: a frozen LoRA layer for inference, the base layer shared."""
+
+    a_t: torch.Tensor
+    b_t: torch.Tensor
+
+    def __init__(self, base: nn.Module, a: torch.Tensor, b_scaled: torch.Tensor) -> None:
+        super().__init__()
+        self.base_layer = base
+        # (in, r) and (r, out): both products are plain matmuls, the second accumulated into
+        # the base output with addmm_ rather than materialising a (tokens, out) temporary.
+        self.register_buffer("a_t", a.t().contiguous())
+        self.register_buffer("b_t", b_scaled.t().contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.base_layer(x)
+        a_t, b_t = self.a_t, self.b_t
+        low = x.reshape(-1, x.shape[-1]).to(a_t.dtype) @ a_t
+        if not out.is_contiguous():
+            return out + (low @ b_t).view(out.shape).to(out.dtype)
+        out.view(-1, out.shape[-1]).addmm_(low.to(b_t.dtype), b_t)
+        return out
+
+
+def _plain_lora(module: Any) -> str | None:
+    """The single adapter of a peft LoRA linear layer that :class:`LoraDelta` can stand in for,
+    or None (DoRA, LoRA bias, several adapters: left to peft's own forward)."""
+    from peft.tuners.lora import Linear as LoraLinear
+
+    if type(module) is not LoraLinear or len(module.active_adapters) != 1:
+        return None
+    name = str(module.active_adapters[0])
+    if module.use_dora.get(name, False) or getattr(module, "lora_bias", {}).get(name, False):
+        return None
+    if not isinstance(module.lora_A[name], nn.Linear):
+        return None
+    return name
+
+
+def unwrap_for_serving(peft_model: Any) -> Any:
+    """The classifier inside ``peft_model`` with its LoRA layers as :class:`LoraDelta` and the
+    trained head in place of peft's ``modules_to_save`` wrapper; eval mode, no peft state."""
+    from peft.utils.other import ModulesToSaveWrapper
+
+    model = peft_model.get_base_model()
+    replaced = kept = 0
+    gone: list[str] = []  # replaced modules: their children are no longer in the tree
+    for name, module in list(model.named_modules()):
+        if any(name.startswith(prefix) for prefix in gone):
+            continue
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        if isinstance(module, ModulesToSaveWrapper):
+            setattr(parent, child, module.modules_to_save[module.active_adapters[0]])
+            gone.append(name + ".")
+            continue
+        adapter = _plain_lora(module)
+        if adapter is None:
+            kept += int(hasattr(module, "lora_A"))
+            continue
+        with torch.no_grad():
+            a = module.lora_A[adapter].weight.detach()
+            b = module.lora_B[adapter].weight.detach() * module.scaling[adapter]
+            dtype = module.base_layer.weight.dtype
+        setattr(parent, child, LoraDelta(module.base_layer, a.to(dtype), b.to(dtype)))
+        gone.append(name + ".")
+        replaced += 1
+    if kept:
+        logger.info("%d LoRA layers keep peft's forward (DoRA, bias or several adapters)", kept)
+    model.eval()
+    return model
+
+
+def owned_bytes(model: nn.Module, base: nn.Module) -> int:
+    """Bytes of tensors in ``model`` that are not ``base``'s: what one version costs."""
+    shared = {t.data_ptr() for t in (*base.parameters(), *base.buffers())}
+    seen: set[int] = set()
+    total = 0
+    for t in (*model.parameters(), *model.buffers()):
+        ptr = t.data_ptr()
+        if ptr in shared or ptr in seen:
+            continue
+        seen.add(ptr)
+        total += t.numel() * t.element_size()
+    return total
