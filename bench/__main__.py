@@ -25,5 +25,7 @@ print(
     "  python -m bench.adaptation.gates  promotion gates on real predictions: shuffled, worse, "
     "forgetting and better candidates\n"
     "  python -m bench.faults       kill -9 under traffic; feedback right after every answer\n"
+    "  python -m bench.retention    retention of a million rows in batches vs one DELETE, "
+    "with the log writing (SQLite, PostgreSQL)\n"
     "  python bench/adapter_check.py  registry compatibility check vs loading with peft"
 )

@@ -51,10 +51,11 @@ class RetentionSettings(Section):
     batch_size: int = Field(
         default=5000, ge=100, le=100_000, description="Rows deleted per transaction at most."
     )
-    # SQLite has one writer: the prediction log waits while a batch deletes. Half a second
-    # keeps every wait far below the 1 s the log writer's latency budget allows.
+    # SQLite has one writer: the prediction log waits while a batch deletes. A 5,000-row batch
+    # holds it ~0.1 s, but on a saturated machine single batches took over 1 s (bench/retention):
+    # halving at a quarter second brings the next ones back well inside the 1 s budget.
     max_batch_s: float = Field(
-        default=0.5,
+        default=0.25,
         gt=0,
         description="A delete transaction that takes longer halves the batch size for the next "
         "one, so no batch holds the write lock much longer than this.",

@@ -33,7 +33,7 @@ def running(sqlite_engine: Engine, tmp_path: Path) -> Iterator[tuple[LifecycleJo
         policies=[],
         hooks=world.hooks(),
     )
-    settings = settings_for(tmp_path, str(sqlite_engine.url), interval_s=0.2)
+    settings = settings_for(tmp_path, str(sqlite_engine.url), interval_s=0.5)
     ctx = SimpleNamespace(engine=sqlite_engine, metrics=metrics, settings=lambda: settings)
     loop.start()
     jobs = LifecycleJobs(ctx, loop)  # type: ignore[arg-type]
