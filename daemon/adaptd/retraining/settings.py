@@ -22,16 +22,14 @@ class ProbationSettings(Section):
     min_samples: int = Field(
         default=100,
         ge=1,
-        description="Monitored predictions (or labels) needed before probation can roll back.",
+        description="Labels (for the labelled accuracy and the gaps) or served predictions (for "
+        "the label-free estimate) the new adapter needs before probation can roll back.",
     )
     max_accuracy_drop: float = Field(
         default=0.02,
         ge=0,
         description="Rollback when labelled or estimated accuracy falls this far below the old "
         "adapter's.",
-    )
-    max_error_rate_rise: float = Field(
-        default=0.01, ge=0, description="Rollback when the serving error rate rises this much."
     )
     max_bias_rise: float = Field(
         default=0.05, ge=0, description="Rollback when a bias gap rises this much."

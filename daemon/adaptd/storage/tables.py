@@ -184,3 +184,22 @@ reference_rows = Table(
     Column("created", UTCDateTime(), nullable=False),
 )
 Index("ix_reference_rows_adapter_id", reference_rows.c.adapter, reference_rows.c.id)
+
+# One row per promotion that replaced a version: the new adapter is on probation against the
+# one it replaced until the control loop ends it. In the store, not in memory, so a restart
+# resumes it and a promotion made by the CLI or another host gets one too.
+probations = Table(
+    "probations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version", String(64), nullable=False),
+    Column("previous", String(64), nullable=False),
+    Column("started", UTCDateTime(), nullable=False),
+    # who promoted: control | cli | http | retraining | ...
+    Column("source", String(64), nullable=False),
+    # running | passed | rolled_back | superseded
+    Column("status", String(16), nullable=False),
+    Column("finished", UTCDateTime(), nullable=True),
+    Column("reason", Text, nullable=True),
+)
+Index("ix_probations_status", probations.c.status)

@@ -15,6 +15,7 @@ TABLES = {
     "policy_state",
     "events",
     "reference_rows",
+    "probations",
 }
 
 
