@@ -13,6 +13,7 @@ import threading
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from adaptd.policy.schema import ACTION_TYPES
+from adaptd.serving.swapper_metrics import SwapperMetrics
 
 # Latency buckets from 1 ms to 10 s: a micro-batched MiniLM answers in a few ms on CPU.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -133,6 +134,7 @@ class Metrics:
             ["version"],
             registry=registry,
         )
+        self.swapper = SwapperMetrics(registry)
 
         # --- config reload (owned by the service, which handles SIGHUP on every role) ---------
         self.config_reload_errors = Counter(
