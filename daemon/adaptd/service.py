@@ -372,7 +372,18 @@ class Service:
     def _start_control(self) -> None:
         """The control role: scheduler, monitors, policies, retraining, probation."""
         from adaptd.control.wiring import start_control
+        from adaptd.retraining.repair import repair
 
+        assert self.engine is not None
+        rt = self.settings.retraining
+        repair(
+            self.engine,
+            state_dir=self.settings.state_dir,
+            adapters_dir=self.settings.adapters_dir,
+            now=self.clock(),
+            tmp_max_age_s=rt.tmp_max_age_s,
+            run_max_age_s=rt.run_dir_max_age_s,
+        )
         self.control = start_control(self.control_context())
 
     def control_context(self) -> ControlContext:

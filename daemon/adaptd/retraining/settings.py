@@ -169,6 +169,22 @@ class RetrainingSettings(Section):
         default_factory=ProbationSettings,
         description="After a promotion: when the new adapter is rolled back automatically.",
     )
+    # 7 days: a run that failed on Friday can still be diagnosed on Monday, and the raw
+    # training texts a run directory holds do not outlive a week.
+    run_dir_max_age_s: float = Field(
+        default=7 * 86400.0,
+        gt=0,
+        description="Directories of failed or interrupted runs (their spec, progress, stderr and "
+        "training texts) older than this are removed when the daemon starts.",
+    )
+    # 1 hour: copying an adapter into the registry takes seconds, so a temporary directory this
+    # old is a crash's leftover, never an import still in progress in another process.
+    tmp_max_age_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Temporary directories of interrupted adapter copies older than this are "
+        "removed when the daemon starts.",
+    )
 
     @model_validator(mode="after")
     def _labels_fit(self) -> RetrainingSettings:

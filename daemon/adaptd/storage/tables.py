@@ -115,7 +115,8 @@ retrain_runs = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("started", UTCDateTime(), nullable=False),
     Column("finished", UTCDateTime(), nullable=True),
-    # queued | running | promoted | awaiting_approval | rejected | failed | cancelled
+    # queued | running | promoted | awaiting_approval | rejected | failed | cancelled |
+    # interrupted (found running by the startup repair)
     Column("status", String(24), nullable=False),
     Column("reason", Text, nullable=True),
     Column("policy", String(128), nullable=True),
