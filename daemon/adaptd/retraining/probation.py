@@ -35,6 +35,7 @@ from typing import Literal
 import numpy as np
 from sqlalchemy import Engine
 
+from adaptd import failpoints
 from adaptd.errors import ActiveChangedError
 from adaptd.evaluation import measures
 from adaptd.retraining.settings import ProbationSettings
@@ -278,6 +279,7 @@ def check(
             rollback(probation, reason)
         except ActiveChangedError as e:
             return _end(engine, probation, "superseded", now, str(e))
+        failpoints.reached("probation.rolled_back")
         return _end(engine, probation, "rolled_back", now, verdict.reason)
     if verdict.final:
         return _end(engine, probation, "passed", now, verdict.reason)

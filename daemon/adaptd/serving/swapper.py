@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from adaptd import failpoints
 from adaptd.errors import StoreError
 from adaptd.metrics import Metrics
 from adaptd.serving.batcher import Batcher
@@ -167,6 +168,7 @@ class Swapper:
                     self._refuse(record.version, e)
                     return self._fall_back(record, serving)
                 self.metrics.model_load_duration.labels("adapter").observe(built.load_seconds)
+                failpoints.reached("swap.built")
             self._refused.pop(record.version, None)
             self._offer(built)
             if self._fallback is not None:
