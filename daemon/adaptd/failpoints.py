@@ -21,7 +21,7 @@ POINTS = frozenset(
         "retrain.imported",
         # the candidate is promoted (and on probation); the run row still says running
         "retrain.promoted",
-        # a serving daemon built the new active version; it does not serve it yet
+        # a daemon serving one version built the newly active one; it does not serve it yet
         "swap.built",
         # probation rolled back in the registry; its own row still says running
         "probation.rolled_back",

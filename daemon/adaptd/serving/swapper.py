@@ -168,7 +168,8 @@ class Swapper:
                     self._refuse(record.version, e)
                     return self._fall_back(record, serving)
                 self.metrics.model_load_duration.labels("adapter").observe(built.load_seconds)
-                failpoints.reached("swap.built")
+                if serving is not None:
+                    failpoints.reached("swap.built")
             self._refused.pop(record.version, None)
             self._offer(built)
             if self._fallback is not None:
