@@ -8,10 +8,11 @@ dispatch. uvicorn runs embedded in a thread, which keeps it from installing sign
 class owns SIGTERM, SIGINT and SIGHUP.
 
 Startup order: config -> logging -> store (reachable, schema current) -> metrics -> model host ->
-prediction log -> batcher -> active adapter -> registry watcher -> HTTP -> control loop ->
-sd_notify READY. Shutdown first secures what was accepted, then unwinds the rest: HTTP drains
-in-flight requests and the prediction log is flushed, then the control loop stops (it may wait
-for a running check or retrain), the watcher, the batcher, the log writer and the store close.
+prediction log -> batcher -> swapper (active adapter, registry watcher) -> HTTP -> startup repair
+(retraining.repair) -> control loop -> sd_notify READY. Shutdown first secures what was
+accepted, then unwinds the rest: HTTP drains in-flight requests and the prediction log is
+flushed, then the control loop stops (it may wait for a running check or retrain), the watcher,
+the batcher, the log writer and the store close.
 The whole stop runs against one deadline, ``server.stop_timeout_s``, which stays below the
 systemd unit's ``TimeoutStopSec``: a SIGKILL from systemd would lose the buffered rows.
 """
@@ -243,10 +244,9 @@ class Service:
         self._mark_store(None)  # open_store just reached it
         if self.role != Role.CONTROL:
             self._start_serving(settings)
-        else:
-            self.swapper = self._swapper()
-        swapper = self.swapper
-        assert swapper is not None
+        # Serving: the active version is served before READY. Control: a first store probe.
+        swapper = self.swapper = self._swapper()
+        swapper.request_swap()
         swapper.start()
         self._stack.callback(lambda: swapper.stop(self._stop_left(5.0)))
         self._start_http(settings)
@@ -298,8 +298,6 @@ class Service:
         self.batcher.start()
         batcher = self.batcher
         self._stack.callback(lambda: batcher.stop(self._stop_left()))
-        self.swapper = self._swapper()
-        self.swapper.request_swap()
 
     def _swapper(self) -> Swapper:
         assert self.engine is not None and self.metrics is not None
