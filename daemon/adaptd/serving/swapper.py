@@ -37,6 +37,7 @@ from adaptd.errors import StoreError
 from adaptd.metrics import Metrics
 from adaptd.serving.batcher import Batcher
 from adaptd.serving.host import ModelHost, ServingModel, Swap
+from adaptd.serving.memory import release_freed_memory
 from adaptd.storage.records import AdapterRecord
 
 logger = logging.getLogger(__name__)
@@ -109,6 +110,9 @@ class Swapper:
         self._fallback: tuple[str, str] | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
+        #: set by a swap: the replaced model's memory is handed back by the watcher, off the
+        #: batcher's thread
+        self._swapped = threading.Event()
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ watcher
@@ -138,6 +142,12 @@ class Swapper:
                 self.sync()
             except Exception:
                 logger.exception("registry watcher")
+            self._release_replaced()
+
+    def _release_replaced(self) -> None:
+        if self._swapped.is_set():
+            self._swapped.clear()
+            release_freed_memory()
 
     # ------------------------------------------------------------------ sync
 
@@ -247,6 +257,7 @@ class Swapper:
         """Swap to the store's active adapter now and wait until the batcher serves it."""
         version = self.sync()
         self.wait_serving(version, timeout=timeout)
+        self._release_replaced()
         return version
 
     def wait_serving(self, version: str | None, *, timeout: float) -> bool:
@@ -267,6 +278,7 @@ class Swapper:
         if swap.old is not None:
             self.metrics.active_adapter.remove(swap.old.version)
         self.metrics.active_adapter.labels(swap.new.version).set(1)
+        self._swapped.set()
         logger.info(
             "serving adapter %s (was %s), %.1f ms after it was ready",
             swap.new.version[:12],

@@ -65,17 +65,25 @@ class Clock:
 def parts(tiny_base: Path) -> Any:
     host = ModelHost(base=str(tiny_base), labels=LABELS, max_length=16, threads=1)
     metrics = new_metrics()
-    batcher = Batcher(host, metrics, max_batch=4, max_wait_ms=0.5, queue_size=64)
+    on_swap: list[Swapper] = []  # the swapper under test, once made (the daemon's wiring)
+    batcher = Batcher(
+        host,
+        metrics,
+        max_batch=4,
+        max_wait_ms=0.5,
+        queue_size=64,
+        on_swap=lambda swap: on_swap[0].on_swap(swap) if on_swap else None,
+    )
     batcher.start()
-    yield host, batcher, metrics
+    yield host, batcher, metrics, on_swap
     batcher.stop(5.0)
 
 
 def swapper_for(
     parts: Any, registry: FakeRegistry, clock: Clock, probes: list[str | None]
 ) -> Swapper:
-    host, batcher, metrics = parts
-    return Swapper(
+    host, batcher, metrics, on_swap = parts
+    swapper = Swapper(
         registry,
         metrics,
         host=host,
@@ -84,6 +92,8 @@ def swapper_for(
         on_probe=probes.append,
         monotonic=clock,
     )
+    on_swap.append(swapper)
+    return swapper
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:
@@ -94,7 +104,7 @@ def test_backoff_doubles_up_to_the_cap() -> None:
 def test_a_refused_version_is_retried_with_backoff_and_served_once_it_builds(
     parts: Any, adapter_a: Path, tmp_path: Path
 ) -> None:
-    host, _, metrics = parts
+    host, _, metrics, _ = parts
     broken = tmp_path / "v2"  # the files are not there yet (a slow copy, a network volume)
     registry = FakeRegistry(current=record("v2", broken))
     clock, probes = Clock(), []
@@ -121,7 +131,7 @@ def test_a_refused_version_is_retried_with_backoff_and_served_once_it_builds(
 def test_a_broken_active_version_at_start_falls_back_to_the_last_good_one(
     parts: Any, adapter_a: Path, adapter_b: Path, tmp_path: Path
 ) -> None:
-    host, _, metrics = parts
+    host, _, metrics, _ = parts
     registry = FakeRegistry(
         current=record("v3", tmp_path / "gone"),
         earlier=[
@@ -154,7 +164,7 @@ def test_a_broken_active_version_at_start_falls_back_to_the_last_good_one(
 def test_a_version_that_fails_after_serving_keeps_the_served_one(
     parts: Any, adapter_a: Path, tmp_path: Path
 ) -> None:
-    host, _, _ = parts
+    host, _, _, _ = parts
     registry = FakeRegistry(current=record("v1", adapter_a))
     swapper = swapper_for(parts, registry, Clock(), [])
     assert swapper.request_swap(timeout=10) == "v1"
@@ -165,7 +175,7 @@ def test_a_version_that_fails_after_serving_keeps_the_served_one(
 
 
 def test_a_store_outage_is_reported_and_changes_nothing_served(parts: Any, adapter_a: Path) -> None:
-    host, _, _ = parts
+    host, _, _, _ = parts
     registry = FakeRegistry(current=record("v1", adapter_a))
     probes: list[str | None] = []
     swapper = swapper_for(parts, registry, Clock(), probes)
@@ -174,3 +184,19 @@ def test_a_store_outage_is_reported_and_changes_nothing_served(parts: Any, adapt
     assert swapper.sync() == "v1"
     assert probes == [None, "connection refused"]
     assert host.active is not None and host.active.version == "v1"
+
+
+def test_the_replaced_model_is_handed_back_after_a_swap(
+    parts: Any, adapter_a: Path, adapter_b: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trims: list[bool] = []
+    monkeypatch.setattr("adaptd.serving.swapper.release_freed_memory", lambda: trims.append(True))
+    registry = FakeRegistry(current=record("v1", adapter_a))
+    swapper = swapper_for(parts, registry, Clock(), [])
+    swapper.request_swap(timeout=10)
+    assert len(trims) == 1
+    swapper.request_swap(timeout=10)  # nothing swapped: nothing to hand back
+    assert len(trims) == 1
+    registry.current = record("v2", adapter_b)
+    swapper.request_swap(timeout=10)
+    assert len(trims) == 2
