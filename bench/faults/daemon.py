@@ -79,10 +79,11 @@ def start(
     *,
     role: str = "serve",
     env: dict[str, str] | None = None,
-    timeout_s: float = 180.0,
+    timeout_s: float = 600.0,
 ) -> Iterator[Daemon]:
     """Run ``adaptd serve --role ROLE --config CONFIG`` until READY (the port is read from the
-    sd_notify message); on exit it is killed if still running. ``env`` is added to the process's
+    sd_notify message; a start can take minutes on a loaded 2-core machine); on exit it is
+    killed if still running. ``env`` is added to the process's
     environment (``ADAPTD_FAILPOINT=...``)."""
     notify = workdir / f"notify-{os.getpid()}-{id(config)}.sock"
     notify.unlink(missing_ok=True)
