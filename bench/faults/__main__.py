@@ -1,6 +1,7 @@
 """Fault benchmarks on a real ``adaptd serve`` process (own interpreter, real HTTP, SQLite).
 
-    PYTHONPATH=daemon:. python -m bench.faults [--quick] [--tiny] [--only kill9|feedback]
+    PYTHONPATH=daemon:. python -m bench.faults [--quick] [--tiny]
+        [--only kill9|feedback|killpoints|restarts]
 
 (a) kill -9 under steady traffic, at two flush intervals: predictions answered 200 that never
     reach the store, next to the bound (the predictions answered within one flush interval
@@ -9,7 +10,14 @@
 (b) feedback sent right after every answer by concurrent clients: calls refused for a prediction
     answered 200, against the target 0 (issue 10 measured 102 of 2,960 with 6 clients, 40 s).
 
-The shipped MiniLM is used unless ``--tiny`` (a random two-layer BERT, for a smoke run).
+(c) kill -9 at each step of retrain -> import -> promote -> swap -> probation (failpoints), then a
+    restart: what the restarted daemon serves against the store's active version, and runs left
+    ``running`` (target 0). Always on a tiny model (the steps, not the model, are under test).
+(d) SIGTERM restarts under load (20; 5 with --quick): accepted predictions and feedback missing
+    from the store afterwards (target 0), and the longest stop.
+
+The shipped MiniLM is used for (a), (b), (d) unless ``--tiny`` (a random two-layer BERT, for a
+smoke run).
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="seconds, not minutes")
     parser.add_argument("--tiny", action="store_true", help="a tiny random BERT, not MiniLM")
     parser.add_argument("--rate", type=float, default=50.0, help="kill -9: predictions/s")
-    parser.add_argument("--only", choices=["kill9", "feedback"], help="run one section")
+    parser.add_argument(
+        "--only", choices=["kill9", "feedback", "killpoints", "restarts"], help="run one section"
+    )
     args = parser.parse_args()
 
     import torch
@@ -39,6 +49,11 @@ def main() -> None:
             print(f"    ({model}, SQLite, 1 torch thread)")
         if args.only in (None, "feedback"):
             _feedback(base, adapter, root, seconds=10.0 if args.quick else 40.0)
+            print(f"    ({model}, SQLite, 1 torch thread)")
+        if args.only in (None, "killpoints"):
+            _killpoints(root / "killpoints")
+        if args.only in (None, "restarts"):
+            _restarts(base, adapter, root / "restarts", restarts=5 if args.quick else 20)
             print(f"    ({model}, SQLite, 1 torch thread)")
 
 
@@ -77,6 +92,44 @@ def _feedback(base: Path, adapter: Path, root: Path, *, seconds: float) -> None:
         f"refused: {r.refused} (target 0)"
     )
     print(f"    status codes: {r.codes}")
+
+
+def _killpoints(root: Path) -> None:
+    from bench.faults import killpoints
+
+    root.mkdir(parents=True)
+    world = killpoints.make_world(root)
+    print("(c) kill -9 at each step, then a restart (tiny BERT, SQLite)")
+    print(
+        f"    {'point':<22} {'killed':>6} {'serves active':>13} {'run after':>11} "
+        f"{'running':>7} {'ready in (s)':>12}"
+    )
+    rows = []
+    for point in killpoints.RETRAIN_POINTS:
+        work = killpoints.copy_work(world, root / point)
+        rows.append(killpoints.retrain_point(world, work, point)[0])
+    work = killpoints.copy_work(world, root / "swap")
+    swapped, v2 = killpoints.swap_point(world, work)
+    rows += [swapped, killpoints.probation_point(world, work, v2)]
+    for r in rows:
+        print(
+            f"    {r.point:<22} {'yes' if r.killed else 'NO':>6} "
+            f"{'yes' if r.serving == r.active else 'NO':>13} {r.run_status or '-':>11} "
+            f"{r.running_runs:>7} {r.restart_s:>12.1f}"
+        )
+    print("    serves active: the restarted daemon answers with the store's active version")
+
+
+def _restarts(base: Path, adapter: Path, root: Path, *, restarts: int) -> None:
+    from bench.faults import restarts as bench_restarts
+
+    r = bench_restarts.run(base, adapter, root, restarts=restarts, clients=3)
+    print(f"(d) {r.restarts} SIGTERM restarts under load ({r.clients} clients)")
+    print(
+        f"    accepted predictions {r.accepted_predictions}, lost {r.lost_predictions}; "
+        f"accepted feedback {r.accepted_feedback}, lost {r.lost_feedback} (target 0 and 0)"
+    )
+    print(f"    unclean exits {r.bad_exits}, longest stop {r.max_stop_s:.2f} s")
 
 
 def _model(root: Path, *, tiny: bool) -> tuple[Path, Path]:

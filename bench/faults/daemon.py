@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,41 +42,80 @@ def serve(
     workdir.mkdir(parents=True, exist_ok=True)
     state_dir = workdir / "state"
     _register(state_dir, base, adapter)
-    config = workdir / "adaptd.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "state_dir": str(state_dir),
-                "model": {
-                    "base": str(base),
-                    "labels": list(LABELS),
-                    "threads": threads,
-                    "max_length": 64,
-                },
-                "server": {"port": 0},
-                "serving": {"registry_poll_s": 3600, **(serving or {})},
-                "logging": {"level": "WARNING"},
-            }
-        )
+    config = write_config(
+        workdir,
+        base,
+        state_dir,
+        serving={"registry_poll_s": 3600, **(serving or {})},
+        threads=threads,
     )
-    notify = workdir / "notify.sock"
+    with start(config, workdir, state_dir) as daemon:
+        yield daemon
+
+
+def write_config(
+    workdir: Path, base: Path, state_dir: Path, *, threads: int = 1, **sections: Any
+) -> Path:
+    """An ``adaptd.yaml`` for a daemon on ``base`` with a SQLite store in ``state_dir``, any
+    port, warnings only; ``sections`` are merged in (``serving={...}``, ``scheduler={...}``)."""
+    doc: dict[str, Any] = {
+        "state_dir": str(state_dir),
+        "model": {"base": str(base), "labels": list(LABELS), "threads": threads, "max_length": 64},
+        "server": {"port": 0},
+        "logging": {"level": "WARNING"},
+    }
+    for name, section in sections.items():
+        doc[name] = {**doc.get(name, {}), **section}
+    config = workdir / "adaptd.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    return config
+
+
+@contextmanager
+def start(
+    config: Path,
+    workdir: Path,
+    state_dir: Path,
+    *,
+    role: str = "serve",
+    env: dict[str, str] | None = None,
+    timeout_s: float = 600.0,
+) -> Iterator[Daemon]:
+    """Run ``adaptd serve --role ROLE --config CONFIG`` until READY (the port is read from the
+    sd_notify message; a start can take minutes on a loaded 2-core machine); on exit it is
+    killed if still running. ``env`` is added to the process's
+    environment (``ADAPTD_FAILPOINT=...``)."""
+    notify = workdir / f"notify-{os.getpid()}-{id(config)}.sock"
+    notify.unlink(missing_ok=True)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify))
     package_root = str(Path(adaptd.__file__).resolve().parents[1])
-    env = {
+    full_env = {
         **os.environ,
         "NOTIFY_SOCKET": str(notify),
         "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
+        **(env or {}),
     }
-    command = [sys.executable, "-m", "adaptd", "serve", "--role", "serve", "--config", str(config)]
-    proc = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    full_env.pop("ADAPTD_CONFIG", None)
+    command = [sys.executable, "-m", "adaptd", "serve", "--role", role, "--config", str(config)]
+    log = (workdir / "daemon.log").open("ab")
+    proc = subprocess.Popen(command, env=full_env, stderr=log)
     try:
-        sock.settimeout(180)
-        message = sock.recv(4096).decode()
+        sock.settimeout(0.5)
+        deadline = time.monotonic() + timeout_s
+        message = ""
+        while not message.startswith("READY=1"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = (workdir / "daemon.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the daemon did not start (exit {proc.poll()}): {tail}")
+            try:
+                message = sock.recv(4096).decode()
+            except TimeoutError:
+                continue
         match = re.search(r"on [\d.]+:(\d+)", message)
-        if not message.startswith("READY=1") or match is None:
+        if match is None:
             raise RuntimeError(f"the daemon did not start: {message!r}")
         yield Daemon(f"http://127.0.0.1:{match.group(1)}", proc, state_dir)
     finally:
@@ -83,6 +123,8 @@ def serve(
             proc.kill()
         proc.wait()
         sock.close()
+        log.close()
+        notify.unlink(missing_ok=True)
 
 
 def _register(state_dir: Path, base: Path, adapter: Path) -> None:

@@ -51,3 +51,8 @@ class DatasetError(AdaptdError):
 class AdapterRefusedError(AdaptdError):
     """A registry change is refused in the adapters' current state (promoting a rejected version,
     rolling back with nothing to roll back to); the message says what state and what to do."""
+
+
+class ActiveChangedError(AdapterRefusedError):
+    """A conditional switch found another version active than the one it was meant to replace
+    (an operator promoted meanwhile); nothing was changed."""

@@ -8,10 +8,11 @@ dispatch. uvicorn runs embedded in a thread, which keeps it from installing sign
 class owns SIGTERM, SIGINT and SIGHUP.
 
 Startup order: config -> logging -> store (reachable, schema current) -> metrics -> model host ->
-prediction log -> batcher -> active adapter -> registry watcher -> HTTP -> control loop ->
-sd_notify READY. Shutdown first secures what was accepted, then unwinds the rest: HTTP drains
-in-flight requests and the prediction log is flushed, then the control loop stops (it may wait
-for a running check or retrain), the watcher, the batcher, the log writer and the store close.
+prediction log -> batcher -> swapper (active adapter, registry watcher) -> HTTP -> startup repair
+(retraining.repair) -> control loop -> sd_notify READY. Shutdown first secures what was
+accepted, then unwinds the rest: HTTP drains in-flight requests and the prediction log is
+flushed, then the control loop stops (it may wait for a running check or retrain), the watcher,
+the batcher, the log writer and the store close.
 The whole stop runs against one deadline, ``server.stop_timeout_s``, which stays below the
 systemd unit's ``TimeoutStopSec``: a SIGKILL from systemd would lose the buffered rows.
 """
@@ -37,7 +38,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from adaptd import __version__, liveness, sdnotify
-from adaptd.adapters import registry
+from adaptd.adapters.serving_port import StoreRegistry
 from adaptd.config import Settings, load_settings
 from adaptd.control.context import ControlContext
 from adaptd.errors import AdaptdError, ConfigError
@@ -48,9 +49,10 @@ from adaptd.privacy.guard import start_guard
 from adaptd.privacy.logs import log_filter
 from adaptd.security import mask_secrets, use_private_umask
 from adaptd.serving.batcher import Batcher
-from adaptd.serving.host import ModelHost, Swap, freeze_startup_objects
+from adaptd.serving.host import ModelHost, freeze_startup_objects
 from adaptd.serving.http import ServingContext, create_app
 from adaptd.serving.logwriter import PredictionLog
+from adaptd.serving.swapper import RetrySettings, Swapper
 from adaptd.storage import repository as repo
 from adaptd.storage.engine import open_store
 
@@ -151,19 +153,16 @@ class Service:
         self._status_providers: dict[str, Callable[[], dict[str, Any]]] = {}
         self._reload_hooks: list[Callable[[Settings], None]] = []
         self._reload: dict[str, Any] = {"ok": True, "ts": None, "error": None, "restart": []}
-        self._sync_lock = threading.Lock()
-        self._refused: dict[str, str] = {}
         self._store_error: str | None = None
         self._store_since: datetime | None = None
         self._stop_deadline: float | None = None
-        self._watch_wake = threading.Event()
-        self._watch_stop = threading.Event()
         self.engine: Engine | None = None
         self.metrics: Metrics | None = None
         self.host: ModelHost | None = None
         self.batcher: Batcher | None = None
         self.control: DaemonControl | None = None
         self.log: PredictionLog | None = None
+        self.swapper: Swapper | None = None
         self.http_port: int | None = None
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
@@ -233,9 +232,11 @@ class Service:
         self._mark_store(None)  # open_store just reached it
         if self.role != Role.CONTROL:
             self._start_serving(settings)
-        watcher = threading.Thread(target=self._watch, name="adaptd-registry-watch", daemon=True)
-        watcher.start()
-        self._stack.callback(self._stop_watcher, watcher)
+        # Serving: the active version is served before READY. Control: a first store probe.
+        swapper = self.swapper = self._swapper()
+        swapper.request_swap()
+        swapper.start()
+        self._stack.callback(lambda: swapper.stop(self._stop_left(5.0)))
         self._start_http(settings)
         self._stack.callback(self._stop_control)
         if self.role != Role.SERVE:
@@ -285,13 +286,36 @@ class Service:
             max_batch=settings.serving.max_batch,
             max_wait_ms=settings.serving.max_wait_ms,
             queue_size=settings.serving.queue_size,
-            on_swap=self._on_swap,
+            on_swap=lambda swap: self.swapper.on_swap(swap) if self.swapper else None,
         )
         self.batcher.start()
         batcher = self.batcher
         self._stack.callback(lambda: batcher.stop(self._stop_left()))
-        self.sync_active()
-        self._wait_serving(self.host.target_version(), timeout=10.0)
+
+    def _swapper(self) -> Swapper:
+        assert self.engine is not None and self.metrics is not None
+
+        def retry() -> RetrySettings:
+            serving = self.settings.serving
+            return RetrySettings(
+                first_s=serving.refused_retry_s,
+                max_s=serving.refused_retry_max_s,
+                poll_s=serving.registry_poll_s,
+            )
+
+        port = StoreRegistry(
+            engine=self.engine,
+            clock=self.clock,
+            base=self.host.base_info if self.host is not None else None,
+        )
+        return Swapper(
+            port,
+            self.metrics.adapters,
+            host=self.host,
+            batcher=self.batcher,
+            settings=retry,
+            on_probe=self._mark_store,
+        )
 
     def _start_http(self, settings: Settings) -> None:
         import uvicorn
@@ -307,8 +331,8 @@ class Service:
             not_ready=self.not_ready,
             stuck=self.stuck,
             status=self.status,
-            promote=self.promote,
-            rollback=self.rollback,
+            promote=self._promote,
+            rollback=self._rollback,
             texts=self.texts,
             clock=self.clock,
         )
@@ -340,7 +364,18 @@ class Service:
     def _start_control(self) -> None:
         """The control role: scheduler, monitors, policies, retraining, probation."""
         from adaptd.control.wiring import start_control
+        from adaptd.retraining.repair import repair
 
+        assert self.engine is not None
+        rt = self.settings.retraining
+        repair(
+            self.engine,
+            state_dir=self.settings.state_dir,
+            adapters_dir=self.settings.adapters_dir,
+            now=self.clock(),
+            tmp_max_age_s=rt.tmp_max_age_s,
+            run_max_age_s=rt.run_dir_max_age_s,
+        )
         self.control = start_control(self.control_context())
 
     def control_context(self) -> ControlContext:
@@ -353,7 +388,7 @@ class Service:
             register_status=self.register_status,
             register_reload=self._reload_hooks.append,
             on_shutdown=self._on_shutdown,
-            request_swap=self.request_swap,
+            request_swap=self._request_swap,
             predict=self._predict_labels if self.batcher is not None else None,
         )
 
@@ -543,58 +578,7 @@ class Service:
         if thread.is_alive():
             logger.warning("HTTP server did not stop within the drain timeout")
 
-    def _stop_watcher(self, watcher: threading.Thread) -> None:
-        self._watch_stop.set()
-        self._watch_wake.set()
-        watcher.join(self._stop_left(5.0))
-
     # ------------------------------------------------------------------ adapters and swaps
-
-    def _watch(self) -> None:
-        """Poll the store for the active adapter, so a promotion made by the CLI or another
-        process reaches this daemon within ``serving.registry_poll_s``. The poll is also the
-        store probe behind ``adaptd_store_up`` and the ``store`` section of /v1/status."""
-        while not self._watch_stop.is_set():
-            self._watch_wake.wait(self.settings.serving.registry_poll_s)
-            self._watch_wake.clear()
-            if self._watch_stop.is_set():
-                return
-            try:
-                self.sync_active()
-            except Exception:
-                logger.exception("registry watcher")
-
-    def sync_active(self) -> str | None:
-        """Make the store's active adapter the one offered to the batcher, building it off the
-        request path when needed. Returns the version offered or served (None: none active)."""
-        assert self.engine is not None and self.metrics is not None
-        host, batcher = self.host, self.batcher
-        with self._sync_lock:
-            try:
-                record = repo.active_adapter(self.engine)
-            except SQLAlchemyError as e:
-                self._mark_store(str(getattr(e, "orig", None) or e).strip().splitlines()[0])
-                return host.target_version() if host is not None else None
-            self._mark_store(None)
-            if host is None or batcher is None:
-                return None
-            if record is None or record.version == host.target_version():
-                return host.target_version()
-            if record.version in self._refused:
-                return host.target_version()
-            built = host.ready_for(record.version)
-            if built is None:
-                try:
-                    built = host.build(record.version, Path(record.path))
-                except Exception as e:  # refused, never retried every poll: it cannot serve
-                    self._refused[record.version] = str(e)
-                    self.metrics.adapters.swap_failures.inc()
-                    logger.error("adapter %s refused: %s", record.version[:12], e)
-                    return host.target_version()
-                self.metrics.adapters.load_duration.labels("adapter").observe(built.load_seconds)
-            host.offer(built)
-            batcher.wake()
-            return built.version
 
     def _mark_store(self, error: str | None) -> None:
         """Record the outcome of a store probe: logged on change, exported, shown in status.
@@ -609,63 +593,16 @@ class Service:
         self._store_error = None if error is None else mask_secrets(error)
         self.metrics.daemon.store_up.set(1 if error is None else 0)
 
-    def request_swap(self) -> str | None:
-        """Swap to the store's active adapter now and wait until the batcher serves it."""
-        version = self.sync_active()
-        self._wait_serving(version, timeout=10.0)
-        return version
+    def _request_swap(self) -> str | None:
+        return self.swapper.request_swap() if self.swapper is not None else None
 
-    def _wait_serving(self, version: str | None, *, timeout: float) -> bool:
-        host = self.host
-        if host is None or version is None:
-            return False
-        deadline = time.monotonic() + timeout
-        while True:
-            active = host.active
-            if active is not None and active.version == version:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.002)
+    def _promote(self, version: str, reason: str) -> dict[str, Any]:
+        assert self.swapper is not None, "HTTP starts after the swapper"
+        return self.swapper.promote(version, reason)
 
-    def _on_swap(self, swap: Swap) -> None:
-        assert self.metrics is not None
-        if swap.old is not None:
-            self.metrics.adapters.active.remove(swap.old.version)
-        self.metrics.adapters.active.labels(swap.new.version).set(1)
-        logger.info(
-            "serving adapter %s (was %s), %.1f ms after it was ready",
-            swap.new.version[:12],
-            swap.old.version[:12] if swap.old else "none",
-            swap.offered_to_serving_s * 1000,
-        )
-
-    def promote(self, version: str, reason: str) -> dict[str, Any]:
-        """Admin promotion (HTTP): registry first, then swap in-process at once."""
-        assert self.engine is not None
-        base = self.host.base_info if self.host is not None else None
-        record = registry.promote(
-            self.engine, version, self.clock(), reason=reason, base=base, source="http"
-        )
-        return self._after_change(record.version)
-
-    def rollback(self, reason: str) -> dict[str, Any]:
-        assert self.engine is not None
-        base = self.host.base_info if self.host is not None else None
-        record = registry.rollback(
-            self.engine, self.clock(), reason=reason, base=base, source="http"
-        )
-        return self._after_change(record.version)
-
-    def _after_change(self, version: str) -> dict[str, Any]:
-        serving = self.request_swap() if self.host is not None else None
-        refused = self._refused.get(version)
-        return {
-            "version": version,
-            "status": "active",
-            "serving": serving == version and refused is None,
-            **({"refused": refused} if refused else {}),
-        }
+    def _rollback(self, reason: str) -> dict[str, Any]:
+        assert self.swapper is not None, "HTTP starts after the swapper"
+        return self.swapper.rollback(reason)
 
     # ------------------------------------------------------------------ readiness and status
 
@@ -679,10 +616,8 @@ class Service:
             return None
         host = self.host
         if host is None or host.active is None:
-            if self._refused:
-                version, reason = next(reversed(self._refused.items()))
-                return f"adapter {version[:12]} refused: {reason}"
-            return NO_ADAPTER
+            refused = self.swapper.last_refusal() if self.swapper is not None else None
+            return refused or NO_ADAPTER
         return None
 
     def stuck(self) -> str | None:
@@ -738,7 +673,7 @@ class Service:
                 **self._serving_record(host.active.version if host.active else None),
                 "previous": host.previous.version if host.previous else None,
                 "pending": host.pending.version if host.pending else None,
-                "refused": dict(self._refused),
+                **(self.swapper.status() if self.swapper is not None else {}),
                 "base_model": host.base_info.path,
                 "pooling": host.pooling,
                 "pooling_reason": host.pooling_reason,

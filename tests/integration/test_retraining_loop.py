@@ -18,8 +18,7 @@ from adaptd.modeling.base import inspect_base
 from adaptd.modeling.tiny import build_tiny_model
 from adaptd.retraining.executors import LocalExecutor
 from adaptd.retraining.job import RetrainJob, RetrainRequest
-from adaptd.retraining.observe import observe
-from adaptd.retraining.probation import decide
+from adaptd.retraining.probation import decide, observe
 from adaptd.retraining.registry_port import AdaptersRegistry
 from adaptd.retraining.settings import GateSettings, RetrainingSettings, ValidationSettings
 from adaptd.serving.settings import ModelSettings

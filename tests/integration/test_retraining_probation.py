@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from adaptd.retraining.observe import observe
-from adaptd.retraining.probation import decide
+from adaptd.retraining.probation import decide, observe
 from adaptd.retraining.settings import ProbationSettings
 from adaptd.storage import repository as repo
 from adaptd.storage.records import FeedbackRecord, PredictionRecord

@@ -68,7 +68,7 @@ def test_not_ready_until_an_adapter_is_promoted_elsewhere(service: Service, adap
         # A promotion made by another process (the CLI) reaches the daemon through the store.
         assert service.engine is not None
         version = register(service.engine, service.settings, adapter)
-        assert service.request_swap() == version
+        assert service.swapper.request_swap() == version
         assert client.get("/readyz").status_code == 200
         prediction = client.post("/v1/predict", json={"inputs": ["hi"]}).json()["predictions"][0]
         assert prediction["adapter"] == version
@@ -93,7 +93,7 @@ def test_an_incompatible_active_adapter_is_refused_and_named(
         AdapterRecord(version="f" * 64, status="candidate", path=str(three), created=NOW),
     )
     repo.switch_active_adapter(service.engine, "f" * 64, NOW, previous_status="retired")
-    service.request_swap()
+    service.swapper.request_swap()
     reason = service.not_ready()
     assert reason is not None and "refused" in reason and "labels" in reason
     assert service.status()["adapter"]["refused"]
@@ -249,13 +249,13 @@ def test_rollback_is_instant_from_the_previous_slot(
     service.startup()
     assert service.engine is not None and service.host is not None
     first = register(service.engine, service.settings, adapter)
-    service.request_swap()
+    service.swapper.request_swap()
     other = register(service.engine, service.settings, second)
-    service.request_swap()
+    service.swapper.request_swap()
     previous = service.host.previous
     assert previous is not None and previous.version == first
     registry.rollback(service.engine, NOW, reason="test")
-    assert service.request_swap() == first
+    assert service.swapper.request_swap() == first
     assert service.host.active is previous, "rollback reuses the loaded model, no rebuild"
     assert service.host.previous is not None and service.host.previous.version == other
 

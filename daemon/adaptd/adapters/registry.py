@@ -18,13 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from adaptd.adapters import files
 from adaptd.adapters.layout import AdapterSummary, check_compatible, content_hash
 from adaptd.errors import AdapterRefusedError, NotFoundError, UsageError
 from adaptd.modeling.base import BaseModelInfo
+from adaptd.storage import probations
 from adaptd.storage import repository as repo
 from adaptd.storage.records import AdapterRecord, Event
 
@@ -187,6 +188,8 @@ def promote(
     becomes ``retired``. Files are re-hashed first, and with ``base`` re-checked for
     compatibility (the label set in config may have changed since import). Promoting the active
     version changes nothing. ``verdict`` (the validation that justified it) is stored with it.
+    A promotion that replaces a version puts the new one on probation against it, whatever
+    promoted it (:mod:`adaptd.retraining.probation` judges it).
     """
     record = repo.get_adapter(engine, version)
     _check_promotable(
@@ -196,7 +199,17 @@ def promote(
         repo.set_adapter_fields(engine, record.version, verdict=verdict)
     if record.status == "active":
         return repo.get_adapter(engine, record.version)
-    previous = repo.switch_active_adapter(engine, record.version, now, previous_status="retired")
+
+    def on_probation(conn: Connection, replaced: str | None) -> None:
+        # In the promotion's transaction: no promotion, whoever made it, goes without probation.
+        if replaced is not None:
+            probations.start(
+                conn, version=record.version, previous=replaced, now=now, source=source
+            )
+
+    previous = repo.switch_active_adapter(
+        engine, record.version, now, previous_status="retired", then=on_probation
+    )
     _event(
         engine,
         now,
@@ -247,16 +260,18 @@ def rollback(
     base: BaseModelInfo | None = None,
     base_module_names: Collection[str] | None = None,
     source: str = "registry",
+    expect_active: str | None = None,
 ) -> AdapterRecord:
     """Re-activate the previously active version (or ``to``); the version rolled back from
     becomes ``rolled_back``, so a second rollback goes further back instead of undoing the first.
+    With ``expect_active``, only if that version is still active (:class:`ActiveChangedError`).
     """
     target = rollback_target(engine, to=to)
     _check_promotable(
         target, force=force, base=base, base_module_names=base_module_names, action="roll back to"
     )
     previous = repo.switch_active_adapter(
-        engine, target.version, now, previous_status="rolled_back"
+        engine, target.version, now, previous_status="rolled_back", expect_active=expect_active
     )
     _event(
         engine,

@@ -49,6 +49,15 @@ def render(doc: dict[str, Any]) -> list[str]:
         lines.append(_row("serving", f"{serving}{since}{why}"))
         for version, reason in (adapter.get("refused") or {}).items():
             lines.append(_row("refused", f"{_short(version)}: {reason}"))
+        fallback = adapter.get("fallback")
+        if fallback:
+            lines.append(
+                _row(
+                    "fallback",
+                    f"serving {_short(fallback['serving'])} instead of the active "
+                    f"{_short(fallback['instead_of'])}, which cannot be built here",
+                )
+            )
     queue = doc.get("queue")
     if queue is not None:
         lines.append(_row("queue", f"{queue.get('depth')} of {queue.get('size')} texts waiting"))

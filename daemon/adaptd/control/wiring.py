@@ -9,12 +9,11 @@ retraining.probation) to the store, the registry and the serving swap through th
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from adaptd.adapters import registry
 from adaptd.alerting import Webhook, alert_payload, instance_name
@@ -27,26 +26,18 @@ from adaptd.monitoring.edges import build_windows, export_signals, hf_tokenizer,
 from adaptd.monitoring.runner import run_checks
 from adaptd.policy.engine import Decision, EvaluationContext
 from adaptd.retention.jobs import start_lifecycle_jobs
+from adaptd.retraining import probation
 from adaptd.retraining.job import RetrainJob, RetrainRequest
-from adaptd.retraining.observe import observe
-from adaptd.retraining.probation import decide
 from adaptd.retraining.registry_port import AdaptersRegistry
 from adaptd.retraining.scored import SIGNAL_OF_METRIC
-from adaptd.signals import Signal, Status
-from adaptd.storage import repository
-from adaptd.storage.records import Event
+from adaptd.signals import Signal
+from adaptd.storage import probations, repository
+from adaptd.storage.records import ProbationRecord
 
 if TYPE_CHECKING:
     from adaptd.control.context import ControlContext
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(slots=True, kw_only=True)
-class _Probation:
-    version: str
-    previous: str
-    started: datetime
 
 
 class DaemonControl:
@@ -58,8 +49,6 @@ class DaemonControl:
         policies, errors = load_configured_policies(settings)
         if errors:
             raise ConfigError(str(errors[0]))
-        self._probation: _Probation | None = None
-        self._probation_lock = threading.Lock()
         self._job: RetrainJob | None = None
         host = ctx.host
         self._tokenizer = hf_tokenizer(host.tokenizer) if host is not None else None
@@ -102,14 +91,19 @@ class DaemonControl:
         out = self.loop.status()
         job = self._job
         out["retrain_progress"] = job.progress if job is not None else None
-        probation = self._probation
+        try:
+            running = probations.running(self.ctx.engine)
+        except SQLAlchemyError:  # status answers during a store outage (its section says so)
+            out["probation"] = None
+            return out
         out["probation"] = (
             {
-                "version": probation.version,
-                "previous": probation.previous,
-                "since": probation.started.isoformat(),
+                "version": running.version,
+                "previous": running.previous,
+                "since": running.started.isoformat(),
+                "source": running.source,
             }
-            if probation is not None
+            if running is not None
             else None
         )
         return out
@@ -175,7 +169,6 @@ class DaemonControl:
             changes["warm_start"] = overrides["warm_start"]
         settings = settings.model_copy(update={"retraining": rt.model_copy(update=changes)})
         groups = tuple(settings.monitors.attributes) if overrides.get("group_reweighting") else ()
-        previous = repository.active_adapter(self.ctx.engine)
         base = inspect_base(
             resolve_base(settings.model.base), settings.model.labels, pooling=settings.model.pooling
         )
@@ -200,14 +193,8 @@ class DaemonControl:
         finally:
             self._job = None
         if outcome.status == "promoted" and outcome.candidate is not None:
+            # The promotion put the candidate on probation in the store (adapters.registry).
             self.ctx.request_swap()
-            if previous is not None:
-                with self._probation_lock:
-                    self._probation = _Probation(
-                        version=outcome.candidate,
-                        previous=previous.version,
-                        started=datetime.now(UTC),
-                    )
         return outcome
 
     def rollback(self, decision: Decision) -> object:
@@ -237,61 +224,29 @@ class DaemonControl:
     # ------------------------------------------------------------------ probation
 
     def _check_probation(self, now: datetime, signals: Sequence[Signal]) -> None:
-        with self._probation_lock:
-            probation = self._probation
-        if probation is None:
-            return
         settings = self.ctx.settings()
         monitors = settings.monitors
-        look = partial(
-            observe,
-            self.ctx.engine,
+        watch = probation.Watch(
+            settings=settings.retraining.probation,
             labels=settings.model.labels,
             attributes=monitors.attributes,
             min_group_size=monitors.min_group_size,
             positive_label=monitors.positive_label,
         )
-        old = look(probation.previous)
-        new = look(probation.version, since=probation.started)
-        estimated = next(
-            (
-                s.value
-                for s in signals
-                if s.name == "performance.estimated_accuracy" and s.status is not Status.ERROR
-            ),
-            None,
-        )
-        if estimated is not None:
-            new = replace(new, estimated_accuracy=estimated)
-        verdict = decide(
-            old, new, started=probation.started, now=now, settings=settings.retraining.probation
-        )
-        if verdict.action == "rollback":
-            logger.warning("probation of %s failed: %s", probation.version[:12], verdict.reason)
-            registry.rollback(
-                self.ctx.engine,
-                now,
-                reason=f"probation: {verdict.reason}",
-                to=probation.previous,
-            )
+        outcome = probation.check(self.ctx.engine, now, signals, watch, rollback=self._roll_back)
+        if outcome is not None and outcome.status == "rolled_back":
             self.ctx.metrics.retraining.rollbacks.inc()
             self.ctx.request_swap()
-            with self._probation_lock:
-                self._probation = None
-        elif verdict.final:
-            repository.add_events(
-                self.ctx.engine,
-                [
-                    Event(
-                        ts=now,
-                        kind="probation_passed",
-                        source="control",
-                        message=f"{probation.version[:12]} kept: {verdict.reason}",
-                    )
-                ],
-            )
-            with self._probation_lock:
-                self._probation = None
+
+    def _roll_back(self, running: ProbationRecord, reason: str) -> None:
+        registry.rollback(
+            self.ctx.engine,
+            datetime.now(UTC),
+            reason=reason,
+            to=running.previous,
+            expect_active=running.version,
+            source="probation",
+        )
 
 
 def start_control(ctx: ControlContext) -> DaemonControl:

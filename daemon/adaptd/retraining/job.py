@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from adaptd import failpoints
 from adaptd.config import Settings
 from adaptd.datasets.files import read_examples
 from adaptd.datasets.records import Example
@@ -491,6 +492,7 @@ class RetrainJob:
             on_progress=lambda p: self._report(run_id, p),
             cancel=self._cancel,
         )
+        failpoints.reached("retrain.trained")
         train_metrics = {
             k: v for k, v in result.to_dict().items() if k not in {"predictions", "adapter_dir"}
         }
@@ -516,6 +518,7 @@ class RetrainJob:
             },
             config={"retraining": rt.model_dump(mode="json"), "run": run_id},
         )
+        failpoints.reached("retrain.imported")
         verdict_doc = {**verdict.to_dict(), "candidate": version}
         details: dict[str, Any] = {"data": summary, "training": train_metrics}
         samples = len(training.train)
@@ -540,6 +543,7 @@ class RetrainJob:
         self.registry.promote(
             version, self.clock(), reason=f"retrain {run_id}: {request.reason}", verdict=verdict_doc
         )
+        failpoints.reached("retrain.promoted")
         return RunOutcome(
             run_id=run_id, status="promoted", reason=verdict.reason(), candidate=version,
             verdict=verdict_doc, samples=samples, details=details,

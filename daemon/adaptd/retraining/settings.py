@@ -23,16 +23,14 @@ class ProbationSettings(Section):
     min_samples: int = Field(
         default=100,
         ge=1,
-        description="Monitored predictions (or labels) needed before probation can roll back.",
+        description="Labels (for the labelled accuracy and the gaps) or served predictions (for "
+        "the label-free estimate) the new adapter needs before probation can roll back.",
     )
     max_accuracy_drop: float = Field(
         default=0.02,
         ge=0,
         description="Rollback when labelled or estimated accuracy falls this far below the old "
         "adapter's.",
-    )
-    max_error_rate_rise: float = Field(
-        default=0.01, ge=0, description="Rollback when the serving error rate rises this much."
     )
     max_bias_rise: float = Field(
         default=0.05, ge=0, description="Rollback when a bias gap rises this much."
@@ -191,6 +189,22 @@ class RetrainingSettings(Section):
     probation: ProbationSettings = Field(
         default_factory=ProbationSettings,
         description="After a promotion: when the new adapter is rolled back automatically.",
+    )
+    # 7 days: a run that failed on Friday can still be diagnosed on Monday, and the raw
+    # training texts a run directory holds do not outlive a week.
+    run_dir_max_age_s: float = Field(
+        default=7 * 86400.0,
+        gt=0,
+        description="Directories of failed or interrupted runs (their spec, progress, stderr and "
+        "training texts) older than this are removed when the daemon starts.",
+    )
+    # 1 hour: copying an adapter into the registry takes seconds, so a temporary directory this
+    # old is a crash's leftover, never an import still in progress in another process.
+    tmp_max_age_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Temporary directories of interrupted adapter copies older than this are "
+        "removed when the daemon starts.",
     )
 
     @model_validator(mode="after")

@@ -135,3 +135,18 @@ class AdapterMetrics:
             ["version"],
             registry=registry,
         )
+        # Written by the swapper (serving/swapper.py): this replica serves an earlier version
+        # because the store's active one cannot be built here.
+        self.fallback = Gauge(
+            "adaptd_adapter_fallback",
+            "1 while this daemon serves an earlier version because the active one cannot be "
+            "built here, else 0.",
+            registry=registry,
+        )
+        self.fallbacks = Counter(
+            "adaptd_adapter_fallbacks_total",
+            "Times this daemon fell back to an earlier version because the active one could "
+            "not be built.",
+            registry=registry,
+        )
+        self.fallback.set(0)

@@ -184,3 +184,18 @@ class ServingSettings(Section):
     registry_poll_s: float = Field(
         default=2.0, gt=0, description="How often a daemon looks for promotions made elsewhere."
     )
+    # 30 s: a refusal for a passing reason (files still arriving on a network volume, memory
+    # short during a retrain) heals within a minute or two of retries.
+    refused_retry_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="First wait before a version that could not be built is tried again; each "
+        "failed try doubles it.",
+    )
+    # 30 min: a version that will never load costs one build (a copy of the base model) per
+    # half hour at most, and a fixed one is picked up without a restart.
+    refused_retry_max_s: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Longest wait between two tries of a version that could not be built.",
+    )

@@ -108,3 +108,17 @@ class ReferenceRow:
     embedding: bytes | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     created: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProbationRecord:
+    """A promoted adapter watched against the version it replaced."""
+
+    id: int
+    version: str
+    previous: str
+    started: datetime
+    source: str
+    status: str
+    finished: datetime | None = None
+    reason: str | None = None

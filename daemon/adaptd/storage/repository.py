@@ -7,7 +7,7 @@ ON CONFLICT so repeated feedback is idempotent on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from adaptd.errors import NotFoundError, StoreError
+from adaptd.errors import ActiveChangedError, NotFoundError, StoreError
 from adaptd.storage import tables as t
 from adaptd.storage.records import (
     AdapterRecord,
@@ -360,7 +360,13 @@ _ADAPTER_SWITCH_LOCK = 0x61646170_74640001
 
 
 def switch_active_adapter(
-    engine: Engine, version: str, now: datetime, *, previous_status: str = "retired"
+    engine: Engine,
+    version: str,
+    now: datetime,
+    *,
+    previous_status: str = "retired",
+    expect_active: str | None = None,
+    then: Callable[[Connection, str | None], object] | None = None,
 ) -> str | None:
     """Make ``version`` the one active adapter, giving the one it replaces ``previous_status``
     (``retired`` on promotion, ``rolled_back`` on rollback); returns the replaced version.
@@ -368,6 +374,9 @@ def switch_active_adapter(
     Two processes switching at once (the control loop and an operator's CLI) must never leave two
     active versions: PostgreSQL serialises switches with a transaction-scoped advisory lock, and on
     SQLite the transaction begins with its write, so it waits for the write lock before reading.
+    ``expect_active``: switch only if that version is still the active one (raises
+    :class:`ActiveChangedError` otherwise), so an automatic rollback never undoes a promotion
+    someone made meanwhile. ``then(conn, replaced)`` runs in the same transaction.
     """
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -382,6 +391,10 @@ def switch_active_adapter(
             .scalars()
             .all()
         )
+        if expect_active is not None and list(replaced) != [expect_active]:
+            raise ActiveChangedError(
+                f"adapter {expect_active[:12]} is no longer the active version; nothing changed"
+            )
         result = conn.execute(
             update(t.adapters)
             .where(t.adapters.c.version == version)
@@ -389,6 +402,8 @@ def switch_active_adapter(
         )
         if result.rowcount == 0:
             raise NotFoundError(f"adapter {version!r} not found")
+        if then is not None:
+            then(conn, str(replaced[0]) if replaced else None)
     return str(replaced[0]) if replaced else None
 
 

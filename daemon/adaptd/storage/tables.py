@@ -116,7 +116,8 @@ retrain_runs = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("started", UTCDateTime(), nullable=False),
     Column("finished", UTCDateTime(), nullable=True),
-    # queued | running | promoted | awaiting_approval | rejected | failed | cancelled
+    # queued | running | promoted | awaiting_approval | rejected | failed | cancelled |
+    # interrupted (found running by the startup repair)
     Column("status", String(24), nullable=False),
     Column("reason", Text, nullable=True),
     Column("policy", String(128), nullable=True),
@@ -210,3 +211,22 @@ counters = Table(
     Column("name", String(64), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+# One row per promotion that replaced a version: the new adapter is on probation against the
+# one it replaced until the control loop ends it. In the store, not in memory, so a restart
+# resumes it and a promotion made by the CLI or another host gets one too.
+probations = Table(
+    "probations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version", String(64), nullable=False),
+    Column("previous", String(64), nullable=False),
+    Column("started", UTCDateTime(), nullable=False),
+    # who promoted: control | cli | http | retraining | ...
+    Column("source", String(64), nullable=False),
+    # running | passed | rolled_back | superseded
+    Column("status", String(16), nullable=False),
+    Column("finished", UTCDateTime(), nullable=True),
+    Column("reason", Text, nullable=True),
+)
+Index("ix_probations_status", probations.c.status)

@@ -106,3 +106,15 @@ def test_a_serve_replica_that_is_not_ready_says_why() -> None:
     lines = render(doc)
     assert lines[0].endswith("NOT READY: no adapter is active (up 1h02m)")
     assert not any(line.startswith(("policies", "retrain", "last check")) for line in lines)
+
+
+def test_a_fallback_is_named_next_to_the_version_it_replaces() -> None:
+    adapter = {
+        **DOC["adapter"],
+        "fallback": {"serving": "0123456789abcd", "instead_of": "bad0123456789"},
+    }
+    lines = render({**DOC, "adapter": adapter})
+    assert (
+        "fallback     serving 0123456789ab instead of the active bad012345678, which cannot be "
+        "built here"
+    ) in lines

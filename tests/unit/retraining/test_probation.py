@@ -40,19 +40,29 @@ def test_labelled_drop_within_noise_keeps_the_adapter() -> None:
 
 
 def test_estimated_accuracy_used_when_no_labels_and_not_mixed() -> None:
-    old = Observation(samples=500, labelled_accuracy=0.9, estimated_accuracy=0.88)
-    new = Observation(samples=200, estimated_accuracy=0.80)
+    old = Observation(samples=500, labelled_accuracy=0.9, served=800, estimated_accuracy=0.88)
+    new = Observation(samples=0, served=200, estimated_accuracy=0.80)
     d = decide(old, new, started=T0, now=T0, settings=CFG)
     assert d.action == "rollback" and d.reason.startswith("estimated accuracy 0.800 vs 0.880")
 
 
-def test_error_rate_and_bias_rises_roll_back() -> None:
-    base = Observation(samples=500, error_rate=0.0, bias={"dp_diff.gender": 0.05})
-    worse_errors = Observation(samples=500, error_rate=0.05, bias={"dp_diff.gender": 0.05})
-    worse_bias = Observation(samples=500, error_rate=0.0, bias={"dp_diff.gender": 0.2})
-    assert decide(base, worse_errors, started=T0, now=T0, settings=CFG).reason.startswith(
-        "error rate 0.050"
-    )
+def test_an_estimate_on_too_few_served_predictions_does_not_roll_back() -> None:
+    old = Observation(samples=0, served=800, estimated_accuracy=0.88)
+    few = Observation(samples=0, served=CFG.min_samples - 1, estimated_accuracy=0.5)
+    assert decide(old, few, started=T0, now=T0, settings=CFG).action == "keep"
+
+
+def test_labels_below_the_minimum_fall_back_to_the_estimate() -> None:
+    # 20 labels say nothing yet; the estimate over 300 served predictions does.
+    old = Observation(samples=500, labelled_accuracy=0.9, served=800, estimated_accuracy=0.9)
+    new = Observation(samples=20, labelled_accuracy=0.95, served=300, estimated_accuracy=0.8)
+    d = decide(old, new, started=T0, now=T0, settings=CFG)
+    assert d.action == "rollback" and d.reason.startswith("estimated accuracy")
+
+
+def test_a_bias_rise_rolls_back() -> None:
+    base = Observation(samples=500, bias={"dp_diff.gender": 0.05})
+    worse_bias = Observation(samples=500, bias={"dp_diff.gender": 0.2})
     assert decide(base, worse_bias, started=T0, now=T0, settings=CFG).reason.startswith(
         "dp_diff.gender 0.200 vs 0.050"
     )

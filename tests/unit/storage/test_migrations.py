@@ -17,6 +17,7 @@ TABLES = {
     "reference_rows",
     "training_rows",
     "counters",
+    "probations",
 }
 
 
