@@ -12,6 +12,7 @@ import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from adaptd.control.leader_metrics import LeaderMetrics
 from adaptd.policy.schema import ACTION_TYPES
 
 # Latency buckets from 1 ms to 10 s: a micro-batched MiniLM answers in a few ms on CPU.
@@ -31,6 +32,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.build_info = Info("adaptd_build", "Version of adaptd.", registry=registry)
+        self.leader = LeaderMetrics(registry)
 
         # --- serving -------------------------------------------------------------------------
         self.requests = Counter(

@@ -37,7 +37,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from adaptd import __version__, liveness, sdnotify
-from adaptd.adapters import registry
+from adaptd.adapters import blobs, registry
 from adaptd.config import Settings, load_settings
 from adaptd.errors import AdaptdError, ConfigError
 from adaptd.logsetup import configure_logging
@@ -46,6 +46,7 @@ from adaptd.modeling.base import resolve_base
 from adaptd.serving.batcher import Batcher
 
 if TYPE_CHECKING:
+    from adaptd.control.leader import Leadership
     from adaptd.control.wiring import DaemonControl
 from adaptd.serving.host import ModelHost, Swap
 from adaptd.serving.http import ServingContext, create_app
@@ -180,7 +181,8 @@ class Service:
         self.metrics: Metrics | None = None
         self.host: ModelHost | None = None
         self.batcher: Batcher | None = None
-        self.control: DaemonControl | None = None
+        #: the control role's election; the control loop runs only while it leads
+        self.leadership: Leadership | None = None
         self.log: PredictionLog | None = None
         self.http_port: int | None = None
         self._server: Any = None
@@ -344,10 +346,16 @@ class Service:
         self._stack.callback(self._stop_http)
 
     def _start_control(self) -> None:
-        """The control role: scheduler, monitors, policies, retraining, probation."""
-        from adaptd.control.wiring import start_control
+        """The control role: scheduler, monitors, policies, retraining, probation, run only
+        while this daemon is the elected leader (a replica is never a second controller)."""
+        from adaptd.control.leader import elect
 
-        self.control = start_control(self.control_context())
+        self.leadership = elect(self.control_context())
+
+    @property
+    def control(self) -> DaemonControl | None:
+        """The running control loop: None on a serve replica and on a standby."""
+        return self.leadership.control if self.leadership is not None else None
 
     def control_context(self) -> ControlContext:
         assert self.engine is not None and self.metrics is not None
@@ -587,7 +595,8 @@ class Service:
             built = host.ready_for(record.version)
             if built is None:
                 try:
-                    built = host.build(record.version, Path(record.path))
+                    local = blobs.materialize(self.engine, record, self.settings.adapters_dir)
+                    built = host.build(record.version, local)
                 except Exception as e:  # refused, never retried every poll: it cannot serve
                     self._refused[record.version] = str(e)
                     self.metrics.swap_failures.inc()
