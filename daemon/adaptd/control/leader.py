@@ -81,6 +81,8 @@ class Leadership:
 
     def start(self) -> None:
         self._ctx.register_status("leader", self.status)
+        # Present from the start, so a standby's status says why it shows no control loop.
+        self._register_section("control")
         self._ctx.register_reload(self._reload)
         self._ctx.on_shutdown(self.stop)
         self.step()
@@ -163,6 +165,9 @@ class Leadership:
 
     def _register_status(self, name: str, provider: Callable[[], dict[str, Any]]) -> None:
         self._providers[name] = provider
+        self._register_section(name)
+
+    def _register_section(self, name: str) -> None:
         if name not in self._sections:
             self._sections.add(name)
             self._ctx.register_status(name, partial(self._section, name))

@@ -102,7 +102,7 @@ def test_one_of_two_daemons_controls_and_the_other_takes_over_when_it_stops(
         assert (a.leader_gauge(), b.leader_gauge()) == (1.0, 0.0)
         assert a.sections["leader"]()["leader"] is True
         assert b.sections["leader"]()["current_leader"] == "host:1:a"
-        assert "control" not in b.sections  # a standby adds no control section until it leads
+        assert b.sections["control"]()["standby"] is True  # says why there is no loop
 
         # A reload reaches the running control loop only.
         a.reloads[0](Settings())
