@@ -308,7 +308,7 @@ def test_two_replicas_follow_the_elected_controller_through_a_kill_9_takeover(
     assert standby.status()["leader"]["leader"] is False
     assert standby.status()["control"]["standby"] is True
 
-    # Both replicas build the first version from the store: it was imported elsewhere.
+    # Each replica built the first version from its own copy, fetched from the store.
     for replica in replicas:
         assert replica.status()["adapter"]["serving"] == v1
         assert (tmp_path / replica.name / "adapters" / v1).is_dir()

@@ -69,16 +69,19 @@ def put(engine: Engine, version: str, src_dir: Path, *, max_bytes: int) -> bool:
 
 
 def materialize(engine: Engine, record: AdapterRecord, cache_dir: Path) -> Path:
-    """A local directory that holds exactly ``record``'s files, verified: the registry path when
-    this host has it intact, else ``cache_dir/<version>``, fetched from the store if needed."""
-    local = Path(record.path)
-    if files.is_intact(local, record.version):
-        return local
-    cached = cache_dir / record.version
-    if files.is_intact(cached, record.version):
+    """A local directory that holds exactly ``record``'s files, verified: ``cache_dir/<version>``
+    (on the importing host that is the registry path itself), fetched from the store when
+    missing or damaged. ``record.path`` names a directory on the host that imported the version;
+    it is used only for a version the store has no files of (over the size limit), and only
+    if what is there hashes to the version."""
+    version = record.version
+    cached = cache_dir / version
+    if files.is_intact(cached, version):
         return cached
+    if stored.stored_size(engine, version) is None and files.is_intact(Path(record.path), version):
+        return Path(record.path)
     path = _fetch(engine, record, cache_dir)
-    logger.info("adapter %s fetched from the store into %s", record.version[:12], path)
+    logger.info("adapter %s fetched from the store into %s", version[:12], path)
     return path
 
 
