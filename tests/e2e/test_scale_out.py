@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -330,6 +331,9 @@ def test_two_replicas_follow_the_elected_controller_through_a_kill_9_takeover(
     leader.proc.wait()
     wait_for("the standby's takeover", lambda: standby.status()["leader"]["leader"], 60)
     takeover_s = round(time.time() - killed, 3)
+    # of which: until the standby held the lock (the rest is starting its control loop)
+    since = datetime.fromisoformat(standby.status()["leader"]["since"])
+    lock_s = round(since.timestamp() - killed, 3)
 
     # --- another shift: now the standby retrains and promotes; the replicas follow again
     runs_before = repo.list_runs(engine, limit=1)[0].id
@@ -349,6 +353,7 @@ def test_two_replicas_follow_the_elected_controller_through_a_kill_9_takeover(
         "replica_pickup_s": {"leader_promotion": pickup_v2, "standby_promotion": pickup_v3},
         "registry_poll_s": POLL_S,
         "standby_takeover_s": takeover_s,
+        "standby_lock_s": lock_s,
         "leader_poll_s": POLL_S,
         "failed_requests": failures,
         "answered_probes": sum(p.answered for p in probes.all),

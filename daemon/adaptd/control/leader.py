@@ -27,10 +27,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from adaptd.config import Settings
+
+# Imported here, not when elected: a standby must not spend its takeover importing the monitors
+# and the retraining part (5-7 s measured on a busy 2-core box).
+from adaptd.control.wiring import DaemonControl, start_control
 from adaptd.storage.locks import LEADER_LOCK, StoreLock, describe, holder_id, store_lock
 
 if TYPE_CHECKING:
-    from adaptd.control.wiring import DaemonControl
     from adaptd.service import ControlContext
 
 logger = logging.getLogger(__name__)
@@ -38,12 +41,6 @@ logger = logging.getLogger(__name__)
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _start_control(ctx: ControlContext) -> DaemonControl:
-    from adaptd.control.wiring import start_control
-
-    return start_control(ctx)
 
 
 class Leadership:
@@ -57,7 +54,7 @@ class Leadership:
         poll_s: float,
         renew_s: float,
         clock: Callable[[], datetime] = _utcnow,
-        start: Callable[[ControlContext], DaemonControl] = _start_control,
+        start: Callable[[ControlContext], DaemonControl] = start_control,
     ) -> None:
         self._ctx, self._lock = ctx, lock
         self.poll_s, self.renew_s = poll_s, renew_s
