@@ -106,3 +106,18 @@ def test_a_serve_replica_that_is_not_ready_says_why() -> None:
     lines = render(doc)
     assert lines[0].endswith("NOT READY: no adapter is active (up 1h02m)")
     assert not any(line.startswith(("policies", "retrain", "last check")) for line in lines)
+
+
+def test_a_standby_says_who_leads_instead_of_an_empty_control_loop() -> None:
+    standby = {
+        **DOC,
+        "leader": {"leader": False, "current_leader": "ctl-a:4242:9f3c1e", "since": None},
+        "control": {"standby": True, "reason": "this instance is not the control leader"},
+    }
+    lines = render(standby)
+    assert "control      standby (leader: ctl-a:4242:9f3c1e)" in lines
+    assert not any(line.startswith("last check") for line in lines)
+    leading = {**DOC, "leader": {"leader": True, "since": "2026-11-30T08:00:00+00:00"}}
+    lines = render(leading)
+    assert "control      leader since 2026-11-30T08:00:00+00:00" in lines
+    assert any(line.startswith("last check") for line in lines)
