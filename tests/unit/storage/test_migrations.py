@@ -15,6 +15,8 @@ TABLES = {
     "policy_state",
     "events",
     "reference_rows",
+    "adapter_files",
+    "store_locks",
 }
 
 
