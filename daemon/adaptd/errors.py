@@ -30,6 +30,10 @@ class StoreError(AdaptdError):
     """The store cannot be reached or refused an operation."""
 
 
+class LockBusyError(StoreError):
+    """A store-level lock (the retrain lock) is held by another process; the message names it."""
+
+
 class StoreUnreachableError(StoreError, ConfigError):
     """The configured store URL does not lead to a working database."""
 

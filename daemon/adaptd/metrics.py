@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 
+from adaptd.control.metrics import LeaderMetrics
 from adaptd.monitoring.metrics import MonitorMetrics
 from adaptd.policy.metrics import PolicyMetrics
 from adaptd.privacy.metrics import PrivacyMetrics
@@ -64,6 +65,7 @@ class Metrics:
         self.retraining = RetrainMetrics(registry)
         self.retention = RetentionMetrics(registry)
         self.privacy = PrivacyMetrics(registry)
+        self.leader = LeaderMetrics(registry)
 
 
 def new_metrics() -> Metrics:

@@ -41,7 +41,7 @@ from adaptd import __version__, liveness, sdnotify
 from adaptd.adapters.serving_port import StoreRegistry
 from adaptd.config import Settings, load_settings
 from adaptd.control.context import ControlContext
-from adaptd.errors import AdaptdError, ConfigError
+from adaptd.errors import AdaptdError, ConfigError, LockBusyError
 from adaptd.logsetup import configure_logging
 from adaptd.metrics import Metrics
 from adaptd.modeling.base import resolve_base
@@ -55,8 +55,10 @@ from adaptd.serving.logwriter import PredictionLog
 from adaptd.serving.swapper import RetrySettings, Swapper
 from adaptd.storage import repository as repo
 from adaptd.storage.engine import open_store
+from adaptd.storage.locks import retrain_lock
 
 if TYPE_CHECKING:
+    from adaptd.control.leader import Leadership
     from adaptd.control.wiring import DaemonControl
 
 logger = logging.getLogger(__name__)
@@ -160,7 +162,8 @@ class Service:
         self.metrics: Metrics | None = None
         self.host: ModelHost | None = None
         self.batcher: Batcher | None = None
-        self.control: DaemonControl | None = None
+        #: the control role's election; the control loop runs only while it leads
+        self.leadership: Leadership | None = None
         self.log: PredictionLog | None = None
         self.swapper: Swapper | None = None
         self.http_port: int | None = None
@@ -307,6 +310,7 @@ class Service:
             engine=self.engine,
             clock=self.clock,
             base=self.host.base_info if self.host is not None else None,
+            cache_dir=self.settings.adapters_dir,
         )
         return Swapper(
             port,
@@ -362,21 +366,39 @@ class Service:
         self._stack.callback(self._stop_http)
 
     def _start_control(self) -> None:
-        """The control role: scheduler, monitors, policies, retraining, probation."""
+        """The control role: scheduler, monitors, policies, retraining, probation, run only
+        while this daemon is the elected leader (a replica is never a second controller)."""
+        from adaptd.control.leader import elect
+
+        self.leadership = elect(self.control_context(), start=self._take_control)
+
+    def _take_control(self, ctx: ControlContext) -> DaemonControl:
+        """Called once per term when this daemon wins the election: repair what a previous
+        leader left behind, then start the control loop. Only the leader repairs, so a standby
+        never marks the leader's running retrain as interrupted."""
         from adaptd.control.wiring import start_control
         from adaptd.retraining.repair import repair
 
-        assert self.engine is not None
         rt = self.settings.retraining
-        repair(
-            self.engine,
-            state_dir=self.settings.state_dir,
-            adapters_dir=self.settings.adapters_dir,
-            now=self.clock(),
-            tmp_max_age_s=rt.tmp_max_age_s,
-            run_max_age_s=rt.run_dir_max_age_s,
-        )
-        self.control = start_control(self.control_context())
+        try:
+            # Holding the retrain lock: a retrain started by `adaptd retrain` is not a leftover.
+            with retrain_lock(ctx.engine, clock=self.clock):
+                repair(
+                    ctx.engine,
+                    state_dir=self.settings.state_dir,
+                    adapters_dir=self.settings.adapters_dir,
+                    now=self.clock(),
+                    tmp_max_age_s=rt.tmp_max_age_s,
+                    run_max_age_s=rt.run_dir_max_age_s,
+                )
+        except LockBusyError as e:
+            logger.info("startup repair skipped: %s", e)
+        return start_control(ctx)
+
+    @property
+    def control(self) -> DaemonControl | None:
+        """The running control loop: None on a serve replica and on a standby."""
+        return self.leadership.control if self.leadership is not None else None
 
     def control_context(self) -> ControlContext:
         assert self.engine is not None and self.metrics is not None

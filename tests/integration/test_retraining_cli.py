@@ -115,3 +115,23 @@ def test_base_info_reads_the_config(workdir: Path) -> None:
     info = retrain_cmd.base_info(load_settings(workdir / "adaptd.yaml"))
     assert info.model_type == "bert" and not info.is_decoder
     assert info.labels == ("negative", "positive")
+
+
+def test_a_retrain_is_refused_while_another_process_holds_the_retrain_lock(
+    workdir: Path,
+) -> None:
+    from datetime import UTC, datetime
+
+    from adaptd.storage.locks import retrain_lock
+
+    (workdir / "state").mkdir()
+    engine = make_engine(f"sqlite:///{workdir / 'state' / 'adaptd.db'}")
+    migrate.upgrade(engine)
+    # Held as a daemon's retrain job holds it, by this (live) process.
+    with retrain_lock(engine, clock=lambda: datetime.now(UTC)):
+        busy = run_cli("retrain", "--from-file", "first.jsonl", cwd=workdir)
+    assert busy.returncode == 1, busy.stderr
+    assert "another retrain is running (the retrain lock is held by " in busy.stderr
+    assert f":{os.getpid()}:" in busy.stderr and "Traceback" not in busy.stderr
+    assert repo.list_runs(engine) == []  # refused before a run was recorded
+    engine.dispose()

@@ -365,8 +365,9 @@ def test_corrupted_champion_adapter_fails_the_run_and_keeps_serving(
         RetrainRequest(reason="r")
     )
     assert outcome.status == "failed"
-    assert outcome.reason.startswith(f"active adapter {champion[:12]} (")
-    assert "cannot be loaded: adapter is unreadable" in outcome.reason
+    # Caught by the hash check before any file is read (and not in the store to fetch again).
+    assert outcome.reason.startswith(f"adapter {champion[:12]}: files at ")
+    assert "are corrupted" in outcome.reason
     assert active_version(sqlite_engine) == champion
     assert served.calls == [f"import {champion}", f"promote {champion}"]
 

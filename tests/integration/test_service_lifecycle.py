@@ -86,13 +86,15 @@ def test_an_incompatible_active_adapter_is_refused_and_named(
     service.startup()
     assert service.engine is not None
     # Written straight into the store, as a buggy or older tool might have left it.
+    from adaptd.adapters.layout import content_hash
     from adaptd.storage.records import AdapterRecord
 
+    version = content_hash(three)  # the files are intact: what is wrong is their label set
     repo.add_adapter(
         service.engine,
-        AdapterRecord(version="f" * 64, status="candidate", path=str(three), created=NOW),
+        AdapterRecord(version=version, status="candidate", path=str(three), created=NOW),
     )
-    repo.switch_active_adapter(service.engine, "f" * 64, NOW, previous_status="retired")
+    repo.switch_active_adapter(service.engine, version, NOW, previous_status="retired")
     service.swapper.request_swap()
     reason = service.not_ready()
     assert reason is not None and "refused" in reason and "labels" in reason

@@ -3,9 +3,11 @@
 A version is the content hash of its files (:func:`adaptd.adapters.layout.content_hash`). The
 store holds one row per version with its status (candidate, active, retired, rolled_back,
 rejected, failed) and lineage (parent, reason, data window); the files live in
-``<adapters_dir>/<version>/``. Exactly one version is active; serving polls the store for it, so a
-promotion made here (from the CLI, the control loop or another host) reaches every daemon.
-Every change is also written as an event, so ``adaptd`` can always say who changed what and why.
+``<adapters_dir>/<version>/`` of the importing host and, so that every other host can build
+them, in the store (:mod:`adaptd.adapters.blobs`). Exactly one version is active; serving polls
+the store for it, so a promotion made here (from the CLI, the control loop or another host)
+reaches every daemon. Every change is also written as an event, so ``adaptd`` can always say
+who changed what and why.
 
 Nothing here reads the clock: ``now`` comes from the caller.
 """
@@ -21,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from adaptd.adapters import files
+from adaptd.adapters import blobs, files
 from adaptd.adapters.layout import AdapterSummary, check_compatible, content_hash
 from adaptd.errors import AdapterRefusedError, NotFoundError, UsageError
 from adaptd.modeling.base import BaseModelInfo
@@ -63,9 +65,11 @@ def import_adapter(
     config: dict[str, Any] | None = None,
     base_module_names: Collection[str] | None = None,
     source: str = "registry",
+    max_store_bytes: int = blobs.DEFAULT_MAX_BYTES,
 ) -> AdapterRecord:
-    """Check ``src_dir`` against the base model and labels, copy its files into the registry and
-    record the version; importing the same content again returns the existing record.
+    """Check ``src_dir`` against the base model and labels, copy its files into the registry
+    (and into the store, up to ``max_store_bytes``) and record the version; importing the same
+    content again returns the existing record.
 
     ``config`` is stored as given, plus ``adapter`` (the :class:`AdapterSummary`: rank, alpha,
     target modules, head shape) and ``imported_from`` (the source directory).
@@ -80,10 +84,14 @@ def import_adapter(
     existing = _find_exact(engine, version)
     if existing is not None:
         _restore_files(engine, existing, src_dir, adapters_dir, now, source)
+        # A version registered before its files went to the store gets them now.
+        blobs.put(engine, version, src_dir, max_bytes=max_store_bytes)
         return repo.get_adapter(engine, version)
     parent_version = repo.get_adapter(engine, parent).version if parent is not None else None
 
     path = files.store(src_dir, adapters_dir, version)
+    # Files first, row second: a replica that sees the version can always fetch its files.
+    blobs.put(engine, version, path, max_bytes=max_store_bytes)
     record = AdapterRecord(
         version=version,
         status=status,
@@ -155,6 +163,7 @@ def _restore_files(
 
 
 def _check_promotable(
+    engine: Engine,
     record: AdapterRecord,
     *,
     force: bool,
@@ -167,9 +176,11 @@ def _check_promotable(
             f"adapter {record.version[:12]} is {record.status}; refusing to {action} it "
             "(force to override)"
         )
-    files.verify(Path(record.path), record.version)
-    if base is not None:
-        check_compatible(Path(record.path), base, base.labels, base_module_names=base_module_names)
+    # Re-hashed (from the store when this host did not import it), so a promotion never
+    # activates files that no replica could build.
+    with blobs.verified_dir(engine, record) as path:
+        if base is not None:
+            check_compatible(path, base, base.labels, base_module_names=base_module_names)
 
 
 def promote(
@@ -193,7 +204,12 @@ def promote(
     """
     record = repo.get_adapter(engine, version)
     _check_promotable(
-        record, force=force, base=base, base_module_names=base_module_names, action="promote"
+        engine,
+        record,
+        force=force,
+        base=base,
+        base_module_names=base_module_names,
+        action="promote",
     )
     if verdict is not None:
         repo.set_adapter_fields(engine, record.version, verdict=verdict)
@@ -268,7 +284,12 @@ def rollback(
     """
     target = rollback_target(engine, to=to)
     _check_promotable(
-        target, force=force, base=base, base_module_names=base_module_names, action="roll back to"
+        engine,
+        target,
+        force=force,
+        base=base,
+        base_module_names=base_module_names,
+        action="roll back to",
     )
     previous = repo.switch_active_adapter(
         engine, target.version, now, previous_status="rolled_back", expect_active=expect_active

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from adaptd.adapters import registry
+from adaptd.adapters import blobs, registry
 from adaptd.errors import StoreError
 from adaptd.modeling.base import BaseModelInfo
 from adaptd.storage import repository as repo
@@ -32,6 +33,8 @@ class StoreRegistry:
     clock: Callable[[], datetime]
     #: the served base model, to re-check compatibility on promotion (None: control role)
     base: BaseModelInfo | None
+    #: this host's cache of adapter files, keyed by content hash (``<state_dir>/adapters``)
+    cache_dir: Path
     source: str = "http"
 
     def active(self) -> AdapterRecord | None:
@@ -49,6 +52,9 @@ class StoreRegistry:
         earlier.sort(key=lambda r: r.promoted or r.created, reverse=True)
         earlier.sort(key=lambda r: FALLBACK_ORDER.index(r.status))
         return earlier
+
+    def files(self, record: AdapterRecord) -> Path:
+        return blobs.materialize(self.engine, record, self.cache_dir)
 
     def promote(self, version: str, reason: str) -> AdapterRecord:
         return registry.promote(

@@ -92,6 +92,7 @@ def import_(
             reason=reason or f"imported from {directory}",
             base_module_names=modules,
             source="cli",
+            max_store_bytes=settings.store.adapter_max_bytes,
         )
         if promote:
             record = registry.promote(

@@ -32,7 +32,10 @@ def base_info(settings: Settings) -> BaseModelInfo:
 def make_registry(settings: Settings, engine: Engine) -> RegistryPort:
     settings.adapters_dir.mkdir(parents=True, exist_ok=True)
     return AdaptersRegistry(
-        engine=engine, adapters_dir=settings.adapters_dir, base=base_info(settings)
+        engine=engine,
+        adapters_dir=settings.adapters_dir,
+        base=base_info(settings),
+        max_store_bytes=settings.store.adapter_max_bytes,
     )
 
 

@@ -11,8 +11,9 @@ def serve(
     role: Role = typer.Option(
         Role.ALL,
         "--role",
-        help="all: serve and run the control loop; serve: predictions only (scale-out "
-        "replicas); control: the control loop and admin API, no predictions.",
+        help="all: serve, and run the control loop while elected leader; serve: predictions "
+        "only (scale-out replicas); control: the control loop (while elected leader) and the "
+        "admin API, no predictions. However many daemons share a store, one controls.",
     ),
     config: ConfigOption = None,
 ) -> None:

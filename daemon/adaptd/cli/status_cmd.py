@@ -71,8 +71,16 @@ def render(doc: dict[str, Any]) -> list[str]:
                 f"{log.get('written_rows')} written, {log.get('dropped_rows')} dropped; {store}",
             )
         )
+    leader = doc.get("leader")
+    if leader is not None:
+        role = (
+            f"leader since {leader.get('since')}"
+            if leader.get("leader")
+            else f"standby (leader: {leader.get('current_leader') or 'none'})"
+        )
+        lines.append(_row("control", role))
     control = doc.get("control")
-    if control is not None:
+    if control is not None and not control.get("standby"):
         lines.extend(_control(control))
     reload = (doc.get("config") or {}).get("last_reload") or {}
     if reload.get("ts"):

@@ -24,6 +24,21 @@ class SchedulerSettings(Section):
     check_on_start: bool = Field(
         default=False, description="Run a first check as soon as the scheduler starts."
     )
+    leader_lease_s: float = Field(
+        default=15.0,
+        ge=3.0,
+        description="On SQLite, how long the control leader's lease lasts without renewal (it is "
+        "renewed every third of it): a standby takes over at most this plus leader_poll_s after "
+        "the leader died. 15 s keeps takeover well under 30 s while a leader stalled by a "
+        "training child or a busy disk for a few seconds keeps its lease. On PostgreSQL the "
+        "lock is an advisory lock that the server frees when the leader's session ends.",
+    )
+    leader_poll_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often a standby tries to become the control leader (and a leader "
+        "checks it still is): one cheap query, and at most this much added to a takeover.",
+    )
 
     @field_validator("check_cron")
     @classmethod

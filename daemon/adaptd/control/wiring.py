@@ -175,7 +175,12 @@ class DaemonControl:
         job = RetrainJob(
             settings,
             self.ctx.engine,
-            AdaptersRegistry(engine=self.ctx.engine, adapters_dir=settings.adapters_dir, base=base),
+            AdaptersRegistry(
+                engine=self.ctx.engine,
+                adapters_dir=settings.adapters_dir,
+                base=base,
+                max_store_bytes=settings.store.adapter_max_bytes,
+            ),
             metrics=self.ctx.metrics,
         )
         self._job = job

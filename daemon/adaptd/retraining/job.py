@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from adaptd import failpoints
+from adaptd.adapters import blobs
 from adaptd.config import Settings
 from adaptd.datasets.files import read_examples
 from adaptd.datasets.records import Example
@@ -42,6 +43,7 @@ from adaptd.retraining.spec import Progress, TrainResult, TrainSpec
 from adaptd.retraining.trainer import write_train_file
 from adaptd.retraining.validation import SliceData, Verdict, judge
 from adaptd.storage import repository as repo
+from adaptd.storage.locks import retrain_lock
 from adaptd.storage.records import AdapterRecord, Event, LabelledPrediction
 
 logger = logging.getLogger(__name__)
@@ -325,7 +327,13 @@ class RetrainJob:
     # ----------------------------------------------------------------------- the run
 
     def run(self, request: RetrainRequest) -> RunOutcome:
-        """Do one retrain; never raises for a failure of the run itself (it is recorded)."""
+        """Do one retrain; never raises for a failure of the run itself (it is recorded).
+        Raises :class:`LockBusyError` when another process (a second daemon, ``adaptd retrain``)
+        holds the store's retrain lock: then nothing is recorded, the other run goes on."""
+        with retrain_lock(self.engine, clock=self.clock):
+            return self._run_locked(request)
+
+    def _run_locked(self, request: RetrainRequest) -> RunOutcome:
         self._cancel.clear()
         started = time.monotonic()
         champion = repo.active_adapter(self.engine)
@@ -447,6 +455,8 @@ class RetrainJob:
             seed=rt.seed,
         )
         if champion is not None:
+            # On a host that did not import it (a standby controller), from the store.
+            champion = blobs.localized(self.engine, champion, s.adapters_dir)
             # Fail fast and name the culprit: the child would only say "header too large".
             try:
                 verify_adapter_dir(Path(champion.path), tuple(s.model.labels), require_meta=False)

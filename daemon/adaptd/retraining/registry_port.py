@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 
 from adaptd.modeling.base import BaseModelInfo
+from adaptd.storage.settings import DEFAULT_ADAPTER_MAX_BYTES
 
 SOURCE = "retraining"
 
@@ -57,6 +58,8 @@ class AdaptersRegistry:
     engine: Engine
     adapters_dir: Path
     base: BaseModelInfo
+    #: ``store.adapter_max_bytes``: the files of a larger candidate stay on this host only
+    max_store_bytes: int = DEFAULT_ADAPTER_MAX_BYTES
 
     def _registry(self) -> Any:
         return importlib.import_module("adaptd.adapters.registry")
@@ -86,6 +89,7 @@ class AdaptersRegistry:
             metrics=metrics,
             config=config,
             source=SOURCE,
+            max_store_bytes=self.max_store_bytes,
         )
         return str(record.version)
 

@@ -55,6 +55,11 @@ class RegistryPort(Protocol):
         """Earlier active versions, the best to fall back to first."""
         ...
 
+    def files(self, record: AdapterRecord) -> Path:
+        """A local directory with ``record``'s files, checked against its content hash (they
+        may come from the store: the version may have been imported on another host)."""
+        ...
+
     def promote(self, version: str, reason: str) -> AdapterRecord: ...
 
     def rollback(self, reason: str) -> AdapterRecord: ...
@@ -173,7 +178,7 @@ class Swapper:
             built = host.ready_for(record.version)
             if built is None:
                 try:
-                    built = host.build(record.version, Path(record.path))
+                    built = host.build(record.version, self.registry.files(record))
                 except Exception as e:  # anything a build raises: the version cannot serve here
                     self._refuse(record.version, e)
                     return self._fall_back(record, serving)
@@ -224,7 +229,7 @@ class Swapper:
             built = self.host.ready_for(earlier.version)
             if built is None:
                 try:
-                    built = self.host.build(earlier.version, Path(earlier.path))
+                    built = self.host.build(earlier.version, self.registry.files(earlier))
                 except Exception as e:
                     self._refuse(earlier.version, e)
                     continue

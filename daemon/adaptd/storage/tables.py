@@ -230,3 +230,26 @@ probations = Table(
     Column("reason", Text, nullable=True),
 )
 Index("ix_probations_status", probations.c.status)
+
+# The files of each adapter version, so that a host that did not import it can build it
+# (adapters.blobs materializes them into a local cache and checks their hash first).
+adapter_files = Table(
+    "adapter_files",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+# Store-level locks (storage.locks): on SQLite the row with an unexpired lease *is* the lock;
+# on PostgreSQL the lock is a session advisory lock and the row only says who holds it.
+store_locks = Table(
+    "store_locks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("acquired", UTCDateTime(), nullable=False),
+    Column("expires", UTCDateTime(), nullable=True),
+)

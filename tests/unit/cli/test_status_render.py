@@ -118,3 +118,18 @@ def test_a_fallback_is_named_next_to_the_version_it_replaces() -> None:
         "fallback     serving 0123456789ab instead of the active bad012345678, which cannot be "
         "built here"
     ) in lines
+
+
+def test_a_standby_says_who_leads_instead_of_an_empty_control_loop() -> None:
+    standby = {
+        **DOC,
+        "leader": {"leader": False, "current_leader": "ctl-a:4242:9f3c1e", "since": None},
+        "control": {"standby": True, "reason": "this instance is not the control leader"},
+    }
+    lines = render(standby)
+    assert "control      standby (leader: ctl-a:4242:9f3c1e)" in lines
+    assert not any(line.startswith("last check") for line in lines)
+    leading = {**DOC, "leader": {"leader": True, "since": "2026-11-30T08:00:00+00:00"}}
+    lines = render(leading)
+    assert "control      leader since 2026-11-30T08:00:00+00:00" in lines
+    assert any(line.startswith("last check") for line in lines)

@@ -6,7 +6,6 @@ only relies on what this does too: copy the files under a content-hash version, 
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,16 +14,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+# The real version id: the job checks a champion's files against it before training on them.
+from adaptd.adapters.layout import content_hash
 from adaptd.storage import repository as repo
 from adaptd.storage.records import AdapterRecord
-
-
-def content_hash(directory: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in directory.iterdir() if p.is_file()):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 @dataclass

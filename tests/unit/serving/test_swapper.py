@@ -43,6 +43,9 @@ class FakeRegistry:
     def fallbacks(self) -> list[AdapterRecord]:
         return list(self.earlier)
 
+    def files(self, record: AdapterRecord) -> Path:
+        return Path(record.path)
+
     def promote(self, version: str, reason: str) -> AdapterRecord:
         raise NotImplementedError
 

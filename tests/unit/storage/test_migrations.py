@@ -18,6 +18,8 @@ TABLES = {
     "training_rows",
     "counters",
     "probations",
+    "adapter_files",
+    "store_locks",
 }
 
 

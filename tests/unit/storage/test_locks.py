@@ -1,0 +1,104 @@
+"""Store-level locks on both backends: one holder at a time, freed by release, by a lease that
+runs out (SQLite) or a session that ends (PostgreSQL), and by a holder process that is gone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from adaptd.errors import LockBusyError
+from adaptd.storage import locks
+from adaptd.storage.locks import LeaseLock, describe, retrain_lock, store_lock
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_one_holder_at_a_time_until_it_releases(engine: Engine) -> None:
+    a = store_lock(engine, "x", holder="host:1:a", ttl_s=10)
+    b = store_lock(engine, "x", holder="host:2:b", ttl_s=10)
+    assert a.acquire(T0)
+    assert a.acquire(T0)  # already ours
+    assert not b.acquire(T0)
+    assert a.renew(T0 + timedelta(seconds=5))
+    holder = describe(engine, "x")
+    assert holder is not None and holder.holder == "host:1:a"
+    # Another name is another lock.
+    assert store_lock(engine, "y", holder="host:2:b", ttl_s=10).acquire(T0)
+    a.release()
+    assert describe(engine, "x") is None
+    assert b.acquire(T0 + timedelta(seconds=6))
+    assert not a.renew(T0 + timedelta(seconds=7))
+    b.release()
+
+
+def test_a_lease_that_is_not_renewed_expires_and_its_holder_learns_it(
+    sqlite_engine: Engine,
+) -> None:
+    a = LeaseLock(sqlite_engine, "x", holder="host:1:a", ttl_s=10)
+    b = LeaseLock(sqlite_engine, "x", holder="host:2:b", ttl_s=10)
+    assert a.acquire(T0)
+    assert a.renew(T0 + timedelta(seconds=8))  # now valid until T0 + 18 s
+    assert not b.acquire(T0 + timedelta(seconds=17))
+    assert b.acquire(T0 + timedelta(seconds=19))
+    assert not a.renew(T0 + timedelta(seconds=20))
+    assert not a.acquire(T0 + timedelta(seconds=20))
+
+
+def test_a_lease_held_by_a_dead_process_on_this_host_is_taken_at_once(
+    sqlite_engine: Engine,
+) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = f"{locks.socket.gethostname()}:{child.pid}:abcdef"
+    assert LeaseLock(sqlite_engine, "x", holder=dead, ttl_s=60).acquire(T0)
+    me = LeaseLock(sqlite_engine, "x", holder=locks.holder_id(), ttl_s=60)
+    assert me.acquire(T0 + timedelta(seconds=1))
+    # A live process here, or a holder on another host, keeps its lease until it expires.
+    alive = f"{locks.socket.gethostname()}:{locks.os.getpid()}:abcdef"
+    assert LeaseLock(sqlite_engine, "z", holder=alive, ttl_s=60).acquire(T0)
+    assert not LeaseLock(sqlite_engine, "z", holder="other:2:b", ttl_s=60).acquire(T0)
+    other_host = LeaseLock(sqlite_engine, "w", holder=f"elsewhere:{child.pid}:x", ttl_s=60)
+    assert other_host.acquire(T0)
+    assert not LeaseLock(sqlite_engine, "w", holder="other:2:b", ttl_s=60).acquire(T0)
+
+
+@pytest.mark.postgres
+def test_an_advisory_lock_is_freed_when_its_session_ends(pg_database: str) -> None:
+    from adaptd.storage import migrate
+    from adaptd.storage.engine import make_engine
+
+    engine = make_engine(pg_database)
+    migrate.upgrade(engine)
+    try:
+        a = locks.AdvisoryLock(engine, "x", holder="host:1:a")
+        b = locks.AdvisoryLock(engine, "x", holder="host:2:b")
+        assert a.acquire(T0)
+        assert not b.acquire(T0)
+        # The holder's connection dies as with kill -9: the server frees the lock.
+        conn = a._conn
+        assert conn is not None
+        conn.invalidate()
+        assert not a.renew(T0)
+        assert b.acquire(T0)
+        holder = describe(engine, "x")
+        assert holder is not None and holder.holder == "host:2:b"
+        b.release()
+        assert describe(engine, "x") is None
+    finally:
+        engine.dispose()
+
+
+def test_the_retrain_lock_names_its_holder_to_a_second_caller(engine: Engine) -> None:
+    with retrain_lock(engine, clock=lambda: T0, holder="daemon-host:42:abc") as kept:
+        assert not kept.lost.is_set()
+        with (
+            pytest.raises(LockBusyError, match="another retrain is running.*daemon-host:42:abc"),
+            retrain_lock(engine, clock=lambda: T0),
+        ):
+            pass
+    with retrain_lock(engine, clock=lambda: T0):
+        pass
