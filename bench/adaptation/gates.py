@@ -23,6 +23,7 @@ import argparse
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,11 +31,39 @@ from adaptd.retraining.settings import ValidationSettings
 from adaptd.retraining.validation import SliceData, Verdict, judge
 from bench.adaptation.embeddings import domain
 
-GOLDEN_SIZES = (300, 500)
-SOURCE_TRAIN = 1500
 #: monitors.min_group_size's default: the one minimum of every slice and group
 MIN_GROUP_SIZE = 30
 CANDIDATES = ("better", "same", "worse", "shuffled", "forgets")
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """Which domain the champion was trained on and how the slices are cut."""
+
+    source: str
+    target: str
+    #: rows the champion trains on (the "same" candidate trains on as many other ones)
+    source_train: int
+    golden_sizes: tuple[int, ...]
+    #: held-out target rows judged (the recent slice)
+    recent_sizes: tuple[int, ...]
+    #: target rows a candidate trains on (None: every target row not held out)
+    target_train: int | None
+    alphas: tuple[float, ...]
+
+
+SETUPS = {
+    # 543 tweets in all: the recent slice and the training tweets share them
+    "movies-to-tweets": Setup(
+        "movies", "tweets", 1500, (300, 500), (100, 200, 250), None, (0.05, 0.10)
+    ),
+    # the demo's direction: a champion from 180 tweets (what the first adapter of
+    # bench.adaptation trains on), golden 100 held-out tweets, candidates add 420 movie labels
+    # (the first retrain of bench.adaptation), recent = held-out movie snippets
+    "tweets-to-movies": Setup(
+        "tweets", "movies", 180, (100,), (100, 150, 200, 300, 400), 420, (0.05, 0.10, 0.20)
+    ),
+}
 
 
 def fit(x: np.ndarray, y: np.ndarray, seed: int) -> object:
@@ -64,21 +93,23 @@ def _clear_regression(verdict: Verdict) -> int:
 
 def one_seed(
     seed: int,
-    movies: tuple[np.ndarray, np.ndarray],
-    tweets: tuple[np.ndarray, np.ndarray],
+    source: tuple[np.ndarray, np.ndarray],
+    target: tuple[np.ndarray, np.ndarray],
     n_recent: int,
-    alphas: Sequence[float],
+    setup: Setup,
 ) -> tuple[dict[tuple[int, float, str], bool], dict[str, tuple[float, float]], dict[str, bool]]:
     rng = np.random.default_rng(seed)
-    mx, my = movies
-    tx, ty = tweets
+    mx, my = source
+    tx, ty = target
     mp = rng.permutation(len(my))
-    g = max(GOLDEN_SIZES)
-    champ_ix, golden_ix = mp[:SOURCE_TRAIN], mp[SOURCE_TRAIN : SOURCE_TRAIN + g]
-    other_ix = mp[SOURCE_TRAIN + g : 2 * SOURCE_TRAIN + g]
-    first_recent_ix = mp[2 * SOURCE_TRAIN + g : 2 * SOURCE_TRAIN + g + n_recent]
+    g, n_src = max(setup.golden_sizes), setup.source_train
+    champ_ix, golden_ix = mp[:n_src], mp[n_src : n_src + g]
+    # the "same" candidate and the first adapter's recent slice take what the source has left
+    other_ix = mp[n_src + g : 2 * n_src + g]
+    first_recent_ix = mp[2 * n_src + g : 2 * n_src + g + n_recent]
     tp = rng.permutation(len(ty))
-    recent_ix, target_ix = tp[:n_recent], tp[n_recent:]
+    recent_ix = tp[:n_recent]
+    target_ix = tp[n_recent:] if setup.target_train is None else tp[n_recent:][: setup.target_train]
 
     src_x, src_y = mx[champ_ix], my[champ_ix]
     tgt_x, tgt_y = tx[target_ix], ty[target_ix]
@@ -106,12 +137,12 @@ def one_seed(
         for name in models
     }
     promoted: dict[tuple[int, float, str], bool] = {}
-    for size in GOLDEN_SIZES:
+    for size in setup.golden_sizes:
         sized = {
             **slices,
             "golden": SliceData(name="golden", y_true=slices["golden"].y_true[:size]),
         }
-        for alpha in alphas:
+        for alpha in setup.alphas:
             settings = ValidationSettings(alpha=alpha)
             for name in CANDIDATES:
                 cut = {**preds[name], "golden": preds[name]["golden"][:size]}
@@ -124,9 +155,9 @@ def one_seed(
     # first adapter: no champion; both slices come from the source domain, as in a first run
     first_slices = {
         "recent": SliceData(name="recent", y_true=tuple(int(v) for v in my[first_recent_ix])),
-        "golden": SliceData(name="golden", y_true=slices["golden"].y_true[: GOLDEN_SIZES[0]]),
+        "golden": SliceData(name="golden", y_true=slices["golden"].y_true[: setup.golden_sizes[0]]),
     }
-    first_x = {"recent": mx[first_recent_ix], "golden": mx[golden_ix[: GOLDEN_SIZES[0]]]}
+    first_x = {"recent": mx[first_recent_ix], "golden": mx[golden_ix[: setup.golden_sizes[0]]]}
     first: dict[str, bool] = {}
     for name in ("champion", "shuffled"):
         p = {s: predict(models[name], first_x[s]) for s in first_slices}
@@ -141,23 +172,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 seeds instead of 100")
     parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--shift", choices=sorted(SETUPS), default="movies-to-tweets")
     args = parser.parse_args(argv)
     seeds = args.seeds or (20 if args.quick else 100)
-    alphas = (0.05, 0.10)
-    sizes = (100, 200, 250)  # held-out tweets; 543 in all, the rest is training data
+    setup = SETUPS[args.shift]
+    sizes = setup.recent_sizes
     started = time.perf_counter()
-    movies = domain("movies")[:2]
-    tweets = domain("tweets")[:2]
+    source = domain(setup.source)[:2]
+    target = domain(setup.target)[:2]
     print(
-        f"data: {len(movies[1])} movie snippets, {len(tweets[1])} tweets; golden "
-        f"{GOLDEN_SIZES} movie snippets; {seeds} seeds; min_group_size {MIN_GROUP_SIZE}"
+        f"{args.shift}: {len(source[1])} {setup.source}, {len(target[1])} {setup.target}; "
+        f"champion on {setup.source_train} {setup.source}; golden {setup.golden_sizes} "
+        f"{setup.source}; {seeds} seeds; min_group_size {MIN_GROUP_SIZE}"
     )
     rates: dict[tuple[int, int, float, str], list[bool]] = defaultdict(list)
     accs: dict[tuple[int, str], list[tuple[float, float]]] = defaultdict(list)
     firsts: dict[str, list[bool]] = defaultdict(list)
     for n_recent in sizes:
         for seed in range(seeds):
-            promoted, accuracies, first = one_seed(seed, movies, tweets, n_recent, alphas)
+            promoted, accuracies, first = one_seed(seed, source, target, n_recent, setup)
             for (golden, alpha, name), ok in promoted.items():
                 rates[(n_recent, golden, alpha, name)].append(ok)
             for name, pair in accuracies.items():
@@ -165,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for name, ok in first.items():
                 firsts[name].append(ok)
 
-    print("\nmean held-out accuracy (recent = held-out tweets, golden = held-out movies):")
+    print(f"\nmean held-out accuracy (recent = held-out {setup.target}, golden = {setup.source}):")
     print(f"{'model':<10} {'recent':>7} {'golden':>7}  (n recent {sizes[-1]})")
     for name in ("champion", *CANDIDATES):
         pairs = np.asarray(accs[(sizes[-1], name)])
@@ -180,8 +213,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     print(header)
     for n_recent in sizes:
-        for golden in GOLDEN_SIZES:
-            for alpha in alphas:
+        for golden in setup.golden_sizes:
+            for alpha in setup.alphas:
                 cells = " ".join(
                     f"{np.mean(rates[(n_recent, golden, alpha, c)]):9.2f}" for c in CANDIDATES
                 )

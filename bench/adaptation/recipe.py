@@ -177,6 +177,150 @@ def run_variant(
     }
 
 
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}%"
+
+
+def _pick(checkpoints: list[dict[str, Any]], select_by: str) -> str:
+    """The checkpoint the trainer's rule keeps (the probe is checkpoint 0, ties keep the
+    earlier one), recomputed from the recorded dev scores."""
+
+    def key(c: dict[str, Any]) -> tuple[float, float]:
+        if select_by == "loss":
+            return (-c["dev_loss"], c["dev_accuracy"])
+        return (c["dev_accuracy"], -c["dev_loss"])
+
+    best = checkpoints[0]
+    for c in checkpoints[1:]:
+        if key(c) > key(best):
+            best = c
+    return str(best["checkpoint"])
+
+
+def shift_case(
+    base: str, work: Path, *, threads: int, max_length: int, new_labels: int, seeds: list[int]
+) -> list[dict[str, Any]]:
+    """The retrain after the demo's shift, offline: a champion trained by the recipe on the
+    source tweets, then warm-started retrains on ``new_labels`` movie labels assembled by the
+    daemon's own :func:`assemble` (20 % newest held out, replay of the tweets at 0.5). Every
+    checkpoint is scored on the 1,000 held-out movie snippets, so each selection rule (dev rows
+    from the new labels or from all rows; by accuracy or by loss) can be compared with the
+    checkpoint that was best on held-out data."""
+    from adaptd.demo.shifts import tweets_to_movies
+    from adaptd.modeling.base import load_tokenizer
+    from adaptd.retraining.dataset import AssemblySpec, assemble
+    from adaptd.retraining.scoring import score_candidate
+
+    shift = tweets_to_movies()
+    tokenizer = load_tokenizer(base)
+    recipe = {"pooling": "mean", "max_length": max_length, "threads": threads}
+    test = {
+        "target": list(shift.target_holdout),
+        "source": list(shift.source_holdout),
+    }
+
+    def spec_for(name: str, rows: list[tuple[str, str, float]], **extra: Any) -> TrainSpec:
+        d = work / name
+        write_train_file(d / "train.jsonl", rows, replayed=extra.pop("replayed", None))
+        return TrainSpec(
+            base=base,
+            labels=LABELS,
+            train_file=str(d / "train.jsonl"),
+            out_dir=str(d / "adapter"),
+            progress_file=str(d / "progress.jsonl"),
+            **recipe,
+            **extra,
+        )
+
+    def scorer(sink: dict[str, dict[str, float]], slices: dict[str, list[Example]]) -> Any:
+        texts = {k: [e.text for e in v] for k, v in slices.items()}
+
+        def on_checkpoint(name: str, model: Any) -> None:
+            predicted, _ = score_candidate(model, tokenizer, texts, max_length=max_length)
+            sink[name] = {k: accuracy(predicted[k], slices[k]) for k in slices}
+
+        return on_checkpoint
+
+    started = time.perf_counter()
+    write_eval_file(work / "test.jsonl", {k: [e.text for e in v] for k, v in test.items()})
+    champion = spec_for(
+        "champion",
+        [(e.text, e.label or "", 1.0) for e in shift.source_train],
+        eval_file=str(work / "test.jsonl"),
+    )
+    champion_result = train(champion, lambda p: None)
+    champion_acc = {
+        k: accuracy(champion_result.predictions["candidate"][k], v) for k, v in test.items()
+    }
+    print(  # noqa: T201
+        json.dumps({"champion": champion_result.kept, **champion_acc}), flush=True
+    )
+    training = assemble(
+        list(shift.target_live[:new_labels]),
+        list(shift.source_train),
+        AssemblySpec(labels=LABELS, min_holdout=30, holdout_fraction=0.2, replay_ratio=0.5),
+    )
+    slices = {**test, "recent": list(training.holdout)}
+    rows_out: list[dict[str, Any]] = [
+        {
+            "variant": "champion (recipe on the source tweets)",
+            "rows": len(shift.source_train),
+            "kept": champion_result.kept,
+            "target": champion_acc["target"],
+            "source": champion_acc["source"],
+        }
+    ]
+    rows = [
+        (e.text, e.label or "", w) for e, w in zip(training.train, training.weights, strict=True)
+    ]
+    for seed in seeds:
+        for dev_from in ("all", "new"):
+            scores: dict[str, dict[str, float]] = {}
+            spec = spec_for(
+                f"retrain-{dev_from}-{seed}",
+                rows,
+                replayed=list(training.replayed),
+                warm_start=champion.out_dir,
+                dev_from=dev_from,
+                seed=seed,
+            )
+            result = train(spec, lambda p: None, on_checkpoint=scorer(scores, slices))
+            best_held_out = max(scores, key=lambda k: scores[k]["target"])
+            for select_by in ("accuracy", "loss"):
+                kept = _pick(result.checkpoints, select_by)
+                row = {
+                    "variant": f"retrain: dev from {dev_from}, by {select_by}",
+                    "seed": seed,
+                    "rows": len(rows),
+                    "dev_rows": result.dev_rows,
+                    "kept": kept,
+                    "target": round(scores[kept]["target"], 4),
+                    "source": round(scores[kept]["source"], 4),
+                    "recent": round(scores[kept]["recent"], 4),
+                    "best_on_target": f"{best_held_out} {scores[best_held_out]['target']:.3f}",
+                    "checkpoints": {
+                        c["checkpoint"]: {**c, **scores[c["checkpoint"]]}
+                        for c in result.checkpoints
+                    },
+                }
+                rows_out.append(row)
+                print(json.dumps({k: v for k, v in row.items() if k != "checkpoints"}), flush=True)  # noqa: T201
+    print(  # noqa: T201
+        f"\nshift case: {training.n_new} new + {training.n_replay} replayed rows, "
+        f"{len(training.holdout)} held out; {time.perf_counter() - started:.0f}s\n"
+    )
+    print("| variant | seed | dev rows | kept | target | source | recent | best on target |")  # noqa: T201
+    print("|---|---:|---:|---|---:|---:|---:|---|")  # noqa: T201
+    for r in rows_out:
+        print(  # noqa: T201
+            f"| {r['variant']} | {r.get('seed', '')} | {r.get('dev_rows', '')} | {r['kept']} | "
+            f"{100 * r['target']:.1f}% | {100 * r['source']:.1f}% | "
+            f"{_pct(r.get('recent'))} | "
+            f"{r.get('best_on_target', '')} |"
+        )
+    return rows_out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.adaptation.recipe")
     parser.add_argument("--quick", action="store_true", help="400 rows, two variants")
@@ -187,11 +331,31 @@ def main() -> None:
         "--with-old", action="store_true", help="also the recipe before #9 (about 4 min more)"
     )
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
+    parser.add_argument(
+        "--shift",
+        action="store_true",
+        help="the retrain after the tweets -> movies shift instead: where to pick checkpoints",
+    )
+    parser.add_argument("--new-labels", type=int, default=525, help="shift case: new labels")
+    parser.add_argument("--seeds", default="0", help="shift case: comma-separated seeds")
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.shift:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = shift_case(
+                resolve_base(None),
+                Path(tmp),
+                threads=args.threads,
+                max_length=args.max_length,
+                new_labels=args.new_labels,
+                seeds=[int(x) for x in args.seeds.split(",")],
+            )
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
+        return
     full_rows, small_rows, n_test = (400, 200, 300) if args.quick else (1500, 600, 1000)
     train_ex, test_ex = split(full_rows, n_test)
     base = resolve_base(None)

@@ -62,6 +62,8 @@ class TrainingSet:
     n_replay: int
     n_duplicates: int
     window: dict[str, str | None] = field(default_factory=dict)
+    #: per training example: replayed from earlier data (True) or one of the new labels
+    replayed: tuple[bool, ...] = ()
 
     def summary(self) -> dict[str, object]:
         return {
@@ -226,6 +228,10 @@ def assemble(
     train_new, dropped_new = _dedupe(train_new, seen)
     replayed, dropped_replay = _dedupe(sampled, seen)
     items, weights = _balanced_weights(train_new + replayed, spec)
+    # new and replayed texts are disjoint after _dedupe, so the text identifies the origin
+    # (also of the copies oversampling adds)
+    replayed_keys = {text_key(e.text) for e in replayed}
+    origin = [text_key(e.text) in replayed_keys for e in items]
     order = list(range(len(items)))
     rng.shuffle(order)
     stamps = [e.timestamp for e in unique if e.timestamp is not None]
@@ -236,6 +242,7 @@ def assemble(
         n_new=len(train_new),
         n_replay=len(replayed),
         n_duplicates=duplicates + dropped_new + dropped_replay,
+        replayed=tuple(origin[i] for i in order),
         window={
             "since": min(stamps).isoformat() if stamps else None,
             "until": max(stamps).isoformat() if stamps else None,

@@ -230,6 +230,7 @@ class RetrainJob:
                 (e.text, e.label or "", w)
                 for e, w in zip(training.train, training.weights, strict=True)
             ],
+            replayed=training.replayed or None,
         )
         slices = {"recent": [e.text for e in training.holdout]}
         if golden:
@@ -264,6 +265,8 @@ class RetrainJob:
             warmup_ratio=rt.warmup_ratio,
             early_stopping_patience=rt.early_stopping_patience,
             dev_fraction=rt.dev_fraction,
+            dev_from=rt.dev_from,
+            select_by=rt.select_by,
             max_length=rt.max_length or s.model.max_length,
             seed=rt.seed,
             threads=rt.threads or 1,

@@ -141,6 +141,19 @@ class RetrainingSettings(Section):
         lt=1,
         description="Share of the training set held aside to pick the best checkpoint.",
     )
+    dev_from: Literal["new", "all"] = Field(
+        default="new",
+        description="Where the dev rows come from when a retrain mixes replayed rows with new "
+        "labels. new: from the new labels only, the data the gates judge the candidate on "
+        "(replayed source rows are easy for every checkpoint and hid whether fine-tuning "
+        "learnt the new domain; with new, bench/adaptation run 2 kept fine-tuned epochs and "
+        "its retrain was promoted at +9.1 points: RESULTS.md). all: every row.",
+    )
+    select_by: Literal["accuracy", "loss"] = Field(
+        default="accuracy",
+        description="What picks the checkpoint on the dev rows: accuracy (loss breaks ties) "
+        "or the weighted dev loss (bench/adaptation/recipe.py --shift compares them).",
+    )
     max_length: int | None = Field(
         default=None, ge=8, description="Tokens per training text (default: model.max_length)."
     )

@@ -54,6 +54,11 @@ class TrainSpec:
     early_stopping_patience: int | None = None
     #: share of the training set kept aside to pick the best checkpoint (and stop early)
     dev_fraction: float = 0.1
+    #: new: the dev rows come from the new labels only when replayed rows are mixed in (what
+    #: the gates judge on); all: from every row
+    dev_from: Literal["new", "all"] = "new"
+    #: what picks the checkpoint on the dev rows: accuracy (loss breaks ties) or loss
+    select_by: Literal["accuracy", "loss"] = "accuracy"
     max_length: int = 128
     seed: int = 0
     threads: int = 1
@@ -117,6 +122,10 @@ class TrainResult:
     kept: str = "probe"
     probe_dev_accuracy: float | None = None
     best_dev_accuracy: float | None = None
+    #: rows of the dev split the checkpoint was picked on
+    dev_rows: int = 0
+    #: every checkpoint in order, {"checkpoint", "dev_accuracy", "dev_loss"}
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
     #: {"candidate"|"champion": {slice: [class index per text]}}
     predictions: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     #: the candidate's {slice: {"probabilities": [[p per label]], "embeddings": [base64 float16]

@@ -41,22 +41,71 @@ logger = logging.getLogger(__name__)
 _BUCKET_BATCHES = 50
 
 
-def write_train_file(path: Path, rows: Sequence[tuple[str, str, float]]) -> None:
-    """(text, label, weight) rows as JSONL, the trainer's input format."""
+def write_train_file(
+    path: Path,
+    rows: Sequence[tuple[str, str, float]],
+    *,
+    replayed: Sequence[bool] | None = None,
+) -> None:
+    """(text, label, weight) rows as JSONL, the trainer's input format; ``replayed`` marks the
+    rows replayed from earlier data (the others are the new labels the run was started for)."""
+    flags = [False] * len(rows) if replayed is None else list(replayed)
+    if len(flags) != len(rows):
+        raise ValueError(f"{len(flags)} replayed flags for {len(rows)} training rows")
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
-        for text, label, weight in rows:
-            f.write(json.dumps({"text": text, "label": label, "weight": weight}) + "\n")
+        for (text, label, weight), old in zip(rows, flags, strict=True):
+            row: dict[str, Any] = {"text": text, "label": label, "weight": weight}
+            if old:
+                row["replayed"] = True
+            f.write(json.dumps(row) + "\n")
 
 
-def read_train_file(path: Path) -> list[tuple[str, str, float]]:
+def read_train_file(path: Path) -> list[TrainRow]:
     rows = []
     with path.open(encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 d = json.loads(line)
-                rows.append((str(d["text"]), str(d["label"]), float(d.get("weight", 1.0))))
+                rows.append(
+                    TrainRow(
+                        text=str(d["text"]),
+                        label=str(d["label"]),
+                        weight=float(d.get("weight", 1.0)),
+                        replayed=bool(d.get("replayed", False)),
+                    )
+                )
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class TrainRow:
+    text: str
+    label: str
+    weight: float
+    #: replayed from earlier data, not one of the new labels the run was started for
+    replayed: bool = False
+
+
+def split_dev(
+    rows: Sequence[TrainRow], fraction: float, dev_from: str
+) -> tuple[list[TrainRow], list[TrainRow]]:
+    """(dev, train) from already shuffled rows.
+
+    ``dev_from: new`` draws the dev rows from the new labels only when the run mixes them with
+    replayed ones: a retrain is judged by the gates on held-out *new* labels, and replayed
+    source rows in the dev split (easy for every checkpoint, the probe included) hide whether
+    fine-tuning learnt the new domain. ``all`` draws from every row. Either way a split that
+    would leave fewer than two rows on a side is not made (no dev split, the last epoch is kept).
+    """
+    pool = [r for r in rows if not r.replayed] if dev_from == "new" else list(rows)
+    if not pool:  # a file without new rows (replay only): judge on what there is
+        pool = list(rows)
+    n_dev = round(fraction * len(pool))
+    if n_dev < 2 or len(rows) - n_dev < 2:
+        return [], list(rows)
+    dev_ids = {id(r) for r in pool[:n_dev]}
+    return pool[:n_dev], [r for r in rows if id(r) not in dev_ids]
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
@@ -146,10 +195,13 @@ class _Score:
     accuracy: float
     loss: float
 
-    def beats(self, other: _Score | None) -> bool:
-        # Accuracy is what the gates judge; loss breaks ties, which small dev sets produce often.
+    def beats(self, other: _Score | None, select_by: str) -> bool:
+        # accuracy: what the gates judge, loss breaking the ties small dev sets produce often.
+        # loss: smoother on a few dozen dev rows, where one example is 2 points of accuracy.
         if other is None:
             return True
+        if select_by == "loss":
+            return (-self.loss, self.accuracy) > (-other.loss, other.accuracy)
         return (self.accuracy, -self.loss) > (other.accuracy, -other.loss)
 
 
@@ -166,8 +218,17 @@ def _restore(model: Any, state: dict[str, Any]) -> None:
                 param.copy_(state[name])
 
 
-def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
-    """Run the recipe described by ``spec``; saves the adapter to ``spec.out_dir``."""
+def train(
+    spec: TrainSpec,
+    report: Callable[[Progress], None],
+    *,
+    on_checkpoint: Callable[[str, Any], None] | None = None,
+) -> TrainResult:
+    """Run the recipe described by ``spec``; saves the adapter to ``spec.out_dir``.
+
+    ``on_checkpoint(name, model)`` is called at the probe and after every epoch, before the
+    selection (benchmarks score every checkpoint on held-out rows with it).
+    """
     import torch
     import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
 
@@ -192,20 +253,18 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
     rows = read_train_file(Path(spec.train_file))
     label_index = {label: i for i, label in enumerate(spec.labels)}
     rng.shuffle(rows)
-    n_dev = round(spec.dev_fraction * len(rows))
-    n_dev = n_dev if len(rows) - n_dev >= 2 and n_dev >= 2 else 0
-    dev_rows, train_rows = rows[:n_dev], rows[n_dev:]
+    dev_rows, train_rows = split_dev(rows, spec.dev_fraction, spec.dev_from)
 
     tokenizer, model = build_model(spec, device)
     classifier = classifier_of(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    def encode(items: list[tuple[str, str, float]]) -> _Encoded:
-        ids = tokenizer([t for t, _, _ in items], truncation=True, max_length=spec.max_length)[
+    def encode(items: list[TrainRow]) -> _Encoded:
+        ids = tokenizer([r.text for r in items], truncation=True, max_length=spec.max_length)[
             "input_ids"
         ]
-        labels = torch.tensor([label_index[lb] for _, lb, _ in items], dtype=torch.long)
-        weights = torch.tensor([w for _, _, w in items], dtype=torch.float32)
+        labels = torch.tensor([label_index[r.label] for r in items], dtype=torch.long)
+        weights = torch.tensor([r.weight for r in items], dtype=torch.float32)
         return _Encoded(ids, labels.to(device), weights.to(device))
 
     data = encode(train_rows)
@@ -249,7 +308,24 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
         model.train()
         return _Score(accuracy=correct / len(dev.ids), loss=total_loss / total_weight)
 
+    history: list[dict[str, Any]] = []
+
+    def checkpoint(name: str, score: _Score | None) -> None:
+        history.append(
+            {
+                "checkpoint": name,
+                "dev_accuracy": None if score is None else round(score.accuracy, 6),
+                "dev_loss": None if score is None else round(score.loss, 6),
+            }
+        )
+        if on_checkpoint is not None:
+            model.eval()
+            on_checkpoint(name, model)
+            model.train()
+
     probe_score = dev_score() if probing else None
+    if probing:
+        checkpoint("probe", probe_score)
     best: _Score | None = None
     best_state: dict[str, Any] | None = None
     chosen = "probe" if probing else "initial head"
@@ -315,13 +391,14 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
                 if step % spec.report_every == 0 or step == total:
                     report(_progress(epoch, epochs, step, total, running, seen, started))
             current = dev_score()
+            checkpoint(f"epoch {epoch}", current)
             if current is None:
                 chosen = f"epoch {epoch}"
                 continue
             logger.info(
                 "epoch %d: dev accuracy %.4f, loss %.4f", epoch, current.accuracy, current.loss
             )
-            if current.beats(best):
+            if current.beats(best, spec.select_by):
                 best, best_state, stale, chosen = current, _snapshot(model), 0, f"epoch {epoch}"
             else:
                 stale += 1
@@ -382,6 +459,8 @@ def train(spec: TrainSpec, report: Callable[[Progress], None]) -> TrainResult:
         kept=chosen,
         probe_dev_accuracy=None if probe_score is None else round(probe_score.accuracy, 6),
         best_dev_accuracy=None if best is None else round(best.accuracy, 6),
+        dev_rows=len(dev_rows),
+        checkpoints=history,
         predictions=predictions,
         scores=scores,
     )

@@ -78,6 +78,10 @@ def test_replay_is_mixed_in_at_the_ratio_and_never_overlaps_holdout_or_golden() 
     texts = {e.text for e in ts.train}
     assert "text number 99" not in texts and "old 7" not in texts
     assert not texts & {e.text for e in ts.holdout}
+    # the trainer draws its dev rows from the new labels by these flags
+    assert len(ts.replayed) == len(ts.train) and sum(ts.replayed) == ts.n_replay
+    origins = zip(ts.train, ts.replayed, strict=True)
+    assert all(e.text.startswith("old") == old for e, old in origins)
 
 
 def test_reweight_balances_class_mass() -> None:

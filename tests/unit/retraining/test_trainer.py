@@ -10,7 +10,15 @@ from safetensors.torch import load_file
 
 from adaptd.retraining.scoring import write_eval_file
 from adaptd.retraining.spec import Progress, TrainSpec
-from adaptd.retraining.trainer import length_batches, lr_factor, train, write_train_file
+from adaptd.retraining.trainer import (
+    TrainRow,
+    length_batches,
+    lr_factor,
+    read_train_file,
+    split_dev,
+    train,
+    write_train_file,
+)
 from tests.unit.retraining.synthetic import keyword_examples
 
 LABELS = ("negative", "positive")
@@ -178,3 +186,39 @@ def test_warm_start_continues_from_an_adapter(tmp_path: Path, tiny_base: Path) -
     )
     assert accuracy(second.predictions["candidate"]["recent"]) >= 0.8
     assert second.predictions["champion"]["recent"] == first.predictions["candidate"]["recent"]
+
+
+def test_dev_rows_come_from_the_new_labels_when_replay_is_mixed_in(tmp_path: Path) -> None:
+    rows = [(f"new {i}", "positive", 1.0) for i in range(40)]
+    rows += [(f"old {i}", "negative", 0.5) for i in range(60)]
+    write_train_file(tmp_path / "t.jsonl", rows, replayed=[False] * 40 + [True] * 60)
+    read = read_train_file(tmp_path / "t.jsonl")
+    assert read[0] == TrainRow("new 0", "positive", 1.0, False)
+    assert read[-1] == TrainRow("old 59", "negative", 0.5, True)
+    assert '"replayed"' not in (tmp_path / "t.jsonl").read_text().splitlines()[0]
+    random.Random(0).shuffle(read)  # the trainer shuffles before splitting
+    dev, train_rows = split_dev(read, 0.1, "new")
+    assert len(dev) == 4 and all(not r.replayed for r in dev)  # 10 % of the 40 new rows
+    assert len(train_rows) == 96 and not {r.text for r in dev} & {r.text for r in train_rows}
+    dev_all, _ = split_dev(read, 0.1, "all")
+    assert len(dev_all) == 10 and any(r.replayed for r in dev_all)
+    # without replayed rows both draw the same split
+    fresh = [r for r in read if not r.replayed]
+    assert split_dev(fresh, 0.1, "new") == split_dev(fresh, 0.1, "all")
+    # too small to split: everything trains
+    assert split_dev(read[:3], 0.1, "new") == ([], read[:3])
+
+
+def test_every_checkpoint_is_recorded_and_offered_to_the_caller(
+    tmp_path: Path, tiny_base: Path
+) -> None:
+    seen: list[str] = []
+    spec = make_spec(tmp_path, tiny_base, epochs=2, select_by="loss")
+    result = train(spec, lambda p: None, on_checkpoint=lambda name, model: seen.append(name))
+    assert seen == ["probe", "epoch 1", "epoch 2"]
+    assert [c["checkpoint"] for c in result.checkpoints] == seen
+    assert result.dev_rows == 40
+    # select_by loss keeps the checkpoint of the lowest dev loss
+    best = min(result.checkpoints, key=lambda c: c["dev_loss"])
+    assert result.kept == best["checkpoint"]
+    assert result.best_dev_loss == pytest.approx(best["dev_loss"])
