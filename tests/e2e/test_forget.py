@@ -9,17 +9,20 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
+from adaptd.errors import NotFoundError
 from adaptd.service import RunState, Service
 from adaptd.storage import repository as repo
 from adaptd.storage import tables as t
 from adaptd.storage.engine import make_engine
+from adaptd.storage.records import RetrainRun
 from tests.e2e.test_loop import (  # noqa: F401  (fixtures, used by name)
     _one_thread,
     daemon,
@@ -97,7 +100,7 @@ def test_a_forgotten_text_is_gone_from_every_place(daemon: Service) -> None:  # 
     assert report["deleted"]["reservoir"] == 1  # the promoted run's data joined the reservoir
     assert [(a["version"], a["how"]) for a in report["adapters"]] == [(second, "trained on them")]
     queued = report["queued_run"]
-    assert repo.get_run(daemon.engine, queued).status == "queued"
+    assert queued_run_seen(daemon.engine, queued).status == "queued"
 
     # Traffic goes on: labels newer than what the champion saw give the run a fair holdout.
     with httpx.Client(base_url=f"http://127.0.0.1:{daemon.http_port}", timeout=60) as client:
@@ -114,3 +117,18 @@ def test_a_forgotten_text_is_gone_from_every_place(daemon: Service) -> None:  # 
     assert daemon.state is RunState.STOPPED
     assert files_holding(state, SECRET) == []
     assert rows_holding(daemon.settings.store_url, SECRET) == []
+
+
+def queued_run_seen(engine: Engine, run_id: int, timeout_s: float = 10.0) -> RetrainRun:
+    """The run the CLI queued, as the daemon's engine reads it. Under heavy load one run of
+    this test read "not found" right after the CLI (another process) committed it; the cause is
+    not diagnosed (an old SQLite read snapshot held by a pooled connection is suspected), so the
+    read is retried for a few seconds instead of once. The daemon's own poll is every 30 s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return repo.get_run(engine, run_id)
+        except NotFoundError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
