@@ -275,6 +275,7 @@ def looping_daemon(tmp_path: Path, alerting: tuple[Webhook, Alertmanager]) -> It
             "epochs": 10,
             "learning_rate": 2e-2,
             "head_learning_rate": 2e-2,
+            "dev_from": "all",  # as in test_loop: ~10 new dev rows are noise for a random BERT
             "target_modules": None,
             "min_labels": 20,
             "min_holdout": 20,
