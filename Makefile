@@ -16,7 +16,7 @@ export ADAPTD_DATA_DIR := $(DATA_DIR)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test check data bench serve clean
+.PHONY: demo test test-long check data bench serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ serve: $(STAMP)
 
 test: $(STAMP) data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fault-injection suite (kill -9 at each step, 20 SIGTERM restarts under load) and the
+# multi-process scale-out test on PostgreSQL: 20-40 minutes on 2 cores, so not part of `test`.
+test-long: $(STAMP) data
+	$(BIN)/python -m pytest -m long $(PYTEST_ARGS)
 
 check: $(STAMP)
 	$(BIN)/ruff check daemon tests bench

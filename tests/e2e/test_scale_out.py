@@ -44,7 +44,7 @@ from adaptd.storage import repository as repo
 from adaptd.storage.engine import make_engine
 from tests.unit.retraining.synthetic import NEGATIVE_B, POSITIVE_B, keyword_examples
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.long]
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = """\
