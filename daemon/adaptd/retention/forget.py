@@ -137,7 +137,7 @@ def forget(
     kept_golden = [e for e in golden if not match(e.text, e.attributes)]
     run_dirs = _run_dirs_holding(settings.state_dir / "runs", match)
 
-    key = lineage_key(settings.state_dir)
+    key = lineage_key(settings.privacy, settings.state_dir)
     hashes = {hash_of_key(key, k) for k in match.keys}
     run_ids = sorted(repo.runs_trained_on(engine, prediction_ids=ids, text_hashes=hashes))
     adapters = _affected(engine, run_ids)

@@ -1,54 +1,38 @@
 """Lineage: which rows each retrain run trained on, as prediction ids and keyed text hashes.
 
 A plain SHA-256 of a text is no protection: a dictionary of e-mail addresses or phone numbers
-reverses it. The hash here is an HMAC under a secret that never enters the store: from
-``ADAPTD_LINEAGE_KEY`` when set (several hosts sharing one store must share it), else from
-``state_dir/lineage.key``, created at first use (32 random bytes, mode 0600). Texts are hashed
-in the same normal form the dataset deduplicates by (``retraining.dataset.text_key``), so a row
-that came back through the replay reservoir matches the prediction it came from.
+reverses it. The hash here is an HMAC under a key derived from the privacy key (``privacy.key_file``
+or ``ADAPTD_PRIVACY_KEY``, see :mod:`adaptd.privacy.keys`): one secret for an operator to keep,
+share between hosts and rotate, never in the store or the config. The derivation separates the
+two uses, so a lineage hash never equals the prediction log's ``text_hash`` of the same text.
+Texts are hashed in the same normal form the dataset deduplicates by
+(``retraining.dataset.text_key``), so a row that came back through the replay reservoir matches
+the prediction it came from.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from adaptd.datasets.records import Example
-from adaptd.errors import ConfigError
+from adaptd.privacy.keys import load_key
+from adaptd.privacy.settings import PrivacySettings
 from adaptd.retraining.dataset import text_key
 from adaptd.storage import repository as repo
 from adaptd.storage.records import LabelledPrediction
 
-KEY_ENV = "ADAPTD_LINEAGE_KEY"
-KEY_FILE = "lineage.key"
+#: what the privacy key is bound to for lineage hashes (HMAC key derivation, domain separation)
+_PURPOSE = b"adaptd lineage v1"
 
 
-def lineage_key(state_dir: Path) -> bytes:
+def lineage_key(privacy: PrivacySettings, state_dir: Path) -> bytes:
     """The HMAC key of lineage hashes (see the module docstring)."""
-    if env := os.environ.get(KEY_ENV):
-        return env.encode("utf-8")
-    path = state_dir / KEY_FILE
-    try:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # O_EXCL: two processes creating it at once agree on the first one's key.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(secrets.token_hex(32))
-    except FileExistsError:
-        pass
-    except OSError as e:
-        raise ConfigError(f"state_dir: cannot create the lineage key {path}: {e}") from e
-    try:
-        return path.read_text(encoding="utf-8").strip().encode("utf-8")
-    except OSError as e:
-        raise ConfigError(f"state_dir: cannot read the lineage key {path}: {e}") from e
+    return hmac.new(load_key(privacy, state_dir), _PURPOSE, hashlib.sha256).digest()
 
 
 def keyed_hash(key: bytes, text: str) -> str:

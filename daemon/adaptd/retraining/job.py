@@ -480,9 +480,8 @@ class RetrainJob:
             champion_trained=replay if champion is not None else (),
             champion_until=_window_end(champion),
         )
-        lineage.record_run(
-            self.engine, run_id, training.train, self._sources, lineage.lineage_key(s.state_dir)
-        )
+        key = lineage.lineage_key(s.privacy, s.state_dir)
+        lineage.record_run(self.engine, run_id, training.train, self._sources, key)
         summary = training.summary()
         repo.update_run(self.engine, run_id, samples=len(training.train), details={"data": summary})
         if self.metrics is not None:

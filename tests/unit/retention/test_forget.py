@@ -13,6 +13,9 @@ from sqlalchemy import Engine, select
 
 from adaptd.datasets.records import Example
 from adaptd.errors import NotFoundError
+from adaptd.privacy.guard import keyed_hash as text_hash
+from adaptd.privacy.keys import load_key
+from adaptd.privacy.settings import KEY_ENV, PrivacySettings
 from adaptd.retention.forget import Target, forget, queue_retrain
 from adaptd.retention.lineage import keyed_hash, lineage_key
 from adaptd.retraining.replay import GOLDEN_FILE, RESERVOIR_FILE, read_jsonl, write_jsonl
@@ -38,7 +41,7 @@ def prediction(pid: str, text: str, user: str) -> PredictionRecord:
 def world(engine: Engine, tmp_path: Path) -> Path:
     """A store and a state directory where Alice's two texts live in every place."""
     state = tmp_path / "state"
-    key = lineage_key(state)
+    key = lineage_key(PrivacySettings(), state)
     repo.insert_predictions(
         engine,
         [prediction("alice-1", ALICE_1, "alice"), prediction("alice-2", ALICE_2, "alice"),
@@ -192,3 +195,16 @@ def test_a_running_retrain_is_named(engine: Engine, world: Path) -> None:
     run = repo.start_run(engine, now=NOW, reason="policy", status="running")
     report = forget(engine, settings_for(world, str(engine.url)), Target(ids=("bob-1",)), NOW)
     assert report.running == [run]
+
+
+def test_lineage_hashes_use_the_privacy_key_bound_to_their_purpose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One secret to keep and share (the privacy key), two uses that never collide."""
+    privacy = PrivacySettings()
+    monkeypatch.setenv(KEY_ENV, "k" * 40)
+    key = lineage_key(privacy, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no second key file
+    assert keyed_hash(key, ALICE_1) != text_hash(load_key(privacy, tmp_path), ALICE_1)
+    monkeypatch.setenv(KEY_ENV, "m" * 40)
+    assert lineage_key(privacy, tmp_path) != key  # rotating the privacy key rotates both
