@@ -56,6 +56,7 @@ from adaptd.serving.swapper import RetrySettings, Swapper
 from adaptd.storage import repository as repo
 from adaptd.storage.engine import open_store
 from adaptd.storage.locks import retrain_lock
+from adaptd.storage.notify import RegistryListener
 
 if TYPE_CHECKING:
     from adaptd.control.leader import Leadership
@@ -240,6 +241,11 @@ class Service:
         swapper.request_swap()
         swapper.start()
         self._stack.callback(lambda: swapper.stop(self._stop_left(5.0)))
+        if self.engine.dialect.name == "postgresql":
+            # A promotion made on another host is built within milliseconds, not at the next poll.
+            listener = RegistryListener(self.engine, swapper.wake)
+            listener.start()
+            self._stack.callback(lambda: listener.stop(self._stop_left(2.0)))
         self._start_http(settings)
         self._stack.callback(self._stop_control)
         if self.role != Role.SERVE:

@@ -69,6 +69,9 @@ SWAP_C = dict(
     )
 )
 POLL_S = 1.0
+#: Far above the 2-s pickup target: a replica that picks a promotion up within it was woken by
+#: the store's notification (PostgreSQL NOTIFY), not by its poll.
+REGISTRY_POLL_S = 30.0
 
 
 def domain_c(examples: list[Example]) -> list[Example]:
@@ -85,7 +88,7 @@ def sections(state_dir: Path, base: Path, url: str, policy: Path) -> dict[str, A
         "store": {"url": url},
         "server": {"host": "127.0.0.1", "port": 0, "admin_token": "s3cret", "max_inputs": 64},
         "model": {"base": str(base), "max_length": 32, "pooling": "cls", "threads": 1},
-        "serving": {"registry_poll_s": POLL_S, "log_flush_ms": 50.0, "max_wait_ms": 1.0},
+        "serving": {"registry_poll_s": REGISTRY_POLL_S, "log_flush_ms": 50.0, "max_wait_ms": 1.0},
         "scheduler": {"check_interval_s": 2.0, "leader_poll_s": POLL_S},
         "monitors": {"min_samples": 50, "current_window": 300, "reference_window": 200},
         "retraining": {
@@ -351,7 +354,7 @@ def test_two_replicas_follow_the_elected_controller_through_a_kill_9_takeover(
 
     report = {
         "replica_pickup_s": {"leader_promotion": pickup_v2, "standby_promotion": pickup_v3},
-        "registry_poll_s": POLL_S,
+        "registry_poll_s": REGISTRY_POLL_S,
         "standby_takeover_s": takeover_s,
         "standby_lock_s": lock_s,
         "leader_poll_s": POLL_S,
@@ -364,8 +367,8 @@ def test_two_replicas_follow_the_elected_controller_through_a_kill_9_takeover(
     assert failures == 0
     assert served <= {v1, v2, v3} and v3 in served
     assert takeover_s <= 30
-    # Target 2 s; a replica on this shared 2-core box may be descheduled for a moment.
-    assert max(pickup_v2 + pickup_v3) <= POLL_S + 2.0, report
+    # Target 2 s from the promotion's commit to the first prediction of the new version.
+    assert max(pickup_v2 + pickup_v3) <= 2.0, report
 
     # Who decided what: the second promotion was the standby's, and nothing happened twice.
     runs = sorted(repo.list_runs(engine, limit=50), key=lambda r: r.id)

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from adaptd.errors import ActiveChangedError, NotFoundError, StoreError
 from adaptd.storage import tables as t
+from adaptd.storage.notify import REGISTRY_CHANNEL
 from adaptd.storage.records import (
     AdapterRecord,
     Event,
@@ -352,6 +353,7 @@ def activate_adapter(engine: Engine, version: str, now: datetime) -> str | None:
             .where(t.adapters.c.version == version)
             .values(status="active", promoted=now)
         )
+        _notify_switch(conn, version)
     return str(previous) if previous is not None else None
 
 
@@ -404,7 +406,18 @@ def switch_active_adapter(
             raise NotFoundError(f"adapter {version!r} not found")
         if then is not None:
             then(conn, str(replaced[0]) if replaced else None)
+        _notify_switch(conn, version)
     return str(replaced[0]) if replaced else None
+
+
+def _notify_switch(conn: Connection, version: str) -> None:
+    """Tell every listening host (:mod:`adaptd.storage.notify`); delivered only if this
+    transaction commits."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_notify(:channel, :version)"),
+            {"channel": REGISTRY_CHANNEL, "version": version},
+        )
 
 
 # --------------------------------------------------------------------------- retrain runs
