@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,13 +44,11 @@ def adaptd(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def files_holding(root: Path, needle: str, *, skip: tuple[str, ...] = ()) -> list[str]:
+def files_holding(root: Path, needle: str) -> list[str]:
     hits = []
     for folder, _, names in os.walk(root):
         for name in names:
             path = Path(folder) / name
-            if name.startswith(skip):
-                continue
             data = path.read_bytes()
             if needle.encode() in data or json.dumps(needle).encode()[1:-1] in data:
                 hits.append(str(path.relative_to(root)))
@@ -70,12 +69,25 @@ def rows_holding(url: str, needle: str) -> list[str]:
         engine.dispose()
 
 
-#: The SQLite files, which this process must not open while the daemon inside it has them open:
-#: closing any descriptor of a file drops every POSIX lock the process holds on it (SQLite's
-#: "How To Corrupt" section 2.2), so the CLI's connection then believed it was the last one, ran
-#: the final checkpoint and deleted the WAL index under the daemon ("disk I/O error" on its next
-#: connection). The store's rows are read through SQLite instead (``rows_holding``).
-STORE_FILES = ("adaptd.db",)
+def files_holding_seen_from_a_child(root: Path, needle: str) -> list[str]:
+    """:func:`files_holding`, run in a child process. This process must not open the SQLite
+    files while the daemon inside it has them open: closing any descriptor of a file drops every
+    POSIX lock the process holds on it (SQLite's "How To Corrupt" section 2.2), so the CLI's
+    connection then believed it was the last one, ran the final checkpoint and deleted the WAL
+    index under the daemon ("disk I/O error" on its next connection). Locks are per process,
+    so a child reading the files disturbs nothing."""
+    code = (
+        "import json, sys; from pathlib import Path; from tests.e2e.test_forget import "
+        "files_holding; print(json.dumps(files_holding(Path(sys.argv[1]), sys.argv[2])))"
+    )
+    root_dir = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root_dir, os.environ["PYTHONPATH"]])}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(root), needle],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    hits: list[str] = json.loads(out.stdout)
+    return hits
 
 
 def test_a_forgotten_text_is_gone_from_every_place(daemon: Service) -> None:  # noqa: F811
@@ -93,13 +105,14 @@ def test_a_forgotten_text_is_gone_from_every_place(daemon: Service) -> None:  # 
         wait_for_retrain(daemon)
         second = served_version(client)
     assert second != first, repo.list_events(daemon.engine)[-5:]
-    # It is there before (run directory, reservoir): the check below can fail.
-    assert files_holding(state, SECRET, skip=STORE_FILES)
+    # It is there before (the store's files): the check after forgetting can fail.
+    assert files_holding_seen_from_a_child(state, SECRET)
 
     unknown = adaptd(state, "data", "forget", "--id", "b-0", "--id", "nobody")
     assert unknown.returncode == 1, unknown.stderr
     assert "unknown prediction id 'nobody'" in unknown.stderr and "Traceback" not in unknown.stderr
-    assert rows_holding(daemon.settings.store_url, SECRET) == ["predictions"]
+    # the prediction log, and the replay reservoir the promoted run's data joined
+    assert rows_holding(daemon.settings.store_url, SECRET) == ["predictions", "replay_sets"]
 
     forgotten = adaptd(state, "data", "forget", "--id", "b-0", "--retrain", "--json")
     assert forgotten.returncode == 0, forgotten.stderr
@@ -113,6 +126,11 @@ def test_a_forgotten_text_is_gone_from_every_place(daemon: Service) -> None:  # 
     # Traffic goes on: labels newer than what the champion saw give the run a fair holdout.
     with httpx.Client(base_url=f"http://127.0.0.1:{daemon.http_port}", timeout=60) as client:
         send(client, keyword_examples(100, seed=9, domain="b"), "c")
+    # Answered labels reach the store within a log flush; the run reads what the store holds.
+    deadline = time.monotonic() + 30
+    while not repo.labelled_predictions_for(daemon.engine, ["c-99"]):
+        assert time.monotonic() < deadline, "the last label never reached the store"
+        time.sleep(0.1)
     # The control role's poll starts the queued retrain (called here instead of waiting 30 s).
     daemon.control.lifecycle.start_queued()
     wait_for_retrain(daemon)

@@ -5,6 +5,7 @@ it back, checked against its keyed hash, with feedback; retraining works on reda
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from adaptd.privacy.guard import keyed_hash
 from adaptd.privacy.keys import load_key
 from adaptd.privacy.settings import KEY_ENV, PrivacySettings
 from adaptd.retraining.job import RetrainRequest
+from adaptd.retraining.replay import RESERVOIR
 from adaptd.service import Role, RunState, Service
 from adaptd.storage import repository as repo
 from tests.integration.test_retraining_job import make_job, make_settings
@@ -217,7 +219,7 @@ def test_retraining_on_redacted_text_promotes_and_keeps_no_personal_data(
         RetrainRequest(reason="first adapter", examples=_with_pii(keyword_examples(500)))
     )
     assert outcome.status == "promoted", outcome.reason
-    reservoir = (state / "replay" / "reservoir.jsonl").read_text()
+    reservoir = json.dumps(repo.replay_set(sqlite_engine, RESERVOIR))
     assert "<EMAIL>" in reservoir and "<PHONE>" in reservoir and "<CARD>" in reservoir
     stored = repo.reference_rows(sqlite_engine, outcome.candidate or "")
     assert stored and all(EMAIL not in (r.text or "") for r in stored)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 
 from adaptd.config import Settings
 from adaptd.datasets.records import Example
@@ -26,10 +25,13 @@ from adaptd.monitoring.runner import run_checks
 from adaptd.monitoring.settings import MonitorsSettings
 from adaptd.retraining.executors import LocalExecutor
 from adaptd.retraining.job import RetrainJob, RetrainRequest
+from adaptd.retraining.replay import GOLDEN, RESERVOIR, ReplayStore
 from adaptd.retraining.settings import GateSettings, RetrainingSettings, ValidationSettings
 from adaptd.retraining.spec import Progress
 from adaptd.serving.settings import ModelSettings
 from adaptd.storage import repository as repo
+from adaptd.storage import tables as t
+from adaptd.storage.engine import make_engine
 from adaptd.storage.records import FeedbackRecord, PredictionRecord
 from tests.unit.retraining.store_registry import StoreRegistry
 from tests.unit.retraining.synthetic import T0, keyword_examples
@@ -146,7 +148,13 @@ def served(sqlite_engine: Engine, tmp_path: Path, first_adapter: Path) -> Iterat
     replay reservoir filled when it was trained: without the golden set the golden gate is not
     judged (which blocks by default), without replay a retrain forgets domain a and fails it."""
     (tmp_path / "adapters").mkdir()
-    shutil.copytree(first_adapter.parents[1] / "state" / "replay", tmp_path / "state" / "replay")
+    first_store = make_engine(f"sqlite:///{first_adapter.parents[1] / 'adaptd.db'}")
+    with sqlite_engine.begin() as conn:
+        for name in (RESERVOIR, GOLDEN):
+            stored = repo.replay_set(first_store, name)
+            assert stored is not None, name
+            repo.put_replay_set(conn, name, *stored)
+    first_store.dispose()
     registry = StoreRegistry(sqlite_engine, tmp_path / "adapters")
     version = registry.import_candidate(
         first_adapter, now=T0, parent=None, reason="t", data_window={}, metrics={}, config={}
@@ -219,8 +227,9 @@ def test_first_adapter_from_file_is_promoted_with_golden_and_replay(
     assert {s.details["reference"] for s in signals} == {"validation rows of the adapter (90)"}
     kinds = [e.kind for e in repo.list_events(sqlite_engine)]
     assert kinds == ["retrain_started", "retrain_data", "retrain_trained", "retrain_promoted"]
-    assert len((tmp_path / "state/replay/golden.jsonl").read_text().splitlines()) == 50
-    assert (tmp_path / "state/replay/reservoir.jsonl").is_file()
+    replay = ReplayStore(engine=sqlite_engine, capacity=1)
+    assert len(replay.golden() or []) == 50
+    assert replay.load()[0]
     assert (
         metrics.registry.get_sample_value("adaptd_retrain_runs_total", {"outcome": "promoted"}) == 1
     )
@@ -265,7 +274,8 @@ def test_incremental_retrain_on_shifted_feedback_is_promoted_then_bad_labels_rej
 def test_champion_without_golden_set_blocks_unless_not_judged_may_pass(
     sqlite_engine: Engine, tmp_path: Path, tiny_base: Path, served: StoreRegistry
 ) -> None:
-    (tmp_path / "state" / "replay" / "golden.jsonl").unlink()  # as for an imported adapter
+    with sqlite_engine.begin() as conn:  # as for an imported adapter
+        conn.execute(delete(t.replay_sets).where(t.replay_sets.c.name == GOLDEN))
     feed(sqlite_engine, keyword_examples(400, seed=3, domain="b", start=T0), "b")
     blocked = make_job(make_settings(tmp_path / "state", tiny_base), sqlite_engine, served).run(
         RetrainRequest(reason="r")

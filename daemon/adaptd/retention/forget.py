@@ -30,11 +30,10 @@ from typing import Any
 from sqlalchemy import Engine
 
 from adaptd.config import Settings
-from adaptd.datasets.records import Example
 from adaptd.errors import NotFoundError
 from adaptd.retention.lineage import hash_of_key, lineage_key
 from adaptd.retraining.dataset import text_key
-from adaptd.retraining.replay import GOLDEN_FILE, RESERVOIR_FILE, read_jsonl, write_jsonl
+from adaptd.retraining.replay import GOLDEN, RESERVOIR, ReplayStore, example_to_dict
 from adaptd.storage import repository as repo
 from adaptd.storage.records import AdapterRecord, Event
 
@@ -123,9 +122,13 @@ def forget(
         keys={text_key(p.text) for p in predictions if p.text}, attribute=target.attribute
     )
 
-    replay_dir = settings.state_dir / "replay"
-    reservoir = _read(replay_dir / RESERVOIR_FILE)
-    golden = _read(replay_dir / GOLDEN_FILE)
+    replay = ReplayStore(
+        engine=engine,
+        capacity=settings.retraining.reservoir_size,
+        legacy_dir=settings.state_dir / "replay",
+    )
+    reservoir, seen = replay.load()
+    golden = replay.golden() or []
     references = repo.reference_row_keys(engine)
     # Rows found by attribute lend their texts to the match: the same text elsewhere (a run's
     # training file, a reference row without attributes) is the same person's.
@@ -163,15 +166,20 @@ def forget(
         "run_directories": len(run_dirs),
     }
     if not dry_run:
+        rewrite = {}
         if deleted["reservoir"]:
-            write_jsonl(replay_dir / RESERVOIR_FILE, kept_reservoir)
+            rewrite[RESERVOIR] = ([example_to_dict(e) for e in kept_reservoir], seen)
         if deleted["golden"]:
-            write_jsonl(replay_dir / GOLDEN_FILE, kept_golden)
-        for path in run_dirs:
-            shutil.rmtree(path)
+            rewrite[GOLDEN] = ([example_to_dict(e) for e in kept_golden], len(kept_golden))
         counts = repo.forget_rows(
-            engine, prediction_ids=ids, reference_ids=doomed_refs, text_hashes=hashes
+            engine,
+            prediction_ids=ids,
+            reference_ids=doomed_refs,
+            text_hashes=hashes,
+            replay_sets=rewrite,
         )
+        for path in run_dirs:  # after the store: a failed delete there leaves the files too
+            shutil.rmtree(path)
         deleted.update(counts)
         _record(engine, now, target, deleted, adapters)
     running = [r.id for r in repo.list_runs(engine, limit=20) if r.status == "running"]
@@ -179,10 +187,6 @@ def forget(
         target=target.describe(), dry_run=dry_run, deleted=deleted, runs=run_ids,
         adapters=adapters, running=running,
     )  # fmt: skip
-
-
-def _read(path: Path) -> list[Example]:
-    return read_jsonl(path) if path.is_file() else []
 
 
 def _run_dirs_holding(runs_dir: Path, match: _Matcher) -> list[Path]:

@@ -11,7 +11,7 @@
 
 Never touched by retention at all, so not listed: the monitors' stored reference rows
 (``reference_rows``, replaced when an adapter is promoted), the golden set and the replay
-reservoir (files under ``state_dir/replay``); only forgetting deletes from those.
+reservoir (the ``replay_sets`` table); only forgetting deletes from those.
 """
 
 from __future__ import annotations

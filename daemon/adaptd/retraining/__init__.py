@@ -22,7 +22,7 @@ each compared number with its confidence interval (``adaptd.retraining.validatio
 
 - ``recent`` is the newest held-out labelled data, new to the candidate and to the champion;
   ``golden`` is ``validation.golden_file`` or a sample of the first training data frozen in
-  ``state_dir/replay/golden.jsonl`` (never trained on). ``dp_diff`` and ``accuracy_gap`` take an
+  the store's ``replay_sets`` table (never trained on). ``dp_diff`` and ``accuracy_gap`` take an
   attribute name as slice and are measured on the recent data grouped by it; slices and groups
   under ``monitors.min_group_size`` rows are not judged.
 - ``min_gain`` needs the lower end of the paired interval of the improvement above it;

@@ -129,7 +129,8 @@ class RetrainJob:
             settings.privacy, settings.state_dir, metrics.privacy if metrics else None
         )
         self.replay = ReplayStore(
-            directory=settings.state_dir / "replay",
+            engine=engine,
+            legacy_dir=settings.state_dir / "replay",
             capacity=rt.reservoir_size,
             seed=rt.seed,
             scrub=self.texts.scrub_examples,

@@ -1,12 +1,15 @@
-"""The replay reservoir and the frozen golden set, as JSONL files under ``state_dir/replay/``.
+"""The replay reservoir and the frozen golden set, kept in the store (table ``replay_sets``).
 
 The reservoir is a uniform random sample (Vitter's algorithm R) of every training set so far:
 each example ever offered has the same chance of being kept, whatever the order of the runs.
 The golden set is written once, from the first training data, and never changed afterwards, so
 "accuracy on golden" means the same thing for every candidate.
 
-Files are replaced atomically (write a temp file, fsync, rename), so a crash mid-write leaves the
-previous reservoir intact.
+Both live in the store, not under a controller's ``state_dir``: a standby controller on another
+host that takes over replays the same examples and judges on the same golden set (with them in
+files, it had neither, and its gates blocked on an unjudged golden slice). Each set is replaced
+in one transaction, so a crash mid-write leaves the previous one. Sets that earlier versions
+left as ``<state_dir>/replay/*.jsonl`` are imported at first use and the files removed.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
+
 from adaptd.datasets.records import Example
 from adaptd.errors import DatasetError
+from adaptd.storage import repository as repo
 
 logger = logging.getLogger(__name__)
 
@@ -110,48 +116,79 @@ def reservoir_update(
     return kept, seen
 
 
+#: the two replay sets' names in the store
+RESERVOIR = "reservoir"
+GOLDEN = "golden"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReplayStore:
-    """The replay directory of one daemon."""
+    """The replay reservoir and golden set of the store every controller shares."""
 
-    directory: Path
+    engine: Engine
     capacity: int
     seed: int = 0
     #: what may be kept of examples read back (privacy.text): a reservoir written before the
     #: mode changed is rewritten redacted on the next add, and never trained on unredacted
     scrub: Callable[[Sequence[Example]], list[Example]] | None = None
+    #: ``<state_dir>/replay`` of versions that kept the sets in files: imported once, then gone
+    legacy_dir: Path | None = None
 
-    def _read(self, path: Path) -> list[Example]:
+    def _stored(self, name: str) -> tuple[list[Example], int] | None:
+        stored = repo.replay_set(self.engine, name)
+        if stored is None:
+            stored = self._import_legacy(name)
+        if stored is None:
+            return None
+        data, seen = stored
+        items = [
+            example_from_dict(d, f"replay set {name!r}, example {i}") for i, d in enumerate(data)
+        ]
+        return (self.scrub(items) if self.scrub is not None else items), seen
+
+    def _import_legacy(self, name: str) -> tuple[list[dict[str, Any]], int] | None:
+        if self.legacy_dir is None:
+            return None
+        path = self.legacy_dir / (RESERVOIR_FILE if name == RESERVOIR else GOLDEN_FILE)
+        if not path.is_file():
+            return None
         items = read_jsonl(path)
-        return self.scrub(items) if self.scrub is not None else items
+        seen = len(items)
+        meta = self.legacy_dir / RESERVOIR_META
+        if name == RESERVOIR and meta.is_file():
+            try:
+                seen = max(seen, int(json.loads(meta.read_text(encoding="utf-8"))["seen"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                logger.warning("%s: unreadable; counting the reservoir from its size", meta)
+        stored = repo.add_replay_set_once(
+            self.engine, name, [example_to_dict(e) for e in items], seen
+        )
+        for leftover in (path, meta if name == RESERVOIR else None):
+            if leftover is not None:
+                leftover.unlink(missing_ok=True)
+        logger.info("imported %d %s examples from %s into the store", len(items), name, path)
+        return stored, seen
 
     def load(self) -> tuple[list[Example], int]:
-        path = self.directory / RESERVOIR_FILE
-        if not path.is_file():
+        stored = self._stored(RESERVOIR)
+        if stored is None:
             return [], 0
-        items = self._read(path)
-        meta = self.directory / RESERVOIR_META
-        try:
-            seen = int(json.loads(meta.read_text(encoding="utf-8"))["seen"])
-        except (OSError, ValueError, KeyError, TypeError):
-            logger.warning("%s: unreadable; counting the reservoir from its size", meta)
-            seen = len(items)
+        items, seen = stored
         return items, max(seen, len(items))
 
     def add(self, examples: Sequence[Example]) -> int:
-        """Offer a training set to the reservoir; returns the reservoir size."""
+        """Offer a training set to the reservoir; returns the reservoir size. Only the
+        controller holding the retrain lock adds, so read-then-replace does not race."""
         items, seen = self.load()
         rng = random.Random(self.seed + seen)
         kept, seen = reservoir_update(items, seen, examples, self.capacity, rng)
-        write_jsonl(self.directory / RESERVOIR_FILE, kept)
-        tmp = self.directory / f".{RESERVOIR_META}.tmp"
-        tmp.write_text(json.dumps({"seen": seen, "capacity": self.capacity}), encoding="utf-8")
-        tmp.replace(self.directory / RESERVOIR_META)
+        with self.engine.begin() as conn:
+            repo.put_replay_set(conn, RESERVOIR, [example_to_dict(e) for e in kept], seen)
         return len(kept)
 
     def golden(self) -> list[Example] | None:
-        path = self.directory / GOLDEN_FILE
-        return self._read(path) if path.is_file() else None
+        stored = self._stored(GOLDEN)
+        return None if stored is None else stored[0]
 
     def freeze_golden(self, examples: Sequence[Example], size: int) -> list[Example]:
         """The golden set: written once from ``examples``, returned as stored from then on."""
@@ -160,5 +197,8 @@ class ReplayStore:
             return existing
         labelled = [e for e in examples if e.label is not None]
         sample = random.Random(self.seed).sample(labelled, min(size, len(labelled)))
-        write_jsonl(self.directory / GOLDEN_FILE, sample)
-        return sample
+        data = [example_to_dict(e) for e in sample]
+        repo.add_replay_set_once(self.engine, GOLDEN, data, len(data))
+        golden = self.golden()
+        assert golden is not None
+        return golden

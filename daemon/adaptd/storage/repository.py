@@ -420,6 +420,44 @@ def _notify_switch(conn: Connection, version: str) -> None:
         )
 
 
+# --------------------------------------------------------------------------- replay sets
+
+
+def replay_set(engine: Engine, name: str) -> tuple[list[dict[str, Any]], int] | None:
+    """The examples (as stored dicts) and the count ever offered of a replay set, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(t.replay_sets.c.examples, t.replay_sets.c.seen).where(
+                t.replay_sets.c.name == name
+            )
+        ).one_or_none()
+    return None if row is None else (list(row.examples), int(row.seen))
+
+
+def put_replay_set(
+    conn: Connection, name: str, examples: Sequence[Mapping[str, Any]], seen: int
+) -> None:
+    """Replace a replay set (in the caller's transaction)."""
+    rows = [{"name": name, "seen": seen, "examples": [dict(e) for e in examples]}]
+    _upsert(conn, t.replay_sets, rows, ["name"])
+
+
+def add_replay_set_once(
+    engine: Engine, name: str, examples: Sequence[Mapping[str, Any]], seen: int
+) -> list[dict[str, Any]]:
+    """Store a replay set unless one by that name exists; returns the one stored (two
+    controllers freezing a golden set at once keep the first one's)."""
+    stmt: Any = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert(
+        t.replay_sets
+    )
+    row = {"name": name, "seen": seen, "examples": [dict(e) for e in examples]}
+    with engine.begin() as conn:
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]), [row])
+    stored = replay_set(engine, name)
+    assert stored is not None
+    return stored[0]
+
+
 # --------------------------------------------------------------------------- retrain runs
 
 
@@ -880,13 +918,17 @@ def forget_rows(
     prediction_ids: Iterable[str],
     reference_ids: Iterable[int],
     text_hashes: Iterable[str],
+    replay_sets: Mapping[str, tuple[Sequence[Mapping[str, Any]], int]] | None = None,
 ) -> dict[str, int]:
     """Delete a person's rows in one transaction: their predictions and labels, the reference
-    rows holding their texts, and the lineage rows naming them (pseudonymous data too).
+    rows holding their texts, the lineage rows naming them (pseudonymous data too), and the
+    replay sets rewritten without them (``replay_sets``: name -> kept examples, seen).
     Returns rows deleted per table; on any error nothing is deleted."""
     counts = dict.fromkeys(("predictions", "feedback", "reference_rows", "training_rows"), 0)
     with engine.begin() as conn:
         _secure_delete(conn, "ON")
+        for name, (kept, seen) in (replay_sets or {}).items():
+            put_replay_set(conn, name, kept, seen)
         for chunk in _chunks(prediction_ids):
             _count_labelled_gone(conn, t.predictions.c.id.in_(chunk))
             counts["feedback"] += conn.execute(

@@ -203,6 +203,17 @@ Index("ix_training_rows_run_id", training_rows.c.run_id)
 Index("ix_training_rows_prediction_id", training_rows.c.prediction_id)
 Index("ix_training_rows_text_hash", training_rows.c.text_hash)
 
+# The replay reservoir and the golden set (``retraining.replay``): one row each, the examples as
+# a JSON list. In the store, not in a controller's state_dir, so a standby controller on another
+# host that takes over trains with the same replay and judges on the same golden set.
+replay_sets = Table(
+    "replay_sets",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("seen", BigInteger, nullable=False),
+    Column("examples", JSON, nullable=False),
+)
+
 # Running totals that outlive the rows they count: ``labelled_deleted`` keeps the labelled rows
 # retention and forgetting deleted in ``repository.count_labelled`` (created at 0 by 0005).
 counters = Table(

@@ -18,7 +18,7 @@ from adaptd.privacy.keys import load_key
 from adaptd.privacy.settings import KEY_ENV, PrivacySettings
 from adaptd.retention.forget import Target, forget, queue_retrain
 from adaptd.retention.lineage import keyed_hash, lineage_key
-from adaptd.retraining.replay import GOLDEN_FILE, RESERVOIR_FILE, read_jsonl, write_jsonl
+from adaptd.retraining.replay import ReplayStore
 from adaptd.storage import repository as repo
 from adaptd.storage import tables as t
 from adaptd.storage.records import FeedbackRecord, PredictionRecord, ReferenceRow
@@ -84,14 +84,12 @@ def world(engine: Engine, tmp_path: Path) -> Path:
         run = repo.start_run(engine, now=NOW, reason="r", status="promoted")
         repo.update_run(engine, run, candidate=version)
         repo.add_training_rows(engine, run, [(pid, keyed_hash(key, text)) for pid, text in rows])
-    write_jsonl(
-        state / "replay" / RESERVOIR_FILE,
-        [Example(text=ALICE_1, label="negative"), Example(text=BOB, label="positive")],
-    )
-    write_jsonl(
-        state / "replay" / GOLDEN_FILE,
+    replay = ReplayStore(engine=engine, capacity=10)
+    replay.add([Example(text=ALICE_1, label="negative"), Example(text=BOB, label="positive")])
+    replay.freeze_golden(
         [Example(text=ALICE_2, label="negative", attributes={"user": "alice"}),
          Example(text=BOB, label="positive")],
+        2,
     )  # fmt: skip
     for run_id, texts in (("7", (ALICE_1, BOB)), ("8", (BOB,))):
         (state / "runs" / run_id).mkdir(parents=True)
@@ -102,11 +100,17 @@ def world(engine: Engine, tmp_path: Path) -> Path:
 
 
 def store_texts(engine: Engine) -> list[str]:
+    replay = ReplayStore(engine=engine, capacity=10)
     with engine.connect() as conn:
         return [
             *conn.execute(select(t.predictions.c.text)).scalars(),
             *conn.execute(select(t.reference_rows.c.text)).scalars(),
+            *(e.text for e in [*replay.load()[0], *(replay.golden() or [])]),
         ]
+
+
+def reservoir(engine: Engine) -> list[str]:
+    return [e.text for e in ReplayStore(engine=engine, capacity=10).load()[0]]
 
 
 def grep(state: Path, needle: str) -> list[Path]:
@@ -139,7 +143,7 @@ def test_forget_by_id_removes_every_copy_and_names_the_adapters(
     assert ALICE_1 not in store_texts(engine)
     # the state directory, and on SQLite the database file and its log, bytes and all
     assert grep(world.parent, "zqx-1@example.org") == []
-    assert [e.text for e in read_jsonl(world / "replay" / RESERVOIR_FILE)] == [BOB]
+    assert reservoir(engine) == [BOB]
     assert sorted(p.name for p in (world / "runs").iterdir()) == ["8"]
     # Bob is untouched, and the audit trail names versions, never the person
     assert count(engine, "predictions") == 2 and count(engine, "feedback") == 1
@@ -154,7 +158,7 @@ def test_forget_by_attribute_finds_rows_in_files_too(engine: Engine, world: Path
     report = forget(engine, settings, Target(attribute=("user", "alice")), NOW)
     assert report.deleted["predictions"] == 2
     assert report.deleted["golden"] == 1
-    assert store_texts(engine).count(BOB) == 2
+    assert store_texts(engine).count(BOB) == 4  # prediction, reference row, reservoir, golden
     assert grep(world, "Zyx") == []
 
 
@@ -174,7 +178,7 @@ def test_an_unknown_id_deletes_nothing(engine: Engine, world: Path, ids: tuple[s
     with pytest.raises(NotFoundError, match="unknown prediction id 'nobody'.*nothing deleted"):
         forget(engine, settings, Target(ids=ids), NOW)
     assert count(engine, "predictions") == 3
-    assert len(read_jsonl(world / "replay" / RESERVOIR_FILE)) == 2
+    assert len(reservoir(engine)) == 2
 
 
 def test_an_attribute_nothing_has_is_an_error(engine: Engine, world: Path) -> None:

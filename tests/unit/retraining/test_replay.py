@@ -5,10 +5,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from adaptd.datasets.records import Example
 from adaptd.errors import DatasetError
-from adaptd.retraining.replay import ReplayStore, read_jsonl, reservoir_update
+from adaptd.retraining.replay import ReplayStore, read_jsonl, reservoir_update, write_jsonl
 
 
 def examples(prefix: str, n: int) -> list[Example]:
@@ -32,9 +33,9 @@ def test_reservoir_is_uniform_across_runs() -> None:
     assert 0.4 < sum(shares) / len(shares) < 0.6
 
 
-def test_store_round_trip_and_golden_is_frozen(tmp_path: Path) -> None:
-    store = ReplayStore(directory=tmp_path / "replay", capacity=50)
-    assert store.load() == ([], 0)
+def test_store_round_trip_and_golden_is_frozen(engine: Engine) -> None:
+    store = ReplayStore(engine=engine, capacity=50)
+    assert store.load() == ([], 0) and store.golden() is None
     assert store.add(examples("a", 30)) == 30
     assert store.add(examples("b", 30)) == 50
     items, seen = store.load()
@@ -43,6 +44,41 @@ def test_store_round_trip_and_golden_is_frozen(tmp_path: Path) -> None:
     again = store.freeze_golden(examples("other", 40), 10)
     assert [e.text for e in first] == [e.text for e in again]
     assert len(first) == 10
+
+
+def test_a_second_controller_sees_the_same_sets(engine: Engine) -> None:
+    """The sets are the store's, not one controller's: a standby that takes over on another
+    host (another ReplayStore, no shared directory) replays and judges with the same ones, and
+    two controllers freezing a golden set keep the first one's."""
+    leader = ReplayStore(engine=engine, capacity=50)
+    leader.add(examples("a", 20))
+    golden = leader.freeze_golden(examples("g", 40), 10)
+    standby = ReplayStore(engine=engine, capacity=50, seed=7)
+    assert [e.text for e in standby.load()[0]] == [e.text for e in leader.load()[0]]
+    assert standby.freeze_golden(examples("x", 40), 10) == golden
+
+
+def test_files_of_earlier_versions_are_imported_once(sqlite_engine: Engine, tmp_path: Path) -> None:
+    legacy = tmp_path / "replay"
+    write_jsonl(legacy / "reservoir.jsonl", examples("r", 5))
+    (legacy / "reservoir.json").write_text('{"seen": 12, "capacity": 50}')
+    write_jsonl(legacy / "golden.jsonl", examples("g", 3))
+    store = ReplayStore(engine=sqlite_engine, capacity=50, legacy_dir=legacy)
+    items, seen = store.load()
+    assert [e.text for e in items] == [f"r{i}" for i in range(5)] and seen == 12
+    assert [e.text for e in store.golden() or []] == ["g0", "g1", "g2"]
+    assert sorted(p.name for p in legacy.iterdir()) == []  # no second copy of the texts left
+    assert ReplayStore(engine=sqlite_engine, capacity=50).load() == (items, 12)
+
+
+def test_scrub_applies_to_what_is_read_back(sqlite_engine: Engine) -> None:
+    ReplayStore(engine=sqlite_engine, capacity=50).add(examples("secret", 3))
+    scrubbed = ReplayStore(
+        engine=sqlite_engine,
+        capacity=50,
+        scrub=lambda xs: [Example(text="<X>", label=e.label) for e in xs],
+    )
+    assert {e.text for e in scrubbed.load()[0]} == {"<X>"}
 
 
 def test_corrupted_reservoir_is_a_clear_error(tmp_path: Path) -> None:

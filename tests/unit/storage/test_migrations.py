@@ -20,6 +20,7 @@ TABLES = {
     "probations",
     "adapter_files",
     "store_locks",
+    "replay_sets",
 }
 
 
