@@ -65,7 +65,8 @@ class PgRestartResult:
     #: feedback answered 503 while the store was away, and how many named the store
     feedback_503: int
     feedback_503_naming_store: int
-    #: feedback answered anything but 200/503 (a 500 here is a bug), by code
+    #: feedback answered anything but 200/503 (a 500 here is a bug), by code; a 404 counts
+    #: here unless its prediction was dropped
     feedback_other: dict[str, int]
     #: the 503'd feedback sent again after the restart: stored / still refused
     retried_ok: int
@@ -96,6 +97,19 @@ class _Tally:
     refused_naming_store: int = 0
     detail_503: str = ""
     feedback_other: Counter[str] = field(default_factory=Counter)
+    #: feedback answered 404 (unknown id): a bug unless its prediction was dropped, counted
+    not_found: list[str] = field(default_factory=list)
+    #: a 503's detail must contain this to count as naming the cause
+    needle: str = "store"
+
+    def other_codes(self, stored: set[str]) -> dict[str, int]:
+        """The unexpected feedback answers: any but 200 and 503, and a 404 for a prediction
+        that is in the store (one not stored was dropped, counted, and is unknown indeed)."""
+        codes = Counter(self.feedback_other)
+        wrong = sum(1 for pid in self.not_found if pid in stored)
+        if wrong:
+            codes["404"] += wrong
+        return dict(codes)
 
 
 def _client(url: str, n: int, stop: threading.Event, tally: _Tally) -> None:
@@ -129,8 +143,10 @@ def _client(url: str, n: int, stop: threading.Event, tally: _Tally) -> None:
                 elif fb.status_code == 503:
                     tally.refused.append(pid)
                     detail = str(fb.json().get("detail", ""))
-                    tally.refused_naming_store += "store" in detail
+                    tally.refused_naming_store += tally.needle in detail
                     tally.detail_503 = tally.detail_503 or detail
+                elif fb.status_code == 404:
+                    tally.not_found.append(pid)
                 else:
                     tally.feedback_other[str(fb.status_code)] += 1
 
@@ -282,9 +298,10 @@ def run(
         feedback_ok=len(tally.labelled),
         feedback_503=len(tally.refused),
         feedback_503_naming_store=tally.refused_naming_store,
-        feedback_other=dict(tally.feedback_other),
+        feedback_other=tally.other_codes(stored),
         retried_ok=len(retried),
-        retried_failed=len(tally.refused) - len(retried),
+        # refused again although its prediction is stored (a dropped one is unknown indeed)
+        retried_failed=sum(1 for pid in tally.refused if pid not in retried and pid in stored),
         feedback_lost=len((tally.labelled | retried) - labelled),
         check_after_s=(watch.check_at - up) if watch.check_at else None,
         leader_after_s=(watch.leader_at - up) if watch.leader_at else None,
