@@ -173,18 +173,19 @@ def run(
             (fs / "filler").unlink()
             freed_at = time.monotonic()
             resumed_s = None
-            time.sleep(after_s)
+            # Traffic goes on; resumed = the writer's error cleared and no backlog left.
+            while (since := time.monotonic() - freed_at) < after_s or (
+                resumed_s is None and since < 60
+            ):
+                log = probe.get("/v1/status").json()["log"]
+                if resumed_s is None and log["last_error"] is None:
+                    if int(log["queued_rows"]) <= clients:
+                        resumed_s = since
+                time.sleep(0.25)
             stop.set()
             for t in threads:
                 t.join(60)
             retried = _retry(daemon.url, tally.refused)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                log = probe.get("/v1/status").json()["log"]
-                if int(log["queued_rows"]) == 0 and log["last_error"] is None:
-                    resumed_s = time.monotonic() - freed_at
-                    break
-                time.sleep(0.25)
             imported_after = _import(config, other_adapter)
             final = probe.get("/v1/status").json()
             serving_unchanged = _serving(probe) == serving
