@@ -177,7 +177,9 @@ def create_app(ctx: ServingContext) -> FastAPI:
         description="Serve a LoRA-adapted classifier, log every prediction, take feedback.",
     )
     openapi.install(app, ctx.settings, ctx.labels)
-    ctx.settings().server.feedback_secret()  # missing file or variable: the start fails (exit 2)
+    # A missing file or variable: the start fails (exit 2), not the first call.
+    ctx.settings().server.feedback_secret()
+    ctx.settings().server.admin_secret()
 
     @app.exception_handler(_Problem)
     async def _problem(_: Request, exc: _Problem) -> JSONResponse:
@@ -364,8 +366,12 @@ def create_app(ctx: ServingContext) -> FastAPI:
         }
 
     def _admin(request: Request) -> None:
-        token = ctx.settings().server.admin_token
-        if not token:
+        try:
+            token = ctx.settings().server.admin_secret()
+        except ConfigError as e:  # readable at start, removed or emptied since
+            logger.error("admin call refused: %s", e)
+            raise _Problem(503, f"admin token unavailable: {e}", RETRY_LATER) from e
+        if token is None:
             raise _Problem(403, "admin endpoints are disabled: set server.admin_token to enable")
         if not bearer_matches(request.headers.get("authorization"), token):
             raise _Problem(
