@@ -30,7 +30,7 @@ DEPLOY_VALUES: dict[tuple[str, ...], Any] = {("state_dir",): "/var/lib/adaptd"}
 #: Extra guidance for keys whose value usually comes from the environment file.
 NOTES: dict[tuple[str, ...], str] = {
     ("store", "url"): "Keep credentials out of this file: set ADAPTD_STORE__URL in adaptd.env.",
-    ("server", "admin_token"): "Set it in adaptd.env as ADAPTD_SERVER__ADMIN_TOKEN, not here.",
+    ("server", "admin_token"): "adaptd.env shows the {env: ADMIN_TOKEN} way.",
     ("state_dir",): "systemd's StateDirectory=adaptd creates and owns /var/lib/adaptd.",
     ("policies",): "e.g. [/etc/adaptd/policies/drift.yaml]; relative paths start at this file.",
 }

@@ -16,6 +16,9 @@ from tests.pg import postgres_server
 # The shipped model and the tests never reach a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The admin bearer token of the tests' daemons (server.admin_token: {env: ...}), inherited by
+# the daemons they start as processes.
+os.environ["ADAPTD_TEST_ADMIN_TOKEN"] = "s3cret"
 # Subprocesses (`python -m adaptd ...`) must import this checkout's package from any cwd.
 _PACKAGE_ROOT = str(Path(adaptd.__file__).resolve().parents[1])
 os.environ["PYTHONPATH"] = os.pathsep.join(

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import URL
@@ -48,27 +49,105 @@ def socket_url(socket_dir: Path, password: str, database: str = "postgres") -> s
     return url.render_as_string(hide_password=False)
 
 
+@dataclass(frozen=True, slots=True)
+class PostgresServer:
+    """A server started by :func:`private_postgres`: its URL, and stop/start for fault tests
+    (the data directory survives a stop, as after a real restart)."""
+
+    url: str
+    bindir: Path
+    data: Path
+    workdir: Path
+    sockets: Path
+    as_user: tuple[str, ...]
+
+    def start(self) -> None:
+        subprocess.run(
+            [
+                *self.as_user,
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.workdir / "log"),
+                "-w",
+                "-o",
+                f"-p {PORT} -k {self.sockets} -c listen_addresses='' -c fsync=off "
+                "-c unix_socket_permissions=0700",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast`` ends every session (clients see their connection closed), as a restart
+        of the service does; ``immediate`` is a crash."""
+        subprocess.run(
+            [
+                *self.as_user,
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-m",
+                mode,
+                "-w",
+                "stop",
+            ],
+            check=False,
+            capture_output=True,
+        )
+
+
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """Yield a SQLAlchemy URL of a fresh server; raise RuntimeError with the reason if none."""
     if url := os.environ.get("ADAPTD_TEST_POSTGRES_URL"):
         yield url
         return
+    with private_postgres() as server:
+        yield server.url
+
+
+def restartable_postgres() -> Iterator[PostgresServer]:
+    """For a pytest fixture: a server of our own that the test may stop, or a skip naming why
+    none can be started (never ADAPTD_TEST_POSTGRES_URL's server: stopping it is not ours)."""
+    import pytest
+
+    try:
+        with private_postgres() as server:
+            yield server
+    except RuntimeError as e:
+        pytest.skip(f"PostgreSQL unavailable: {e}")
+
+
+@contextmanager
+def private_postgres() -> Iterator[PostgresServer]:
+    """A fresh server of our own (never ADAPTD_TEST_POSTGRES_URL: the caller may stop it);
+    raise RuntimeError with the reason if none can be started."""
     bindir = _bin_dir()
     if bindir is None:
         raise RuntimeError(
             "no PostgreSQL server binaries (initdb) found; apt-get install postgresql"
         )
     # PostgreSQL refuses to run as root; run it as the 'postgres' user when we are root.
-    as_user: list[str] = []
+    as_user: tuple[str, ...] = ()
     if os.geteuid() == 0:
         if shutil.which("runuser") is None:
             raise RuntimeError("running as root and runuser is missing")
-        as_user = ["runuser", "-u", "postgres", "--"]
+        as_user = ("runuser", "-u", "postgres", "--")
     workdir = Path(tempfile.mkdtemp(prefix="adaptd-pg-"))  # 0700
     data = workdir / "data"
     sockets = workdir / "sockets"
     password = secrets.token_urlsafe(24)
+    server = PostgresServer(
+        url=socket_url(sockets, password),
+        bindir=bindir,
+        data=data,
+        workdir=workdir,
+        sockets=sockets,
+        as_user=as_user,
+    )
     try:
         sockets.mkdir(mode=0o700)
         pwfile = workdir / "pwfile"
@@ -92,33 +171,13 @@ def postgres_server() -> Iterator[str]:
             capture_output=True,
         )
         pwfile.unlink()
-        subprocess.run(
-            [
-                *as_user,
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(workdir / "log"),
-                "-w",
-                "-o",
-                f"-p {PORT} -k {sockets} -c listen_addresses='' -c fsync=off "
-                "-c unix_socket_permissions=0700",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        server.start()
     except (subprocess.CalledProcessError, OSError, LookupError) as e:
         stderr = getattr(e, "stderr", b"") or b""
         shutil.rmtree(workdir, ignore_errors=True)
         raise RuntimeError(f"could not start PostgreSQL: {e} {stderr.decode()[-300:]}") from e
     try:
-        yield socket_url(sockets, password)
+        yield server
     finally:
-        subprocess.run(
-            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-            check=False,
-            capture_output=True,
-        )
+        server.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -1,7 +1,7 @@
 """Fault benchmarks on a real ``adaptd serve`` process (own interpreter, real HTTP, SQLite).
 
     PYTHONPATH=daemon:. python -m bench.faults [--quick] [--tiny]
-        [--only kill9|feedback|killpoints|restarts]
+        [--only kill9|feedback|killpoints|restarts|pgrestart|diskfull]
 
 (a) kill -9 under steady traffic, at two flush intervals: predictions answered 200 that never
     reach the store, next to the bound (the predictions answered within one flush interval
@@ -15,6 +15,14 @@
     ``running`` (target 0). Always on a tiny model (the steps, not the model, are under test).
 (d) SIGTERM restarts under load (20; 5 with --quick): accepted predictions and feedback missing
     from the store afterwards (target 0), and the longest stop.
+(e) PostgreSQL stopped for 10 s under load (its own private server; a second daemon, role
+    control, stands by for the leader lock): failed predictions and readiness probes (target 0),
+    rows lost, feedback refused during the outage and stored when sent again, how long until a
+    check runs and a leader leads again, most leaders seen at once (target 1).
+(f) The disk under the SQLite store and state_dir (a 16 MB tmpfs) filled up under load for 12 s,
+    then freed: failed predictions (target 0), rows dropped by reason against rows lost (every
+    lost row counted), write errors per second while full (no spinning), what status, the log
+    and feedback say, an ``adaptd adapters import`` on the full disk, and time to resume.
 
 The shipped MiniLM is used for (a), (b), (d) unless ``--tiny`` (a random two-layer BERT, for a
 smoke run).
@@ -33,7 +41,9 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="a tiny random BERT, not MiniLM")
     parser.add_argument("--rate", type=float, default=50.0, help="kill -9: predictions/s")
     parser.add_argument(
-        "--only", choices=["kill9", "feedback", "killpoints", "restarts"], help="run one section"
+        "--only",
+        choices=["kill9", "feedback", "killpoints", "restarts", "pgrestart", "diskfull"],
+        help="run one section",
     )
     args = parser.parse_args()
 
@@ -55,6 +65,13 @@ def main() -> None:
         if args.only in (None, "restarts"):
             _restarts(base, adapter, root / "restarts", restarts=5 if args.quick else 20)
             print(f"    ({model}, SQLite, 1 torch thread)")
+        if args.only in (None, "pgrestart"):
+            _pgrestart(base, adapter, root / "pgrestart", outage_s=10.0)
+            print(f"    ({model}, PostgreSQL {_pg_version()} on a Unix socket, 1 torch thread)")
+        if args.only in (None, "diskfull"):
+            other = _other_adapter(base, root)
+            _diskfull(base, adapter, other, root / "diskfull")
+            print(f"    ({model}, SQLite on tmpfs, 1 torch thread)")
 
 
 def _kill9(base: Path, adapter: Path, root: Path, *, seconds: float, rate: float) -> None:
@@ -130,6 +147,86 @@ def _restarts(base: Path, adapter: Path, root: Path, *, restarts: int) -> None:
         f"accepted feedback {r.accepted_feedback}, lost {r.lost_feedback} (target 0 and 0)"
     )
     print(f"    unclean exits {r.bad_exits}, longest stop {r.max_stop_s:.2f} s")
+
+
+def _pgrestart(base: Path, adapter: Path, root: Path, *, outage_s: float) -> None:
+    from tests.pg import private_postgres
+
+    from bench.faults import pgrestart
+
+    with private_postgres() as server:
+        r = pgrestart.run(base, adapter, root, server, clients=3, outage_s=outage_s)
+    print(f"(e) PostgreSQL stopped (fast) for {r.outage_s:g} s under load, {r.clients} clients")
+    print(
+        f"    predictions answered 200: {r.predictions_ok}, failed: "
+        f"{sum(r.predictions_failed.values())} {r.predictions_failed or ''} (target 0); "
+        f"/readyz not 200: {r.readyz_failed} of {r.readyz_probes} (target 0)"
+    )
+    print(
+        f"    log: most rows buffered {r.max_queued_rows} (bound {r.buffer_rows}), backlog "
+        f"written {_secs(r.backlog_written_s)} after the server was back; answered but not "
+        f"stored: {r.lost}, dropped: {r.dropped or 0}"
+    )
+    print(
+        f"    feedback: {r.feedback_ok} stored at once, {r.feedback_503} answered 503 "
+        f"({r.feedback_503_naming_store} naming the store), other codes {r.feedback_other or 0}; "
+        f"sent again after: {r.retried_ok} stored, {r.retried_failed} refused; lost "
+        f"{r.feedback_lost}"
+    )
+    print(f"    503 detail: {r.detail_503!r}")
+    print(
+        f"    control: a check completed {_secs(r.check_after_s)} and a leader led "
+        f"{_secs(r.leader_after_s)} after the server was back; most leaders at once "
+        f"{r.max_leaders} (target 1); terms by daemon {r.terms}; unclean exits {r.unclean_exits}"
+    )
+
+
+def _diskfull(base: Path, adapter: Path, other: Path, root: Path) -> None:
+    from bench.faults import diskfull
+
+    r = diskfull.run(base, adapter, other, root)
+    print(f"(f) disk full under the store ({r.size_mb} MB tmpfs) for {r.full_s:g} s, then freed")
+    print(
+        f"    predictions answered 200: {r.predictions_ok}, failed: "
+        f"{sum(r.predictions_failed.values())} (target 0)"
+    )
+    print(
+        f"    log: most rows buffered {r.max_queued_rows} (bound {r.buffer_rows}), dropped "
+        f"{r.dropped or 0}, answered but not stored {r.lost} (target: <= dropped); "
+        f"{r.write_errors_per_s:.2f} failed writes/s while full; resumed "
+        f"{_secs(r.resumed_s)} after space was freed"
+    )
+    print(f"    status said: {r.status_error!r}")
+    print(f"    log line: {(r.log_line or 'none')[24:]!r}")
+    print(
+        f"    feedback: {r.feedback_ok} stored, {r.feedback_503} answered 503 "
+        f"({r.feedback_503_naming_full} naming the full store), other {r.feedback_other or 0}; "
+        f"sent again after: {r.retried_ok} stored, {r.retried_dropped} unknown (prediction "
+        f"dropped), {r.retried_failed} refused; lost {r.feedback_lost}"
+    )
+    print(
+        f"    import on the full disk: exit {r.import_full_rc}, {r.import_full_message!r}, "
+        f"registered {r.import_full_registered}, temporary dirs left "
+        f"{r.import_full_leftovers}; after freeing: exit {r.import_freed_rc}; serving adapter "
+        f"unchanged: {r.serving_unchanged}"
+    )
+
+
+def _other_adapter(base: Path, root: Path) -> Path:
+    from bench.serving import setup
+
+    return setup.make_adapter(str(base), root / "other-adapter", seed=1)
+
+
+def _secs(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+def _pg_version() -> str:
+    from tests.pg import _bin_dir
+
+    bindir = _bin_dir()
+    return bindir.parent.name if bindir is not None else "?"
 
 
 def _model(root: Path, *, tiny: bool) -> tuple[Path, Path]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,8 +87,10 @@ def start(
     sd_notify message; a start can take minutes on a loaded 2-core machine); on exit it is
     killed if still running. ``env`` is added to the process's
     environment (``ADAPTD_FAILPOINT=...``)."""
-    notify = workdir / f"notify-{os.getpid()}-{id(config)}.sock"
-    notify.unlink(missing_ok=True)
+    # A socket path is limited to 107 bytes, which a pytest tmp_path can exceed: a short
+    # private directory of its own.
+    notify_dir = Path(tempfile.mkdtemp(prefix="adaptd-notify-"))
+    notify = notify_dir / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify))
     package_root = str(Path(adaptd.__file__).resolve().parents[1])
@@ -124,10 +128,16 @@ def start(
         proc.wait()
         sock.close()
         log.close()
-        notify.unlink(missing_ok=True)
+        shutil.rmtree(notify_dir, ignore_errors=True)
 
 
-def _register(state_dir: Path, base: Path, adapter: Path) -> None:
+def sqlite_url(state_dir: Path) -> str:
+    """The store a daemon with no ``store.url`` uses: SQLite in its state directory."""
+    return f"sqlite:///{state_dir / 'adaptd.db'}"
+
+
+def _register(state_dir: Path, base: Path, adapter: Path, *, url: str | None = None) -> None:
+    """Create the store (``url``, else SQLite in ``state_dir``) with ``adapter`` active."""
     from datetime import UTC, datetime
 
     from adaptd.adapters import registry
@@ -136,7 +146,7 @@ def _register(state_dir: Path, base: Path, adapter: Path) -> None:
     from adaptd.storage.engine import make_engine
 
     state_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(f"sqlite:///{state_dir / 'adaptd.db'}")
+    engine = make_engine(url or sqlite_url(state_dir))
     try:
         migrate.upgrade(engine)
         now = datetime.now(UTC)
@@ -153,13 +163,13 @@ def _register(state_dir: Path, base: Path, adapter: Path) -> None:
         engine.dispose()
 
 
-def stored_ids(state_dir: Path) -> set[str]:
+def stored_ids(state_dir: Path, *, url: str | None = None) -> set[str]:
     from sqlalchemy import select
 
     from adaptd.storage import tables
     from adaptd.storage.engine import make_engine
 
-    engine = make_engine(f"sqlite:///{state_dir / 'adaptd.db'}")
+    engine = make_engine(url or sqlite_url(state_dir))
     try:
         with engine.connect() as conn:
             return {row.id for row in conn.execute(select(tables.predictions.c.id))}

@@ -152,11 +152,11 @@ def load_settings(path: Path | None = None) -> Settings:
             where = doc.where(("policies", index)) if doc is not None else "config"
             raise ConfigError(f"{where}: policies[{index}]: file not found: {policy}")
     server = settings.server
-    if server.feedback_token is not None and server.feedback_token.file is not None:
-        token = server.feedback_token.model_copy(
-            update={"file": _resolve(base, server.feedback_token.file)}
-        )
-        server = server.model_copy(update={"feedback_token": token})
+    for key in ("feedback_token", "admin_token"):
+        source = getattr(server, key)
+        if source is not None and source.file is not None:
+            token = source.model_copy(update={"file": _resolve(base, source.file)})
+            server = server.model_copy(update={key: token})
     return settings.model_copy(
         update={
             "state_dir": _resolve(base, settings.state_dir),

@@ -146,3 +146,20 @@ def child_env(environ: Mapping[str, str], extra: Mapping[str, str]) -> dict[str,
                 continue
             kept[name] = value
     return {**kept, **extra}
+
+
+def ray_env_vars(environ: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """The ``runtime_env`` ``env_vars`` of a Ray training task: ``extra``, and every variable of
+    ``environ`` whose name says it holds a secret set to "" (HF_TOKEN, AWS_SECRET_ACCESS_KEY,
+    ADAPTD_STORE__URL, ...).
+
+    A local Ray that the daemon starts forks its workers from the daemon's environment, and
+    ``runtime_env`` can only set variables, never remove them: blanking is the scrub available.
+    Unlike :func:`child_env` nothing else is taken from ``environ``: on a remote cluster the
+    daemon's PATH or HOME would break the worker, and Ray's own variables must stay."""
+    blanked = {
+        name: ""
+        for name in environ
+        if _SECRET_NAME.search(name) and name not in CHILD_ENV_NAMES and not name.startswith("RAY_")
+    }
+    return {**blanked, **extra}

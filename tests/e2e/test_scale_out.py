@@ -86,7 +86,12 @@ def sections(state_dir: Path, base: Path, url: str, policy: Path) -> dict[str, A
     return {
         "state_dir": str(state_dir),
         "store": {"url": url},
-        "server": {"host": "127.0.0.1", "port": 0, "admin_token": "s3cret", "max_inputs": 64},
+        "server": {
+            "host": "127.0.0.1",
+            "port": 0,
+            "admin_token": {"env": "ADAPTD_TEST_ADMIN_TOKEN"},  # tests/conftest.py sets it
+            "max_inputs": 64,
+        },
         "model": {"base": str(base), "max_length": 32, "pooling": "cls", "threads": 1},
         "serving": {"registry_poll_s": REGISTRY_POLL_S, "log_flush_ms": 50.0, "max_wait_ms": 1.0},
         "scheduler": {"check_interval_s": 2.0, "leader_poll_s": POLL_S},

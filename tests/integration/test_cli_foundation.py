@@ -64,11 +64,11 @@ def test_db_upgrade_creates_the_schema_on_postgresql(tmp_path, pg_database):
 
 
 def test_config_show_json_and_schema(tmp_path):
-    (tmp_path / "adaptd.yaml").write_text("server:\n  admin_token: s3cret\n")
+    (tmp_path / "adaptd.yaml").write_text("server:\n  admin_token: {env: ADMIN_TOKEN}\n")
     shown = adaptd("config", "show", "--json", cwd=tmp_path)
     assert shown.returncode == 0
     data = json.loads(shown.stdout)
-    assert data["server"]["admin_token"] == "***"
+    assert data["server"]["admin_token"] == {"file": None, "env": "ADMIN_TOKEN"}
     schema = json.loads(adaptd("config", "schema", cwd=tmp_path).stdout)
     assert "server" in schema["properties"]
 
@@ -78,6 +78,9 @@ def test_config_show_json_and_schema(tmp_path):
     [
         ("serverr: {}\n", {}, ["serverr: unknown key"]),
         ("server:\n  port: eighty\n", {}, ["server.port"]),
+        # the admin token itself is refused: only where it is (a file or a variable)
+        ("server:\n  admin_token: s3cret\n", {}, ["server.admin_token", "never goes"]),
+        ("", {"ADAPTD_SERVER__ADMIN_TOKEN": "s3cret"}, ["server.admin_token", "never goes"]),
         ("policies: [gone.yaml]\n", {}, ["policies[0]: file not found", "gone.yaml"]),
         (
             "store:\n  url: postgresql+psycopg://nobody@127.0.0.1:1/none\n",

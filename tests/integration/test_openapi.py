@@ -40,7 +40,10 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         base,
         # Both tokens set, to the same value, so one header opens every operation and
         # schemathesis's ignored_auth check can prove that each protected one refuses without.
-        server={"admin_token": TOKEN, "feedback_token": {"file": str(root / "token")}},
+        server={
+            "admin_token": {"file": str(root / "token")},
+            "feedback_token": {"file": str(root / "token")},
+        },
         serving={"max_text_chars": 500},
     )
     engine = store_for(settings)

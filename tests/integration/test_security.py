@@ -262,18 +262,18 @@ def test_config_show_masks_the_store_password_and_tokens(tmp_path: Path) -> None
         yaml.safe_dump(
             {
                 "store": {"url": "postgresql+psycopg://adaptd:pa55word@db.internal/adaptd"},
-                "server": {"admin_token": "admin-secret", "feedback_token": {"env": "FB_TOKEN"}},
+                "server": {"admin_token": {"env": "ADMIN"}, "feedback_token": {"env": "FB_TOKEN"}},
                 "alerting": {"webhook_url": "https://bot:hook-secret@hooks.example/x"},
             }
         )
     )
     result = _adaptd("config", "show", "--json", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    for secret in ("pa55word", "admin-secret", "hook-secret"):
+    for secret in ("pa55word", "hook-secret"):
         assert secret not in result.stdout
     shown = json.loads(result.stdout)
     assert shown["store"]["url"] == "postgresql+psycopg://adaptd:***@db.internal/adaptd"
-    assert shown["server"]["admin_token"] == "***"
+    assert shown["server"]["admin_token"] == {"file": None, "env": "ADMIN"}
     assert shown["server"]["feedback_token"] == {"file": None, "env": "FB_TOKEN"}
     assert shown["alerting"]["webhook_url"] == "https://bot:***@hooks.example/x"
 

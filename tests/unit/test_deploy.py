@@ -169,13 +169,14 @@ def test_env_file_has_only_comments_and_plain_assignments():
 def test_every_variable_in_the_env_file_is_a_real_setting(monkeypatch):
     """Uncommenting any example must give a valid config that carries the value."""
     entries = {k: v for k, v in env_entries().items() if k.startswith("ADAPTD_")}
-    assert "ADAPTD_SERVER__ADMIN_TOKEN" in entries
+    assert "ADAPTD_SERVER__ADMIN_TOKEN__ENV" in entries
     for key, value in entries.items():
         if key != "ADAPTD_CONFIG":
             monkeypatch.setenv(key, value)
     settings = load_settings(EXAMPLE)
     assert settings.server.host == entries["ADAPTD_SERVER__HOST"]
-    assert settings.server.admin_token == entries["ADAPTD_SERVER__ADMIN_TOKEN"]
+    assert settings.server.admin_token is not None
+    assert settings.server.admin_token.env == entries["ADAPTD_SERVER__ADMIN_TOKEN__ENV"]
     assert settings.store.url == entries["ADAPTD_STORE__URL"]
     for key, value in entries.items():
         if key == "ADAPTD_CONFIG":

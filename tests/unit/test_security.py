@@ -19,6 +19,7 @@ from adaptd.security import (
     make_private_dir,
     mask_secrets,
     mask_url,
+    ray_env_vars,
     read_secret,
 )
 from adaptd.storage.engine import check_reachable, make_engine
@@ -198,3 +199,27 @@ def test_the_local_executor_starts_its_child_with_the_scrubbed_env(
     )
     assert out.stdout.strip() == "None"
     assert "PATH" in env and env["PATH"] == os.environ["PATH"]
+
+
+def test_ray_env_vars_blank_the_secrets_a_local_ray_worker_would_inherit() -> None:
+    environ = {
+        "PATH": "/usr/bin",
+        "PYTHONPATH": "/opt/adaptd",
+        "RAY_ADDRESS": "auto",
+        "ADAPTD_STORE__URL": f"postgresql://u:{SECRET}@h/db",
+        "ADAPTD_SERVER__ADMIN_TOKEN": SECRET,
+        "HF_TOKEN": SECRET,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "PGPASSWORD": SECRET,
+    }
+    env = ray_env_vars(environ, {"OMP_NUM_THREADS": "2"})
+    # runtime_env can only set variables: the secrets are set to "", nothing else is sent
+    # (the worker keeps its own PATH, PYTHONPATH and Ray's variables).
+    assert env == {
+        "ADAPTD_STORE__URL": "",
+        "ADAPTD_SERVER__ADMIN_TOKEN": "",
+        "HF_TOKEN": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "PGPASSWORD": "",
+        "OMP_NUM_THREADS": "2",
+    }

@@ -7,8 +7,13 @@ Every eligible daemon starts a :class:`Leadership`. It tries the lock once durin
 daemon controls from its first second, as before elections existed), then every
 ``scheduler.leader_poll_s``: a standby takes the lock when it frees up and starts the control
 loop; the leader renews it and, when a renewal fails, stops its control loop at once and becomes
-a standby again. Takeover after a leader dies is bounded by how the lock frees up: at once for a
-killed process on PostgreSQL (its session closes), ~11 s for a vanished host, at most
+a standby again. On PostgreSQL the lock also says when its session ends between renewals (the
+server restarted: every advisory lock is gone), and the leader stops then, not at its next
+renewal, so that it never leads alongside a standby that took the lock after the restart; it
+competes for the lock again like any standby.
+
+Takeover after a leader dies is bounded by how the lock frees up: at once for a killed process on
+PostgreSQL (its session closes), ~11 s for a vanished host, at most
 ``scheduler.leader_lease_s`` on SQLite; plus one poll.
 
 The control part (``control/wiring.py``) knows nothing of this: it receives a context whose
@@ -63,6 +68,8 @@ class Leadership:
         self._since: datetime | None = None
         self._terms = 0
         self._stop = threading.Event()
+        # set to run a round now: by stop(), or by the lock when it sees itself lost
+        self._wake = threading.Event()
         # step() and stop() never interleave: a control loop is never started after the stop.
         self._mutex = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="adaptd-leader", daemon=True)
@@ -82,11 +89,16 @@ class Leadership:
         self._register_section("control")
         self._ctx.register_reload(self._reload)
         self._ctx.on_shutdown(self.stop)
+        self._lock.on_lost = self._wake.set
         self.step()
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.renew_s if self.leading else self.poll_s):
+        while True:
+            self._wake.wait(self.renew_s if self.leading else self.poll_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.step()
             except Exception:
@@ -150,6 +162,7 @@ class Leadership:
     def stop(self) -> None:
         """Stop the control loop (if leading) and give the lock up, for the next leader."""
         self._stop.set()
+        self._wake.set()
         with self._mutex:
             if self.control is not None:
                 self._ctx.metrics.leader.leader.set(0)

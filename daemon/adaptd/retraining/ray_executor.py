@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from adaptd.retraining.executors import (
     verify_adapter_dir,
 )
 from adaptd.retraining.spec import Progress, TrainResult, TrainSpec
+from adaptd.security import ray_env_vars
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +74,15 @@ class RayExecutor:
         """The resources the task asks Ray for, and the spec as the worker must see it."""
         gpus_in_cluster = float(self._ray.cluster_resources().get("GPU", 0))  # type: ignore[no-untyped-call]
         gpus = ray_gpus(spec.device, cluster_gpus=gpus_in_cluster)
-        options = {"num_cpus": spec.threads, "num_gpus": gpus, "max_retries": 0}
+        threads = str(spec.threads)
+        env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        options = {
+            "num_cpus": spec.threads,
+            "num_gpus": gpus,
+            "max_retries": 0,
+            # The training needs none of the daemon's secrets (see ray_env_vars).
+            "runtime_env": {"env_vars": ray_env_vars(os.environ, env)},
+        }
         return options, dataclasses.replace(spec, device=worker_device(gpus))
 
     def run(

@@ -50,6 +50,7 @@ from adaptd.serving.requests import (
     parse_predict,
 )
 from adaptd.storage import repository as repo
+from adaptd.storage.engine import describe_failure
 from adaptd.storage.records import FeedbackRecord
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ RETRY_AFTER_S = "1"
 RETRY_LATER = {"Retry-After": RETRY_AFTER_S}
 #: how long feedback waits for its prediction to leave the log writer's buffer
 FEEDBACK_FLUSH_TIMEOUT_S = 5.0
+#: the same while the writer's last write failed (its next retry may still succeed)
+FAILING_FLUSH_TIMEOUT_S = 0.5
 
 
 def _utcnow() -> datetime:
@@ -174,7 +177,9 @@ def create_app(ctx: ServingContext) -> FastAPI:
         description="Serve a LoRA-adapted classifier, log every prediction, take feedback.",
     )
     openapi.install(app, ctx.settings, ctx.labels)
-    ctx.settings().server.feedback_secret()  # missing file or variable: the start fails (exit 2)
+    # A missing file or variable: the start fails (exit 2), not the first call.
+    ctx.settings().server.feedback_secret()
+    ctx.settings().server.admin_secret()
 
     @app.exception_handler(_Problem)
     async def _problem(_: Request, exc: _Problem) -> JSONResponse:
@@ -308,18 +313,29 @@ def create_app(ctx: ServingContext) -> FastAPI:
         except TextMismatch as e:
             raise _Problem(422, str(e)) from e
         except SQLAlchemyError as e:
-            raise _Problem(
-                503, "store unreachable: feedback not stored, retry later", RETRY_LATER
-            ) from e
+            why = describe_failure(e)
+            raise _Problem(503, f"{why}; feedback not stored, retry later", RETRY_LATER) from e
         except StillBufferedError as e:
+            why = (ctx.log.state().last_error if ctx.log else None) or "store slow"
             raise _Problem(
                 503,
-                f"prediction {e.prediction_id!r} is not written to the store yet "
-                "(store slow or unreachable); feedback not stored, retry later",
+                f"prediction {e.prediction_id!r} is not written to the store yet ({why}); "
+                "feedback not stored, retry later",
                 RETRY_LATER,
             ) from e
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            failing = ctx.log.state().last_error if ctx.log is not None else None
+            if failing is not None:
+                # The writer cannot write: an unknown id may be a prediction it had to drop
+                # (counted, reason store_full or buffer_full). Say why instead of claiming it
+                # was never served; once the store takes rows again, a dropped one is a 404.
+                raise _Problem(
+                    503,
+                    f"prediction id {missing[0]!r}{more} is not in the store, and the "
+                    f"prediction log cannot write ({failing}); feedback not stored, retry later",
+                    RETRY_LATER,
+                )
             raise _Problem(404, f"unknown prediction id {missing[0]!r}{more}; nothing was stored")
         return {"accepted": len(records)}
 
@@ -350,8 +366,12 @@ def create_app(ctx: ServingContext) -> FastAPI:
         }
 
     def _admin(request: Request) -> None:
-        token = ctx.settings().server.admin_token
-        if not token:
+        try:
+            token = ctx.settings().server.admin_secret()
+        except ConfigError as e:  # readable at start, removed or emptied since
+            logger.error("admin call refused: %s", e)
+            raise _Problem(503, f"admin token unavailable: {e}", RETRY_LATER) from e
+        if token is None:
             raise _Problem(403, "admin endpoints are disabled: set server.admin_token to enable")
         if not bearer_matches(request.headers.get("authorization"), token):
             raise _Problem(
@@ -458,12 +478,19 @@ def store_feedback(
         known = repo.existing_prediction_ids(conn, ids)
     missing = [i for i in ids if i not in known]
     if log is not None and any(i in pending for i in missing):
-        # Predictions still in the log writer's buffer: write them out, then look again.
-        log.flush(timeout=FEEDBACK_FLUSH_TIMEOUT_S)
+        # Predictions still in the log writer's buffer: write them out, then look again. A
+        # writer whose last write failed is retrying with backoff: waiting would only delay
+        # the 503 (and hold a threadpool worker) while the store is away or full.
+        failing = log.state().last_error is not None
+        log.flush(timeout=FAILING_FLUSH_TIMEOUT_S if failing else FEEDBACK_FLUSH_TIMEOUT_S)
+        # The same order again, writer first: asked after the store, a row committed between
+        # the two looks was in neither (a 404 for a prediction answered 200, seen once in the
+        # PostgreSQL restart test while the writer caught up on its backlog).
+        pending = log.pending_among(missing)
         with engine.connect() as conn:
             known = repo.existing_prediction_ids(conn, ids)
         missing = [i for i in ids if i not in known]
-        still = log.pending_among(missing)
+        still = [i for i in missing if i in pending]
         if still:
             raise StillBufferedError(sorted(still)[0])
     if missing:

@@ -47,6 +47,7 @@ from adaptd.privacy.guard import StoredText
 from adaptd.serving.batcher import Prediction
 from adaptd.serving.metrics import LogMetrics
 from adaptd.storage import repository as repo
+from adaptd.storage.engine import describe_failure, store_full
 from adaptd.storage.records import PredictionRecord
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class DropReason(enum.StrEnum):
 
     #: the buffer was full (store down or too slow for the traffic)
     BUFFER_FULL = "buffer_full"
+    #: the buffer was full because the store's disk is full (free space there, not here)
+    STORE_FULL = "store_full"
     #: a prediction with the same id is already stored (another replica, a replay)
     DUPLICATE_ID = "duplicate_id"
     #: the store refused the row's values (NUL character, too long, NaN)
@@ -188,6 +191,7 @@ class PredictionLog:
         self._dropped: Counter[str] = Counter({reason.value: 0 for reason in DropReason})
         self._warned: set[str] = set()
         self._last_error: str | None = None
+        self._store_full = False  # the last write failed for lack of disk space
         self._stopping = False
         self._stopped = False
         self._deadline: float | None = None
@@ -250,6 +254,7 @@ class PredictionLog:
                     room_bytes -= sizes[accepted]
                     accepted += 1
             was_empty = not self._buffer
+            full_store = self._store_full
             for row, size in zip(rows[:accepted], sizes[:accepted], strict=True):
                 self._buffer.append(_Entry(now, row, size))
                 self._bytes += size
@@ -265,13 +270,15 @@ class PredictionLog:
             if accepted and (was_empty or len(self._buffer) >= self.batch_rows):
                 self._cond.notify_all()
         if refused:
-            reason = DropReason.SHUTDOWN if closed else DropReason.BUFFER_FULL
+            reason = _refusal(closed=closed, store_full=full_store)
             self._count_drops(Counter({reason.value: len(refused)}))
             self._warn_once(
                 reason,
-                f"prediction log buffer full ({self.buffer_rows} rows, {self.buffer_bytes} bytes)"
-                if reason is DropReason.BUFFER_FULL
-                else "prediction log closed",
+                "prediction log closed"
+                if reason is DropReason.SHUTDOWN
+                else f"prediction log buffer full ({self.buffer_rows} rows, "
+                f"{self.buffer_bytes} bytes)"
+                + (": the store's disk is full" if reason is DropReason.STORE_FULL else ""),
             )
         return accepted
 
@@ -373,11 +380,12 @@ class PredictionLog:
                 with self.heartbeat.working():  # a store call that never returns is stuck
                     self._store([e for e in batch if e.outcome is None])
             except SQLAlchemyError as e:
-                reason = _first_line(e)
+                reason = describe_failure(e)
                 self._metrics.write_errors.inc()
                 with self._cond:
                     first = self._last_error is None
                     self._last_error = reason
+                    self._store_full = store_full(e)
                 if first:
                     logger.error("prediction log: store write failed, retrying: %s", reason)
                 if not self._wait_backoff(backoff):
@@ -459,6 +467,7 @@ class PredictionLog:
             self._settled += len(batch)
             self._written += written
             self._last_error = None
+            self._store_full = False
             self._metrics.queued.set(len(self._buffer))
             self._metrics.queued_bytes.set(self._bytes)
             self._cond.notify_all()
@@ -480,6 +489,13 @@ class PredictionLog:
                 return
             self._warned.add(reason.value)
         logger.warning("%s (dropped, reason %s; further drops are only counted)", message, reason)
+
+
+def _refusal(*, closed: bool, store_full: bool) -> DropReason:
+    """Why rows the buffer could not take are dropped."""
+    if closed:
+        return DropReason.SHUTDOWN
+    return DropReason.STORE_FULL if store_full else DropReason.BUFFER_FULL
 
 
 def _first_line(error: SQLAlchemyError) -> str:

@@ -91,7 +91,7 @@ class LogMetrics:
         self.dropped = Counter(
             "adaptd_prediction_log_dropped_total",
             "Prediction rows dropped, by reason "
-            "(buffer_full, duplicate_id, invalid_row, shutdown).",
+            "(buffer_full, store_full, duplicate_id, invalid_row, shutdown).",
             ["reason"],
             registry=registry,
         )

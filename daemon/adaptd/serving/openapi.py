@@ -196,7 +196,7 @@ def build_document(app: FastAPI, settings: Settings, labels: Sequence[str]) -> d
                 **({"headers": _RETRY_AFTER} if code == 503 else {}),
             }
         operation["responses"] = responses
-        admin = (path, method) in _ADMIN and bool(settings.server.admin_token)
+        admin = (path, method) in _ADMIN and settings.server.admin_token is not None
         feedback = (path, method) == _FEEDBACK and settings.server.feedback_token is not None
         if admin or feedback:
             operation["security"] = [{BEARER: []}]

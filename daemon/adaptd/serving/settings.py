@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from adaptd.modeling.device import DEVICE_PATTERN, DtypeSetting
 from adaptd.modeling.pooling import PoolingSetting
@@ -34,9 +34,11 @@ class SecretSource(Section):
 class ServerSettings(Section):
     host: str = Field(default="127.0.0.1", description="Bind address of the HTTP API.")
     port: int = Field(default=8080, ge=0, le=65535, description="Bind port of the HTTP API.")
-    admin_token: str | None = Field(
+    admin_token: SecretSource | None = Field(
         default=None,
-        description="Bearer token for promote/rollback. Without one those endpoints are disabled.",
+        description="Bearer token for the admin endpoints (promote, rollback), read from a file "
+        "or an env variable like feedback_token ({file: /etc/adaptd/admin-token} or {env: "
+        "ADMIN_TOKEN}), never written here. Unset: those endpoints are disabled (403).",
     )
     feedback_token: SecretSource | None = Field(
         default=None,
@@ -60,6 +62,26 @@ class ServerSettings(Section):
         description="On SIGTERM, the whole stop (drain, log flush, control loop) ends within "
         "this; keep it below the unit's TimeoutStopSec (60 s) so systemd never has to SIGKILL.",
     )
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _no_plain_admin_token(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(
+                "the token itself never goes in the config (or in ADAPTD_SERVER__ADMIN_TOKEN): "
+                "name where it is, {file: PATH} or {env: NAME} "
+                "(ADAPTD_SERVER__ADMIN_TOKEN__ENV=NAME in adaptd.env)"
+            )
+        return value
+
+    def admin_secret(self) -> str | None:
+        """The admin bearer token, read now from where ``admin_token`` says (None when unset:
+        admin endpoints disabled); raises :class:`~adaptd.errors.ConfigError` naming the key
+        when it is missing. Read on each call, as the feedback token is."""
+        source = self.admin_token
+        if source is None:
+            return None
+        return read_secret(file=source.file, env=source.env, key="server.admin_token")
 
     def feedback_secret(self) -> str | None:
         """The feedback bearer token, read now from where ``feedback_token`` says (None when

@@ -1,8 +1,9 @@
 """Engines: SQLite in WAL mode by default, PostgreSQL for scale-out; a clear error when the store
-cannot be reached."""
+cannot be reached, and one wording for why a store call failed (:func:`describe_failure`)."""
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,3 +91,45 @@ def open_store(settings: Settings, *, require_schema: bool = True) -> Engine:
     if require_schema:
         require_current(engine)
     return engine
+
+
+#: SQLite's result code for a full disk (or a database at its max_page_count)
+_SQLITE_FULL = 13
+#: PostgreSQL's SQLSTATE class 53, insufficient resources: disk_full, out_of_memory, ...
+_PG_DISK_FULL = "53100"
+
+
+def store_full(error: BaseException) -> bool:
+    """Whether a store call failed because the store's disk is full: SQLite's SQLITE_FULL
+    ("database or disk is full"), an ENOSPC or EDQUOT on its files, PostgreSQL's disk_full.
+    The rows are fine and the store answers, so unlike a refused row this is retried, and
+    unlike an outage the operator must free space, not restart anything."""
+    for cause in _causes(error):
+        code = getattr(cause, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF == _SQLITE_FULL:
+            return True
+        if getattr(cause, "sqlstate", None) == _PG_DISK_FULL:
+            return True
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+    return "database or disk is full" in str(error)
+
+
+def describe_failure(error: BaseException) -> str:
+    """One line saying why a store call failed, for HTTP answers, status and logs: ``store
+    full: ...`` or ``store unreachable: ...`` (passwords masked)."""
+    orig = getattr(error, "orig", None) or error
+    lines = str(orig).strip().splitlines()
+    reason = mask_secrets(lines[0] if lines else type(orig).__name__)
+    if store_full(error):
+        return f"store full: {reason} (free space on the store's disk)"
+    return f"store unreachable: {reason}"
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen and len(seen) < 8:
+        seen.append(current)
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return seen

@@ -6,7 +6,12 @@ PostgreSQL: a session-level advisory lock on a connection of its own. The server
 that session ends, so a holder killed with ``kill -9`` (its socket closes) frees it at once, and
 a holder whose host vanished frees it when the server's TCP keepalives give up (set on the
 session below: about 11 s). Holding the connection alive *is* holding the lock, so renewing is a
-ping; the ``store_locks`` row is only written to say who holds it.
+ping; the ``store_locks`` row is only written to say who holds it. The converse matters as much:
+when the server restarts, every session ends and every advisory lock with it, while the holder
+goes on believing it leads until its next renewal; a standby that reconnects first would then
+lead too. So a watcher thread blocks on the lock session's socket: the server writes to an idle
+session only to end it, and the holder learns of the loss at once (``on_lost``), before the
+server is even back.
 
 SQLite (one host): the ``store_locks`` row with an unexpired lease is the lock. The holder renews
 it every ``ttl_s / 3``; a holder that died stops renewing, so its lease expires after ``ttl_s``
@@ -22,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import select as io_select
 import socket
 import threading
 import uuid
@@ -71,6 +77,9 @@ class StoreLock(Protocol):
     holder: str
     #: how the lock is held, for status pages: ``advisory`` or ``lease``
     kind: str
+    #: called (from another thread) when a held lock is seen lost between renewals; only a
+    #: lock that can see that (advisory) calls it, the others tell at :meth:`renew`
+    on_lost: Callable[[], None] | None
 
     def acquire(self, now: datetime) -> bool:
         """Take the lock if it is free (or already ours); never blocks."""
@@ -131,6 +140,7 @@ class LeaseLock:
     def __init__(self, engine: Engine, name: str, *, holder: str, ttl_s: float) -> None:
         self.engine, self.name, self.holder = engine, name, holder
         self.ttl = timedelta(seconds=ttl_s)
+        self.on_lost: Callable[[], None] | None = None
 
     def acquire(self, now: datetime) -> bool:
         lock = t.store_locks.c
@@ -212,12 +222,16 @@ class AdvisoryLock:
     def __init__(self, engine: Engine, name: str, *, holder: str) -> None:
         self.engine, self.name, self.holder = engine, name, holder
         self.key = _advisory_key(name)
+        self.on_lost: Callable[[], None] | None = None
         # Its own engine without a pool: the session that holds the lock must never be handed
         # to other work, and closing it must really end the session.
         self._lock_engine = create_engine(
             engine.url, poolclass=NullPool, connect_args={"connect_timeout": 5}
         )
         self._conn: Connection | None = None
+        # The session is used by the caller (acquire, renew, release) and by the watcher: one
+        # at a time (neither SQLAlchemy's connection nor the wire protocol is shared safely).
+        self._session = threading.Lock()
 
     def acquire(self, now: datetime) -> bool:
         if self._conn is not None:
@@ -235,8 +249,49 @@ class AdvisoryLock:
         if not got:
             conn.close()
             return False
-        self._conn = conn
+        with self._session:
+            self._conn = conn
+        self._watch(conn)
         self._record(now)
+        return True
+
+    def _watch(self, conn: Connection) -> None:
+        """Start the thread that sees the session end (see the module's docstring)."""
+        try:
+            fd = conn.connection.dbapi_connection.fileno()  # type: ignore[union-attr]
+        except (AttributeError, SQLAlchemyError, OSError):  # not psycopg: renewals only
+            return
+        threading.Thread(
+            target=self._watch_session,
+            args=(conn, fd),
+            name=f"adaptd-lock-{self.name}-watch",
+            daemon=True,
+        ).start()
+
+    def _watch_session(self, conn: Connection, fd: int) -> None:
+        while self._conn is conn:
+            try:
+                readable = io_select.select([fd], [], [], 1.0)[0]
+            except (OSError, ValueError):  # the descriptor was closed under us: released
+                return
+            # A reply to a renewal in flight also wakes us; the ping below then simply passes.
+            if readable and self._conn is conn and not self._ping(conn):
+                callback = self.on_lost
+                if callback is not None:
+                    callback()
+                return
+
+    def _ping(self, conn: Connection) -> bool:
+        """Whether the session ``conn`` still stands (closing it when not)."""
+        with self._session:
+            if self._conn is not conn:
+                return False
+            try:
+                conn.execute(text("SELECT 1"))
+            except SQLAlchemyError as e:
+                logger.error("lock %s: its session is gone, so is the lock: %s", self.name, e)
+                self._close()
+                return False
         return True
 
     def _record(self, now: datetime) -> None:
@@ -256,36 +311,31 @@ class AdvisoryLock:
 
     def renew(self, now: datetime) -> bool:
         conn = self._conn
-        if conn is None:
-            return False
-        try:
-            conn.execute(text("SELECT 1"))
-        except SQLAlchemyError as e:
-            logger.error("lock %s: its session is gone, so is the lock: %s", self.name, e)
-            self._close()
-            return False
-        return True
+        return conn is not None and self._ping(conn)
 
     def release(self) -> None:
-        conn = self._conn
-        if conn is None:
-            return
-        try:
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
-            with self.engine.begin() as other:
-                other.execute(
-                    delete(t.store_locks).where(
-                        t.store_locks.c.name == self.name, t.store_locks.c.holder == self.holder
+        with self._session:
+            conn = self._conn
+            if conn is None:
+                return
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+                with self.engine.begin() as other:
+                    other.execute(
+                        delete(t.store_locks).where(
+                            t.store_locks.c.name == self.name,
+                            t.store_locks.c.holder == self.holder,
+                        )
                     )
+            except SQLAlchemyError as e:
+                logger.warning(
+                    "lock %s: release failed (closing its session frees it): %s", self.name, e
                 )
-        except SQLAlchemyError as e:
-            logger.warning(
-                "lock %s: release failed (closing its session frees it): %s", self.name, e
-            )
-        finally:
-            self._close()
+            finally:
+                self._close()
 
     def _close(self) -> None:
+        """Drop the session (the caller holds ``_session``); the watcher stops on seeing it."""
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
@@ -302,12 +352,17 @@ class KeptLock:
         self.lock, self.renew_s, self.clock = lock, renew_s, clock
         self.lost = threading.Event()
         self._stop = threading.Event()
+        lock.on_lost = self._seen_lost
         self._thread = threading.Thread(
             target=self._keep, name=f"adaptd-lock-{lock.name}", daemon=True
         )
 
     def start(self) -> None:
         self._thread.start()
+
+    def _seen_lost(self) -> None:
+        logger.error("lock %s lost by %s (its session ended)", self.lock.name, self.lock.holder)
+        self.lost.set()
 
     def _keep(self) -> None:
         while not self._stop.wait(self.renew_s):

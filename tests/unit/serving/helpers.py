@@ -23,7 +23,9 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 def settings_for(state_dir: Path, base: Path, **sections: dict[str, Any]) -> Settings:
     """Settings for a daemon on ``base`` with a SQLite store in ``state_dir``, port 0."""
-    server = {"host": "127.0.0.1", "port": 0, "admin_token": "s3cret", "max_inputs": 8}
+    # The token itself never goes in the config: tests/conftest.py sets this variable to s3cret.
+    admin = {"env": "ADAPTD_TEST_ADMIN_TOKEN"}
+    server = {"host": "127.0.0.1", "port": 0, "admin_token": admin, "max_inputs": 8}
     model = {"base": str(base), "labels": list(LABELS), "max_length": 16, "threads": 1}
     serving = {"registry_poll_s": 3600.0, "log_flush_ms": 20.0, "max_wait_ms": 1.0}
     server.update(sections.pop("server", {}))

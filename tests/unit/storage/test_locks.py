@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy import Engine
 from adaptd.errors import LockBusyError
 from adaptd.storage import locks
 from adaptd.storage.locks import LeaseLock, describe, retrain_lock, store_lock
+from tests.pg import PostgresServer, restartable_postgres
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -102,3 +104,37 @@ def test_the_retrain_lock_names_its_holder_to_a_second_caller(engine: Engine) ->
             pass
     with retrain_lock(engine, clock=lambda: T0):
         pass
+
+
+restartable = pytest.fixture(name="restartable")(restartable_postgres)
+
+
+@pytest.mark.postgres
+def test_a_server_restart_ends_the_lock_and_its_holder_learns_it_at_once(
+    restartable: PostgresServer,
+) -> None:
+    from adaptd.storage import migrate
+    from adaptd.storage.engine import make_engine
+
+    engine = make_engine(restartable.url)
+    migrate.upgrade(engine)
+    try:
+        lost = threading.Event()
+        a = locks.AdvisoryLock(engine, "x", holder="host:1:a")
+        a.on_lost = lost.set
+        assert a.acquire(T0)
+        with retrain_lock(engine, clock=lambda: T0) as kept:
+            restartable.stop("fast")  # as a service restart: every session is ended
+            # Long before any renewal (the retrain lock renews every 20 s): the watcher saw it.
+            assert lost.wait(10)
+            assert kept.lost.wait(10)
+        assert not a.renew(T0)
+        restartable.start()
+        b = locks.AdvisoryLock(engine, "x", holder="host:2:b")
+        assert b.acquire(T0)
+        assert not a.acquire(T0)  # one holder, whoever asked first after the restart
+        b.release()
+        assert a.acquire(T0)
+        a.release()
+    finally:
+        engine.dispose()
