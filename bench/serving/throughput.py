@@ -73,7 +73,11 @@ class InProcessDaemon:
         self.log: PredictionLog | None = None
         if log:
             self.log = PredictionLog(
-                self.engine, self.metrics, buffer_rows=1 << 20, buffer_bytes=1 << 32, flush_ms=200.0
+                self.engine,
+                self.metrics.log,
+                buffer_rows=1 << 20,
+                buffer_bytes=1 << 32,
+                flush_ms=200.0,
             )
             self.log.start()
 
@@ -153,7 +157,7 @@ def writer_rows_per_s(n: int) -> tuple[float, float]:
             for i in range(n)
         ]
         log = PredictionLog(
-            engine, new_metrics(), buffer_rows=n + 1, buffer_bytes=1 << 32, flush_ms=50.0
+            engine, new_metrics().log, buffer_rows=n + 1, buffer_bytes=1 << 32, flush_ms=50.0
         )
         log.start()
         start = time.perf_counter()
