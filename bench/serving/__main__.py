@@ -38,6 +38,20 @@ def main() -> None:
     parser.add_argument(
         "--no-gc-freeze", action="store_true", help="(c) with the collector walking every object"
     )
+    parser.add_argument(
+        "--gap-s", type=float, default=0.5, help="(c) seconds of steady traffic between promotions"
+    )
+    parser.add_argument(
+        "--build-nice",
+        type=int,
+        help="(c) niceness a build thread adds (default adaptd.serving.host.BUILD_NICENESS)",
+    )
+    parser.add_argument(
+        "--build-switch-s",
+        type=float,
+        help="(c) GIL switch interval during a build (default "
+        "adaptd.serving.host.BUILD_SWITCH_INTERVAL_S; 0.005 is Python's default)",
+    )
     args = parser.parse_args()
     n_texts = 512 if args.quick else 4096
     swaps = args.swaps or (5 if args.quick else 100)
@@ -56,6 +70,14 @@ def main() -> None:
         if args.only in (None, "a", "b"):
             _throughput(base, adapters[0], items, args)
         if args.only in (None, "c"):
+            if args.build_nice is not None:
+                from adaptd.serving import host
+
+                host.BUILD_NICENESS = args.build_nice
+            if args.build_switch_s is not None:
+                from adaptd.serving import host
+
+                host.BUILD_SWITCH_INTERVAL_S = args.build_switch_s
             report = swap_bench.run(
                 base,
                 adapters,
@@ -64,6 +86,7 @@ def main() -> None:
                 clients=4,
                 merge_adapters=args.merge_adapters,
                 gc_freeze=not args.no_gc_freeze,
+                gap_s=args.gap_s,
             )
             print("(c) promotions under saturating load")
             for key, value in dataclasses.asdict(report).items():
