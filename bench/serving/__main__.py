@@ -5,7 +5,8 @@
 (a) throughput through the daemon (in-process: batcher + logging + metrics; and over HTTP with
     concurrent clients in another process) vs a plain transformers batched forward (B=32,
     dynamic padding) of the same model, same threads, same texts; MFU against a measured sgemm
-    peak. (b) logging on vs off, and the log writer's rows/s on SQLite alone. (c) promotions under
+    peak. (b) logging on vs off, and the log writer alone against raw executemany on SQLite and
+    PostgreSQL (bench/serving/writer.py). (c) promotions under
     saturating load: failed requests, responses naming more than one version, p99 in the swap
     windows vs steady state, candidate-loaded-to-serving time.
 """
@@ -38,6 +39,25 @@ def main() -> None:
     parser.add_argument(
         "--no-gc-freeze", action="store_true", help="(c) with the collector walking every object"
     )
+    parser.add_argument(
+        "--gap-s", type=float, default=0.5, help="(c) seconds of steady traffic between promotions"
+    )
+    parser.add_argument(
+        "--build-nice",
+        type=int,
+        help="(c) niceness a build thread adds (default adaptd.serving.host.BUILD_NICENESS)",
+    )
+    parser.add_argument(
+        "--build-switch-s",
+        type=float,
+        help="(c) GIL switch interval during a build (default "
+        "adaptd.serving.host.BUILD_SWITCH_INTERVAL_S; 0.005 is Python's default)",
+    )
+    parser.add_argument(
+        "--postgres",
+        help="(b) SQLAlchemy URL of a PostgreSQL server for the writer (default: start one "
+        "privately with tests/pg.py when its binaries are installed)",
+    )
     args = parser.parse_args()
     n_texts = 512 if args.quick else 4096
     swaps = args.swaps or (5 if args.quick else 100)
@@ -53,9 +73,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         adapters = [setup.make_adapter(base, Path(tmp) / f"a{i}", seed=i) for i in range(2)]
         print(f"MiniLM, {args.threads} torch threads, {n_texts} texts; the machine is shared")
-        if args.only in (None, "a", "b"):
+        if args.only in (None, "a"):
             _throughput(base, adapters[0], items, args)
+        if args.only in (None, "b"):
+            _logging(base, adapters[0], items, args)
         if args.only in (None, "c"):
+            if args.build_nice is not None:
+                from adaptd.serving import host
+
+                host.BUILD_NICENESS = args.build_nice
+            if args.build_switch_s is not None:
+                from adaptd.serving import host
+
+                host.BUILD_SWITCH_INTERVAL_S = args.build_switch_s
             report = swap_bench.run(
                 base,
                 adapters,
@@ -64,6 +94,7 @@ def main() -> None:
                 clients=4,
                 merge_adapters=args.merge_adapters,
                 gc_freeze=not args.no_gc_freeze,
+                gap_s=args.gap_s,
             )
             print("(c) promotions under saturating load")
             for key, value in dataclasses.asdict(report).items():
@@ -81,21 +112,17 @@ def _throughput(base: str, adapter: Path, items: list[str], args: argparse.Names
     rounds = 2 if args.quick else 3
     peer = throughput.Peer(base)
     on = throughput.InProcessDaemon(base, adapter, log=True, threads=args.threads)
-    off = throughput.InProcessDaemon(base, adapter, log=False, threads=args.threads)
     peer.run(items[:64])
     on.serve(items[:64])
-    off.serve(items[:64])
-    peer_s, on_s, off_s, peaks = [], [], [], []
+    peer_s, on_s, peaks = [], [], []
     for _ in range(rounds):
         peaks.append(setup.sgemm_peak_gflops(0.5))
         peer_s.append(peer.run(items))
         on_s.append(on.serve(items))
-        off_s.append(off.serve(items))
     flops = setup.flops_per_text(peer.model, peer.tokenizer, items, throughput.MAX_LENGTH)
     on.close()
-    off.close()
     n, peak = len(items), max(peaks)
-    best_peer, best_on, best_off = min(peer_s), min(on_s), min(off_s)
+    best_peer, best_on = min(peer_s), min(on_s)
 
     def mfu(seconds: float) -> str:
         return f"{flops * n / seconds / 1e9 / peak:.0%}"
@@ -112,12 +139,30 @@ def _throughput(base: str, adapter: Path, items: list[str], args: argparse.Names
             f"ratio to peer {best_peer / http['seconds']:.2f}x  p50 {http['p50_ms']:.0f} ms  "
             f"p99 {http['p99_ms']:.0f} ms  failed {http['failed']}"
         )
-    print("(b) logging")
-    print(f"    logging on / off throughput:    {best_off / best_on:.2f}x")
+
+
+def _logging(base: str, adapter: Path, items: list[str], args: argparse.Namespace) -> None:
+    """(b) The same in-process daemon with its log writer on and off, alternating rounds; then
+    the writer alone against raw executemany (bench/serving/writer.py)."""
+    from bench.serving import throughput, writer
+
+    rounds = 3 if args.quick else 5
+    on = throughput.InProcessDaemon(base, adapter, log=True, threads=args.threads)
+    off = throughput.InProcessDaemon(base, adapter, log=False, threads=args.threads)
+    on.serve(items[:64])
+    off.serve(items[:64])
+    on_s, off_s = [], []
+    for _ in range(rounds):
+        on_s.append(on.serve(items))
+        off_s.append(off.serve(items))
+    on.close()
+    off.close()
+    n = len(items)
+    print(f"(b) logging, best of {rounds} alternating rounds")
+    print(f"    logging on:  {n / min(on_s):7.1f} seq/s   off: {n / min(off_s):7.1f} seq/s")
+    print(f"    logging on / off throughput:    {min(off_s) / min(on_s):.2f}x")
     rows = 20_000 if args.quick else 100_000
-    ours, raw = throughput.writer_rows_per_s(rows)
-    print(f"    log writer alone on SQLite:     {ours:,.0f} rows/s")
-    print(f"    raw sqlite3.executemany peer:   {raw:,.0f} rows/s  (writer/raw {ours / raw:.2f}x)")
+    writer.report(writer.measure(rows, 2 if args.quick else 3, args.postgres))
 
 
 def _http(base: str, adapter: Path, items: list[str], args: argparse.Namespace) -> dict | None:

@@ -25,6 +25,8 @@ class SwapReport:
     #: full garbage collections during the run and the longest one (they hold the GIL)
     gc_full_collections: int
     gc_full_ms_max: float
+    #: malloc_trim after each swap, as the swapper does once the batcher serves the new version
+    trim_ms_max: float
 
 
 def run(
@@ -36,6 +38,7 @@ def run(
     clients: int,
     merge_adapters: bool = False,
     gc_freeze: bool = True,
+    gap_s: float = 0.5,
 ) -> SwapReport:
     """``merge_adapters`` and ``gc_freeze=False`` reproduce how swaps ran before versions shared
     the base and the host froze the startup objects out of the collector's walk."""
@@ -44,6 +47,7 @@ def run(
     from adaptd.metrics import new_metrics
     from adaptd.serving.batcher import Batcher
     from adaptd.serving.host import ModelHost, Swap, freeze_startup_objects
+    from adaptd.serving.memory import release_freed_memory
     from bench.serving.setup import texts
 
     host = ModelHost(
@@ -102,6 +106,7 @@ def run(
     time.sleep(2.0)  # steady state before the first swap
     windows: list[tuple[float, float, float]] = []  # build start, offered, served
     builds = []
+    trims: list[float] = []
     for n in range(1, swaps + 1):
         version = f"v{n}"
         t_build = time.perf_counter()
@@ -113,7 +118,10 @@ def run(
         while version not in served:
             time.sleep(0.0005)
         windows.append((t_build, t_offer, served[version]))
-        time.sleep(0.5)  # steady traffic between promotions
+        t_trim = time.perf_counter()
+        release_freed_memory()
+        trims.append(time.perf_counter() - t_trim)
+        time.sleep(gap_s)  # steady traffic between promotions
     stop.set()
     for w in workers:
         w.join()
@@ -144,4 +152,5 @@ def run(
         build_s_median=sorted(builds)[len(builds) // 2],
         gc_full_collections=len(full_gc),
         gc_full_ms_max=max(full_gc, default=0.0) * 1000,
+        trim_ms_max=max(trims, default=0.0) * 1000,
     )

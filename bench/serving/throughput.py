@@ -1,4 +1,5 @@
-"""(a) throughput through the daemon vs a plain transformers batched forward, (b) logging cost."""
+"""(a) throughput through the daemon vs a plain transformers batched forward; the in-process
+daemon (b) runs with logging on and off."""
 
 from __future__ import annotations
 
@@ -73,7 +74,11 @@ class InProcessDaemon:
         self.log: PredictionLog | None = None
         if log:
             self.log = PredictionLog(
-                self.engine, self.metrics, buffer_rows=1 << 20, buffer_bytes=1 << 32, flush_ms=200.0
+                self.engine,
+                self.metrics.log,
+                buffer_rows=1 << 20,
+                buffer_bytes=1 << 32,
+                flush_ms=200.0,
             )
             self.log.start()
 
@@ -115,95 +120,3 @@ class InProcessDaemon:
             self.log.stop()
         self.engine.dispose()
         self._tmp.cleanup()
-
-
-def writer_rows_per_s(n: int) -> tuple[float, float]:
-    """The log writer alone on SQLite (rows/s from submit to committed), and its peer: the same
-    rows through raw ``sqlite3.executemany`` into an equivalent table (WAL, NORMAL)."""
-    import numpy as np
-
-    from adaptd.metrics import new_metrics
-    from adaptd.serving.batcher import Prediction
-    from adaptd.serving.logwriter import PredictionLog, make_row
-    from adaptd.storage import migrate
-    from adaptd.storage.engine import make_engine
-
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'w.db'}")
-        migrate.upgrade(engine)
-        p = Prediction(
-            label="positive",
-            score=0.9,
-            probabilities=(0.1, 0.9),
-            embedding=np.zeros(384, dtype=np.float32),
-            adapter="v" * 64,
-            truncated=False,
-        )
-        now = datetime.now(UTC)
-        rows = [
-            make_row(
-                prediction_id=f"r{i}",
-                ts=now,
-                text=GUARD.for_log(f"a short review number {i}"),
-                attributes={"group": "a"},
-                prediction=p,
-                labels=LABELS,
-                latency_ms=1.0,
-            )
-            for i in range(n)
-        ]
-        log = PredictionLog(
-            engine, new_metrics(), buffer_rows=n + 1, buffer_bytes=1 << 32, flush_ms=50.0
-        )
-        log.start()
-        start = time.perf_counter()
-        for i in range(0, n, 32):
-            log.submit(rows[i : i + 32])
-        log.flush(timeout=120)
-        elapsed = time.perf_counter() - start
-        log.stop()
-        engine.dispose()
-        raw = _raw_sqlite_seconds(Path(tmp) / "raw.db", rows)
-    return n / elapsed, n / raw
-
-
-def _raw_sqlite_seconds(path: Path, rows: list[dict[str, Any]]) -> float:
-    import json
-    import sqlite3
-
-    con = sqlite3.connect(path)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")
-    con.execute(
-        "CREATE TABLE p (seq INTEGER PRIMARY KEY, id TEXT UNIQUE, ts TEXT, adapter TEXT, "
-        "text TEXT, text_hash TEXT, label TEXT, score REAL, probabilities TEXT, embedding BLOB, "
-        "attributes TEXT, truncated INT, latency_ms REAL)"
-    )
-    start = time.perf_counter()
-    values = [
-        (
-            r["id"],
-            r["ts"].isoformat(),
-            r["adapter"],
-            r["text"],
-            r["text_hash"],
-            r["label"],
-            r["score"],
-            json.dumps(r["probabilities"]),
-            r["embedding"],
-            json.dumps(r["attributes"]),
-            r["truncated"],
-            r["latency_ms"],
-        )
-        for r in rows
-    ]
-    for i in range(0, len(values), 5000):
-        con.executemany(
-            "INSERT INTO p (id, ts, adapter, text, text_hash, label, score, probabilities, "
-            "embedding, attributes, truncated, latency_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            values[i : i + 5000],
-        )
-        con.commit()
-    elapsed = time.perf_counter() - start
-    con.close()
-    return elapsed

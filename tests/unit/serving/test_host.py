@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from adaptd.errors import IncompatibleAdapterError
+from adaptd.serving import host as host_module
 from adaptd.serving.host import ModelHost
 from tests.unit.modeling.test_sharing import trained_adapter
 from tests.unit.serving.helpers import LABELS, build_adapter, build_base
@@ -211,3 +215,74 @@ def test_freezing_takes_the_loaded_host_out_of_the_collector_s_full_walk(
         assert len(gc.get_objects(generation=2)) < frozen / 10
     finally:
         gc.unfreeze()  # the test process builds many hosts: let them be collected
+
+
+# --------------------------------------------------------------------------- build path
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is a Linux property")
+def test_a_build_runs_in_a_nicer_thread_with_short_gil_switches(
+    host: ModelHost, adapter_a: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, object] = {}
+    attach = host._attach
+
+    def spy(adapter_dir: Path) -> object:
+        seen["thread"] = threading.current_thread().name
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        seen["switch"] = sys.getswitchinterval()
+        return attach(adapter_dir)
+
+    monkeypatch.setattr(host, "_attach", spy)
+    caller_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    switch = sys.getswitchinterval()
+    host.build("a", adapter_a)
+    assert seen["thread"] == "adaptd-build"
+    assert seen["nice"] == min(19, caller_nice + host_module.BUILD_NICENESS)
+    assert seen["switch"] == host_module.BUILD_SWITCH_INTERVAL_S < switch
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller_nice
+    assert sys.getswitchinterval() == switch, "restored once the build is over"
+
+
+def test_a_failed_build_raises_in_the_caller_and_restores_the_switch_interval(
+    host: ModelHost, tmp_path: Path
+) -> None:
+    switch = sys.getswitchinterval()
+    with pytest.raises(IncompatibleAdapterError):
+        host.build("missing", tmp_path / "no-such-adapter")
+    assert sys.getswitchinterval() == switch
+
+
+def test_the_warm_up_runs_on_one_thread_and_serving_threads_keep_their_count() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        inside: list[int] = []
+        served: list[int] = []
+        entered, release = threading.Event(), threading.Event()
+
+        def warm_up() -> None:
+            with host_module._one_intra_op_thread():
+                inside.append(torch.get_num_threads())
+                entered.set()
+                release.wait(10)
+
+        def serve() -> None:
+            # A serving thread whose first torch call falls inside another thread's warm-up
+            # would take its one thread for good without the pin.
+            entered.wait(10)
+            host_module._pin_intra_op_threads(2)
+            release.set()
+            served.append(torch.get_num_threads())
+
+        threads = [threading.Thread(target=warm_up), threading.Thread(target=serve)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert inside == [1] and served == [2]
+        assert torch.get_num_threads() == 2, "the default is restored after the warm-up"
+    finally:
+        torch.set_num_threads(before)

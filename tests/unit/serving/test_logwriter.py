@@ -339,3 +339,22 @@ def test_a_store_outage_while_splitting_writes_each_row_once(
     assert _value(metrics, DROPPED, {"reason": "duplicate_id"}) == 0
     assert _value(metrics, "adaptd_prediction_log_write_errors_total") == 1
     assert inserts[:2] == [8, 4], "the whole batch, then its first half"
+
+
+def test_a_row_no_store_could_take_is_refused_without_blocking_the_batch(
+    sqlite_engine: Engine, metrics: Metrics
+) -> None:
+    # A naive timestamp (and an attribute that is not JSON) fail while the row is encoded,
+    # before any round trip: the row is set aside, its batch written.
+    rows = _rows(6)
+    rows[1]["ts"] = datetime(2026, 1, 1)
+    rows[4]["attributes"] = {"group": object()}
+    log = PredictionLog(sqlite_engine, metrics.log, buffer_rows=100, buffer_bytes=BIG, flush_ms=1)
+    log.start()
+    log.submit(rows)
+    assert log.flush(timeout=10)
+    log.stop()
+    stored = {p.id for p in repo.recent_predictions(sqlite_engine, limit=100)}
+    assert stored == {"p0", "p2", "p3", "p5"}
+    assert _value(metrics, DROPPED, {"reason": "invalid_row"}) == 2
+    assert log.state().store_ok
