@@ -165,6 +165,14 @@ class RetrainingSettings(Section):
     nice: int = Field(
         default=10, ge=0, le=19, description="Niceness of the training child, so serving wins."
     )
+    late_labels: bool = Field(
+        default=True,
+        description="Judge a candidate also on the labels given while it trained (after the "
+        "run's data snapshot; neither model trained on them; at most max_labels, the newest), "
+        "so the recent gate sees more rows than the run's holdout. On: bench/adaptation run 2 "
+        "rejected a +9.6-point gain on 83 held-out labels while about 800 more arrived during "
+        "the run, and confirmed it 10 minutes later (RESULTS.md).",
+    )
     # --- data ----------------------------------------------------------------------------------
     min_labels: int = Field(
         default=50, ge=2, description="Fewest labelled examples a retrain accepts."

@@ -68,6 +68,9 @@ class TrainSpec:
     eval_file: str | None = None
     #: adapter directory of the champion (None: the first adapter, nothing to compare with)
     champion: str | None = None
+    #: a scoring-only run: score the eval file with this trained adapter (as the candidate) and
+    #: the champion, train nothing (the gate's late labels, scored after training ended)
+    rescore: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
