@@ -280,7 +280,7 @@ class RetrainJob:
             select_by=rt.select_by,
             max_length=rt.max_length or s.model.max_length,
             seed=rt.seed,
-            threads=rt.threads or 1,
+            threads=rt.threads,
             eval_file=str(work / "eval.jsonl"),
             champion=champion.path if champion is not None else None,
         )

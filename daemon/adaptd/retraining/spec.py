@@ -40,7 +40,7 @@ class TrainSpec:
     target_modules: tuple[str, ...] | None = None
     epochs: int = 2
     #: the fewest optimizer steps of a fine-tune: small datasets get more epochs instead
-    min_steps: int = 150
+    min_steps: int = 0
     batch_size: int = 16
     #: peak learning rate of the LoRA weights
     learning_rate: float = 1e-3
