@@ -45,9 +45,12 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 
 
-def feature_extraction(base: str, shift: Shift, settings: Any) -> dict[str, float]:
+def feature_extraction(
+    base: str, shift: Shift, settings: Any, train: tuple[Example, ...] | None = None
+) -> dict[str, Any]:
     """Logistic regression (C=1) on the base's frozen pooled features, the pooling the daemon
-    chose for it (mean for MiniLM): the same features the recipe's linear probe starts from."""
+    chose for it (mean for MiniLM): the same features the recipe's linear probe starts from.
+    Fitted on ``train`` (default: every source training row)."""
     from sklearn.linear_model import LogisticRegression
 
     from adaptd.modeling.base import load_classifier, load_tokenizer
@@ -64,11 +67,16 @@ def feature_extraction(base: str, shift: Shift, settings: Any) -> dict[str, floa
         features = extract_features(model, ids, tokenizer.pad_token_id).numpy()
         return features, [e.label or "" for e in rows]
 
-    x, y = xy(shift.source_train)
+    rows = shift.source_train if train is None else train
+    x, y = xy(rows)
     clf = LogisticRegression(C=1.0, max_iter=3000).fit(x, y)
     xs, ys = xy(shift.source_holdout)
     xt, yt = xy(shift.target_holdout)
-    return {"source": float(clf.score(xs, ys)), "target": float(clf.score(xt, yt))}
+    return {
+        "source": float(clf.score(xs, ys)),
+        "target": float(clf.score(xt, yt)),
+        "trained_on": len(rows),
+    }
 
 
 def oracle(
@@ -121,6 +129,10 @@ def run_one(shift: Shift, args: argparse.Namespace, work: Path) -> dict[str, Any
     result: ScenarioResult = run_scenario(
         shift, settings, stream=stream, say=lambda line: print("   " + line, flush=True)
     )
+    # The issue's "peers on the same split": the same peer on exactly the rows the first
+    # adapter trained on (its train and dev rows; its golden and holdout rows carved out).
+    same_rows = feature_extraction(base, shift, settings, tuple(result.first_trained))
+    print(f"   feature extraction on the first adapter's rows: {same_rows}", flush=True)
     name = f"adaptation-{shift.name}-{backbone_name(args.base)}"
     write_timeline(result, RESULTS / f"{name}.png")
     fed = list(shift.source_train) + list(result.fed)
@@ -132,6 +144,7 @@ def run_one(shift: Shift, args: argparse.Namespace, work: Path) -> dict[str, Any
         "backbone": backbone_name(args.base),
         "sizes": shift.sizes(),
         "feature_extraction": baseline,
+        "feature_extraction_same_rows": same_rows,
         "first_adapter": first,
         "served_after_shift": final,
         "oracle": oracle_scores,
@@ -144,6 +157,9 @@ def run_one(shift: Shift, args: argparse.Namespace, work: Path) -> dict[str, Any
         "first_minus_baseline_source": None
         if first["source"] is None
         else round(first["source"] - baseline["source"], 4),
+        "first_minus_same_rows_baseline_source": None
+        if first["source"] is None
+        else round(first["source"] - same_rows["source"], 4),
         "labels_received": len(result.fed),
         "runs": result.runs,
         "timings": result.timings,
@@ -162,13 +178,16 @@ def _pct(value: float | None) -> str:
 
 def report(docs: list[dict[str, Any]]) -> str:
     head = (
-        "| shift | backbone | domain | feature extraction | first adapter | served after shift "
-        "| oracle |\n|---|---|---|---|---|---|---|"
+        "| shift | backbone | domain | feature extraction (all rows) | feature extraction "
+        "(first adapter's rows) | first adapter | served after shift | oracle |\n"
+        "|---|---|---|---|---|---|---|---|"
     )
     rows = [head]
     rows.extend(
         f"| {d['shift']} | {d['backbone']} | {domain} | "
-        f"{_pct(d['feature_extraction'][domain])} | {_pct(d['first_adapter'][domain])} | "
+        f"{_pct(d['feature_extraction'][domain])} | "
+        f"{_pct(d['feature_extraction_same_rows'][domain])} | "
+        f"{_pct(d['first_adapter'][domain])} | "
         f"{_pct(d['served_after_shift'][domain])} | {_pct(d['oracle'][domain])} |"
         for d in docs
         for domain in ("target", "source")
@@ -179,7 +198,9 @@ def report(docs: list[dict[str, Any]]) -> str:
         runs = ", ".join(f"{r['status']}" for r in d["runs"]) or "none"
         rows.append(
             f"- {d['shift']} ({d['backbone']}): first adapter - baseline on source "
-            f"{_pp(d['first_minus_baseline_source'])}; gap to oracle on target "
+            f"{_pp(d['first_minus_baseline_source'])} (all {d['feature_extraction']['trained_on']}"
+            f" rows), {_pp(d['first_minus_same_rows_baseline_source'])} (the same "
+            f"{d['feature_extraction_same_rows']['trained_on']} rows); gap to oracle on target "
             f"{_pp(d['gap_to_oracle'])}; forgetting {_pp(d['forgetting'])}; shift -> trip "
             f"{t.get('shift_to_trip_s')} s, shift -> swap {t.get('shift_to_swap_s')} s; "
             f"retrains: {runs}; {d['labels_received']} labels received; "

@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -27,7 +28,7 @@ from adaptd.retraining.executors import LocalExecutor
 from adaptd.retraining.job import RetrainJob, RetrainRequest
 from adaptd.retraining.replay import GOLDEN, RESERVOIR, ReplayStore
 from adaptd.retraining.settings import GateSettings, RetrainingSettings, ValidationSettings
-from adaptd.retraining.spec import Progress
+from adaptd.retraining.spec import Progress, TrainResult, TrainSpec
 from adaptd.serving.settings import ModelSettings
 from adaptd.storage import repository as repo
 from adaptd.storage import tables as t
@@ -269,6 +270,86 @@ def test_incremental_retrain_on_shifted_feedback_is_promoted_then_bad_labels_rej
     assert rejected.status == "rejected" and rejected.verdict and not rejected.verdict["passed"]
     run = repo.get_run(sqlite_engine, bad.run_id)
     assert run.status == "rejected" and run.error == bad.reason
+
+
+class LabelsArriveWhileTraining:
+    """The real executor; ``late`` reaches the store (as feedback) while the candidate trains."""
+
+    def __init__(self, engine: Engine, late: list[Example]) -> None:
+        self.inner = LocalExecutor(poll_s=0.05)
+        self.engine = engine
+        self.late = late
+        self.specs: list[TrainSpec] = []
+        #: texts the rescoring child was given (its run directory is gone after the run)
+        self.rescored: list[str] = []
+
+    def run(self, spec: TrainSpec, **options: Any) -> TrainResult:
+        self.specs.append(spec)
+        if spec.rescore is None:
+            feed(self.engine, self.late, "late")
+        else:
+            self.rescored = Path(spec.eval_file or "").read_text().splitlines()
+        return self.inner.run(spec, **options)
+
+
+def late_examples(*, flipped: bool) -> list[Example]:
+    """300 domain-b labels stamped a day after the run's data, on texts of their own."""
+    out = []
+    for e in keyword_examples(300, seed=9, domain="b", start=T0 + timedelta(days=1)):
+        label = {"positive": "negative", "negative": "positive"}[e.label or ""]
+        out.append(
+            Example(
+                text=f"later {e.text}",
+                label=label if flipped else e.label,
+                attributes=e.attributes,
+                timestamp=e.timestamp,
+            )
+        )
+    return out
+
+
+def run_with_late_labels(
+    engine: Engine, state: Path, base: Path, registry: StoreRegistry, late: list[Example]
+) -> tuple[LabelsArriveWhileTraining, Any]:
+    feed(engine, keyword_examples(400, seed=3, domain="b", start=T0), "b")
+    executor = LabelsArriveWhileTraining(engine, late)
+    job = RetrainJob(make_settings(state, base), engine, registry, executor=executor, clock=Clock())
+    return executor, job.run(RetrainRequest(reason="drift on b"))
+
+
+def test_candidate_is_judged_on_labels_that_arrived_while_it_trained(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path, served: StoreRegistry
+) -> None:
+    executor, outcome = run_with_late_labels(
+        sqlite_engine, tmp_path / "state", tiny_base, served, late_examples(flipped=False)
+    )
+    assert outcome.status == "promoted", outcome.reason
+    # 80 = the newest 20 % of the 400 labels of the snapshot; the 300 late ones were given
+    # after it, so neither model trained on them
+    assert outcome.verdict["sources"] == {"recent": {"holdout": 80, "late": 300}}
+    assert outcome.reason.endswith("(recent = 80 holdout + 300 late)")
+    recent = outcome.verdict["gates"][0]
+    assert recent["name"] == "accuracy@recent" and recent["difference_ci"][0] > 0
+    training, rescore = executor.specs
+    # the second child scored the trained candidate and the champion, and trained nothing
+    assert rescore.rescore == training.out_dir and rescore.champion == training.champion
+    assert len(executor.rescored) == 300
+
+
+def test_a_candidate_worse_on_the_late_labels_is_rejected(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path, served: StoreRegistry
+) -> None:
+    champion = active_version(sqlite_engine)
+    # The same run as above (promoted on its 80 held-out labels alone), but the 300 labels that
+    # came while it trained say the opposite of what it learnt: the gate must follow them.
+    _, outcome = run_with_late_labels(
+        sqlite_engine, tmp_path / "state", tiny_base, served, late_examples(flipped=True)
+    )
+    assert outcome.status == "rejected", outcome.reason
+    assert outcome.reason.startswith("gate accuracy@recent failed")
+    assert outcome.verdict["sources"] == {"recent": {"holdout": 80, "late": 300}}
+    assert outcome.verdict["gates"][0]["difference_ci"][1] < 0
+    assert active_version(sqlite_engine) == champion
 
 
 def test_champion_without_golden_set_blocks_unless_not_judged_may_pass(

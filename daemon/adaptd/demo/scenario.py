@@ -33,6 +33,7 @@ from adaptd.errors import AdaptdError
 from adaptd.modeling.base import inspect_base, resolve_base
 from adaptd.retraining.job import RetrainJob, RetrainRequest
 from adaptd.retraining.registry_port import AdaptersRegistry
+from adaptd.retraining.replay import RESERVOIR_FILE, read_jsonl
 from adaptd.service import Service
 from adaptd.storage import migrate
 from adaptd.storage import repository as repo
@@ -95,6 +96,8 @@ class ScenarioResult:
     runs: list[dict[str, Any]] = field(default_factory=list)
     #: the labelled examples the daemon received as feedback, in order
     fed: list[Example] = field(default_factory=list)
+    #: the rows the first adapter trained on (its train and dev rows: no golden, no holdout)
+    first_trained: list[Example] = field(default_factory=list)
     failed_requests: int = 0
     target_labels_sent: int = 0
     timings: dict[str, float | None] = field(default_factory=dict)
@@ -110,6 +113,7 @@ class ScenarioResult:
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
         doc.pop("fed")
+        doc.pop("first_trained")
         doc["labels_received"] = len(self.fed)
         doc["drift_seen"] = self.drift_seen
         doc["promoted"] = self.promoted
@@ -297,6 +301,8 @@ def run_scenario(
     started = time.perf_counter()
     result.first_adapter, why = train_first_adapter(settings, shift.source_train)
     result.timings["first_training_s"] = round(time.perf_counter() - started, 1)
+    # A promoted run adds exactly the new rows it trained on to the (still empty) reservoir.
+    result.first_trained = read_jsonl(state_dir / "replay" / RESERVOIR_FILE)
     say(f"    adapter {result.first_adapter[:12]} promoted: {why}")
 
     service = Service(settings=settings)

@@ -248,3 +248,31 @@ def assemble(
             "until": max(stamps).isoformat() if stamps else None,
         },
     )
+
+
+def late_holdout(
+    late: Sequence[Example],
+    training: TrainingSet,
+    spec: AssemblySpec,
+    *,
+    limit: int,
+    exclude: Sequence[Example] = (),
+    champion_trained: Sequence[Example] = (),
+    champion_until: datetime | None = None,
+) -> tuple[Example, ...]:
+    """Labels that arrived after the run's data snapshot, usable to judge its candidate: what
+    neither model trained on, like the holdout (no text the candidate trained on or already
+    holds out, nothing in ``exclude`` (the golden set), nothing the champion trained on), with
+    a known label. The newest label of a text wins; at most ``limit`` rows, the newest first
+    (in time order)."""
+    taken = {text_key(e.text) for e in (*training.train, *training.holdout, *exclude)}
+    taken |= {text_key(e.text) for e in champion_trained}
+    fresh = [
+        e
+        for e in late
+        if e.label in spec.labels
+        and (champion_until is None or e.timestamp is None or e.timestamp > champion_until)
+    ]
+    unique, _ = _dedupe(fresh, taken)
+    ordered = sorted(unique, key=lambda e: e.timestamp or _EPOCH)
+    return tuple(ordered[-limit:]) if limit > 0 else ()

@@ -11,6 +11,7 @@ single-flight; the CLI calls it directly.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import threading
@@ -33,7 +34,13 @@ from adaptd.metrics import Metrics
 from adaptd.modeling.base import resolve_base
 from adaptd.privacy.guard import build_guard
 from adaptd.retention import lineage
-from adaptd.retraining.dataset import AssemblySpec, RetrainRejected, TrainingSet, assemble
+from adaptd.retraining.dataset import (
+    AssemblySpec,
+    RetrainRejected,
+    TrainingSet,
+    assemble,
+    late_holdout,
+)
 from adaptd.retraining.executors import Executor, TrainingFailed, load_executor, verify_adapter_dir
 from adaptd.retraining.registry_port import RegistryPort
 from adaptd.retraining.replay import ReplayStore
@@ -139,6 +146,8 @@ class RetrainJob:
         self._progress: dict[str, Any] | None = None
         #: text key -> prediction id of the labelled examples read for the current run
         self._sources: dict[str, str] = {}
+        #: newest feedback time in the current run's data snapshot (None: not from the store)
+        self._snapshot_until: datetime | None = None
 
     # ----------------------------------------------------------------------- status
 
@@ -174,6 +183,7 @@ class RetrainJob:
 
     def _labelled(self, request: RetrainRequest) -> list[Example]:
         self._sources = {}
+        self._snapshot_until = None
         if request.examples is not None:
             return self.texts.scrub_examples(request.examples)
         rows = repo.labelled_predictions(
@@ -181,6 +191,7 @@ class RetrainJob:
         )
         examples, textless = examples_from_feedback(rows)
         self._sources = lineage.source_ids(rows)
+        self._snapshot_until = max((r.feedback_ts for r in rows), default=None)
         if textless:
             hint = (
                 " (privacy.text is hashed: send the text with the feedback to train on it)"
@@ -270,9 +281,60 @@ class RetrainJob:
             select_by=rt.select_by,
             max_length=rt.max_length or s.model.max_length,
             seed=rt.seed,
-            threads=rt.threads or 1,
+            threads=rt.threads,
             eval_file=str(work / "eval.jsonl"),
             champion=champion.path if champion is not None else None,
+        )
+
+    def _late_labels(
+        self,
+        training: TrainingSet,
+        spec: AssemblySpec,
+        golden: list[Example] | None,
+        champion_trained: Sequence[Example],
+        champion: AdapterRecord | None,
+    ) -> tuple[Example, ...]:
+        """Labels given while the candidate trained (after the run's snapshot): new traffic
+        neither model trained on, judged on together with the run's holdout."""
+        rt = self.settings.retraining
+        if not rt.late_labels or self._snapshot_until is None:
+            return ()
+        rows = repo.labelled_predictions(
+            self.engine, since=self._snapshot_until, limit=rt.max_labels
+        )
+        examples, _ = examples_from_feedback(rows)
+        # The snapshot's own rows (same feedback time) come back here; late_holdout drops
+        # every text the run trained on or holds out.
+        return late_holdout(
+            self.texts.scrub_examples(examples),
+            training,
+            spec,
+            limit=rt.max_labels,
+            exclude=golden or (),
+            champion_trained=champion_trained,
+            champion_until=_window_end(champion),
+        )
+
+    def _rescore(
+        self, run_id: int, work: Path, train_spec: TrainSpec, result: TrainResult,
+        late: Sequence[Example],
+    ) -> TrainResult:  # fmt: skip
+        """The candidate and the champion score the late labels in a second child (a fresh
+        process off the serving cores, as training was); nothing is trained."""
+        late_dir = work / "late"
+        write_eval_file(late_dir / "eval.jsonl", {"late": [e.text for e in late]})
+        spec = dataclasses.replace(
+            train_spec,
+            out_dir=str(late_dir / "adapter"),
+            progress_file=str(late_dir / "progress.jsonl"),
+            eval_file=str(late_dir / "eval.jsonl"),
+            rescore=result.adapter_dir,
+        )
+        return self.executor.run(
+            spec,
+            timeout_s=self.settings.retraining.timeout_s,
+            on_progress=lambda p: self._report(run_id, p),
+            cancel=self._cancel,
         )
 
     def _verdict(
@@ -282,14 +344,34 @@ class RetrainJob:
         golden: list[Example] | None,
         champion: AdapterRecord | None,
         version: str | None,
+        late: Sequence[Example] = (),
+        late_result: TrainResult | None = None,
     ) -> Verdict:
         index = {label: i for i, label in enumerate(self.settings.model.labels)}
+        late_predictions = late_result.predictions if late_result is not None else {}
+        # Late rows count only when every model that scored the holdout scored them too.
+        if any(
+            len(late_predictions.get(who, {}).get("late", ())) != len(late)
+            for who in result.predictions
+        ):
+            late = ()
+        recent = (*training.holdout, *late)
         slices = {
             "recent": SliceData(
                 name="recent",
-                y_true=tuple(index[e.label or ""] for e in training.holdout),
-                attributes=tuple(e.attributes for e in training.holdout),
+                y_true=tuple(index[e.label or ""] for e in recent),
+                attributes=tuple(e.attributes for e in recent),
             )
+        }
+        predictions = {
+            who: {
+                **by_slice,
+                "recent": [
+                    *by_slice.get("recent", []),
+                    *(late_predictions[who]["late"] if late else []),
+                ],
+            }
+            for who, by_slice in result.predictions.items()
         }
         if golden:
             slices["golden"] = SliceData(
@@ -297,18 +379,19 @@ class RetrainJob:
                 y_true=tuple(index[e.label or ""] for e in golden),
                 attributes=tuple(e.attributes for e in golden),
             )
-        champion_predictions = result.predictions.get("champion")
+        champion_predictions = predictions.get("champion")
         monitors = self.settings.monitors
         positive = monitors.positive_label or self.settings.model.labels[-1]
         return judge(
             self.settings.validation,
             slices,
-            result.predictions["candidate"],
+            predictions["candidate"],
             champion_predictions if champion is not None else None,
             min_group_size=monitors.min_group_size,
             positive=index.get(positive, len(index) - 1),
             candidate_version=version,
             champion_version=champion.version if champion is not None else None,
+            sources={"recent": {"holdout": len(training.holdout), "late": len(late)}},
         )
 
     def _store_reference(
@@ -506,6 +589,10 @@ class RetrainJob:
             cancel=self._cancel,
         )
         failpoints.reached("retrain.trained")
+        late = self._late_labels(
+            training, spec, golden, replay if champion is not None else (), champion
+        )
+        late_result = self._rescore(run_id, work, train_spec, result, late) if late else None
         train_metrics = {
             k: v for k, v in result.to_dict().items() if k not in {"predictions", "adapter_dir"}
         }
@@ -517,7 +604,7 @@ class RetrainJob:
             **train_metrics,
         )
 
-        verdict = self._verdict(result, training, golden, champion, None)
+        verdict = self._verdict(result, training, golden, champion, None, late, late_result)
         version = self.registry.import_candidate(
             Path(result.adapter_dir),
             now=self.clock(),

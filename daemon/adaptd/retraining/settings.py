@@ -99,10 +99,15 @@ class RetrainingSettings(Section):
         description="Fine-tune passes over the training set (bench/adaptation/recipe.py).",
     )
     min_steps: int = Field(
-        default=150,
+        default=0,
         ge=0,
-        description="Fewest fine-tune optimizer steps: a small training set gets more epochs "
-        "instead of a starved run (bench/adaptation/recipe.py, the 600-row case).",
+        description="Fewest fine-tune optimizer steps: a training set smaller than "
+        "min_steps * batch_size / epochs gets more epochs. 0 (epochs decide): with 150, the "
+        "extra epochs on 200-1,200-row sets were never the checkpoint kept and cost more than "
+        "half of each retrain's wall time (bench/adaptation run 2, RECIPE.md); LP-FT keeps "
+        "the probe when a short fine-tune does not beat it, so a small set is never starved "
+        "below feature extraction. bench/adaptation/steps.py: the same held-out accuracy "
+        "within a point at a third (first adapter) and half (retrain) of the wall time.",
     )
     batch_size: int = Field(default=16, ge=1, description="Training batch size.")
     learning_rate: float = Field(
@@ -158,12 +163,26 @@ class RetrainingSettings(Section):
         default=None, ge=8, description="Tokens per training text (default: model.max_length)."
     )
     seed: int = Field(default=0, description="Seed of shuffles, sampling and initialisation.")
-    threads: int | None = Field(
-        default=None, ge=1, description="torch threads of the training child (default: 1)."
+    threads: int = Field(
+        default=1,
+        ge=1,
+        description="torch threads of the training child. 1: measured by "
+        "bench/adaptation/threads.py with the daemon serving 10 predictions/s beside it on "
+        "the 2-core box under load (load average 8-10), 1 thread trained at 6.5 samples/s and "
+        "2 threads at 1.6 (their OpenMP workers wait on each other when cores are taken), "
+        "with a serving p99 no better; more threads pay only on cores nothing else uses.",
     )
     timeout_s: float = Field(default=3600.0, gt=0, description="A run longer than this is killed.")
     nice: int = Field(
         default=10, ge=0, le=19, description="Niceness of the training child, so serving wins."
+    )
+    late_labels: bool = Field(
+        default=True,
+        description="Judge a candidate also on the labels given while it trained (after the "
+        "run's data snapshot; neither model trained on them; at most max_labels, the newest), "
+        "so the recent gate sees more rows than the run's holdout. On: bench/adaptation run 2 "
+        "rejected a +9.6-point gain on 83 held-out labels while about 800 more arrived during "
+        "the run, and confirmed it 10 minutes later (RESULTS.md).",
     )
     # --- data ----------------------------------------------------------------------------------
     min_labels: int = Field(

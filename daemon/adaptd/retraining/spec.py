@@ -40,7 +40,7 @@ class TrainSpec:
     target_modules: tuple[str, ...] | None = None
     epochs: int = 2
     #: the fewest optimizer steps of a fine-tune: small datasets get more epochs instead
-    min_steps: int = 150
+    min_steps: int = 0
     batch_size: int = 16
     #: peak learning rate of the LoRA weights
     learning_rate: float = 1e-3
@@ -68,6 +68,9 @@ class TrainSpec:
     eval_file: str | None = None
     #: adapter directory of the champion (None: the first adapter, nothing to compare with)
     champion: str | None = None
+    #: a scoring-only run: score the eval file with this trained adapter (as the candidate) and
+    #: the champion, train nothing (the gate's late labels, scored after training ended)
+    rescore: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

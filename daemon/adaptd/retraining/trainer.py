@@ -246,6 +246,8 @@ def train(
     check_dtype(spec.dtype, device, key="retraining.dtype")
     check_autocast(spec.autocast, device)
     torch.set_num_threads(spec.threads)
+    if spec.rescore is not None:
+        return _rescore(spec, spec.rescore, device)
     random.seed(spec.seed)
     torch.manual_seed(spec.seed)
     rng = random.Random(spec.seed)
@@ -463,6 +465,44 @@ def train(
         checkpoints=history,
         predictions=predictions,
         scores=scores,
+    )
+
+
+def _rescore(spec: TrainSpec, adapter_dir: str, device: str) -> TrainResult:
+    """Score the eval file with a trained adapter and the champion, each loaded as serving
+    loads it; nothing is trained or saved."""
+    from adaptd.retraining.scoring import read_eval_file, score_champion
+
+    if spec.eval_file is None:
+        raise ValueError("a rescore run needs an eval_file")
+    slices = read_eval_file(Path(spec.eval_file))
+    options: dict[str, Any] = {
+        "max_length": spec.max_length,
+        "pooling": spec.pooling,
+        "safetensors_only": spec.safetensors_only,
+        "device": device,
+        "dtype": spec.dtype,
+    }
+    predictions = {
+        "candidate": score_champion(spec.base, spec.labels, Path(adapter_dir), slices, **options)
+    }
+    if spec.champion:
+        predictions["champion"] = score_champion(
+            spec.base, spec.labels, Path(spec.champion), slices, **options
+        )
+    return TrainResult(
+        adapter_dir=adapter_dir,
+        epochs_run=0,
+        steps=0,
+        samples=0,
+        train_seconds=0.0,
+        samples_per_s=0.0,
+        best_dev_loss=None,
+        stopped_early=False,
+        trainable_params=0,
+        device=device,
+        kept="rescored",
+        predictions=predictions,
     )
 
 

@@ -127,6 +127,8 @@ class Verdict:
     #: validation.not_judged when the verdict was made
     not_judged_policy: str = "block"
     level: float = 0.95
+    #: rows of a slice by where they came from, e.g. {"recent": {"holdout": 83, "late": 412}}
+    sources: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def not_judged(self) -> tuple[GateResult, ...]:
@@ -145,6 +147,17 @@ class Verdict:
         return not self.failing
 
     def reason(self) -> str:
+        return self._outcome() + self._sources()
+
+    def _sources(self) -> str:
+        parts = [
+            f"{name} = " + " + ".join(f"{n} {source}" for source, n in counts.items())
+            for name, counts in self.sources.items()
+            if sum(1 for n in counts.values() if n) > 1
+        ]
+        return f" ({'; '.join(parts)})" if parts else ""
+
+    def _outcome(self) -> str:
         failing = self.failing
         if failing:
             first = failing[0]
@@ -173,6 +186,7 @@ class Verdict:
                 "gates": [g.name for g in self.not_judged],
             },
             "gates": [g.to_dict() for g in self.gates],
+            "sources": {name: dict(counts) for name, counts in self.sources.items()},
         }
 
 
@@ -446,11 +460,13 @@ def judge(
     candidate_version: str | None = None,
     champion_version: str | None = None,
     expected_slices: Sequence[str] = ("recent", "golden"),
+    sources: Mapping[str, Mapping[str, int]] | None = None,
 ) -> Verdict:
     """Every configured gate; without a champion, the majority-class gate on every slice.
 
     ``min_group_size`` is ``monitors.min_group_size`` (the one minimum for slices and groups);
-    ``positive`` is the class index demographic parity counts as positive.
+    ``positive`` is the class index demographic parity counts as positive; ``sources`` says
+    where each slice's rows came from (shown in the verdict).
     """
     j = Judging(
         level=1 - settings.alpha,
@@ -471,4 +487,5 @@ def judge(
         gates=tuple(gates),
         not_judged_policy=settings.not_judged,
         level=j.level,
+        sources=dict(sources or {}),
     )

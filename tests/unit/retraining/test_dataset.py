@@ -13,6 +13,7 @@ from adaptd.retraining.dataset import (
     RetrainRejected,
     assemble,
     check_labels,
+    late_holdout,
     text_key,
 )
 
@@ -165,3 +166,28 @@ def test_nothing_new_to_the_champion_is_a_clear_rejection() -> None:
     labelled = data(40)
     with pytest.raises(RetrainRejected, match="none of the 40 labelled examples is new"):
         assemble(labelled, [], SPEC, champion_until=T0 + timedelta(days=1))
+
+
+def test_late_labels_are_only_rows_neither_model_trained_on_newest_first() -> None:
+    training = assemble(data(100), [], SPEC)
+    golden = [ex(500, "positive")]
+    replayed = [ex(501, "negative")]
+    fresh = [ex(i, "positive" if i % 2 else "negative") for i in range(200, 230)]
+    late = [
+        *training.train[:3],  # trained on by the candidate
+        *training.holdout[:2],  # already held out
+        *golden,
+        *replayed,  # the champion may have trained on it
+        Example(text="unknown label", label="neutral", timestamp=T0 + timedelta(days=1)),
+        Example(text="old", label="positive", timestamp=T0),  # in the champion's window
+        *fresh,
+    ]
+    spec = AssemblySpec(labels=LABELS)
+    kept = late_holdout(
+        late, training, spec, limit=20, exclude=golden, champion_trained=replayed,
+        champion_until=T0 + timedelta(minutes=150),
+    )  # fmt: skip
+    assert [e.text for e in kept] == [e.text for e in fresh[-20:]]  # newest 20, in time order
+    everything = late_holdout(late, training, spec, limit=1000, exclude=golden)
+    assert {e.text for e in everything} == {e.text for e in (*fresh, *replayed)} | {"old"}
+    assert late_holdout(late, training, spec, limit=0) == ()

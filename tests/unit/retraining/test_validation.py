@@ -239,3 +239,18 @@ def test_a_gate_that_passes_also_passes_when_loosened(
         gates=[GateSettings(metric="accuracy", slice="recent", min=max(0.0, bound - looser))]
     )
     assert not run(cand, champ, strict).passed or run(cand, champ, loose).passed
+
+
+def test_verdict_shows_where_the_rows_of_a_slice_came_from() -> None:
+    verdict = judge(
+        ValidationSettings(), SLICES, preds(0.10, 0.10, 1), preds(0.30, 0.10, 2),
+        min_group_size=30, positive=1, sources={"recent": {"holdout": 100, "late": 300}},
+    )  # fmt: skip
+    assert verdict.to_dict()["sources"] == {"recent": {"holdout": 100, "late": 300}}
+    assert verdict.reason().endswith("(recent = 100 holdout + 300 late)")
+    # one source only: nothing to say
+    alone = judge(
+        ValidationSettings(), SLICES, preds(0.10, 0.10, 1), preds(0.30, 0.10, 2),
+        min_group_size=30, positive=1, sources={"recent": {"holdout": 400, "late": 0}},
+    )  # fmt: skip
+    assert "holdout" not in alone.reason()
