@@ -33,7 +33,7 @@ from adaptd.errors import AdaptdError
 from adaptd.modeling.base import inspect_base, resolve_base
 from adaptd.retraining.job import RetrainJob, RetrainRequest
 from adaptd.retraining.registry_port import AdaptersRegistry
-from adaptd.retraining.replay import RESERVOIR_FILE, read_jsonl
+from adaptd.retraining.replay import ReplayStore
 from adaptd.service import Service
 from adaptd.storage import migrate
 from adaptd.storage import repository as repo
@@ -172,6 +172,16 @@ def train_first_adapter(settings: Settings, examples: Sequence[Example]) -> tupl
     return outcome.candidate, outcome.reason
 
 
+def first_reservoir(settings: Settings) -> list[Example]:
+    """The replay reservoir as the store holds it (the rows a first adapter trained on)."""
+    engine = make_engine(settings.store_url)
+    try:
+        capacity = settings.retraining.reservoir_size
+        return ReplayStore(engine=engine, capacity=capacity).load()[0]
+    finally:
+        engine.dispose()
+
+
 def score_offline(settings: Settings, adapter_dir: str, examples: Sequence[Example]) -> float:
     """Held-out accuracy of one adapter, built exactly as serving builds it."""
     from adaptd.retraining.scoring import predict_indices
@@ -302,7 +312,7 @@ def run_scenario(
     result.first_adapter, why = train_first_adapter(settings, shift.source_train)
     result.timings["first_training_s"] = round(time.perf_counter() - started, 1)
     # A promoted run adds exactly the new rows it trained on to the (still empty) reservoir.
-    result.first_trained = read_jsonl(state_dir / "replay" / RESERVOIR_FILE)
+    result.first_trained = first_reservoir(settings)
     say(f"    adapter {result.first_adapter[:12]} promoted: {why}")
 
     service = Service(settings=settings)
