@@ -211,7 +211,9 @@ def test_freezing_takes_the_loaded_host_out_of_the_collector_s_full_walk(
 
     try:
         frozen = freeze_startup_objects()
-        assert frozen > 10_000 and frozen == gc.get_freeze_count()
+        # Frozen objects freed since (by a thread a test before this one left running) leave
+        # the permanent generation, so the count may only have shrunk, and barely.
+        assert frozen > 10_000 and frozen * 0.99 <= gc.get_freeze_count() <= frozen
         assert len(gc.get_objects(generation=2)) < frozen / 10
     finally:
         gc.unfreeze()  # the test process builds many hosts: let them be collected
