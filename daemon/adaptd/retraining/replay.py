@@ -141,10 +141,13 @@ class ReplayStore:
         if stored is None:
             return None
         data, seen = stored
+        return self._examples(name, data), seen
+
+    def _examples(self, name: str, data: Sequence[dict[str, Any]]) -> list[Example]:
         items = [
             example_from_dict(d, f"replay set {name!r}, example {i}") for i, d in enumerate(data)
         ]
-        return (self.scrub(items) if self.scrub is not None else items), seen
+        return self.scrub(items) if self.scrub is not None else items
 
     def _import_legacy(self, name: str) -> tuple[list[dict[str, Any]], int] | None:
         if self.legacy_dir is None:
@@ -198,7 +201,6 @@ class ReplayStore:
         labelled = [e for e in examples if e.label is not None]
         sample = random.Random(self.seed).sample(labelled, min(size, len(labelled)))
         data = [example_to_dict(e) for e in sample]
-        repo.add_replay_set_once(self.engine, GOLDEN, data, len(data))
-        golden = self.golden()
-        assert golden is not None
-        return golden
+        # Another controller may have frozen one first: the one stored is the golden set.
+        stored = repo.add_replay_set_once(self.engine, GOLDEN, data, len(data))
+        return self._examples(GOLDEN, stored)

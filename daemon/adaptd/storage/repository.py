@@ -138,16 +138,21 @@ def existing_prediction_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
 # --------------------------------------------------------------------------- feedback
 
 
+def _insert(conn: Connection, table: Any) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_update`` / ``_do_nothing``."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    # pragma: no cover - only SQLite and PostgreSQL are supported
+    raise StoreError(f"store.url: {dialect} is not supported (use SQLite or PostgreSQL)")
+
+
 def _upsert(conn: Connection, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
     if not rows:
         return
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(table)
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(table)
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise StoreError(f"store.url: {dialect} is not supported (use SQLite or PostgreSQL)")
+    stmt = _insert(conn, table)
     excluded = stmt.excluded
     columns = {c: excluded[c] for c in rows[0] if c not in keys}
     conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=columns), rows)
@@ -447,12 +452,10 @@ def add_replay_set_once(
 ) -> list[dict[str, Any]]:
     """Store a replay set unless one by that name exists; returns the one stored (two
     controllers freezing a golden set at once keep the first one's)."""
-    stmt: Any = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert(
-        t.replay_sets
-    )
     row = {"name": name, "seen": seen, "examples": [dict(e) for e in examples]}
     with engine.begin() as conn:
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]), [row])
+        stmt = _insert(conn, t.replay_sets).on_conflict_do_nothing(index_elements=["name"])
+        conn.execute(stmt, [row])
     stored = replay_set(engine, name)
     assert stored is not None
     return stored[0]
