@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -567,3 +568,91 @@ def test_real_registry_records_a_rejected_first_candidate(
     assert record.status == "rejected"
     assert record.verdict and record.verdict["reason"] == outcome.reason
     assert any(e.kind == "rejected" for e in repo.list_events(sqlite_engine))
+
+
+class MeanwhileExecutor:
+    """The real executor; ``meanwhile`` runs (as another process would) while the candidate
+    trains."""
+
+    def __init__(self, meanwhile: Callable[[], None]) -> None:
+        self.inner = LocalExecutor(poll_s=0.05)
+        self.meanwhile = meanwhile
+
+    def run(self, spec: TrainSpec, **options: Any) -> TrainResult:
+        if spec.rescore is None:
+            self.meanwhile()
+        return self.inner.run(spec, **options)
+
+
+def test_an_operator_promotion_made_while_the_candidate_trained_wins(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path, served: StoreRegistry
+) -> None:
+    champion = repo.get_adapter(sqlite_engine, active_version(sqlite_engine))
+    # Another version the operator promotes by hand meanwhile (the same weights, another id).
+    other = tmp_path / "other"
+    shutil.copytree(champion.path, other)
+    config = json.loads((other / "adapter_config.json").read_text())
+    (other / "adapter_config.json").write_text(json.dumps({**config, "revision": "by-hand"}))
+    chosen: list[str] = []
+
+    def operator_promotes() -> None:
+        version = served.import_candidate(
+            other, now=T0, parent=None, reason="by hand", data_window={}, metrics={}, config={}
+        )
+        repo.switch_active_adapter(sqlite_engine, version, T0 + timedelta(days=2))
+        chosen.append(version)
+
+    feed(sqlite_engine, keyword_examples(400, seed=3, domain="b", start=T0), "b")
+    job = RetrainJob(
+        make_settings(tmp_path / "state", tiny_base),
+        sqlite_engine,
+        served,
+        executor=MeanwhileExecutor(operator_promotes),
+        clock=Clock(),
+    )
+    outcome = job.run(RetrainRequest(reason="drift on b"))
+    # It would have passed (the same run is promoted in the tests above), but it was judged
+    # against the champion the operator replaced: promoting it would undo the operator's choice.
+    assert outcome.status == "rejected", outcome.reason
+    assert outcome.reason.startswith(
+        f"not promoted: the active adapter changed from {champion.version[:12]} to {chosen[0][:12]}"
+    )
+    assert active_version(sqlite_engine) == chosen[0]
+    assert repo.get_adapter(sqlite_engine, outcome.candidate or "").status == "rejected"
+
+
+def test_a_run_whose_retrain_lock_another_process_took_registers_nothing(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path, served: StoreRegistry
+) -> None:
+    champion = active_version(sqlite_engine)
+    adapters_before = {a.version for a in repo.list_adapters(sqlite_engine)}
+
+    def lease_taken_by_another_host() -> None:
+        # As after a store restart or a pause past the lease: another holder has the lock now.
+        with sqlite_engine.begin() as conn:
+            conn.execute(
+                t.store_locks.update().values(
+                    holder="elsewhere:7:abcdef", expires=datetime(2099, 1, 1, tzinfo=UTC)
+                )
+            )
+
+    feed(sqlite_engine, keyword_examples(400, seed=3, domain="b", start=T0), "b")
+    job = RetrainJob(
+        make_settings(tmp_path / "state", tiny_base),
+        sqlite_engine,
+        served,
+        executor=MeanwhileExecutor(lease_taken_by_another_host),
+        clock=Clock(),
+    )
+    outcome = job.run(RetrainRequest(reason="drift on b"))
+    assert outcome.status == "failed"
+    assert "another process took it" in outcome.reason
+    assert outcome.candidate is None
+    assert {a.version for a in repo.list_adapters(sqlite_engine)} == adapters_before
+    assert active_version(sqlite_engine) == champion
+    run = repo.get_run(sqlite_engine, outcome.run_id)
+    assert run.status == "failed" and run.error == outcome.reason
+    # Its stop released nothing of the other holder's.
+    with sqlite_engine.connect() as conn:
+        holders = conn.execute(t.store_locks.select()).all()
+    assert [h.holder for h in holders] == ["elsewhere:7:abcdef"]

@@ -194,11 +194,14 @@ def promote(
     base: BaseModelInfo | None = None,
     base_module_names: Collection[str] | None = None,
     source: str = "registry",
+    expect_active: str | None = None,
 ) -> AdapterRecord:
     """Make ``version`` (or a unique prefix) the single active adapter; the one it replaces
     becomes ``retired``. Files are re-hashed first, and with ``base`` re-checked for
     compatibility (the label set in config may have changed since import). Promoting the active
-    version changes nothing. ``verdict`` (the validation that justified it) is stored with it.
+    version changes nothing. With ``expect_active``, only if that version is still the active
+    one (:class:`ActiveChangedError` otherwise): a retrain's candidate was judged against it.
+    ``verdict`` (the validation that justified it) is stored with it.
     A promotion that replaces a version puts the new one on probation against it, whatever
     promoted it (:mod:`adaptd.retraining.probation` judges it).
     """
@@ -224,7 +227,12 @@ def promote(
             )
 
     previous = repo.switch_active_adapter(
-        engine, record.version, now, previous_status="retired", then=on_probation
+        engine,
+        record.version,
+        now,
+        previous_status="retired",
+        expect_active=expect_active,
+        then=on_probation,
     )
     _event(
         engine,

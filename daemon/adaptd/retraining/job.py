@@ -29,7 +29,7 @@ from adaptd.adapters import blobs
 from adaptd.config import Settings
 from adaptd.datasets.files import read_examples
 from adaptd.datasets.records import Example
-from adaptd.errors import AdaptdError
+from adaptd.errors import ActiveChangedError, AdaptdError
 from adaptd.metrics import Metrics
 from adaptd.modeling.base import resolve_base
 from adaptd.privacy.guard import build_guard
@@ -50,7 +50,7 @@ from adaptd.retraining.spec import Progress, TrainResult, TrainSpec
 from adaptd.retraining.trainer import write_train_file
 from adaptd.retraining.validation import SliceData, Verdict, judge
 from adaptd.storage import repository as repo
-from adaptd.storage.locks import retrain_lock
+from adaptd.storage.locks import KeptLock, retrain_lock
 from adaptd.storage.records import AdapterRecord, Event, LabelledPrediction
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,10 @@ logger = logging.getLogger(__name__)
 SOURCE = "retraining"
 #: share of the first training data frozen as the golden set (capped by validation.golden_size)
 GOLDEN_SHARE = 0.1
+_LOCK_TAKEN = (
+    "the retrain lock was lost while this run trained (the store restarted) and another process "
+    "took it: that run decides; this one registered nothing"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,6 +152,8 @@ class RetrainJob:
         self._sources: dict[str, str] = {}
         #: newest feedback time in the current run's data snapshot (None: not from the store)
         self._snapshot_until: datetime | None = None
+        #: the store's retrain lock while a run holds it
+        self._lock: KeptLock | None = None
 
     # ----------------------------------------------------------------------- status
 
@@ -417,8 +423,15 @@ class RetrainJob:
         """Do one retrain; never raises for a failure of the run itself (it is recorded).
         Raises :class:`LockBusyError` when another process (a second daemon, ``adaptd retrain``)
         holds the store's retrain lock: then nothing is recorded, the other run goes on."""
-        with retrain_lock(self.engine, clock=self.clock):
-            return self._run_locked(request)
+        with retrain_lock(self.engine, clock=self.clock) as kept:
+            # Another process took the lock while this run had lost it (a store restart): it
+            # trains now, so this run stops rather than train beside it and race it to promote.
+            kept.on_taken = self._cancel.set
+            self._lock = kept
+            try:
+                return self._run_locked(request)
+            finally:
+                self._lock = None
 
     def _run_locked(self, request: RetrainRequest) -> RunOutcome:
         self._cancel.clear()
@@ -453,8 +466,11 @@ class RetrainJob:
                 run_id=run_id, status="failed", reason=f"unusable training data: {e}"
             )
         except AdaptdError as e:
-            status = "cancelled" if self._cancel.is_set() else "failed"
-            outcome = RunOutcome(run_id=run_id, status=status, reason=str(e))
+            if self._lock is not None and self._lock.taken.is_set():
+                outcome = RunOutcome(run_id=run_id, status="failed", reason=_LOCK_TAKEN)
+            else:
+                status = "cancelled" if self._cancel.is_set() else "failed"
+                outcome = RunOutcome(run_id=run_id, status=status, reason=str(e))
         except OSError as e:
             outcome = RunOutcome(
                 run_id=run_id,
@@ -489,6 +505,19 @@ class RetrainJob:
         )
         self._finish(outcome)
         return outcome
+
+    def _hold_lock(self) -> None:
+        """Before each step that changes the registry: the retrain lock must be ours. After a
+        store restart it is taken back if nobody else holds it; otherwise the run ends here."""
+        kept = self._lock
+        if kept is None or kept.confirm():
+            return
+        if kept.taken.is_set():
+            raise RunFailed(_LOCK_TAKEN)
+        raise RunFailed(
+            "the retrain lock was lost (the store restarted or cannot be reached) and could not "
+            "be taken back; nothing was registered"
+        )
 
     def _finish(self, outcome: RunOutcome) -> None:
         failed = outcome.status in {"failed", "cancelled"}
@@ -605,6 +634,7 @@ class RetrainJob:
         )
 
         verdict = self._verdict(result, training, golden, champion, None, late, late_result)
+        self._hold_lock()
         version = self.registry.import_candidate(
             Path(result.adapter_dir),
             now=self.clock(),
@@ -640,9 +670,30 @@ class RetrainJob:
                 reason="validated; waiting for an operator to promote it", candidate=version,
                 verdict=verdict_doc, samples=samples, details=details,
             )  # fmt: skip
-        self.registry.promote(
-            version, self.clock(), reason=f"retrain {run_id}: {request.reason}", verdict=verdict_doc
-        )
+        self._hold_lock()
+        judged_against = champion.version if champion is not None else None
+        try:
+            self.registry.promote(
+                version,
+                self.clock(),
+                reason=f"retrain {run_id}: {request.reason}",
+                verdict=verdict_doc,
+                # It was judged against this champion: an operator's promotion or rollback made
+                # while it trained wins, and the candidate is not compared with what serves now.
+                expect_active=judged_against,
+            )
+        except ActiveChangedError:
+            now_active = repo.active_adapter(self.engine)
+            reason = (
+                f"not promoted: the active adapter changed from {str(judged_against)[:12]} to "
+                f"{now_active.version[:12] if now_active else 'none'} while this candidate "
+                "trained, and it was judged against the former"
+            )
+            self.registry.reject(version, self.clock(), verdict=verdict_doc, reason=reason)
+            return RunOutcome(
+                run_id=run_id, status="rejected", reason=reason, candidate=version,
+                verdict=verdict_doc, samples=samples, details=details,
+            )  # fmt: skip
         failpoints.reached("retrain.promoted")
         return RunOutcome(
             run_id=run_id, status="promoted", reason=verdict.reason(), candidate=version,

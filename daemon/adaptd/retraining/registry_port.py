@@ -38,8 +38,17 @@ class RegistryPort(Protocol):
         ...
 
     def promote(
-        self, version: str, now: datetime, *, reason: str, verdict: dict[str, Any]
-    ) -> None: ...
+        self,
+        version: str,
+        now: datetime,
+        *,
+        reason: str,
+        verdict: dict[str, Any],
+        expect_active: str | None = None,
+    ) -> None:
+        """Make ``version`` active; with ``expect_active``, only if that version is still the
+        active one (:class:`adaptd.errors.ActiveChangedError` otherwise, nothing changed)."""
+        ...
 
     def record_verdict(self, version: str, now: datetime, *, verdict: dict[str, Any]) -> None:
         """A validated candidate that waits for an operator (``require_approval``)."""
@@ -93,9 +102,24 @@ class AdaptersRegistry:
         )
         return str(record.version)
 
-    def promote(self, version: str, now: datetime, *, reason: str, verdict: dict[str, Any]) -> None:
+    def promote(
+        self,
+        version: str,
+        now: datetime,
+        *,
+        reason: str,
+        verdict: dict[str, Any],
+        expect_active: str | None = None,
+    ) -> None:
         self._registry().promote(
-            self.engine, version, now, reason=reason, verdict=verdict, base=self.base, source=SOURCE
+            self.engine,
+            version,
+            now,
+            reason=reason,
+            verdict=verdict,
+            base=self.base,
+            source=SOURCE,
+            expect_active=expect_active,
         )
 
     def record_verdict(self, version: str, now: datetime, *, verdict: dict[str, Any]) -> None:

@@ -346,12 +346,29 @@ class AdvisoryLock:
 
 
 class KeptLock:
-    """A held lock renewed by a background thread; ``lost`` is set if a renewal fails."""
+    """A held lock kept by a background thread.
 
-    def __init__(self, lock: StoreLock, *, renew_s: float, clock: Callable[[], datetime]) -> None:
-        self.lock, self.renew_s, self.clock = lock, renew_s, clock
+    ``lost`` is set while the lock is not known to be ours: a renewal failed, or (advisory) the
+    watcher saw the session end, as when the store restarts. A store restart must not throw away
+    a retrain that trained for minutes, so the thread then tries every ``regain_s`` to take the
+    lock back, and clears ``lost`` when it does. When another holder took it meanwhile, the loss
+    is final: ``taken`` is set and ``on_taken`` called, and the holder must stop acting on it.
+    """
+
+    def __init__(
+        self,
+        lock: StoreLock,
+        *,
+        renew_s: float,
+        clock: Callable[[], datetime],
+        regain_s: float = 1.0,
+    ) -> None:
+        self.lock, self.renew_s, self.regain_s, self.clock = lock, renew_s, regain_s, clock
         self.lost = threading.Event()
+        self.taken = threading.Event()
+        self.on_taken: Callable[[], None] | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
         lock.on_lost = self._seen_lost
         self._thread = threading.Thread(
             target=self._keep, name=f"adaptd-lock-{lock.name}", daemon=True
@@ -363,16 +380,58 @@ class KeptLock:
     def _seen_lost(self) -> None:
         logger.error("lock %s lost by %s (its session ended)", self.lock.name, self.lock.holder)
         self.lost.set()
+        self._wake.set()  # try to take it back now, not at the next renewal
 
     def _keep(self) -> None:
-        while not self._stop.wait(self.renew_s):
-            if not self.lock.renew(self.clock()):
+        while True:
+            self._wake.wait(self.regain_s if self.lost.is_set() else self.renew_s)
+            self._wake.clear()
+            if self._stop.is_set() or self.taken.is_set():
+                return
+            if self.lost.is_set():
+                self.regain()
+            elif not self.lock.renew(self.clock()):
                 logger.error("lock %s lost by %s", self.lock.name, self.lock.holder)
                 self.lost.set()
-                return
+
+    def confirm(self) -> bool:
+        """Whether the lock is ours right now, asked of the store (a renewal), not of the last
+        renewal: the holder calls it before each step that must be made by one process only."""
+        if not self.lost.is_set() and not self.taken.is_set():
+            if self.lock.renew(self.clock()):
+                return True
+            logger.error("lock %s lost by %s", self.lock.name, self.lock.holder)
+            self.lost.set()
+        return self.regain()
+
+    def regain(self) -> bool:
+        """Whether the lock is ours (again); a lost lock is taken back if nobody else holds it.
+        False while the store cannot be reached; sets ``taken`` when another holder has it."""
+        if self.taken.is_set():
+            return False
+        if not self.lost.is_set():
+            return True
+        try:
+            got = self.lock.acquire(self.clock())
+        except SQLAlchemyError as e:
+            logger.debug("lock %s: cannot take it back yet: %s", self.lock.name, e)
+            return False
+        if got:
+            logger.warning("lock %s: taken back by %s", self.lock.name, self.lock.holder)
+            self.lost.clear()
+            return True
+        logger.error(
+            "lock %s: another holder took it while %s had lost it", self.lock.name, self.lock.holder
+        )
+        self.taken.set()
+        callback = self.on_taken
+        if callback is not None:
+            callback()
+        return False
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
         self.lock.release()

@@ -60,9 +60,17 @@ class StoreRegistry:
         self.calls.append(f"import {version}")
         return version
 
-    def promote(self, version: str, now: datetime, *, reason: str, verdict: dict[str, Any]) -> None:
+    def promote(
+        self,
+        version: str,
+        now: datetime,
+        *,
+        reason: str,
+        verdict: dict[str, Any],
+        expect_active: str | None = None,
+    ) -> None:
         repo.set_adapter_fields(self.engine, version, verdict=verdict)
-        repo.activate_adapter(self.engine, version, now)
+        repo.switch_active_adapter(self.engine, version, now, expect_active=expect_active)
         self.calls.append(f"promote {version}")
 
     def record_verdict(self, version: str, now: datetime, *, verdict: dict[str, Any]) -> None:

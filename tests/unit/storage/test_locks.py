@@ -6,13 +6,17 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from adaptd.errors import LockBusyError
 from adaptd.storage import locks
+from adaptd.storage import tables as t
 from adaptd.storage.locks import LeaseLock, describe, retrain_lock, store_lock
 from tests.pg import PostgresServer, restartable_postgres
 
@@ -138,3 +142,104 @@ def test_a_server_restart_ends_the_lock_and_its_holder_learns_it_at_once(
         a.release()
     finally:
         engine.dispose()
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_kept_lock_whose_renewal_failed_is_taken_back_when_nobody_else_holds_it(
+    sqlite_engine: Engine,
+) -> None:
+    lock = LeaseLock(sqlite_engine, "x", holder="host:1:a", ttl_s=60)
+    assert lock.acquire(T0)
+    kept = locks.KeptLock(lock, renew_s=0.05, regain_s=0.5, clock=lambda: T0)
+    taken: list[bool] = []
+    kept.on_taken = lambda: taken.append(True)
+    kept.start()
+    try:
+        with sqlite_engine.begin() as conn:  # as if the store had lost the row (a restore)
+            conn.execute(t.store_locks.delete())
+        # Renewal finds no row: lost; half a second later the free lock is taken back.
+        assert _wait(kept.lost.is_set)
+        assert _wait(lambda: not kept.lost.is_set())
+        holder = describe(sqlite_engine, "x")
+        assert holder is not None and holder.holder == "host:1:a"
+        assert not kept.taken.is_set() and not taken
+    finally:
+        kept.stop()
+    assert describe(sqlite_engine, "x") is None
+
+
+def test_a_kept_lock_another_holder_took_is_lost_for_good_and_says_so(
+    sqlite_engine: Engine,
+) -> None:
+    lock = LeaseLock(sqlite_engine, "x", holder="host:1:a", ttl_s=60)
+    assert lock.acquire(T0)
+    kept = locks.KeptLock(lock, renew_s=0.05, regain_s=0.05, clock=lambda: T0)
+    taken = threading.Event()
+    kept.on_taken = taken.set
+    kept.start()
+    try:
+        with sqlite_engine.begin() as conn:  # its lease ran out while it was paused; b took it
+            conn.execute(t.store_locks.delete())
+        assert LeaseLock(sqlite_engine, "x", holder="elsewhere:2:b", ttl_s=60).acquire(T0)
+        assert taken.wait(10)
+        assert kept.lost.is_set() and kept.taken.is_set()
+        assert not kept.regain()
+    finally:
+        kept.stop()
+    holder = describe(sqlite_engine, "x")
+    assert holder is not None and holder.holder == "elsewhere:2:b"  # stop freed only its own
+
+
+@pytest.mark.postgres
+def test_after_a_server_restart_the_retrain_lock_is_taken_back_unless_another_took_it(
+    restartable: PostgresServer,
+) -> None:
+    from adaptd.storage import migrate
+    from adaptd.storage.engine import make_engine
+
+    engine = make_engine(restartable.url)
+    migrate.upgrade(engine)
+    try:
+        with retrain_lock(engine, clock=lambda: T0) as kept:
+            restartable.stop("fast")
+            assert kept.lost.wait(10)
+            restartable.start()
+            # Taken back within a second or two of the server's return: a 10-s store restart
+            # does not throw away the retrain that holds it, and nobody else can take it now.
+            assert _wait(lambda: not kept.lost.is_set(), timeout=15)
+            assert not kept.taken.is_set()
+            assert not locks.AdvisoryLock(engine, locks.RETRAIN_LOCK, holder="b").acquire(T0)
+
+        # Another process asked first after the restart: the loss is final, and said.
+        a = locks.AdvisoryLock(engine, "x", holder="host:1:a")
+        assert a.acquire(T0)
+        kept = locks.KeptLock(a, renew_s=60, regain_s=60, clock=lambda: T0)
+        taken = threading.Event()
+        kept.on_taken = taken.set
+        kept.start()
+        restartable.stop("fast")
+        assert kept.lost.wait(10)
+        restartable.start()
+        b = locks.AdvisoryLock(engine, "x", holder="host:2:b")
+        assert _wait(lambda: _try(b), timeout=15)
+        assert not kept.regain()
+        assert kept.taken.is_set() and taken.is_set()
+        kept.stop()
+        b.release()
+    finally:
+        engine.dispose()
+
+
+def _try(lock: locks.AdvisoryLock) -> bool:
+    try:
+        return lock.acquire(T0)
+    except SQLAlchemyError:  # the server is still starting
+        return False
