@@ -177,7 +177,8 @@ def _pgrestart(base: Path, adapter: Path, root: Path, *, outage_s: float) -> Non
     print(
         f"    control: a check completed {_secs(r.check_after_s)} and a leader led "
         f"{_secs(r.leader_after_s)} after the server was back; most leaders at once "
-        f"{r.max_leaders} (target 1); terms by daemon {r.terms}; unclean exits {r.unclean_exits}"
+        f"{r.max_leaders} (target 1); terms by daemon {r.terms}; unclean exits {r.unclean_exits}; "
+        f"tracebacks in the logs {r.tracebacks} (target 0)"
     )
 
 

@@ -82,6 +82,10 @@ class PgRestartResult:
     #: leader terms started over the run, by daemon (a term ends when the lock is lost)
     terms: dict[str, int]
     unclean_exits: int
+    #: tracebacks in the daemons' logs: an outage is logged in one line per failed step, a
+    #: traceback is a bug (the first one is kept in ``first_traceback``)
+    tracebacks: int = 0
+    first_traceback: str = ""
     detail_503: str = ""
     samples: int = 0
     notes: list[str] = field(default_factory=list)
@@ -281,6 +285,11 @@ def run(
         for daemon in daemons.values():
             unclean += daemon.proc.wait(timeout=120) != 0
     stored, labelled = _stored(server.url)
+    logs = "".join(
+        path.read_text(errors="replace")
+        for path in (workdir / "daemon.log", workdir / "standby" / "daemon.log")
+        if path.is_file()
+    )
     log = final.get("all", {}).get("log", {})
     up = watch.up_at or 0.0
     return PgRestartResult(
@@ -308,10 +317,20 @@ def run(
         max_leaders=watch.max_leaders,
         terms={n: int(d.get("leader", {}).get("terms", 0)) for n, d in final.items()},
         unclean_exits=unclean,
+        tracebacks=logs.count(_TRACEBACK),
+        first_traceback=_first_traceback(logs),
         detail_503=tally.detail_503,
         samples=watch.samples,
         notes=notes,
     )
+
+
+_TRACEBACK = "Traceback (most recent call last)"
+
+
+def _first_traceback(logs: str) -> str:
+    at = logs.find(_TRACEBACK)
+    return "" if at < 0 else logs[max(0, logs.rfind("\n", 0, at - 1)) : at + 3000]
 
 
 def _drained(w: _Watch) -> bool:

@@ -36,6 +36,7 @@ from adaptd.config import Settings
 # Imported here, not when elected: a standby must not spend its takeover importing the monitors
 # and the retraining part (5-7 s measured on a busy 2-core box).
 from adaptd.control.wiring import DaemonControl, start_control
+from adaptd.storage.engine import log_store_failure
 from adaptd.storage.locks import LEADER_LOCK, StoreLock, describe, holder_id, store_lock
 
 if TYPE_CHECKING:
@@ -101,8 +102,8 @@ class Leadership:
                 return
             try:
                 self.step()
-            except Exception:
-                logger.exception("leader election")
+            except Exception as e:
+                log_store_failure(logger, "leader election", e)
 
     def step(self) -> None:
         """One round: take the lock if free, or check that it is still held."""

@@ -42,6 +42,7 @@ from adaptd.policy.schema import Policy
 from adaptd.policy.state import PolicyStates
 from adaptd.signals import Signal, Status
 from adaptd.storage import repository
+from adaptd.storage.engine import log_store_failure
 from adaptd.storage.records import Event
 
 logger = logging.getLogger(__name__)
@@ -255,7 +256,7 @@ class ControlLoop:
         try:
             signals = list(self._hooks.check(now))
         except Exception as e:
-            logger.exception("check failed")
+            log_store_failure(logger, "check failed", e)
             event = Event(
                 ts=now, kind="check_failed", source="control", message=f"monitors failed: {e}"
             )
@@ -264,12 +265,14 @@ class ControlLoop:
         for hook in (self._hooks.store_signals, self._hooks.export_signals):
             try:
                 hook(signals)
-            except Exception:
-                logger.exception("storing or exporting signals failed")
+            except Exception as e:
+                log_store_failure(logger, "storing or exporting signals failed", e)
         try:
             context = self._hooks.context()
-        except Exception:
-            logger.exception("reading the evaluation context failed; validation values unknown")
+        except Exception as e:
+            log_store_failure(
+                logger, "reading the evaluation context failed; validation values unknown", e
+            )
             context = EvaluationContext()
 
         with self._lock:
@@ -291,8 +294,8 @@ class ControlLoop:
         events = [d.to_event() for d in decisions]
         try:
             repository.save_policy_states(self._engine, persisted, now)
-        except Exception:
-            logger.exception("saving policy state failed")
+        except Exception as e:
+            log_store_failure(logger, "saving policy state failed", e)
         self._add_events(events)
         self._count(decisions)
         self._export_states()
@@ -303,8 +306,10 @@ class ControlLoop:
         now = self._hooks.clock()
         try:
             total = self._hooks.context().labels_total
-        except Exception:
-            logger.exception("reading the evaluation context failed; labels not counted")
+        except Exception as e:
+            log_store_failure(
+                logger, "reading the evaluation context failed; labels not counted", e
+            )
             total = None
         with self._check_lock:
             with self._lock:
@@ -499,8 +504,8 @@ class ControlLoop:
             return
         try:
             repository.add_events(self._engine, events)
-        except Exception:
-            logger.exception("storing %d events failed", len(events))
+        except Exception as e:
+            log_store_failure(logger, f"storing {len(events)} events failed", e)
 
     def _on_job_event(self, event: JobExecutionEvent) -> None:
         if event.code == EVENT_JOB_MISSED:

@@ -4,12 +4,20 @@ cannot be reached, and one wording for why a store call failed (:func:`describe_
 from __future__ import annotations
 
 import errno
+import logging
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 from adaptd.errors import StoreUnreachableError
 from adaptd.security import make_private_file, mask_secrets, mask_url
@@ -124,6 +132,28 @@ def describe_failure(error: BaseException) -> str:
     if store_full(error):
         return f"store full: {reason} (free space on the store's disk)"
     return f"store unreachable: {reason}"
+
+
+def store_outage(error: BaseException) -> bool:
+    """Whether a store call failed because the store is down, unreachable or full (an outage,
+    which status and metrics show and which ends by itself or by an operator), not because of
+    what was asked (a bug, a refused row)."""
+    for cause in _causes(error):
+        if isinstance(cause, (OperationalError, InterfaceError, StoreUnreachableError)):
+            return True
+        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+            return True
+    return store_full(error)
+
+
+def log_store_failure(log: logging.Logger, what: str, error: BaseException) -> None:
+    """Log that ``what`` failed: during a store outage one line that says why (the control loop
+    fails the same way at every check until the store is back, and a traceback each time would
+    bury the log); anything else with its traceback, as the bug it is."""
+    if store_outage(error):
+        log.error("%s: %s", what, describe_failure(error))
+    else:
+        log.error("%s", what, exc_info=error)
 
 
 def _causes(error: BaseException) -> list[BaseException]:

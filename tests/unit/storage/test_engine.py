@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 from pathlib import Path
 
 import psycopg
@@ -11,7 +12,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from adaptd.storage.engine import describe_failure, make_engine, store_full
+from adaptd.storage.engine import (
+    describe_failure,
+    log_store_failure,
+    make_engine,
+    store_full,
+    store_outage,
+)
 
 
 def test_sqlite_at_its_size_limit_is_a_full_store(tmp_path: Path) -> None:
@@ -43,3 +50,31 @@ def test_postgres_disk_full_and_enospc_are_a_full_store_and_an_outage_is_not() -
     )
     assert not store_full(down)
     assert describe_failure(down) == "store unreachable: connection failed: password=*** refused"
+
+
+def test_an_outage_is_logged_in_one_line_and_a_bug_with_its_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = logging.getLogger("adaptd.test.outage")
+    (tmp_path / "gone").mkdir()
+    engine = make_engine(f"sqlite:///{tmp_path / 'gone' / 'adaptd.db'}")
+    (tmp_path / "gone").rmdir()  # the store's disk went away under the daemon
+    try:
+        with caplog.at_level(logging.ERROR, logger=log.name):
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            except SQLAlchemyError as e:
+                assert store_outage(e)
+                log_store_failure(log, "check failed", e)
+            try:
+                {}["missing"]
+            except KeyError as e:
+                assert not store_outage(e)
+                log_store_failure(log, "check failed", e)
+    finally:
+        engine.dispose()
+    outage, bug = caplog.records
+    assert outage.getMessage() == "check failed: store unreachable: unable to open database file"
+    assert outage.exc_info is None
+    assert bug.getMessage() == "check failed" and bug.exc_info is not None
