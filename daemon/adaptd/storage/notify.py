@@ -89,6 +89,11 @@ class RegistryListener:
             while not self._stop.is_set():
                 for _ in conn.notifies(timeout=self.wait_s):
                     self.on_change()
+        except Exception:
+            # The session broke (the server restarted): discard it. Handed back as it is, the
+            # pool would try to roll it back and log that failure with a traceback of its own.
+            raw.invalidate()
+            raise
         finally:
             self.listening.clear()
             raw.close()
