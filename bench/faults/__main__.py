@@ -66,7 +66,7 @@ def main() -> None:
             _restarts(base, adapter, root / "restarts", restarts=5 if args.quick else 20)
             print(f"    ({model}, SQLite, 1 torch thread)")
         if args.only in (None, "pgrestart"):
-            _pgrestart(base, adapter, root / "pgrestart", outage_s=10.0)
+            _pgrestart(base, adapter, root / "pgrestart", outage_s=30.0)
             print(f"    ({model}, PostgreSQL {_pg_version()} on a Unix socket, 1 torch thread)")
         if args.only in (None, "diskfull"):
             other = _other_adapter(base, root)

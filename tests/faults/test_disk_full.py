@@ -10,7 +10,7 @@ from bench.faults import diskfull
 
 from tests.unit.serving.helpers import build_adapter, build_base
 
-pytestmark = [pytest.mark.slow, pytest.mark.long]
+pytestmark = pytest.mark.slow
 
 
 def test_a_full_disk_keeps_serving_counts_what_it_drops_and_resumes_when_freed(

@@ -17,7 +17,7 @@ from bench.faults.killpoints import World
 from adaptd.storage import probations
 from adaptd.storage import repository as repo
 
-pytestmark = [pytest.mark.slow, pytest.mark.long]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

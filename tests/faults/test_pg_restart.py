@@ -1,5 +1,6 @@
 """A PostgreSQL restart under load (:mod:`bench.faults.pgrestart`): a real daemon on the tests'
-own server, which is stopped for 10 s and started again while clients predict and label."""
+own server, which is stopped for 30 s (the outage the target names) and started again while
+clients predict and label."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def test_a_postgres_restart_under_load_loses_nothing_and_fails_no_prediction(
 ) -> None:
     base = build_base(tmp_path / "base")
     adapter = build_adapter(base, tmp_path / "adapter")
-    r = pgrestart.run(base, adapter, tmp_path / "work", server, outage_s=10.0)
+    r = pgrestart.run(base, adapter, tmp_path / "work", server, outage_s=30.0)
     # Serving needs no store.
     assert r.predictions_ok > 30, "there was load"
     assert r.predictions_failed == {}

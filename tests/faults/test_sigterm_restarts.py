@@ -10,7 +10,7 @@ from bench.faults import restarts
 
 from tests.unit.serving.helpers import build_adapter, build_base
 
-pytestmark = [pytest.mark.slow, pytest.mark.long]
+pytestmark = pytest.mark.slow
 
 
 def test_twenty_sigterm_restarts_under_load_lose_nothing_accepted(tmp_path: Path) -> None:
