@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -17,12 +18,16 @@ from sqlalchemy import Engine, text
 
 from adaptd.datasets.records import Example
 from adaptd.metrics import Metrics
+from adaptd.monitoring.edges import build_windows
+from adaptd.monitoring.runner import run_checks
+from adaptd.monitoring.settings import MonitorsSettings
 from adaptd.privacy.guard import keyed_hash
 from adaptd.privacy.keys import load_key
 from adaptd.privacy.settings import KEY_ENV, PrivacySettings
 from adaptd.retraining.job import RetrainRequest
 from adaptd.retraining.replay import RESERVOIR
 from adaptd.service import Role, RunState, Service
+from adaptd.signals import Status
 from adaptd.storage import repository as repo
 from tests.integration.test_retraining_job import make_job, make_settings
 from tests.unit.retraining.store_registry import StoreRegistry
@@ -172,6 +177,49 @@ def test_hashed_mode_logs_no_text_and_takes_it_back_with_feedback(
     service.handle_term()
     service.shutdown()
     assert _leaks(state, (EMAIL,)) == []
+
+
+def test_hashed_mode_still_watches_text_drift_on_every_prediction(
+    tiny_base: Path, adapter: Path, tmp_path: Path, started: list[Service]
+) -> None:
+    state = tmp_path / "state"
+    service = _start(state, tiny_base, adapter, {"text": "hashed"})
+    started.append(service)
+    short = [f"good day {i}" for i in range(120)]
+    # The shift: long shouting texts with links, as when a new client starts posting.
+    long = [f"WORST SERVICE EVER #{i} see http://x.example/{i} " * 4 for i in range(120)]
+    with _client(service) as client:
+        for batch in (short, long):
+            for start in range(0, len(batch), 8):
+                inputs = [{"text": t} for t in batch[start : start + 8]]
+                assert client.post("/v1/predict", json={"inputs": inputs}).status_code == 200
+            assert service.log is not None and service.log.flush(10)
+    assert service.engine is not None
+    rows = repo.recent_predictions(service.engine)
+    assert len(rows) == 240 and all(r.text is None for r in rows)
+    # What was kept in place of each text: a few numbers about it, nothing of its words.
+    by_length = sorted({r.text_features["length"] for r in rows if r.text_features})
+    assert by_length[0] == min(len(t) for t in short) and by_length[-1] == len(long[-1])
+    stored = json.dumps([r.text_features for r in rows])
+    assert "good" not in stored and "WORST" not in stored and "example" not in stored
+
+    monitors = MonitorsSettings(min_samples=50, reference_window=120, current_window=120)
+    active = repo.active_adapter(service.engine)
+    assert active is not None
+    now = max(r.ts for r in rows) + timedelta(seconds=1)
+    reference, current = build_windows(
+        service.engine, monitors, active.version, (), now, labels=service.settings.model.labels
+    )
+    pieces = lambda texts: [t.split() for t in texts]  # noqa: E731 - as the model's tokenizer
+    checks = run_checks(reference, current, monitors, now=now, tokenizer=pieces)
+    signals = {s.name: s for s in checks}
+    for name in ("length", "word_count", "upper_share", "url_share"):
+        signal = signals[f"drift.text.{name}"]
+        assert signal.status is Status.DRIFT, (name, signal)
+        assert signal.n_current == 120
+    assert signals["drift.text.share"].status is Status.DRIFT
+    # oov_share needs the text under the tokenizer: not judged on hashes alone.
+    assert signals["drift.text.oov_share"].status is Status.INSUFFICIENT_DATA
 
 
 def test_a_bad_key_stops_the_start(

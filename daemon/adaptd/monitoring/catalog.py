@@ -5,17 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from adaptd.datasets.descriptors import TEXT_DESCRIPTORS
 from adaptd.signals import SignalSpec
-
-#: text descriptors computed per text; each becomes ``drift.text.<name>``
-TEXT_DESCRIPTORS: dict[str, str] = {
-    "length": "characters per text",
-    "word_count": "whitespace-separated words per text",
-    "oov_share": "share of word pieces that are [UNK] or continuation pieces under the tokenizer",
-    "non_alpha_share": "share of characters that are neither letters nor spaces",
-    "upper_share": "share of letters in upper case",
-    "url_share": "share of words that look like URLs, @mentions or #hashtags",
-}
 
 _UNIT = (0.0, 1.0)
 

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine
 
+from adaptd.datasets.descriptors import Tokenizer
 from adaptd.datasets.records import Example
-from adaptd.monitoring.detectors.text import Tokenizer
 from adaptd.monitoring.metrics import MonitorMetrics
 from adaptd.monitoring.settings import MonitorsSettings
 from adaptd.monitoring.windows import Row, Window, attach_labels, build_window, cut_texts

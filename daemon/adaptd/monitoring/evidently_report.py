@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from adaptd.datasets.descriptors import Tokenizer, descriptors
 from adaptd.errors import AdaptdError
 from adaptd.monitoring.detectors.embedding import fit_pca, project
 from adaptd.monitoring.detectors.prediction import entropy
-from adaptd.monitoring.detectors.text import Tokenizer, descriptors
 from adaptd.monitoring.windows import Window
 
 logger = logging.getLogger(__name__)

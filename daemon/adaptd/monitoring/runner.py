@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from adaptd.datasets.descriptors import Tokenizer
 from adaptd.monitoring.catalog import known_signals
 from adaptd.monitoring.detectors import (
     bias,
@@ -33,7 +34,7 @@ def run_checks(
     settings: MonitorsSettings,
     *,
     now: datetime,
-    tokenizer: text.Tokenizer | None = None,
+    tokenizer: Tokenizer | None = None,
     predict: counterfactual.Predict | None = None,
 ) -> list[Signal]:
     """Every signal of the catalog that applies, each with its own status and sample sizes.

@@ -51,6 +51,9 @@ class Window:
     unknown_labels: Mapping[str, int] = field(default_factory=dict)
     #: where the rows come from, for a reference window (what the check's details show)
     origin: str | None = None
+    #: per row, the text's descriptors the log kept in its place (``privacy.text: hashed``);
+    #: empty when no row has them
+    text_features: tuple[Mapping[str, float] | None, ...] = ()
 
     @property
     def n(self) -> int:
@@ -116,6 +119,7 @@ def build_window(
     predicted = np.full(n, -1, dtype=np.int64)
     y_true = np.full(n, -1, dtype=np.int64)
     texts: list[str | None] = []
+    features: list[Mapping[str, float] | None] = []
     attrs: list[Mapping[str, str]] = []
     vectors: list[EmbeddingArray | None] = []
     unknown: dict[str, int] = {}
@@ -140,6 +144,7 @@ def build_window(
             prediction = None
             y_true[i] = label_index(row.label)
             texts.append(row.text)
+            features.append(None)
             attrs.append(dict(row.attributes))
             vectors.append(None)
             continue
@@ -149,6 +154,7 @@ def build_window(
             if label in index:
                 probs[i, index[label]] = float(p) if p is not None else np.nan
         texts.append(prediction.text)
+        features.append(prediction.text_features)
         attrs.append(dict(prediction.attributes))
         vectors.append(decode_embedding(prediction.embedding))
         stamps.append(prediction.ts)
@@ -167,6 +173,7 @@ def build_window(
         end=max(stamps) if stamps else None,
         unknown_labels=unknown,
         origin=origin,
+        text_features=tuple(features) if any(features) else (),
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from adaptd.datasets.descriptors import descriptor_rows
 from adaptd.datasets.records import Example
 from adaptd.privacy.keys import load_key
 from adaptd.privacy.metrics import PrivacyMetrics
@@ -32,6 +33,8 @@ class StoredText:
 
     text: str | None
     text_hash: str
+    #: the text's descriptors, kept in its place when the text is not (``hashed``)
+    features: dict[str, float] | None = None
 
 
 def keyed_hash(key: bytes, text: str) -> str:
@@ -111,9 +114,17 @@ class TextGuard:
         return result.text
 
     def for_log(self, text: str) -> StoredText:
+        return self.for_logs([text])[0]
+
+    def for_logs(self, texts: Sequence[str]) -> list[StoredText]:
+        """What the log keeps of each of a request's texts. ``hashed`` keeps, besides the
+        keyed hash, the few numbers text drift is measured on (length, word count, shares of
+        upper case, non-letters and links): they say nothing of who wrote the text, and without
+        them text drift would see only the texts feedback sends back."""
         if self.mode == "hashed":
-            return StoredText(None, self.hash(text))
-        return StoredText(self.scrub(text), self.hash(text))
+            features = descriptor_rows(texts)
+            return [StoredText(None, self.hash(t), f) for t, f in zip(texts, features, strict=True)]
+        return [StoredText(self.scrub(t), self.hash(t)) for t in texts]
 
     def scrub_examples(self, examples: Sequence[Example]) -> list[Example]:
         """Examples as they may be written to disk or trained on; those that cannot be

@@ -248,17 +248,18 @@ def create_app(ctx: ServingContext) -> FastAPI:
         ids = [p.id or uuid.uuid4().hex for p in inputs]
         if logging_on:
             assert log is not None
+            kept = ctx.texts.for_logs([item.text for item in inputs])
             rows = [
                 make_row(
                     prediction_id=pid,
                     ts=now,
-                    text=ctx.texts.for_log(item.text),
+                    text=stored,
                     attributes=item.attributes,
                     prediction=pred,
                     labels=ctx.labels,
                     latency_ms=latency_ms,
                 )
-                for pid, item, pred in zip(ids, inputs, predictions, strict=True)
+                for pid, item, pred, stored in zip(ids, inputs, predictions, kept, strict=True)
             ]
             log.submit(rows)
         return {

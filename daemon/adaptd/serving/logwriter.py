@@ -106,6 +106,7 @@ def make_row(
         attributes=dict(attributes),
         truncated=prediction.truncated,
         latency_ms=latency_ms,
+        text_features=text.features,
     )
     return repo.prediction_row(record)
 
@@ -128,6 +129,8 @@ def row_bytes(row: Mapping[str, Any]) -> int:
         size += len(text)
     if embedding is not None:
         size += len(embedding)
+    if row["text_features"]:  # hashed mode: a handful of floats in place of the text
+        size += ITEM_OVERHEAD_BYTES * len(row["text_features"])
     if attributes:
         size += ITEM_OVERHEAD_BYTES * len(attributes)
         for k, v in attributes.items():

@@ -49,6 +49,7 @@ COLUMNS = (
     "attributes",
     "truncated",
     "latency_ms",
+    "text_features",
 )
 
 _TS = COLUMNS.index("ts")

@@ -21,6 +21,9 @@ class PredictionRecord:
     attributes: dict[str, str] = field(default_factory=dict)
     truncated: bool = False
     latency_ms: float | None = None
+    #: the text's descriptors (:mod:`adaptd.datasets.descriptors`), kept only when the text is
+    #: not (``privacy.text: hashed``), so that text drift is still watched
+    text_features: dict[str, float] | None = None
     seq: int | None = None
 
 

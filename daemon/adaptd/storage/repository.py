@@ -47,6 +47,7 @@ def prediction_row(p: PredictionRecord) -> dict[str, Any]:
         "attributes": p.attributes or None,
         "truncated": p.truncated,
         "latency_ms": p.latency_ms,
+        "text_features": p.text_features,
     }
 
 
@@ -78,6 +79,7 @@ def _prediction(row: Row[Any]) -> PredictionRecord:
         attributes=row.attributes or {},
         truncated=row.truncated,
         latency_ms=row.latency_ms,
+        text_features=row.text_features,
     )
 
 

@@ -77,6 +77,8 @@ predictions = Table(
     Column("attributes", JSON, nullable=True),
     Column("truncated", Boolean, nullable=False, default=False),
     Column("latency_ms", Float, nullable=True),
+    # The text's descriptors when the text itself is not kept (privacy.text: hashed).
+    Column("text_features", JSON, nullable=True),
 )
 Index("ix_predictions_ts", predictions.c.ts)
 Index("ix_predictions_adapter_seq", predictions.c.adapter, predictions.c.seq)

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import re
 
-from adaptd.monitoring.catalog import TEXT_DESCRIPTORS, known_signals
+from adaptd.datasets.descriptors import TEXT_DESCRIPTORS
+from adaptd.monitoring.catalog import known_signals
 
 
 def test_names_are_dotted_stable_and_parametrised() -> None:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from adaptd.datasets.descriptors import oov_shares
 from adaptd.metrics import new_metrics
-from adaptd.monitoring.detectors.text import oov_shares
 from adaptd.monitoring.edges import (
     export_signals,
     hf_tokenizer,

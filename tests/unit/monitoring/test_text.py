@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adaptd.datasets.descriptors import descriptors, oov_shares
 from adaptd.datasets.records import Example
-from adaptd.monitoring.detectors.text import descriptors, oov_shares, text_drift
+from adaptd.monitoring.detectors.text import text_drift
 from adaptd.monitoring.windows import build_window
 from adaptd.signals import Status
 from tests.unit.monitoring.factory import LABELS, by_name, context, window
