@@ -124,7 +124,10 @@ def run_one(shift: Shift, args: argparse.Namespace, work: Path) -> dict[str, Any
     baseline = feature_extraction(base, shift, settings)
     print(f"   feature extraction: {baseline}", flush=True)
     stream = Stream(
-        rate_per_s=args.rate, feedback_fraction=args.feedback, max_wait_s=args.max_wait_s
+        rate_per_s=args.rate,
+        feedback_fraction=args.feedback,
+        max_wait_s=args.max_wait_s,
+        labelled_share=args.labelled_share,
     )
     result: ScenarioResult = run_scenario(
         shift, settings, stream=stream, say=lambda line: print("   " + line, flush=True)
@@ -165,6 +168,8 @@ def run_one(shift: Shift, args: argparse.Namespace, work: Path) -> dict[str, Any
         "timings": result.timings,
         "failed_requests": result.failed_requests,
         "check_interval_s": args.check_s,
+        "feedback_fraction": args.feedback,
+        "labelled_share": args.labelled_share,
         "wall_s": round(time.perf_counter() - started, 1),
     }
     write_summary(result, RESULTS / f"{name}.summary.json")
@@ -222,7 +227,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=10.0, help="live predictions per second")
     parser.add_argument("--feedback", type=float, default=0.5, help="share of traffic labelled")
     parser.add_argument("--max-wait-s", type=float, default=900.0)
+    parser.add_argument(
+        "--labelled-share",
+        type=float,
+        default=1.0,
+        help="after the shift, share of batches drawn from the labelled pool (the rest repeat "
+        "pool rows without labels): below 1, labels trail the traffic and a small pool lasts "
+        "past the trip (movies-to-tweets: 0.1)",
+    )
     args = parser.parse_args(argv)
+    if not 0.0 < args.labelled_share <= 1.0:
+        parser.error(f"--labelled-share must be in (0, 1], got {args.labelled_share}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     docs = []
     for name in args.shift or sorted(SHIFTS, reverse=True):
