@@ -30,6 +30,7 @@ from adaptd.datasets.records import Example
 from adaptd.demo.scenario import (
     ScenarioResult,
     Stream,
+    correct_offline,
     run_scenario,
     scenario_settings,
     score_offline,
@@ -37,6 +38,7 @@ from adaptd.demo.scenario import (
 )
 from adaptd.demo.shifts import SHIFTS, Shift
 from adaptd.demo.timeline import write_summary, write_timeline
+from adaptd.evaluation import measures as m
 from adaptd.modeling.base import resolve_base
 from adaptd.storage import repository as repo
 from adaptd.storage.engine import make_engine
@@ -103,6 +105,31 @@ def oracle(
     }
 
 
+def paired_change(
+    settings: Any, result: ScenarioResult, rows: tuple[Example, ...]
+) -> dict[str, Any]:
+    """Served minus first adapter on the same held-out rows, with the paired 95% interval the
+    gates use (Bonett-Price): whether a change of a few rows is told apart from noise."""
+    import numpy as np
+
+    engine = make_engine(settings.store_url)
+    try:
+        first = repo.get_adapter(engine, result.first_adapter).path
+        served = repo.get_adapter(engine, result.final_adapter).path
+    finally:
+        engine.dispose()
+    served_right = np.array(correct_offline(settings, served, rows))
+    first_right = np.array(correct_offline(settings, first, rows))
+    d = m.paired_difference(served_right, first_right, level=0.95)
+    return {
+        "difference": round(d.difference, 4),
+        "interval_95": [round(d.interval.low, 4), round(d.interval.high, 4)],
+        "served_only_right": d.a_only,
+        "first_only_right": d.b_only,
+        "n": d.n,
+    }
+
+
 def backbone_name(base: str | None) -> str:
     return "all-MiniLM-L6-v2" if base is None else Path(base).stem
 
@@ -136,6 +163,11 @@ def run_one(shift: Shift, args: argparse.Namespace, work: Path) -> dict[str, Any
     # adapter trained on (its train and dev rows; its golden and holdout rows carved out).
     same_rows = feature_extraction(base, shift, settings, tuple(result.first_trained))
     print(f"   feature extraction on the first adapter's rows: {same_rows}", flush=True)
+    paired = {
+        domain: paired_change(settings, result, rows)
+        for domain, rows in (("source", shift.source_holdout), ("target", shift.target_holdout))
+    }
+    print(f"   served minus first adapter, paired: {paired}", flush=True)
     name = f"adaptation-{shift.name}-{backbone_name(args.base)}"
     write_timeline(result, RESULTS / f"{name}.png")
     fed = list(shift.source_train) + list(result.fed)
@@ -163,6 +195,7 @@ def run_one(shift: Shift, args: argparse.Namespace, work: Path) -> dict[str, Any
         "first_minus_same_rows_baseline_source": None
         if first["source"] is None
         else round(first["source"] - same_rows["source"], 4),
+        "served_minus_first_paired": paired,
         "labels_received": len(result.fed),
         "runs": result.runs,
         "timings": result.timings,
@@ -206,12 +239,18 @@ def report(docs: list[dict[str, Any]]) -> str:
             f"{_pp(d['first_minus_baseline_source'])} (all {d['feature_extraction']['trained_on']}"
             f" rows), {_pp(d['first_minus_same_rows_baseline_source'])} (the same "
             f"{d['feature_extraction_same_rows']['trained_on']} rows); gap to oracle on target "
-            f"{_pp(d['gap_to_oracle'])}; forgetting {_pp(d['forgetting'])}; shift -> trip "
+            f"{_pp(d['gap_to_oracle'])}; forgetting {_pp(d['forgetting'])} (paired 95% "
+            f"interval of served - first on the source: "
+            f"{_iv(d['served_minus_first_paired']['source']['interval_95'])}); shift -> trip "
             f"{t.get('shift_to_trip_s')} s, shift -> swap {t.get('shift_to_swap_s')} s; "
             f"retrains: {runs}; {d['labels_received']} labels received; "
             f"{d['failed_requests']} failed requests"
         )
     return "\n".join(rows)
+
+
+def _iv(bounds: list[float]) -> str:
+    return f"[{100 * bounds[0]:+.1f}, {100 * bounds[1]:+.1f}] points"
 
 
 def _pp(value: float | None) -> str:

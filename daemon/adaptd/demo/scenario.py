@@ -190,6 +190,15 @@ def first_reservoir(settings: Settings) -> list[Example]:
 
 def score_offline(settings: Settings, adapter_dir: str, examples: Sequence[Example]) -> float:
     """Held-out accuracy of one adapter, built exactly as serving builds it."""
+    right = correct_offline(settings, adapter_dir, examples)
+    return sum(right) / len(right)
+
+
+def correct_offline(
+    settings: Settings, adapter_dir: str, examples: Sequence[Example]
+) -> list[bool]:
+    """Per held-out row: did the adapter, built exactly as serving builds it, get it right? Two
+    adapters scored on the same rows give a paired comparison."""
     from adaptd.retraining.scoring import predict_indices
     from adaptd.serving.host import ModelHost
 
@@ -204,9 +213,7 @@ def score_offline(settings: Settings, adapter_dir: str, examples: Sequence[Examp
         built.model, host.tokenizer, [e.text for e in examples], max_length=host.max_length
     )
     labels = settings.model.labels
-    return sum(labels[p] == e.label for p, e in zip(predicted, examples, strict=True)) / len(
-        examples
-    )
+    return [labels[p] == e.label for p, e in zip(predicted, examples, strict=True)]
 
 
 class _Streamer:
