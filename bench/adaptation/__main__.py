@@ -38,6 +38,7 @@ from adaptd.demo.scenario import (
 )
 from adaptd.demo.shifts import SHIFTS, Shift
 from adaptd.demo.timeline import write_summary, write_timeline
+from adaptd.errors import AdaptdError
 from adaptd.evaluation import measures as m
 from adaptd.modeling.base import resolve_base
 from adaptd.storage import repository as repo
@@ -292,7 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     docs = []
     for name in args.shift or sorted(SHIFTS, reverse=True):
         with tempfile.TemporaryDirectory(prefix="adaptd-bench-") as tmp:
-            docs.append(run_one(SHIFTS[name](quick=args.quick), args, Path(tmp)))
+            try:
+                docs.append(run_one(SHIFTS[name](quick=args.quick), args, Path(tmp)))
+            except AdaptdError as e:
+                # A measured outcome (e.g. the first adapter failed its gates), not a crash.
+                print(f"{name} on {backbone_name(args.base)}: {e}", file=sys.stderr)
+                return 1
     text = report(docs)
     print(text)
     (RESULTS / "adaptation.md").write_text(text + "\n")
