@@ -19,7 +19,7 @@ import logging
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +54,12 @@ class Stream:
     batch_size: int = 8
     #: share of live predictions that get their label back as feedback
     feedback_fraction: float = 0.5
+    #: after the shift, the share of batches drawn from the labelled target pool; the others
+    #: repeat pool rows without feedback. Below 1 the labels arrive slower than the traffic,
+    #: as in a service whose labels trail its predictions: a small pool then still has labels
+    #: left after the policy trips (movies-to-tweets has 380 live tweets; at 10/s and a share
+    #: of 1 they are spent before the trip, and the policy waits for labels given after it).
+    labelled_share: float = 1.0
     #: after the target pool is used up, keep sending unlabelled traffic this long at most
     max_wait_s: float = 900.0
     #: predictions served after the swap before the stream stops
@@ -184,6 +190,15 @@ def first_reservoir(settings: Settings) -> list[Example]:
 
 def score_offline(settings: Settings, adapter_dir: str, examples: Sequence[Example]) -> float:
     """Held-out accuracy of one adapter, built exactly as serving builds it."""
+    right = correct_offline(settings, adapter_dir, examples)
+    return sum(right) / len(right)
+
+
+def correct_offline(
+    settings: Settings, adapter_dir: str, examples: Sequence[Example]
+) -> list[bool]:
+    """Per held-out row: did the adapter, built exactly as serving builds it, get it right? Two
+    adapters scored on the same rows give a paired comparison."""
     from adaptd.retraining.scoring import predict_indices
     from adaptd.serving.host import ModelHost
 
@@ -198,9 +213,7 @@ def score_offline(settings: Settings, adapter_dir: str, examples: Sequence[Examp
         built.model, host.tokenizer, [e.text for e in examples], max_length=host.max_length
     )
     labels = settings.model.labels
-    return sum(labels[p] == e.label for p, e in zip(predicted, examples, strict=True)) / len(
-        examples
-    )
+    return [labels[p] == e.label for p, e in zip(predicted, examples, strict=True)]
 
 
 class _Streamer:
@@ -286,6 +299,31 @@ class _Streamer:
         return None
 
 
+def target_traffic(
+    pool: Sequence[Example], batch_size: int, labelled_share: float
+) -> Iterator[tuple[Sequence[Example], bool]]:
+    """The post-shift stream, endless: ``(batch, with_feedback)``. Batches from the labelled
+    pool, in order, make ``labelled_share`` of the batches until the pool is spent; the others
+    (and everything after) cycle through the pool again without feedback, so no label is sent
+    twice and the traffic stays in the target domain."""
+    if not pool:
+        raise ValueError("the target pool is empty")
+    if not 0.0 < labelled_share <= 1.0:
+        raise ValueError(f"labelled_share must be in (0, 1], got {labelled_share}")
+    labelled = filler = batches = 0
+    while True:
+        batches += 1
+        if labelled < len(pool) and labelled < labelled_share * batches * batch_size:
+            batch = pool[labelled : labelled + batch_size]
+            labelled += len(batch)
+            yield batch, True
+        else:
+            start = filler % len(pool)
+            batch = pool[start : start + batch_size]
+            filler += len(batch)
+            yield batch, False
+
+
 def _batches(examples: Sequence[Example], size: int) -> list[Sequence[Example]]:
     return [examples[i : i + size] for i in range(0, len(examples), size)]
 
@@ -325,7 +363,8 @@ def run_scenario(
         streamer = _Streamer(url, stream, time.perf_counter())
         say(f"3/4 live traffic: {len(shift.source_live)} {shift.source} with feedback, then "
             f"{shift.target} at {stream.rate_per_s:.0f}/s, feedback on "
-            f"{stream.feedback_fraction:.0%}")  # fmt: skip
+            f"{stream.feedback_fraction:.0%} of the {stream.labelled_share:.0%} drawn from "
+            "the labelled pool")  # fmt: skip
         for batch in _batches(shift.source_live, stream.batch_size):
             streamer.send(shift.source, batch, feedback=True)
         shift_t = time.perf_counter() - streamer.started
@@ -334,25 +373,19 @@ def run_scenario(
         swap_seen, tail = False, 0
         last_report = 0.0
         pool_done_at: float | None = None
-        target = list(shift.target_live)
-        index = 0
-        while True:
+        labelled_sent = 0
+        for batch, feedback in target_traffic(
+            shift.target_live, stream.batch_size, stream.labelled_share
+        ):
             now = time.perf_counter() - streamer.started
-            if index < len(target):
-                batch = target[index : index + stream.batch_size]
-                index += len(batch)
-                feedback = True
-                if index >= len(target):
+            if feedback:
+                labelled_sent += len(batch)
+                if labelled_sent >= len(shift.target_live):
                     pool_done_at = now
-            else:
-                # The labelled pool is used up: traffic goes on, labels do not.
-                start = (index - len(target)) % len(target)
-                batch = target[start : start + stream.batch_size]
-                index += len(batch)
-                feedback = False
-                if pool_done_at is not None and now - pool_done_at > stream.max_wait_s:
-                    say("    no swap before the time limit; stopping the stream")
-                    break
+            elif pool_done_at is not None and now - pool_done_at > stream.max_wait_s:
+                # The labelled pool is used up: traffic went on, labels did not.
+                say("    no swap before the time limit; stopping the stream")
+                break
             adapter = streamer.send(shift.target, batch, feedback=feedback)
             if adapter and adapter != result.first_adapter:
                 if not swap_seen:
