@@ -29,6 +29,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--only", choices=["a", "b", "c"], help="run one section")
     parser.add_argument(
+        "--base",
+        default="minilm",
+        help="minilm (the shipped encoder, default), smollm2 (the SmolLM2-135M-Instruct GGUF in "
+        "ADAPTD_DATA_DIR; (a) then runs against AutoModelForSequenceClassification, in process "
+        "only), or a model.base path",
+    )
+    parser.add_argument("--texts", type=int, help="texts per round (default 512 quick, 4096)")
+    parser.add_argument("--rounds", type=int, help="alternating rounds in (a)")
+    parser.add_argument(
+        "--peer-batches",
+        help="(a) batch sizes the peer is tried at, comma-separated; it runs at the fastest "
+        "(default 32 for minilm, 8,16,32 for a decoder)",
+    )
+    parser.add_argument(
         "--swaps", type=int, help="promotions in (c) (default: 5 with --quick, else 100)"
     )
     parser.add_argument(
@@ -59,22 +73,32 @@ def main() -> None:
         "privately with tests/pg.py when its binaries are installed)",
     )
     args = parser.parse_args()
-    n_texts = 512 if args.quick else 4096
+    n_texts = args.texts or (512 if args.quick else 4096)
     swaps = args.swaps or (5 if args.quick else 100)
 
     import torch
 
     torch.set_num_threads(args.threads)
+    from adaptd.modeling.base import inspect_base
     from bench.serving import setup
     from bench.serving import swaps as swap_bench
 
-    base = setup.minilm()
+    base = setup.base_of(args.base)
+    decoder = inspect_base(base, setup.LABELS).is_decoder
     items = setup.texts(n_texts)
     with tempfile.TemporaryDirectory() as tmp:
-        adapters = [setup.make_adapter(base, Path(tmp) / f"a{i}", seed=i) for i in range(2)]
-        print(f"MiniLM, {args.threads} torch threads, {n_texts} texts; the machine is shared")
+        # (c) promotes two adapters in turn; (a) and (b) serve one
+        n_adapters = 2 if args.only in (None, "c") else 1
+        adapters = [
+            setup.make_adapter(base, Path(tmp) / f"a{i}", seed=i) for i in range(n_adapters)
+        ]
+        name = "MiniLM" if args.base == "minilm" else base
+        print(f"{name}, {args.threads} torch threads, {n_texts} texts; the machine is shared")
         if args.only in (None, "a"):
-            _throughput(base, adapters[0], items, args)
+            if decoder:
+                _throughput_decoder(base, adapters[0], items, args)
+            else:
+                _throughput(base, adapters[0], items, args)
         if args.only in (None, "b"):
             _logging(base, adapters[0], items, args)
         if args.only in (None, "c"):
@@ -139,6 +163,83 @@ def _throughput(base: str, adapter: Path, items: list[str], args: argparse.Names
             f"ratio to peer {best_peer / http['seconds']:.2f}x  p50 {http['p50_ms']:.0f} ms  "
             f"p99 {http['p99_ms']:.0f} ms  failed {http['failed']}"
         )
+
+
+def _throughput_decoder(
+    base: str, adapter: Path, items: list[str], args: argparse.Namespace
+) -> None:
+    """(a) for a decoder backbone: the in-process daemon (logging on) against plain
+    ``AutoModelForSequenceClassification`` at its fastest batch size; the ratio per round and
+    its spread, because one best-of pair on a shared box can be luck; peak RSS of each side
+    alone in a fresh process."""
+    import statistics
+
+    from bench.serving import setup, throughput
+
+    rounds = args.rounds or (4 if args.quick else 6)
+    batches = [int(b) for b in (args.peer_batches or "8,16,32").split(",")]
+    peer = throughput.PlainPeer(base)
+    on = throughput.InProcessDaemon(base, adapter, log=True, threads=args.threads)
+    peer.run(items[:16])
+    on.serve(items[:16])
+    # The sweep alternates too, twice over, and keeps each size's best pass.
+    sweep = items[: min(len(items), 32)]
+    tried: dict[int, float] = {}
+    for _ in range(2):
+        for b in batches:
+            peer.batch = b
+            tried[b] = min(tried.get(b, float("inf")), peer.run(sweep))
+    peer.batch = min(tried, key=lambda b: tried[b])
+    peer_s, on_s, peaks = [], [], []
+    for r in range(rounds):
+        peaks.append(setup.sgemm_peak_gflops(0.5))
+        # Who goes first alternates, so a neighbour's load drifting up or down hurts both alike.
+        if r % 2:
+            on_s.append(on.serve(items))
+            peer_s.append(peer.run(items))
+        else:
+            peer_s.append(peer.run(items))
+            on_s.append(on.serve(items))
+    flops = setup.flops_per_text(peer.model, peer.tokenizer, items, throughput.MAX_LENGTH)
+    on.close()
+    n, peak = len(items), max(peaks)
+    best_peer, best_on = min(peer_s), min(on_s)
+    ratios = sorted(p / d for p, d in zip(peer_s, on_s, strict=True))
+
+    def mfu(seconds: float) -> str:
+        return f"{flops * n / seconds / 1e9 / peak:.0%}"
+
+    swept = ", ".join(f"B={b}: {len(sweep) / s:.1f}" for b, s in tried.items())
+    print(f"sgemm peak: {peak:.0f} GFLOP/s (best of {rounds}); {flops / 1e9:.2f} GFLOP per text")
+    print(f"(a) throughput, decoder, {rounds} alternating rounds of {n} texts")
+    print(f"    peer batch sweep (seq/s, {len(sweep)} texts): {swept}")
+    print(
+        f"    peer AutoModelForSequenceClassification B={peer.batch}: best "
+        f"{n / best_peer:6.1f} seq/s, median {n / statistics.median(peer_s):6.1f}  "
+        f"MFU {mfu(best_peer)}"
+    )
+    print(
+        f"    daemon in-process, all logged (max_batch {throughput.BATCH}): best "
+        f"{n / best_on:6.1f} seq/s, median {n / statistics.median(on_s):6.1f}  "
+        f"MFU {mfu(best_on)}"
+    )
+    print(f"    ratio daemon/peer, best rounds:  {best_peer / best_on:.2f}x")
+    print(
+        f"    ratio per round (same-round pairs): median {statistics.median(ratios):.2f}x, "
+        f"min {ratios[0]:.2f}x, max {ratios[-1]:.2f}x"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for side in ("peer", "daemon"):
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.serving.rss", side, base, str(adapter),
+             str(min(n, 64)), str(args.threads), str(peer.batch)],
+            capture_output=True, text=True, env=env, timeout=900, check=False,
+        )  # fmt: skip
+        if out.returncode != 0:
+            print(f"    peak RSS {side}: failed: {out.stderr[-300:]}")
+            continue
+        rss = json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+        print(f"    peak RSS {side} alone (load + {min(n, 64)} texts): {rss:.0f} MiB")
 
 
 def _logging(base: str, adapter: Path, items: list[str], args: argparse.Namespace) -> None:

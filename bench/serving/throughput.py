@@ -21,11 +21,12 @@ GUARD = TextGuard(mode="full", key=b"bench-key-" * 4)
 
 
 class Peer:
-    """The peer: AutoModelForSequenceClassification, tokenizer with dynamic padding, B=32."""
+    """The peer: the base with a classification head, tokenizer with dynamic padding, B=32."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, *, batch: int = BATCH) -> None:
         from adaptd.modeling.base import load_classifier, load_tokenizer
 
+        self.batch = batch
         self.tokenizer = load_tokenizer(base)
         self.model = load_classifier(base, LABELS, tokenizer=self.tokenizer)
 
@@ -34,9 +35,9 @@ class Peer:
 
         start = time.perf_counter()
         with torch.inference_mode():
-            for i in range(0, len(items), BATCH):
+            for i in range(0, len(items), self.batch):
                 enc = self.tokenizer(
-                    items[i : i + BATCH],
+                    items[i : i + self.batch],
                     padding=True,
                     truncation=True,
                     max_length=MAX_LENGTH,
@@ -44,6 +45,41 @@ class Peer:
                 )
                 torch.softmax(self.model(**enc).logits, dim=-1).numpy()
         return time.perf_counter() - start
+
+
+class PlainPeer(Peer):
+    """The peer a decoder user would write: ``AutoModelForSequenceClassification`` straight from
+    transformers (for a GGUF base, ``gguf_file=``, which dequantizes it as adaptd does), pooled
+    on the last real token by transformers itself, no adapter. The tokenizer is adaptd's only so
+    both sides see the same tokens (a decoder ships without a pad token; both pad with EOS)."""
+
+    def __init__(self, base: str, *, batch: int = BATCH) -> None:
+        import transformers
+        from transformers import AutoModelForSequenceClassification
+
+        from adaptd.modeling.base import GGUF_SUFFIX, load_tokenizer
+
+        self.batch = batch
+        self.tokenizer = load_tokenizer(base)
+        path = Path(base)
+        source, extra = (
+            (str(path.parent), {"gguf_file": path.name})
+            if base.endswith(GGUF_SUFFIX)
+            else (base, {})
+        )
+        transformers.logging.set_verbosity_error()
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=len(LABELS), pad_token_id=self.tokenizer.pad_token_id, **extra
+        )
+        self.model.eval()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 class InProcessDaemon:

@@ -788,6 +788,8 @@ def delete_expired_batch(
         if not found:
             return 0, 0.0
         stmt = delete(target).where(key >= found[0], key <= found[-1], *conds)
+    if engine.dialect.name == "postgresql":
+        return _delete_in_one_statement(engine, table, stmt)
     with engine.begin() as conn:
         _secure_delete(conn, "FAST")
         if conn.dialect.name == "sqlite":
@@ -799,6 +801,41 @@ def delete_expired_batch(
             _count_labelled_gone(conn, stmt.whereclause)
         deleted = conn.execute(stmt).rowcount
     # the commit (the WAL write) is part of the hold
+    return int(deleted), time.perf_counter() - started
+
+
+def _delete_in_one_statement(engine: Engine, table: str, stmt: Any) -> tuple[int, float]:
+    """PostgreSQL: the count of labelled pairs, the counter bump and the delete as one statement
+    in its own transaction (data-modifying CTEs), so the transaction is open only while the
+    server runs it. As three statements it also spanned the client's turns between them: on a
+    CPU-starved box one batch of a few hundred rows stayed open 2.4 s (bench/retention)."""
+    p, f = t.predictions.c, t.feedback.c
+    if table == "predictions":
+        gone = stmt.returning(p.id, p.text).cte("gone")
+        pairs = gone.join(t.feedback, f.prediction_id == gone.c.id)
+        labelled = select(func.count()).select_from(pairs).where(gone.c.text.is_not(None))
+    elif table == "feedback":
+        gone = stmt.returning(f.prediction_id).cte("gone")
+        pairs = gone.join(t.predictions, p.id == gone.c.prediction_id)
+        labelled = select(func.count()).select_from(pairs).where(p.text.is_not(None))
+    else:
+        gone, labelled = stmt.returning(sa.literal(1)).cte("gone"), None
+    query = select(select(func.count()).select_from(gone).scalar_subquery())
+    if labelled is not None:
+        bump = (
+            update(t.counters)
+            .where(t.counters.c.name == LABELLED_DELETED)
+            .values(value=t.counters.c.value + labelled.scalar_subquery())
+            .returning(t.counters.c.value)
+            .cte("bump")
+        )
+        # PostgreSQL runs every data-modifying CTE to completion, read or not; reading it keeps
+        # SQLAlchemy from dropping it.
+        query = query.add_columns(select(func.count()).select_from(bump).scalar_subquery())
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        started = time.perf_counter()
+        deleted = conn.execute(query).scalar_one()
+    # the implicit transaction commits before the result returns
     return int(deleted), time.perf_counter() - started
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from adaptd.metrics import new_metrics
-from adaptd.retention.prune import MIN_BATCH, Pruned, prune
+from adaptd.retention.prune import GROW_AFTER, MIN_BATCH, Pruned, next_size, prune
+from adaptd.retention.settings import RetentionSettings
 from adaptd.storage import repository as repo
 from tests.unit.retention.builders import (
     NOW,
@@ -112,6 +113,20 @@ def test_a_slow_batch_halves_the_next(engine: Engine, tmp_path: Path) -> None:
     # 400, 200, 100, 100, ... : every batch "held the lock too long"
     assert done["predictions"].deleted == 1000
     assert done["predictions"].batches == 2 + -(-(1000 - 600) // MIN_BATCH)
+
+
+def test_the_batch_grows_back_after_a_run_of_fast_batches() -> None:
+    retention = RetentionSettings(batch_size=1000, max_batch_s=0.2)
+    size, fast = next_size(1000, 0.3, 5, retention)
+    assert (size, fast) == (500, 0)  # slow: halved, the run of fast ones starts again
+    for i in range(GROW_AFTER - 1):
+        size, fast = next_size(size, 0.05, fast, retention)
+        assert (size, fast) == (500, i + 1)
+    # between half the budget and the budget: kept, but doubling it could cross the budget
+    assert next_size(size, 0.15, fast, retention) == (500, 0)
+    assert next_size(size, 0.05, fast, retention) == (1000, 0)
+    assert next_size(1000, 0.05, GROW_AFTER, retention) == (1000, GROW_AFTER + 1)  # capped
+    assert next_size(MIN_BATCH, 5.0, 0, retention) == (MIN_BATCH, 0)  # the floor
 
 
 def test_run_directories_and_rejected_adapters_files(engine: Engine, tmp_path: Path) -> None:
