@@ -1,7 +1,7 @@
 """Peak resident memory of one side of (a), alone in a fresh process (the main benchmark holds
 both sides at once, so its own peak says nothing about either).
 
-    python -m bench.serving.rss peer|daemon BASE ADAPTER N_TEXTS THREADS PEER_BATCH
+    python -m bench.serving.rss peer|daemon BASE ADAPTER N_TEXTS THREADS BATCH
 prints one JSON line: side, peak_rss_mb (VmHWM after loading and serving N_TEXTS texts).
 """
 
@@ -23,7 +23,9 @@ def main() -> None:
     if side == "peer":
         throughput.PlainPeer(base, batch=int(batch)).run(items)
     elif side == "daemon":
-        daemon = throughput.InProcessDaemon(base, Path(adapter), log=True, threads=int(threads))
+        daemon = throughput.InProcessDaemon(
+            base, Path(adapter), log=True, threads=int(threads), max_batch=int(batch)
+        )
         daemon.serve(items)
         daemon.close()
     else:

@@ -86,7 +86,14 @@ class InProcessDaemon:
     """Batcher + log writer + metrics exactly as the HTTP handler drives them, minus HTTP."""
 
     def __init__(
-        self, base: str, adapter: Path, *, log: bool, threads: int, guard: TextGuard = GUARD
+        self,
+        base: str,
+        adapter: Path,
+        *,
+        log: bool,
+        threads: int,
+        guard: TextGuard = GUARD,
+        max_batch: int = BATCH,
     ) -> None:
         from adaptd.metrics import new_metrics
         from adaptd.serving.batcher import Batcher
@@ -100,7 +107,7 @@ class InProcessDaemon:
         self.host = ModelHost(base=base, labels=LABELS, threads=threads, max_length=MAX_LENGTH)
         self.host.offer(self.host.build("bench", adapter))
         self.batcher = Batcher(
-            self.host, self.metrics, max_batch=BATCH, max_wait_ms=5.0, queue_size=1 << 20
+            self.host, self.metrics, max_batch=max_batch, max_wait_ms=5.0, queue_size=1 << 20
         )
         self.batcher.start()
         self.batcher.wake()

@@ -75,7 +75,18 @@ def prune_table(
     deleted = batches = fast = 0
     longest = 0.0
     while True:
-        n, held = repo.delete_expired_batch(engine, table, cutoff, limit=size, keep=keep)
+        try:
+            n, held = repo.delete_expired_batch(
+                engine, table, cutoff, limit=size, keep=keep, timeout_s=retention.batch_timeout_s
+            )
+        except TimeoutError:
+            # Cancelled and rolled back by the server: nothing deleted, retry at half the size.
+            if size <= MIN_BATCH:
+                raise
+            size, fast = max(MIN_BATCH, size // 2), 0
+            logger.info("retention: a %s batch was cancelled; next batches of %d", table, size)
+            sleep(PAUSE_S)
+            continue
         if n == 0:
             return deleted, batches, longest
         deleted, batches, longest = deleted + n, batches + 1, max(longest, held)

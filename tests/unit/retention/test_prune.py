@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine
+import pytest
+from sqlalchemy import Engine, select
 
 from adaptd.metrics import new_metrics
-from adaptd.retention.prune import GROW_AFTER, MIN_BATCH, Pruned, next_size, prune
+from adaptd.retention.prune import GROW_AFTER, MIN_BATCH, Pruned, next_size, prune, prune_table
 from adaptd.retention.settings import RetentionSettings
+from adaptd.storage import migrate
 from adaptd.storage import repository as repo
+from adaptd.storage import tables as t
+from adaptd.storage.engine import make_engine
 from tests.unit.retention.builders import (
     NOW,
     add_adapter,
@@ -172,3 +176,33 @@ def test_the_label_total_policies_wait_on_never_goes_down(engine: Engine, tmp_pa
     assert repo.count_labelled(engine) == 200
     add_predictions(engine, 5, start=NOW, step=DAY, prefix="new")
     assert repo.count_labelled(engine) == 205
+
+
+@pytest.mark.postgres
+def test_postgresql_cancels_a_batch_past_its_timeout_and_retries_it_smaller(
+    pg_database: str,
+) -> None:
+    engine = make_engine(pg_database)
+    migrate.upgrade(engine)
+    add_predictions(engine, 300, start=NOW - 400 * DAY, step=timedelta(minutes=1))
+    retention = RetentionSettings(batch_size=400, batch_timeout_s=0.2)
+    cutoff = NOW - 90 * DAY
+    tries: list[float] = []
+    try:
+        # Another transaction holds one old row locked: every batch that covers it waits on
+        # the lock until the server cancels it.
+        with engine.connect() as blocker:
+            blocker.execute(
+                select(t.predictions.c.seq).where(t.predictions.c.id == "p0").with_for_update()
+            )
+            with pytest.raises(TimeoutError, match="predictions"):
+                prune_table(engine, "predictions", cutoff, retention, keep=[], sleep=tries.append)
+            blocker.rollback()
+        assert len(tries) == 2  # 400, 200, then 100 = MIN_BATCH gives up
+        assert count(engine, "predictions") == 300  # every cancelled batch rolled back
+        assert repo.count_labelled(engine) == 300  # and its counter bump with it
+        deleted, _, _ = prune_table(engine, "predictions", cutoff, retention, keep=[])
+        assert deleted == 300
+        assert repo.count_labelled(engine) == 300  # deleted labelled pairs stay counted
+    finally:
+        engine.dispose()
