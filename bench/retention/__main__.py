@@ -173,6 +173,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100,000 rows instead of 1,000,000")
     parser.add_argument("--rows", type=int, default=None)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], action="append")
+    parser.add_argument(
+        "--way", choices=["adaptd", "peer"], action="append", help="only this way (default: both)"
+    )
     args = parser.parse_args()
     rows = args.rows or (100_000 if args.quick else 1_000_000)
     backends = args.backend or ["sqlite", "postgresql"]
@@ -180,6 +183,7 @@ def main() -> None:
         f"retention of {rows:,} predictions over {SPAN_DAYS} days (half labelled), 90-day age, "
         f"batch {RetentionSettings().batch_size}, a writer inserting 50 rows / 20 ms"
     )
+    print(f"load average at start: {Path('/proc/loadavg').read_text().split()[:3]}")
     header = (
         f"  {'way':<8} {'deleted':>9} {'wall s':>8} {'batches':>7} {'median ms':>10} "
         f"{'max ms':>10} {'ins p99':>9} {'ins max':>9} {'ins err':>7}"
@@ -190,6 +194,8 @@ def main() -> None:
             print(f"{backend}: per batch = one delete transaction (the lock held); ins = writer")
             print(header)
             for name, way in (("adaptd", adaptd_way), ("peer", peer_way)):
+                if args.way and name not in args.way:
+                    continue
                 if backend == "sqlite":
                     path = root / f"{name}.db"
 

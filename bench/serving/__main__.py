@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -28,6 +29,25 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--only", choices=["a", "b", "c"], help="run one section")
+    parser.add_argument(
+        "--base",
+        default="minilm",
+        help="minilm (the shipped encoder, default), smollm2 (the SmolLM2-135M-Instruct GGUF in "
+        "ADAPTD_DATA_DIR; (a) then runs against AutoModelForSequenceClassification, in process "
+        "only), or a model.base path",
+    )
+    parser.add_argument("--texts", type=int, help="texts per round (default 512 quick, 4096)")
+    parser.add_argument("--rounds", type=int, help="alternating rounds in (a)")
+    parser.add_argument(
+        "--daemon-batches",
+        help="(a), decoder: the daemon's serving.max_batch values, each run as its own side "
+        "(default 32,16: the default and the peer's usual best)",
+    )
+    parser.add_argument(
+        "--peer-batches",
+        help="(a) batch sizes the peer is tried at, comma-separated; it runs at the fastest "
+        "(default 32 for minilm, 8,16,32 for a decoder)",
+    )
     parser.add_argument(
         "--swaps", type=int, help="promotions in (c) (default: 5 with --quick, else 100)"
     )
@@ -59,22 +79,32 @@ def main() -> None:
         "privately with tests/pg.py when its binaries are installed)",
     )
     args = parser.parse_args()
-    n_texts = 512 if args.quick else 4096
+    n_texts = args.texts or (512 if args.quick else 4096)
     swaps = args.swaps or (5 if args.quick else 100)
 
     import torch
 
     torch.set_num_threads(args.threads)
+    from adaptd.modeling.base import inspect_base
     from bench.serving import setup
     from bench.serving import swaps as swap_bench
 
-    base = setup.minilm()
+    base = setup.base_of(args.base)
+    decoder = inspect_base(base, setup.LABELS).is_decoder
     items = setup.texts(n_texts)
     with tempfile.TemporaryDirectory() as tmp:
-        adapters = [setup.make_adapter(base, Path(tmp) / f"a{i}", seed=i) for i in range(2)]
-        print(f"MiniLM, {args.threads} torch threads, {n_texts} texts; the machine is shared")
+        # (c) promotes two adapters in turn; (a) and (b) serve one
+        n_adapters = 2 if args.only in (None, "c") else 1
+        adapters = [
+            setup.make_adapter(base, Path(tmp) / f"a{i}", seed=i) for i in range(n_adapters)
+        ]
+        name = "MiniLM" if args.base == "minilm" else base
+        print(f"{name}, {args.threads} torch threads, {n_texts} texts; the machine is shared")
         if args.only in (None, "a"):
-            _throughput(base, adapters[0], items, args)
+            if decoder:
+                _throughput_decoder(base, adapters[0], items, args)
+            else:
+                _throughput(base, adapters[0], items, args)
         if args.only in (None, "b"):
             _logging(base, adapters[0], items, args)
         if args.only in (None, "c"):
@@ -139,6 +169,88 @@ def _throughput(base: str, adapter: Path, items: list[str], args: argparse.Names
             f"ratio to peer {best_peer / http['seconds']:.2f}x  p50 {http['p50_ms']:.0f} ms  "
             f"p99 {http['p99_ms']:.0f} ms  failed {http['failed']}"
         )
+
+
+def _throughput_decoder(
+    base: str, adapter: Path, items: list[str], args: argparse.Namespace
+) -> None:
+    """(a) for a decoder backbone: the in-process daemon (logging on) at each ``max_batch`` of
+    ``--daemon-batches`` against plain ``AutoModelForSequenceClassification`` at its fastest
+    batch size; the ratio per round and its spread, because one best-of pair on a shared box
+    can be luck; peak RSS of each side alone in a fresh process."""
+    import statistics
+
+    from bench.serving import setup, throughput
+
+    rounds = args.rounds or (4 if args.quick else 6)
+    batches = [int(b) for b in (args.peer_batches or "8,16,32").split(",")]
+    daemon_batches = [int(b) for b in (args.daemon_batches or "32,16").split(",")]
+    peer = throughput.PlainPeer(base)
+    daemons = {
+        b: throughput.InProcessDaemon(base, adapter, log=True, threads=args.threads, max_batch=b)
+        for b in daemon_batches
+    }
+    peer.run(items[:16])
+    for daemon in daemons.values():
+        daemon.serve(items[:16])
+    # The sweep alternates too, twice over, and keeps each size's best pass.
+    sweep = items[: min(len(items), 32)]
+    tried: dict[int, float] = {}
+    for _ in range(2):
+        for b in batches:
+            peer.batch = b
+            tried[b] = min(tried.get(b, float("inf")), peer.run(sweep))
+    peer.batch = min(tried, key=lambda b: tried[b])
+    sides: dict[str, Callable[[], float]] = {"peer": lambda: peer.run(items)}
+    for b, daemon in daemons.items():
+        sides[f"daemon{b}"] = lambda daemon=daemon: daemon.serve(items)  # type: ignore[misc]
+    seconds: dict[str, list[float]] = {name: [] for name in sides}
+    peaks = []
+    order = list(sides)
+    for r in range(rounds):
+        peaks.append(setup.sgemm_peak_gflops(0.5))
+        # The order rotates each round, so a neighbour's load drifting up or down hurts all alike.
+        for name in order[r % len(order) :] + order[: r % len(order)]:
+            seconds[name].append(sides[name]())
+    flops = setup.flops_per_text(peer.model, peer.tokenizer, items, throughput.MAX_LENGTH)
+    for daemon in daemons.values():
+        daemon.close()
+    n, peak = len(items), max(peaks)
+
+    def mfu(s: float) -> str:
+        return f"{flops * n / s / 1e9 / peak:.0%}"
+
+    def rates(name: str) -> str:
+        best, median = min(seconds[name]), statistics.median(seconds[name])
+        return f"best {n / best:6.1f} seq/s, median {n / median:6.1f}  MFU {mfu(best)}"
+
+    swept = ", ".join(f"B={b}: {len(sweep) / s:.1f}" for b, s in tried.items())
+    print(f"sgemm peak: {peak:.0f} GFLOP/s (best of {rounds}); {flops / 1e9:.2f} GFLOP per text")
+    print(f"(a) throughput, decoder, {rounds} rotating rounds of {n} texts")
+    print(f"    peer batch sweep (seq/s, {len(sweep)} texts): {swept}")
+    print(f"    peer AutoModelForSequenceClassification B={peer.batch}: {rates('peer')}")
+    for b in daemons:
+        name = f"daemon{b}"
+        ratios = sorted(p / d for p, d in zip(seconds["peer"], seconds[name], strict=True))
+        print(f"    daemon in-process, all logged, max_batch {b}: {rates(name)}")
+        print(
+            f"      ratio daemon/peer: best rounds {min(seconds['peer']) / min(seconds[name]):.2f}x"
+            f"; per round median {statistics.median(ratios):.2f}x "
+            f"(min {ratios[0]:.2f}x, max {ratios[-1]:.2f}x)"
+        )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    rss_sides = [("peer", peer.batch)] + [("daemon", b) for b in daemons]
+    for side, b in rss_sides:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.serving.rss", side, base, str(adapter),
+             str(min(n, 32)), str(args.threads), str(b)],
+            capture_output=True, text=True, env=env, timeout=900, check=False,
+        )  # fmt: skip
+        if out.returncode != 0:
+            print(f"    peak RSS {side} B={b}: failed: {out.stderr[-300:]}")
+            continue
+        rss = json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+        print(f"    peak RSS {side} B={b} alone (load + {min(n, 32)} texts): {rss:.0f} MiB")
 
 
 def _logging(base: str, adapter: Path, items: list[str], args: argparse.Namespace) -> None:

@@ -15,6 +15,19 @@ def minilm() -> str:
     return resolve_base(None)
 
 
+def base_of(name: str) -> str:
+    """``minilm``, ``smollm2`` (the GGUF extracted from the data archive) or a model.base path."""
+    from adaptd.modeling.base import resolve_base
+
+    if name == "minilm":
+        return minilm()
+    if name == "smollm2":
+        from adaptd.datasets.archives import smollm2_gguf
+
+        return resolve_base(str(smollm2_gguf()))
+    return resolve_base(name)
+
+
 def make_adapter(base: str, out: Path, *, seed: int) -> Path:
     """A LoRA adapter (r=8, query/value, trained head in modules_to_save) as adaptd saves them."""
     import torch

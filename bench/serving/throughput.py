@@ -21,11 +21,12 @@ GUARD = TextGuard(mode="full", key=b"bench-key-" * 4)
 
 
 class Peer:
-    """The peer: AutoModelForSequenceClassification, tokenizer with dynamic padding, B=32."""
+    """The peer: the base with a classification head, tokenizer with dynamic padding, B=32."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, *, batch: int = BATCH) -> None:
         from adaptd.modeling.base import load_classifier, load_tokenizer
 
+        self.batch = batch
         self.tokenizer = load_tokenizer(base)
         self.model = load_classifier(base, LABELS, tokenizer=self.tokenizer)
 
@@ -34,9 +35,9 @@ class Peer:
 
         start = time.perf_counter()
         with torch.inference_mode():
-            for i in range(0, len(items), BATCH):
+            for i in range(0, len(items), self.batch):
                 enc = self.tokenizer(
-                    items[i : i + BATCH],
+                    items[i : i + self.batch],
                     padding=True,
                     truncation=True,
                     max_length=MAX_LENGTH,
@@ -46,11 +47,53 @@ class Peer:
         return time.perf_counter() - start
 
 
+class PlainPeer(Peer):
+    """The peer a decoder user would write: ``AutoModelForSequenceClassification`` straight from
+    transformers (for a GGUF base, ``gguf_file=``, which dequantizes it as adaptd does), pooled
+    on the last real token by transformers itself, no adapter. The tokenizer is adaptd's only so
+    both sides see the same tokens (a decoder ships without a pad token; both pad with EOS)."""
+
+    def __init__(self, base: str, *, batch: int = BATCH) -> None:
+        import transformers
+        from transformers import AutoModelForSequenceClassification
+
+        from adaptd.modeling.base import GGUF_SUFFIX, load_tokenizer
+
+        self.batch = batch
+        self.tokenizer = load_tokenizer(base)
+        path = Path(base)
+        source, extra = (
+            (str(path.parent), {"gguf_file": path.name})
+            if base.endswith(GGUF_SUFFIX)
+            else (base, {})
+        )
+        transformers.logging.set_verbosity_error()
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=len(LABELS), pad_token_id=self.tokenizer.pad_token_id, **extra
+        )
+        self.model.eval()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 class InProcessDaemon:
     """Batcher + log writer + metrics exactly as the HTTP handler drives them, minus HTTP."""
 
     def __init__(
-        self, base: str, adapter: Path, *, log: bool, threads: int, guard: TextGuard = GUARD
+        self,
+        base: str,
+        adapter: Path,
+        *,
+        log: bool,
+        threads: int,
+        guard: TextGuard = GUARD,
+        max_batch: int = BATCH,
     ) -> None:
         from adaptd.metrics import new_metrics
         from adaptd.serving.batcher import Batcher
@@ -64,7 +107,7 @@ class InProcessDaemon:
         self.host = ModelHost(base=base, labels=LABELS, threads=threads, max_length=MAX_LENGTH)
         self.host.offer(self.host.build("bench", adapter))
         self.batcher = Batcher(
-            self.host, self.metrics, max_batch=BATCH, max_wait_ms=5.0, queue_size=1 << 20
+            self.host, self.metrics, max_batch=max_batch, max_wait_ms=5.0, queue_size=1 << 20
         )
         self.batcher.start()
         self.batcher.wake()

@@ -61,6 +61,17 @@ class RetentionSettings(Section):
         "one, so no batch holds the write lock much longer than this.",
     )
 
+    # The lock budget itself (bench/retention: no batch may hold a lock over 1 s). Halving
+    # reacts only after a slow batch has held the lock; on PostgreSQL the server also cancels
+    # (and rolls back) a batch at this age, which is then retried at half the size. Measured
+    # 2026-11-30: 5,000-row batches take 20-70 ms there, so only a stalled one is cancelled.
+    batch_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="PostgreSQL cancels a delete transaction still running after this many "
+        "seconds and the pass retries it at half the size (SQLite has no statement timeout).",
+    )
+
     def age_days(self, kind: str) -> float | None:
         value: float | None = getattr(self, kind)
         return value

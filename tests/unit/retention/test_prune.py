@@ -5,11 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine
+import pytest
+from sqlalchemy import Engine, select
 
 from adaptd.metrics import new_metrics
-from adaptd.retention.prune import MIN_BATCH, Pruned, prune
+from adaptd.retention.prune import GROW_AFTER, MIN_BATCH, Pruned, next_size, prune, prune_table
+from adaptd.retention.settings import RetentionSettings
+from adaptd.storage import migrate
 from adaptd.storage import repository as repo
+from adaptd.storage import tables as t
+from adaptd.storage.engine import make_engine
 from tests.unit.retention.builders import (
     NOW,
     add_adapter,
@@ -114,6 +119,20 @@ def test_a_slow_batch_halves_the_next(engine: Engine, tmp_path: Path) -> None:
     assert done["predictions"].batches == 2 + -(-(1000 - 600) // MIN_BATCH)
 
 
+def test_the_batch_grows_back_after_a_run_of_fast_batches() -> None:
+    retention = RetentionSettings(batch_size=1000, max_batch_s=0.2)
+    size, fast = next_size(1000, 0.3, 5, retention)
+    assert (size, fast) == (500, 0)  # slow: halved, the run of fast ones starts again
+    for i in range(GROW_AFTER - 1):
+        size, fast = next_size(size, 0.05, fast, retention)
+        assert (size, fast) == (500, i + 1)
+    # between half the budget and the budget: kept, but doubling it could cross the budget
+    assert next_size(size, 0.15, fast, retention) == (500, 0)
+    assert next_size(size, 0.05, fast, retention) == (1000, 0)
+    assert next_size(1000, 0.05, GROW_AFTER, retention) == (1000, GROW_AFTER + 1)  # capped
+    assert next_size(MIN_BATCH, 5.0, 0, retention) == (MIN_BATCH, 0)  # the floor
+
+
 def test_run_directories_and_rejected_adapters_files(engine: Engine, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     old = repo.start_run(engine, now=NOW - 60 * DAY, reason="x", status="running")
@@ -157,3 +176,33 @@ def test_the_label_total_policies_wait_on_never_goes_down(engine: Engine, tmp_pa
     assert repo.count_labelled(engine) == 200
     add_predictions(engine, 5, start=NOW, step=DAY, prefix="new")
     assert repo.count_labelled(engine) == 205
+
+
+@pytest.mark.postgres
+def test_postgresql_cancels_a_batch_past_its_timeout_and_retries_it_smaller(
+    pg_database: str,
+) -> None:
+    engine = make_engine(pg_database)
+    migrate.upgrade(engine)
+    add_predictions(engine, 300, start=NOW - 400 * DAY, step=timedelta(minutes=1))
+    retention = RetentionSettings(batch_size=400, batch_timeout_s=0.2)
+    cutoff = NOW - 90 * DAY
+    tries: list[float] = []
+    try:
+        # Another transaction holds one old row locked: every batch that covers it waits on
+        # the lock until the server cancels it.
+        with engine.connect() as blocker:
+            blocker.execute(
+                select(t.predictions.c.seq).where(t.predictions.c.id == "p0").with_for_update()
+            )
+            with pytest.raises(TimeoutError, match="predictions"):
+                prune_table(engine, "predictions", cutoff, retention, keep=[], sleep=tries.append)
+            blocker.rollback()
+        assert len(tries) == 2  # 400, 200, then 100 = MIN_BATCH gives up
+        assert count(engine, "predictions") == 300  # every cancelled batch rolled back
+        assert repo.count_labelled(engine) == 300  # and its counter bump with it
+        deleted, _, _ = prune_table(engine, "predictions", cutoff, retention, keep=[])
+        assert deleted == 300
+        assert repo.count_labelled(engine) == 300  # deleted labelled pairs stay counted
+    finally:
+        engine.dispose()
