@@ -121,6 +121,8 @@ def descriptors(
 
 def oov_shares(texts: Sequence[str], tokenizer: Tokenizer) -> npt.NDArray[np.float64]:
     """Share of pieces that are unknown (``[UNK]``/``<unk>``) or word continuations (``##``)."""
+    if not texts:  # a Hugging Face tokenizer fails on an empty batch
+        return np.zeros(0)
     pieces = tokenizer(list(texts))
     out = np.zeros(len(texts))
     for i, toks in enumerate(pieces):

@@ -76,6 +76,19 @@ def test_below_min_samples_no_verdict() -> None:
     assert all(s.value is None and s.n_reference == 300 for s in signals)
 
 
+def test_an_empty_window_never_reaches_the_tokenizer() -> None:
+    # A Hugging Face tokenizer fails on an empty batch (IndexError); an empty window at start-up
+    # or a window of hashed rows without texts must read "insufficient", not "error".
+    def strict(texts: Sequence[str]) -> list[list[str]]:
+        if not texts:
+            raise IndexError("list index out of range")
+        return [t.split() for t in texts]
+
+    empty = build_window([], LABELS)
+    signals = text_drift(context(), empty, window(600, seed=2), strict)
+    assert {s.status for s in signals} == {Status.INSUFFICIENT_DATA}
+
+
 def test_statistic_value_is_normed_wasserstein_of_the_descriptor() -> None:
     ref, cur = window(1200, seed=1), window(1200, seed=2, tweet_share=0.5)
     s = by_name(text_drift(context(), ref, cur))["drift.text.length"]
