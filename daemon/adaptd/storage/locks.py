@@ -390,18 +390,22 @@ class KeptLock:
                 return
             if self.lost.is_set():
                 self.regain()
-            elif not self.lock.renew(self.clock()):
-                logger.error("lock %s lost by %s", self.lock.name, self.lock.holder)
-                self.lost.set()
+            else:
+                self._renew()
+
+    def _renew(self) -> bool:
+        """Renew the held lock; a failed renewal marks it lost."""
+        if self.lock.renew(self.clock()):
+            return True
+        logger.error("lock %s lost by %s", self.lock.name, self.lock.holder)
+        self.lost.set()
+        return False
 
     def confirm(self) -> bool:
         """Whether the lock is ours right now, asked of the store (a renewal), not of the last
         renewal: the holder calls it before each step that must be made by one process only."""
-        if not self.lost.is_set() and not self.taken.is_set():
-            if self.lock.renew(self.clock()):
-                return True
-            logger.error("lock %s lost by %s", self.lock.name, self.lock.holder)
-            self.lost.set()
+        if not self.lost.is_set() and not self.taken.is_set() and self._renew():
+            return True
         return self.regain()
 
     def regain(self) -> bool:
