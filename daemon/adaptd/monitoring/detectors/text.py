@@ -8,6 +8,8 @@ which needs the tokenizer, is then measured on the texts that came back with fee
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import numpy.typing as npt
 
@@ -20,20 +22,22 @@ from adaptd.signals import Signal, Status
 Columns = dict[str, npt.NDArray[np.float64]]
 
 
-def window_descriptors(window: Window, tokenizer: Tokenizer | None = None) -> tuple[Columns, int]:
-    """Each descriptor over the window's rows, and how many rows it has: computed from the text
-    where there is one, read from what the log kept (``text_features``) where there is not.
-    ``oov_share`` comes from texts alone (the log keeps no tokenizer's view)."""
-    texts = window.text_list()
-    columns = descriptors(texts, tokenizer)
-    kept = [f for t, f in zip(window.texts, window.text_features, strict=False) if t is None and f]
-    if not kept:
-        return columns, len(texts)
-    for name in list(columns):
+def _kept(window: Window) -> list[Mapping[str, float]]:
+    """The descriptors the log kept for the window's rows without a text."""
+    return [f for t, f in zip(window.texts, window.text_features, strict=False) if t is None and f]
+
+
+def window_descriptors(window: Window, tokenizer: Tokenizer | None = None) -> Columns:
+    """Each descriptor over the window's rows: computed from the text where there is one, read
+    from what the log kept (``text_features``) where there is not. ``oov_share`` comes from
+    texts alone (the log keeps no tokenizer's view)."""
+    columns = descriptors(window.text_list(), tokenizer)
+    kept = _kept(window)
+    for name in list(columns) if kept else []:
         extra = [float(f[name]) for f in kept if name in f]
         if extra:
             columns[name] = np.concatenate([columns[name], np.asarray(extra, dtype=np.float64)])
-    return columns, len(texts) + len(kept)
+    return columns
 
 
 def text_drift(
@@ -41,14 +45,17 @@ def text_drift(
 ) -> list[Signal]:
     """``drift.text.<descriptor>`` per descriptor and ``drift.text.share`` over them."""
     ref_texts, cur_texts = reference.text_list(), current.text_list()
-    ref_desc, n_ref = window_descriptors(reference, tokenizer)
-    cur_desc, n_cur = window_descriptors(current, tokenizer)
+    # Counted before anything is computed: a window too small to judge is never tokenized.
+    n_ref = len(ref_texts) + len(_kept(reference))
+    n_cur = len(cur_texts) + len(_kept(current))
     names = [f"drift.text.{d}" for d in TEXT_DESCRIPTORS]
     if not enough(ctx, n_ref, n_cur):
         return [
             insufficient(ctx, name, n_reference=n_ref, n_current=n_cur)
             for name in [*names, "drift.text.share"]
         ]
+    ref_desc = window_descriptors(reference, tokenizer)
+    cur_desc = window_descriptors(current, tokenizer)
     signals: list[Signal] = []
     drifted = 0
     tested = 0
