@@ -23,7 +23,7 @@ import argparse
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -50,6 +50,8 @@ class Setup:
     #: target rows a candidate trains on (None: every target row not held out)
     target_train: int | None
     alphas: tuple[float, ...]
+    #: the golden gate's own alpha (None: validation.alpha)
+    golden_alphas: tuple[float | None, ...] = (None,)
 
 
 SETUPS = {
@@ -91,13 +93,28 @@ def _clear_regression(verdict: Verdict) -> int:
     )
 
 
+Key = tuple[int, float, float | None, str]  # golden size, alpha, golden alpha, candidate
+
+
+def settings_for(alpha: float, golden_alpha: float | None) -> ValidationSettings:
+    """The default gates, with the golden gate's alpha replaced where one is given."""
+    defaults = ValidationSettings(alpha=alpha)
+    if golden_alpha is None:
+        return defaults
+    gates = [
+        g.model_copy(update={"alpha": golden_alpha}) if g.slice == "golden" else g
+        for g in defaults.gates
+    ]
+    return ValidationSettings(alpha=alpha, gates=gates)
+
+
 def one_seed(
     seed: int,
     source: tuple[np.ndarray, np.ndarray],
     target: tuple[np.ndarray, np.ndarray],
     n_recent: int,
     setup: Setup,
-) -> tuple[dict[tuple[int, float, str], bool], dict[str, tuple[float, float]], dict[str, bool]]:
+) -> tuple[dict[Key, bool], dict[str, tuple[float, ...]], dict[str, bool]]:
     rng = np.random.default_rng(seed)
     mx, my = source
     tx, ty = target
@@ -136,22 +153,23 @@ def one_seed(
         )
         for name in models
     }
-    promoted: dict[tuple[int, float, str], bool] = {}
+    promoted: dict[Key, bool] = {}
     for size in setup.golden_sizes:
         sized = {
             **slices,
             "golden": SliceData(name="golden", y_true=slices["golden"].y_true[:size]),
         }
         for alpha in setup.alphas:
-            settings = ValidationSettings(alpha=alpha)
-            for name in CANDIDATES:
-                cut = {**preds[name], "golden": preds[name]["golden"][:size]}
-                champ = {**preds["champion"], "golden": preds["champion"]["golden"][:size]}
-                verdict = judge(
-                    settings, sized, cut, champ, min_group_size=MIN_GROUP_SIZE, positive=1
-                )
-                promoted[(size, alpha, name)] = verdict.passed
-                CLEAR_REGRESSIONS[verdict.passed] += _clear_regression(verdict)
+            for golden_alpha in setup.golden_alphas:
+                settings = settings_for(alpha, golden_alpha)
+                for name in CANDIDATES:
+                    cut = {**preds[name], "golden": preds[name]["golden"][:size]}
+                    champ = {**preds["champion"], "golden": preds["champion"]["golden"][:size]}
+                    verdict = judge(
+                        settings, sized, cut, champ, min_group_size=MIN_GROUP_SIZE, positive=1
+                    )
+                    promoted[(size, alpha, golden_alpha, name)] = verdict.passed
+                    CLEAR_REGRESSIONS[verdict.passed] += _clear_regression(verdict)
     # first adapter: no champion; both slices come from the source domain, as in a first run
     first_slices = {
         "recent": SliceData(name="recent", y_true=tuple(int(v) for v in my[first_recent_ix])),
@@ -173,9 +191,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="20 seeds instead of 100")
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--shift", choices=sorted(SETUPS), default="movies-to-tweets")
+    parser.add_argument("--golden-sizes", help="comma-separated golden slice sizes to compare")
+    parser.add_argument("--recent-sizes", help="comma-separated recent slice sizes to compare")
+    parser.add_argument("--alphas", help="comma-separated validation.alpha values to compare")
+    parser.add_argument(
+        "--golden-alphas",
+        help="comma-separated alphas of the golden gate to compare ('-': validation.alpha)",
+    )
     args = parser.parse_args(argv)
     seeds = args.seeds or (20 if args.quick else 100)
     setup = SETUPS[args.shift]
+    if args.golden_sizes:
+        setup = replace(setup, golden_sizes=tuple(int(v) for v in args.golden_sizes.split(",")))
+    if args.recent_sizes:
+        setup = replace(setup, recent_sizes=tuple(int(v) for v in args.recent_sizes.split(",")))
+    if args.alphas:
+        setup = replace(setup, alphas=tuple(float(v) for v in args.alphas.split(",")))
+    if args.golden_alphas:
+        golden_alphas = tuple(None if v == "-" else float(v) for v in args.golden_alphas.split(","))
+        setup = replace(setup, golden_alphas=golden_alphas)
     sizes = setup.recent_sizes
     started = time.perf_counter()
     source = domain(setup.source)[:2]
@@ -185,14 +219,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"champion on {setup.source_train} {setup.source}; golden {setup.golden_sizes} "
         f"{setup.source}; {seeds} seeds; min_group_size {MIN_GROUP_SIZE}"
     )
-    rates: dict[tuple[int, int, float, str], list[bool]] = defaultdict(list)
-    accs: dict[tuple[int, str], list[tuple[float, float]]] = defaultdict(list)
+    rates: dict[tuple[int, Key], list[bool]] = defaultdict(list)
+    accs: dict[tuple[int, str], list[tuple[float, ...]]] = defaultdict(list)
     firsts: dict[str, list[bool]] = defaultdict(list)
     for n_recent in sizes:
         for seed in range(seeds):
             promoted, accuracies, first = one_seed(seed, source, target, n_recent, setup)
-            for (golden, alpha, name), ok in promoted.items():
-                rates[(n_recent, golden, alpha, name)].append(ok)
+            for key, ok in promoted.items():
+                rates[(n_recent, key)].append(ok)
             for name, pair in accuracies.items():
                 accs[(n_recent, name)].append(pair)
             for name, ok in first.items():
@@ -208,17 +242,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         "\npromotion rate over seeds (default gates: accuracy@recent min_gain 0, "
         "accuracy@golden max_drop 0.02):"
     )
-    header = f"{'n recent':>8} {'golden':>6} {'alpha':>5} " + " ".join(
+    header = f"{'n recent':>8} {'golden':>6} {'alpha':>5} {'g.alpha':>7} " + " ".join(
         f"{c:>9}" for c in CANDIDATES
     )
     print(header)
     for n_recent in sizes:
         for golden in setup.golden_sizes:
             for alpha in setup.alphas:
-                cells = " ".join(
-                    f"{np.mean(rates[(n_recent, golden, alpha, c)]):9.2f}" for c in CANDIDATES
-                )
-                print(f"{n_recent:>8} {golden:>6} {alpha:>5.2f} {cells}")
+                for ga in setup.golden_alphas:
+                    cells = " ".join(
+                        f"{np.mean(rates[(n_recent, (golden, alpha, ga, c))]):9.2f}"
+                        for c in CANDIDATES
+                    )
+                    shown = "-" if ga is None else f"{ga:.2f}"
+                    print(f"{n_recent:>8} {golden:>6} {alpha:>5.2f} {shown:>7} {cells}")
     print(
         f"\nfirst adapter (no champion, must beat the majority class on recent and golden, "
         f"alpha {ValidationSettings().alpha}): source-only model promoted "

@@ -1,13 +1,15 @@
-"""``python -m bench.adaptation.steps [--min-steps 150,0] [--new-labels 420]``: what does the
-``retraining.min_steps`` floor buy on the small sets a real shift gives?
+"""``python -m bench.adaptation.steps [--min-steps 150,0] [--replay-ratios 0.5,1]
+[--new-labels 420]``: what do the ``retraining.min_steps`` floor and the
+``retraining.replay_ratio`` buy on the small sets a real shift gives?
 
 The demo's shift (``tweets-to-movies``) offline, once per ``min_steps`` value, through the real
 trainer: the first adapter on the source tweets the daemon's job would train on (its golden and
 holdout rows carved out by the job's own :func:`assemble`), then the retrain after the shift,
 warm-started from it, on ``--new-labels`` movie labels assembled as the daemon assembles them
-(the newest 20 % held out, tweets replayed at 0.5, dev rows from the new labels). Both are
-scored on the shift's held-out rows nobody trains on (1,000 movie snippets, 136 tweets), with
-their wall time, steps and the checkpoint they kept.
+(the newest 20 % held out, tweets replayed at each ``--replay-ratios`` value, dev rows from the
+new labels). All are scored on the shift's held-out rows nobody trains on (1,000 movie snippets,
+136 tweets), with their wall time, steps and the checkpoint they kept; each retrain's source
+(tweet) accuracy is also compared with its first adapter's on the same tweets (lost / gained).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,9 @@ def accuracy(predicted: list[int], examples: tuple[Example, ...]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.adaptation.steps", description=__doc__)
     parser.add_argument("--min-steps", default="150,0", help="values to compare")
+    parser.add_argument(
+        "--replay-ratios", default="0.5", help="replayed source rows per new label, to compare"
+    )
     parser.add_argument("--new-labels", type=int, default=420, help="movie labels of the retrain")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -51,11 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     shift = tweets_to_movies()
     # As the job: 10 % golden (at least 30), then the newest 20 % held out; the rest trains.
     golden = list(shift.source_train[: max(30, len(shift.source_train) // 10)])
-    spec = AssemblySpec(labels=LABELS, min_holdout=30, holdout_fraction=0.2, replay_ratio=0.5)
+    spec = AssemblySpec(labels=LABELS, min_holdout=30, holdout_fraction=0.2)
     first = assemble(list(shift.source_train), [], spec, exclude=golden)
-    retrain = assemble(
-        list(shift.target_live[: args.new_labels]), list(first.train), spec, exclude=golden
-    )
+    retrains = {
+        ratio: assemble(
+            list(shift.target_live[: args.new_labels]),
+            list(first.train),
+            replace(spec, replay_ratio=ratio),
+            exclude=golden,
+        )
+        for ratio in [float(v) for v in args.replay_ratios.split(",")]
+    }
     test = {"target": shift.target_holdout, "source": shift.source_holdout}
     out: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="adaptd-steps-") as tmp:
@@ -93,33 +105,46 @@ def main(argv: list[str] | None = None) -> int:
             row = {
                 "run": name,
                 "rows": len(rows),
+                "replayed": data.n_replay,
                 "kept": result.kept,
                 "epochs": result.epochs_run,
                 "steps": result.steps,
                 "wall_s": round(time.perf_counter() - started, 1),
                 **{k: round(accuracy(predicted[k], v), 4) for k, v in test.items()},
                 "checkpoints": result.checkpoints,
+                "source_right": [
+                    LABELS[p] == e.label
+                    for p, e in zip(predicted["source"], test["source"], strict=True)
+                ],
             }
-            print(json.dumps(row), flush=True)  # noqa: T201
+            shown = {k: v for k, v in row.items() if k != "source_right"}
+            print(json.dumps(shown), flush=True)  # noqa: T201
             return row
 
         for value in [int(v) for v in args.min_steps.split(",")]:
             champion = run(f"first-{value}", first, min_steps=value)
             out.append(champion)
-            out.append(
-                run(
-                    f"retrain-{value}",
+            for ratio, retrain in retrains.items():
+                row = run(
+                    f"retrain-{value}-replay-{ratio:g}",
                     retrain,
                     min_steps=value,
                     warm_start=str(work / f"first-{value}" / "adapter"),
                 )
-            )
-    print("\n| run | rows | kept | epochs | steps | wall s | movies | tweets |")  # noqa: T201
-    print("|---|---:|---|---:|---:|---:|---:|---:|")  # noqa: T201
+                pairs = list(zip(champion["source_right"], row["source_right"], strict=True))
+                row["lost"] = sum(a and not b for a, b in pairs)
+                row["gained"] = sum(b and not a for a, b in pairs)
+                out.append(row)
+    print(  # noqa: T201
+        "\n| run | rows | replayed | kept | epochs | steps | wall s | movies | tweets "
+        "| tweets lost / gained |"
+    )
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---|")  # noqa: T201
     for r in out:
         print(  # noqa: T201
-            f"| {r['run']} | {r['rows']} | {r['kept']} | {r['epochs']} | {r['steps']} | "
-            f"{r['wall_s']} | {100 * r['target']:.1f}% | {100 * r['source']:.1f}% |"
+            f"| {r['run']} | {r['rows']} | {r['replayed']} | {r['kept']} | {r['epochs']} | "
+            f"{r['steps']} | {r['wall_s']} | {100 * r['target']:.1f}% | "
+            f"{100 * r['source']:.1f}% | {r.get('lost', '')} / {r.get('gained', '')} |"
         )
     return 0
 

@@ -229,8 +229,12 @@ def test_first_adapter_from_file_is_promoted_with_golden_and_replay(
     assert {s.details["reference"] for s in signals} == {"validation rows of the adapter (90)"}
     kinds = [e.kind for e in repo.list_events(sqlite_engine)]
     assert kinds == ["retrain_started", "retrain_data", "retrain_trained", "retrain_promoted"]
+    # The golden set grew by the first adapter's 90 held-out rows, which nobody trained on.
     replay = ReplayStore(engine=sqlite_engine, capacity=1)
-    assert len(replay.golden() or []) == 50
+    golden_texts = {e.text for e in replay.golden() or []}
+    assert len(golden_texts) == 140
+    assert {r.text for r in stored if r.slice == "recent"} <= golden_texts
+    assert not golden_texts & {e.text for e in replay.load()[0]}
     assert replay.load()[0]
     assert (
         metrics.registry.get_sample_value("adaptd_retrain_runs_total", {"outcome": "promoted"}) == 1

@@ -45,7 +45,7 @@ class AssemblySpec:
     min_labels: int = 50
     holdout_fraction: float = 0.2
     min_holdout: int = 20
-    replay_ratio: float = 0.5
+    replay_ratio: float = 1.0
     balance: Literal["none", "reweight", "oversample"] = "reweight"
     group_attributes: tuple[str, ...] = ()
     #: validate on training data when there is no holdout (first adapter from a small file)

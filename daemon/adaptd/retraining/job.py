@@ -661,6 +661,11 @@ class RetrainJob:
             )  # fmt: skip
         # Only validated data joins the replay reservoir: a rejected run's labels may be bad.
         self.replay.add(_new_examples(training, labelled))
+        if champion is None and golden and self.settings.validation.golden_file is None:
+            # The first adapter's holdout is source data nobody trained on: as golden rows it
+            # triples what the golden gate judges forgetting on (RESULTS.md run 5), and from
+            # here on no run trains on it (assemble excludes the golden set).
+            self.replay.extend_golden(training.holdout)
         stored = self._store_reference(version, result, training, golden)
         details["reference_rows"] = stored
         if rt.require_approval:

@@ -2,8 +2,11 @@
 
 The reservoir is a uniform random sample (Vitter's algorithm R) of every training set so far:
 each example ever offered has the same chance of being kept, whatever the order of the runs.
-The golden set is written once, from the first training data, and never changed afterwards, so
-"accuracy on golden" means the same thing for every candidate.
+The golden set is frozen from the first training data and grows once, when the first adapter is
+validated, by that adapter's holdout: rows of the source domain that it never trained on and that
+no later run may train on, so the golden gate judges forgetting on about three times as many
+rows (bench/adaptation/RESULTS.md, run 5). From then on it never changes, so "accuracy on golden"
+means the same thing for every candidate judged against a champion.
 
 Both live in the store, not under a controller's ``state_dir``: a standby controller on another
 host that takes over replays the same examples and judges on the same golden set (with them in
@@ -28,6 +31,7 @@ from sqlalchemy import Engine
 
 from adaptd.datasets.records import Example
 from adaptd.errors import DatasetError
+from adaptd.retraining.dataset import text_key
 from adaptd.storage import repository as repo
 
 logger = logging.getLogger(__name__)
@@ -204,3 +208,20 @@ class ReplayStore:
         # Another controller may have frozen one first: the one stored is the golden set.
         stored = repo.add_replay_set_once(self.engine, GOLDEN, data, len(data))
         return self._examples(GOLDEN, stored)
+
+    def extend_golden(self, examples: Sequence[Example]) -> list[Example]:
+        """Add ``examples`` (the first adapter's holdout) to the golden set; returns it. Only the
+        controller holding the retrain lock extends, so read-then-replace does not race."""
+        existing = self.golden() or []
+        keys = {text_key(e.text) for e in existing}
+        added = []
+        for e in examples:
+            if e.label is not None and text_key(e.text) not in keys:
+                keys.add(text_key(e.text))
+                added.append(e)
+        if not added:
+            return existing
+        golden = [*existing, *added]
+        with self.engine.begin() as conn:
+            repo.put_replay_set(conn, GOLDEN, [example_to_dict(e) for e in golden], len(golden))
+        return golden

@@ -12,11 +12,14 @@ The rules, chosen with ``bench/adaptation/gates.py`` (see ``bench/adaptation/GAT
   held-out labels, the shifted data, with confidence: the lower end of the paired interval of
   the improvement must be above the gain. The burden of proof is on the candidate, so a
   shuffled-label or merely lucky candidate is not promoted.
-- ``max_drop`` / ``max_rise`` (default ``accuracy@golden`` ``max_drop: 0.02``): the candidate may
-  lose at most the margin on the frozen source-domain sample. It fails when the loss is beyond
-  the margin *and* significant (the whole interval of the difference is below zero): a golden
-  set of a few hundred rows cannot tell a one-point loss from noise, and a non-inferiority test
-  at that size would reject most good candidates; a clear regression is still caught.
+- ``max_drop`` / ``max_rise`` (default ``accuracy@golden`` ``max_drop: 0.02``, ``alpha: 0.3``):
+  the candidate may lose at most the margin on the frozen source-domain sample. It fails when
+  the loss is beyond the margin *and* significant (the whole interval of the difference is below
+  zero): a golden set of a few hundred rows cannot tell a one-point loss from noise, and a
+  non-inferiority test at that size would reject most good candidates. A gate may set its own
+  ``alpha``; the golden gate's 0.3 (a one-sided 15 % test) asks less evidence of a loss than
+  the recent gate asks of a gain, because a golden set is small and forgetting is what it is
+  there to catch.
 - ``min`` / ``max``: absolute bounds on the candidate's point value (its interval is shown).
 - Without a champion (the first adapter) every judged slice must beat always answering the
   majority class: the lower end of the accuracy's Wilson interval above the majority share.
@@ -27,7 +30,7 @@ The rules, chosen with ``bench/adaptation/gates.py`` (see ``bench/adaptation/GAT
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -475,7 +478,12 @@ def judge(
         bootstrap_samples=settings.bootstrap_samples,
         seed=settings.seed,
     )
-    gates = [evaluate_gate(g, slices, candidate, champion, j) for g in settings.gates]
+    gates = [
+        evaluate_gate(
+            g, slices, candidate, champion, j if g.alpha is None else replace(j, level=1 - g.alpha)
+        )
+        for g in settings.gates
+    ]
     if champion is None:
         names = list(dict.fromkeys([*expected_slices, *slices]))
         for name in names:

@@ -46,6 +46,20 @@ def test_store_round_trip_and_golden_is_frozen(engine: Engine) -> None:
     assert len(first) == 10
 
 
+def test_golden_set_grows_by_new_labelled_rows_only(engine: Engine) -> None:
+    store = ReplayStore(engine=engine, capacity=50)
+    frozen = store.freeze_golden(examples("g", 40), 10)
+    unlabelled = Example(text="no label", label=None)
+    # the same text as a golden row after normalisation: not a second copy
+    again = Example(text=f"  {frozen[0].text.upper()} ", label="negative")
+    holdout = [*examples("h", 5), unlabelled, again]
+    grown = store.extend_golden(holdout)
+    assert [e.text for e in grown] == [*(e.text for e in frozen), "h0", "h1", "h2", "h3", "h4"]
+    assert store.golden() == grown
+    assert store.extend_golden(examples("h", 5)) == grown  # nothing new: unchanged
+    assert store.freeze_golden(examples("other", 40), 10) == grown  # frozen stays frozen
+
+
 def test_a_second_controller_sees_the_same_sets(engine: Engine) -> None:
     """The sets are the store's, not one controller's: a standby that takes over on another
     host (another ReplayStore, no shared directory) replays and judges with the same ones, and

@@ -102,6 +102,23 @@ def test_clear_forgetting_on_golden_fails_but_noise_on_golden_does_not() -> None
     assert golden.outcome is Outcome.PASSED and noisy.passed
 
 
+def test_the_golden_gate_judges_at_its_own_alpha() -> None:
+    """A 4-point loss on 300 golden rows is not significant at the verdict's 90% but is at the
+    golden gate's own 70% (alpha 0.3, the default), so the default gates reject it."""
+    candidate, champion = preds(0.10, 0.14, 1), preds(0.30, 0.10, 2)
+    at_verdict_alpha = [g.model_copy(update={"alpha": None}) for g in ValidationSettings().gates]
+    lenient = run(candidate, champion, ValidationSettings(gates=at_verdict_alpha))
+    assert lenient.passed, lenient.reason()
+    strict = run(candidate, champion)
+    assert [g.name for g in strict.failing] == ["accuracy@golden"]
+    golden = strict.failing[0]
+    assert golden.difference_interval is not None and golden.difference_interval.level == 0.7
+    assert "significant drop of 0.040" in strict.reason()
+    # the verdict's other gates keep validation.alpha
+    assert strict.gates[0].difference_interval is not None
+    assert strict.gates[0].difference_interval.level == pytest.approx(0.9)
+
+
 def test_shuffled_label_candidate_is_rejected_with_and_without_champion() -> None:
     rng = random.Random(3)
     shuffled = {k: [rng.randrange(2) for _ in v.y_true] for k, v in SLICES.items()}
