@@ -87,9 +87,7 @@ def daemon(tiny_base: Path, tmp_path: Path) -> Iterator[Service]:
             "early_stopping_patience": None,
             "probation": {"min_samples": 30, "max_accuracy_drop": 0.02},
         },
-        # 50 golden rows of the 500 first examples: the tiny model's first adapter was
-        # tuned on the 450 left (the floor of 2 x min_group_size would take 60)
-        validation={"golden_size": 50, "gates": GATES},
+        validation={"golden_size": 100, "gates": GATES},
     )
     engine = store_for(settings)
     # The first adapter, trained from a labelled file's worth of domain-a examples.

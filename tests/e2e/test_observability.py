@@ -283,9 +283,7 @@ def looping_daemon(tmp_path: Path, alerting: tuple[Webhook, Alertmanager]) -> It
             "early_stopping_patience": None,
             "probation": {"min_samples": 30, "max_accuracy_drop": 0.02},
         },
-        # 50 golden rows of the 500 first examples: the tiny model's first adapter was
-        # tuned on the 450 left (the floor of 2 x min_group_size would take 60)
-        validation={"golden_size": 50, "gates": test_loop.GATES},
+        validation={"golden_size": 100, "gates": test_loop.GATES},
         # The daemon's own delivery path, straight into Alertmanager's API.
         alerting={"webhook_url": f"{alertmanager.url}/api/v2/alerts", "backoff_s": 0.2},
     )

@@ -69,9 +69,7 @@ def daemon(tiny_base: Path, tmp_path: Path) -> Iterator[Service]:
             "threads": 1,
             "early_stopping_patience": None,
         },
-        # 50 golden rows of the 500 first examples: the tiny model's first adapter was
-        # tuned on the 450 left (the floor of 2 x min_group_size would take 60)
-        validation={"golden_size": 50, "gates": GATES},
+        validation={"golden_size": 100, "gates": GATES},
     )
     engine = store_for(settings)
     base = inspect_base(str(tiny_base), settings.model.labels, pooling=settings.model.pooling)
