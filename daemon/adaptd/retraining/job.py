@@ -58,8 +58,6 @@ logger = logging.getLogger(__name__)
 SOURCE = "retraining"
 #: share of the first training data frozen as the golden set (capped by validation.golden_size)
 GOLDEN_SHARE = 0.1
-#: the golden set frozen from a small first file has at least this many times min_group_size
-GOLDEN_FLOOR_SLICES = 2
 _LOCK_TAKEN = (
     "the retrain lock was lost while this run trained (the store restarted) and another process "
     "took it: that run decides; this one registered nothing"
@@ -224,10 +222,8 @@ class RetrainJob:
                 raise RunFailed(f"golden set: {e}") from e
         golden = self.replay.golden()
         if golden is None and first_data:
-            # Twice the rows a slice needs to be judged, but never a quarter of the data: on 32
-            # golden rows a sound first adapter (80% against a 59% majority) passed its
-            # majority gate in 84% of runs, on 60 in 97% (GATES.md, "golden floor").
-            floor = GOLDEN_FLOOR_SLICES * self.settings.monitors.min_group_size
+            # At least the rows a slice needs to be judged, but never a quarter of the data.
+            floor = self.settings.monitors.min_group_size
             size = min(
                 v.golden_size,
                 max(floor, int(GOLDEN_SHARE * len(first_data))),
