@@ -8,13 +8,10 @@ from pathlib import Path
 import typer
 
 from adaptd.demo.scenario import ScenarioResult, Stream, run_scenario, scenario_settings
-from adaptd.demo.shifts import tweets_to_movies
+from adaptd.demo.shifts import TWEETS_TO_MOVIES_LIVE, tweets_to_movies
 from adaptd.demo.timeline import write_summary, write_timeline
 from adaptd.logsetup import configure_logging
 from adaptd.service import Service
-
-#: movie snippets in the demo's live pool, quick or not
-FULL_DEMO_LIVE = 2400
 
 
 def demo(
@@ -44,7 +41,7 @@ def demo(
     # 700-snippet pool left labels for two attempts, and with the default gates both may be
     # rejected (the quick demo failed so in CI); the stream stops at the swap, so a larger pool
     # costs nothing when the loop closes early.
-    shift = tweets_to_movies(quick=quick, n_live=FULL_DEMO_LIVE)
+    shift = tweets_to_movies(quick=quick, n_live=TWEETS_TO_MOVIES_LIVE)
     settings = scenario_settings(
         state_dir,
         port=port,

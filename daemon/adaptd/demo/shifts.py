@@ -46,13 +46,17 @@ class Shift:
         }
 
 
+#: movie snippets in the full tweets-to-movies live pool (the quick one has 700)
+TWEETS_TO_MOVIES_LIVE = 2400
+
+
 def tweets_to_movies(*, quick: bool = False, n_live: int | None = None) -> Shift:
     """``n_live``: movie snippets in the live pool (default 700 quick, 2,400 full)."""
     # 543 labelled tweets in all: most go to training the first adapter, a quarter is held out.
     tweets = data.tweets()
     train, live, holdout = data.split(tweets, (0.6, 0.15, 0.25), seed=11)
     movies = data.rotten_tomatoes()
-    default_live, n_holdout = (700, 300) if quick else (2400, 1000)
+    default_live, n_holdout = (700, 300) if quick else (TWEETS_TO_MOVIES_LIVE, 1000)
     n_live = default_live if n_live is None else n_live
     return Shift(
         name="tweets-to-movies",
