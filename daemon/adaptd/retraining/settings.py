@@ -206,6 +206,14 @@ class RetrainingSettings(Section):
         ge=0,
         description="Replayed earlier examples per new training example (anti-forgetting).",
     )
+    distill: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of each replayed example's loss that fits the active adapter's own "
+        "predictions (at temperature 2) instead of the example's label, in a warm-started "
+        "retrain: learning without forgetting (Li & Hoiem 2016). 0: labels only.",
+    )
     reservoir_size: int = Field(
         default=5000, ge=0, description="Examples kept in the replay reservoir."
     )
