@@ -1,17 +1,15 @@
 """``python -m bench.adaptation.steps [--min-steps 150,0] [--replay-ratios 0.5,1]
-[--distill 0,0.5] [--new-labels 420]``: what do the ``retraining.min_steps`` floor, the
-``retraining.replay_ratio`` and ``retraining.distill`` buy on the small sets a real shift gives?
+[--new-labels 420]``: what do the ``retraining.min_steps`` floor and the
+``retraining.replay_ratio`` buy on the small sets a real shift gives?
 
 The demo's shift (``tweets-to-movies``) offline, once per ``min_steps`` value, through the real
 trainer: the first adapter on the source tweets the daemon's job would train on (its golden and
 holdout rows carved out by the job's own :func:`assemble`), then the retrain after the shift,
 warm-started from it, on ``--new-labels`` movie labels assembled as the daemon assembles them
 (the newest 20 % held out, tweets replayed at each ``--replay-ratios`` value, dev rows from the
-new labels; the replayed rows fitted to their labels or, with ``--distill``, partly to the first
-adapter's own predictions). All are scored on the shift's held-out rows nobody trains on (1,000
-movie snippets, 136 tweets), with their wall time, steps and the checkpoint they kept; each
-retrain's source (tweet) accuracy is also compared with its first adapter's on the same tweets
-(lost / gained).
+new labels). All are scored on the shift's held-out rows nobody trains on (1,000 movie snippets,
+136 tweets), with their wall time, steps and the checkpoint they kept; each retrain's source
+(tweet) accuracy is also compared with its first adapter's on the same tweets (lost / gained).
 """
 
 from __future__ import annotations
@@ -49,9 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-steps", default="150,0", help="values to compare")
     parser.add_argument(
         "--replay-ratios", default="0.5", help="replayed source rows per new label, to compare"
-    )
-    parser.add_argument(
-        "--distill", default="0", help="retraining.distill values to compare (replayed rows)"
     )
     parser.add_argument("--new-labels", type=int, default=420, help="movie labels of the retrain")
     parser.add_argument("--threads", type=int, default=2)
@@ -130,18 +125,16 @@ def main(argv: list[str] | None = None) -> int:
             champion = run(f"first-{value}", first, min_steps=value)
             out.append(champion)
             for ratio, retrain in retrains.items():
-                for distill in [float(v) for v in args.distill.split(",")]:
-                    row = run(
-                        f"retrain-{value}-replay-{ratio:g}-distill-{distill:g}",
-                        retrain,
-                        min_steps=value,
-                        warm_start=str(work / f"first-{value}" / "adapter"),
-                        distill=distill,
-                    )
-                    pairs = list(zip(champion["source_right"], row["source_right"], strict=True))
-                    row["lost"] = sum(a and not b for a, b in pairs)
-                    row["gained"] = sum(b and not a for a, b in pairs)
-                    out.append(row)
+                row = run(
+                    f"retrain-{value}-replay-{ratio:g}",
+                    retrain,
+                    min_steps=value,
+                    warm_start=str(work / f"first-{value}" / "adapter"),
+                )
+                pairs = list(zip(champion["source_right"], row["source_right"], strict=True))
+                row["lost"] = sum(a and not b for a, b in pairs)
+                row["gained"] = sum(b and not a for a, b in pairs)
+                out.append(row)
     print(  # noqa: T201
         "\n| run | rows | replayed | kept | epochs | steps | wall s | movies | tweets "
         "| tweets lost / gained |"

@@ -268,7 +268,6 @@ class RetrainJob:
             autocast=rt.autocast,
             mode=rt.mode,
             warm_start=champion.path if incremental and champion is not None else None,
-            distill=rt.distill,
             rank=rt.rank,
             alpha=rt.alpha,
             dropout=rt.dropout,

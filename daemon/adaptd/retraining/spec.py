@@ -34,9 +34,6 @@ class TrainSpec:
     linear_probe: bool = True
     #: adapter directory to warm-start from (its LoRA and head); None starts a fresh LoRA
     warm_start: str | None = None
-    #: share of a replayed row's loss that fits the warm-start adapter's soft predictions
-    #: instead of its label (learning without forgetting); 0: labels only
-    distill: float = 0.0
     rank: int = 8
     alpha: int = 16
     dropout: float = 0.1

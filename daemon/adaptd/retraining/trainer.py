@@ -10,10 +10,6 @@ The recipe is linear-probe-then-fine-tune (LP-FT, Kumar et al. 2022), chosen by
    starts fitted, the LoRA matrices at zero, so they want different step sizes), warmup then
    decay, for ``epochs`` but at least ``min_steps`` optimizer steps (600 rows would otherwise get
    70 steps and barely move).
-   Replayed rows of a warm-started retrain can also be fitted to the champion's own soft
-   predictions (``distill``; learning without forgetting, Li & Hoiem 2016): their hard labels
-   say only which class, the champion's probabilities also say how the source domain was
-   separated, which is what a fine-tune on a new domain erodes.
 3. **select**: every epoch is scored on a dev split carved from the training data (accuracy,
    then loss); the best state is restored. In mode ``auto`` the probe is checkpoint 0, so a
    fine-tune that does not beat feature extraction on dev falls back to it.
@@ -43,8 +39,6 @@ logger = logging.getLogger(__name__)
 
 #: batches are drawn from chunks of this many batches sorted by length
 _BUCKET_BATCHES = 50
-#: softmax temperature of the champion's targets for distillation (Hinton et al. 2015; LwF's 2)
-_DISTILL_T = 2.0
 
 
 def write_train_file(
@@ -194,20 +188,6 @@ class _Encoded:
     ids: list[list[int]]
     y: Any
     w: Any
-    #: per row: replayed from earlier data (a bool tensor)
-    replayed: Any = None
-    #: the champion's probabilities at the distillation temperature, (n, k), or None
-    soft: Any = None
-
-
-def distillation_loss(logits: Any, soft: Any, temperature: float = _DISTILL_T) -> Any:
-    """Per-example KL(champion || model) at ``temperature``, scaled by its square so that its
-    gradients stay the size of the cross-entropy's whatever the temperature (Hinton et al.)."""
-    import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
-
-    log_p = F.log_softmax(logits / temperature, dim=-1)
-    kl = (soft * (soft.clamp_min(1e-12).log() - log_p)).sum(dim=-1)
-    return kl * temperature**2
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,8 +267,7 @@ def train(
         ]
         labels = torch.tensor([label_index[r.label] for r in items], dtype=torch.long)
         weights = torch.tensor([r.weight for r in items], dtype=torch.float32)
-        replayed = torch.tensor([r.replayed for r in items], dtype=torch.bool)
-        return _Encoded(ids, labels.to(device), weights.to(device), replayed.to(device))
+        return _Encoded(ids, labels.to(device), weights.to(device))
 
     data = encode(train_rows)
     dev = encode(dev_rows) if dev_rows else None
@@ -296,27 +275,11 @@ def train(
 
     # 1. linear probe on frozen features (checkpoint 0)
     probing = spec.linear_probe or spec.mode == "features"
-    distilling = (
-        spec.distill > 0
-        and spec.warm_start is not None
-        and spec.mode != "features"
-        and bool(data.replayed.any())
-    )
-    features: Any = (
-        extract_features(classifier, data.ids, pad_id) if probing or distilling else None
-    )
-    if distilling:
-        # The warm-started model *is* the champion until the probe refits the head: its
-        # predictions come from the features the probe needs anyway, at no extra forward pass.
-        with torch.no_grad():
-            head = trainable_head(model)
-            champion_logits = head(features.to(device=device, dtype=head.weight.dtype))
-            data.soft = torch.softmax(champion_logits.float() / _DISTILL_T, dim=-1)
     if probing:
         report(_progress(0, 0, 0, 0, 0.0, 0, started, phase="probe"))
         head = trainable_head(model)
         weight, bias = fit_linear_probe(
-            features.cpu(),
+            extract_features(classifier, data.ids, pad_id).cpu(),
             data.y.cpu(),
             data.w.cpu(),
             num_labels=len(spec.labels),
@@ -413,10 +376,6 @@ def train(
                     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
                 # The loss in float32 whatever autocast computed the logits in.
                 per_example = F.cross_entropy(logits.float(), data.y[batch], reduction="none")
-                if data.soft is not None:
-                    kd = distillation_loss(logits.float(), data.soft[batch])
-                    mixed = (1 - spec.distill) * per_example + spec.distill * kd
-                    per_example = torch.where(data.replayed[batch], mixed, per_example)
                 loss = (per_example * data.w[batch]).mean()
                 if scaler is not None:
                     scaler.scale(loss).backward()

@@ -12,7 +12,6 @@ from adaptd.retraining.scoring import write_eval_file
 from adaptd.retraining.spec import Progress, TrainSpec
 from adaptd.retraining.trainer import (
     TrainRow,
-    distillation_loss,
     length_batches,
     lr_factor,
     read_train_file,
@@ -223,42 +222,3 @@ def test_every_checkpoint_is_recorded_and_offered_to_the_caller(
     best = min(result.checkpoints, key=lambda c: c["dev_loss"])
     assert result.kept == best["checkpoint"]
     assert result.best_dev_loss == pytest.approx(best["dev_loss"])
-
-
-def test_distillation_loss_is_zero_at_the_champion_and_grows_away_from_it() -> None:
-    logits = torch.tensor([[2.0, -1.0], [0.5, 0.3]])
-    soft = torch.softmax(logits / 2.0, dim=-1)
-    assert distillation_loss(logits, soft).abs().max() < 1e-6
-    moved = distillation_loss(logits + torch.tensor([[-3.0, 3.0], [0.0, 0.0]]), soft)
-    assert moved[0] > 0.5 and moved[1].abs() < 1e-6
-
-
-def test_distillation_holds_replayed_rows_to_the_champion_not_to_their_labels(
-    tmp_path: Path, tiny_base: Path
-) -> None:
-    """Replayed rows whose labels are all wrong: without distillation the retrain learns the
-    wrong labels; with ``distill: 1`` it fits the champion's predictions on them instead."""
-    first = train(make_spec(tmp_path / "a", tiny_base), lambda p: None)
-    assert accuracy(first.predictions["candidate"]["recent"]) >= 0.8
-    new = keyword_examples(40, seed=3)
-    old = keyword_examples(200, seed=4)
-    flipped = {"negative": "positive", "positive": "negative"}
-    rows = [(e.text, e.label or "", 1.0) for e in new]
-    rows += [(e.text, flipped[e.label or ""], 1.0) for e in old]
-
-    def retrain(name: str, distill: float) -> float:
-        spec = make_spec(
-            tmp_path / name,
-            tiny_base,
-            warm_start=first.adapter_dir,
-            distill=distill,
-            linear_probe=False,  # the probe would refit the head on the wrong labels first
-            mode="finetune",
-            dev_fraction=0.0,  # keep the last epoch: what the loss made of the model
-            epochs=4,
-        )
-        write_train_file(Path(spec.train_file), rows, replayed=[False] * 40 + [True] * 200)
-        return accuracy(train(spec, lambda p: None).predictions["candidate"]["recent"])
-
-    assert retrain("labels", 0.0) < 0.5
-    assert retrain("distilled", 1.0) >= 0.8
