@@ -197,15 +197,20 @@ def test_first_adapter_from_file_is_promoted_with_golden_and_replay(
     }
     majority = outcome.verdict["gates"][2]
     assert majority["ci"][0] > majority["threshold"]["majority"]
+    # A first adapter's golden slice is judged on the golden rows and its holdout together:
+    # both are first-file rows nothing trained on, and the verdict says so.
+    golden_gate = outcome.verdict["gates"][3]
+    assert golden_gate["name"] == "beats_majority@golden" and golden_gate["n"] == 140
+    assert outcome.verdict["sources"]["golden"] == {"golden": 50, "holdout": 90}
     # The candidate's scored holdout and golden rows are its monitoring reference now.
     stored = repo.reference_rows(sqlite_engine, outcome.candidate or "")
     assert [r.slice for r in stored].count("recent") == 90
-    assert [r.slice for r in stored].count("golden") == 50
+    assert [r.slice for r in stored].count("golden") == 140
     row = stored[0]
     assert row.embedding is not None and len(row.embedding) == 2 * 32  # float16, hidden 32
     assert set(row.probabilities) == {"negative", "positive"} and row.text
     assert sum(r.label == r.true_label for r in stored) / len(stored) > 0.6
-    assert run.details["reference_rows"] == 140
+    assert run.details["reference_rows"] == 230
     monitors = MonitorsSettings(min_samples=50, reference_window=500, current_window=500)
     live = [
         PredictionRecord(
@@ -331,7 +336,10 @@ def test_candidate_is_judged_on_labels_that_arrived_while_it_trained(
     assert outcome.status == "promoted", outcome.reason
     # 80 = the newest 20 % of the 400 labels of the snapshot; the 300 late ones were given
     # after it, so neither model trained on them
-    assert outcome.verdict["sources"] == {"recent": {"holdout": 80, "late": 300}}
+    assert outcome.verdict["sources"] == {
+        "recent": {"holdout": 80, "late": 300},
+        "golden": {"golden": 140},  # 50 frozen + the first adapter's 90 held-out rows
+    }
     assert outcome.reason.endswith("(recent = 80 holdout + 300 late)")
     recent = outcome.verdict["gates"][0]
     assert recent["name"] == "accuracy@recent" and recent["difference_ci"][0] > 0
@@ -352,7 +360,10 @@ def test_a_candidate_worse_on_the_late_labels_is_rejected(
     )
     assert outcome.status == "rejected", outcome.reason
     assert outcome.reason.startswith("gate accuracy@recent failed")
-    assert outcome.verdict["sources"] == {"recent": {"holdout": 80, "late": 300}}
+    assert outcome.verdict["sources"] == {
+        "recent": {"holdout": 80, "late": 300},
+        "golden": {"golden": 140},  # 50 frozen + the first adapter's 90 held-out rows
+    }
     assert outcome.verdict["gates"][0]["difference_ci"][1] < 0
     assert active_version(sqlite_engine) == champion
 
