@@ -132,6 +132,12 @@ def main() -> None:
                 print(f"    {key}: {shown}")
             ratio = report.swap_window_p99_ms / report.steady_p99_ms
             print(f"    swap-window p99 / steady p99: {ratio:.2f}x")
+            control = report.swap_window_p99_ms / report.control_window_p99_ms
+            print(f"    swap-window p99 / control-window p99: {control:.2f}x")
+            alone = report.swap_only_p99_ms / report.steady_p99_ms
+            print(f"    swap alone (requests after the build) p99 / steady p99: {alone:.2f}x")
+            build = report.build_window_p99_ms / report.steady_p99_ms
+            print(f"    build-window p99 / steady p99: {build:.2f}x")
 
 
 def _throughput(base: str, adapter: Path, items: list[str], args: argparse.Namespace) -> None:

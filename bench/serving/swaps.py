@@ -19,6 +19,11 @@ class SwapReport:
     mixed_responses: int
     steady_p99_ms: float
     swap_window_p99_ms: float
+    #: p99 of requests overlapping a control window: as long as the swap window before it, placed
+    #: in the middle of the steady gap after it (no build, no swap)
+    control_window_p99_ms: float
+    #: p99 of the swap window's requests that overlap no build (they started after the offer)
+    swap_only_p99_ms: float
     build_window_p99_ms: float
     loaded_to_serving_ms_max: float
     build_s_median: float
@@ -131,15 +136,27 @@ def run(
     def overlaps(r: tuple[float, float, int], a: float, b: float) -> bool:
         return r[0] <= b and r[1] >= a
 
-    swap_lat, build_lat, steady_lat = [], [], []
+    # A request overlaps a window with a probability that grows with its own latency (a slow
+    # request spans more time), so "requests overlapping a swap window" are slower than
+    # "requests overlapping nothing" even when the swap costs nothing. The control windows
+    # select requests the same way in steady traffic: swap window vs control window is the
+    # swap's own cost; vs steady it also holds that selection bias.
+    controls = [
+        (done + gap_s / 2, done + gap_s / 2 + (done + 0.05 - offer)) for _, offer, done in windows
+    ]
+    swap_lat, swap_only_lat, build_lat, steady_lat, control_lat = [], [], [], [], []
     for r in records:
         latency = r[1] - r[0]
         if any(overlaps(r, offer, done + 0.05) for _, offer, done in windows):
             swap_lat.append(latency)
+            if not any(overlaps(r, b, offer) for b, offer, _ in windows):
+                swap_only_lat.append(latency)
         elif any(overlaps(r, b, offer) for b, offer, _ in windows):
             build_lat.append(latency)
         else:
             steady_lat.append(latency)
+            if any(overlaps(r, a, b) for a, b in controls):
+                control_lat.append(latency)
     return SwapReport(
         swaps=swaps,
         requests=len(records),
@@ -147,6 +164,8 @@ def run(
         mixed_responses=sum(1 for r in records if r[2] != 1),
         steady_p99_ms=pct(steady_lat, 0.99) * 1000,
         swap_window_p99_ms=pct(swap_lat, 0.99) * 1000,
+        control_window_p99_ms=pct(control_lat, 0.99) * 1000,
+        swap_only_p99_ms=pct(swap_only_lat, 0.99) * 1000,
         build_window_p99_ms=pct(build_lat, 0.99) * 1000,
         loaded_to_serving_ms_max=max(done - offer for _, offer, done in windows) * 1000,
         build_s_median=sorted(builds)[len(builds) // 2],
