@@ -147,11 +147,12 @@ def run(
     swap_lat, swap_only_lat, build_lat, steady_lat, control_lat = [], [], [], [], []
     for r in records:
         latency = r[1] - r[0]
+        in_build = any(overlaps(r, b, offer) for b, offer, _ in windows)
         if any(overlaps(r, offer, done + 0.05) for _, offer, done in windows):
             swap_lat.append(latency)
-            if not any(overlaps(r, b, offer) for b, offer, _ in windows):
+            if not in_build:
                 swap_only_lat.append(latency)
-        elif any(overlaps(r, b, offer) for b, offer, _ in windows):
+        elif in_build:
             build_lat.append(latency)
         else:
             steady_lat.append(latency)

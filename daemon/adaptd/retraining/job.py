@@ -400,7 +400,7 @@ class RetrainJob:
             champion_version=champion.version if champion is not None else None,
             sources={
                 "recent": {"holdout": len(training.holdout), "late": len(late)},
-                **({"golden": golden_sources} if golden and golden_sources else {}),
+                **({"golden": golden_sources} if golden_sources else {}),
             },
         )
 
@@ -613,14 +613,18 @@ class RetrainJob:
             **summary,
         )
 
+        # A first adapter's golden rows, frozen from its own data, and its holdout are both rows
+        # of that data nothing trained on (a golden_file is another distribution).
+        first_data_golden = (
+            champion is None and bool(golden) and self.settings.validation.golden_file is None
+        )
         judged_golden = golden
         golden_sources = {"golden": len(golden)} if golden else None
-        if champion is None and golden and self.settings.validation.golden_file is None:
-            # A first adapter's golden rows and its holdout are both rows of the first data that
-            # nothing trained on, and after validation the holdout joins the golden set anyway
-            # (below). Judged together they give the majority gate the power 32 golden rows
-            # lack: SmolLM2's first adapter scored 71.9% [57.5, 82.8] on 32 golden tweets
-            # against a 59.4% majority and was rejected (bench/adaptation/RESULTS.md, run 4).
+        if golden and first_data_golden:
+            # After validation the holdout joins the golden set anyway (below). Judged together
+            # they give the majority gate the power 32 golden rows lack: SmolLM2's first adapter
+            # scored 71.9% [57.5, 82.8] on 32 golden tweets against a 59.4% majority and was
+            # rejected (bench/adaptation/RESULTS.md, run 4).
             judged_golden = [*golden, *training.holdout]
             golden_sources = {"golden": len(golden), "holdout": len(training.holdout)}
 
@@ -678,7 +682,7 @@ class RetrainJob:
             )  # fmt: skip
         # Only validated data joins the replay reservoir: a rejected run's labels may be bad.
         self.replay.add(_new_examples(training, labelled))
-        if champion is None and golden and self.settings.validation.golden_file is None:
+        if first_data_golden:
             # The first adapter's holdout is source data nobody trained on: as golden rows it
             # triples what the golden gate judges forgetting on (RESULTS.md run 5), and from
             # here on no run trains on it (assemble excludes the golden set).
