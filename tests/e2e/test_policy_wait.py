@@ -41,14 +41,19 @@ def _one_thread() -> None:
 
 
 @pytest.fixture
-def daemon(tiny_base: Path, tmp_path: Path) -> Iterator[Service]:
+def policy_text() -> str:
+    return POLICY
+
+
+@pytest.fixture
+def daemon(tiny_base: Path, tmp_path: Path, policy_text: str) -> Iterator[Service]:
     from adaptd.modeling.base import inspect_base
     from adaptd.retraining.executors import LocalExecutor
     from adaptd.retraining.job import RetrainJob, RetrainRequest
     from adaptd.retraining.registry_port import AdaptersRegistry
 
     policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
+    policy.write_text(policy_text)
     settings = settings_for(
         tmp_path / "state",
         tiny_base,
@@ -64,6 +69,8 @@ def daemon(tiny_base: Path, tmp_path: Path) -> Iterator[Service]:
             "learning_rate": 2e-2,
             "head_learning_rate": 2e-2,
             "target_modules": None,
+            # as in tests/e2e/test_loop.py: checkpoints picked on all dev rows, not ~10 new ones
+            "dev_from": "all",
             "min_labels": 20,
             "min_holdout": 20,
             "threads": 1,
@@ -152,3 +159,63 @@ def test_the_wait_shows_in_status_metrics_and_events_then_trains_on_the_new_labe
     assert 360 <= data["new"] + data["holdout"] <= 400, data
     kinds = [e.kind for e in repo.list_events(daemon.engine) if e.source == "policy/accuracy-fell"]
     assert kinds[-1] == "outcome", kinds
+
+
+REFINING = """\
+policies:
+  - name: accuracy-fell
+    trip:
+      signal: performance.accuracy
+      lt: 0.8
+    min_samples: 50
+    # two checks, so that the check that refines cannot also trip a new episode
+    for: 2
+    cooldown: 6h
+    action:
+      type: retrain
+      refinements: 1
+"""
+
+
+@pytest.mark.parametrize("policy_text", [REFINING])
+def test_after_a_promotion_the_policy_refines_on_every_label_since_the_shift(
+    daemon: Service,
+) -> None:
+    assert daemon.engine is not None and daemon.control is not None
+    loop = daemon.control.loop
+    with httpx.Client(base_url=f"http://127.0.0.1:{daemon.http_port}", timeout=60) as client:
+        send(client, keyword_examples(200, seed=1), "a")
+        send(client, keyword_examples(300, seed=2, domain="b"), "b")
+        now = datetime.now(UTC)
+        assert loop.run_check_once(now).decisions == []  # 1 of 2
+        outcome = loop.run_check_once(now + timedelta(minutes=1))
+        assert [d.kind.value for d in outcome.decisions] == ["trip", "action"]
+        # No calm check came before: every stored label is evidence, 500 of them.
+        assert outcome.decisions[1].new_labels == 500
+        wait_for_retrain(daemon)
+        (first,) = policy_runs(daemon)
+        assert first.status == "promoted", first.error
+        (policy,) = client.get("/v1/status").json()["control"]["policies"]
+        assert policy["phase"] == "refining"
+        assert policy["refine"] == {"since": None, "new": 500, "needed": 750, "left": 1}
+        assert 'adaptd_policy_state{policy="accuracy-fell",state="refining"} 1.0' in (
+            client.get("/metrics").text
+        )
+
+        # 250 more labels of the new domain: within the cooldown the promotion started, with
+        # nothing tripped again, the next check refines on all 750.
+        send(client, keyword_examples(250, seed=3, domain="b"), "b2")
+        outcome = loop.run_check_once(now + timedelta(minutes=2))
+        (action,) = [d for d in outcome.decisions if d.kind.value == "action"]
+        assert action.refinement and action.new_labels == 750
+        wait_for_retrain(daemon)
+
+    second = policy_runs(daemon)[0]
+    assert second.id != first.id
+    data = (second.details or {})["data"]
+    assert data["new"] + data["holdout"] >= 700, data
+    events = [e for e in repo.list_events(daemon.engine) if e.source == "policy/accuracy-fell"]
+    assert events[-1].kind == "outcome"
+    assert "no refinement left" in events[-1].message, events[-1].message
+    (policy,) = daemon.control.status()["policies"]
+    assert policy["phase"] != "refining" and policy["refine"] is None

@@ -144,6 +144,14 @@ def _policy(policy: dict[str, Any]) -> str:
         )
     elif policy.get("action_due"):
         text += f", {policy.get('action')} held back by cooldown or budget"
+    refine = policy.get("refine") or {}
+    if refine:
+        text += (
+            f", refinement running ({refine.get('left')} more allowed)"
+            if refine.get("needed") is None
+            else f", next refinement at {refine['needed']} labels since the shift "
+            f"({refine.get('new')} so far, {refine.get('left')} allowed)"
+        )
     if policy.get("last_action"):
         text += f"; last {policy.get('action')} {policy['last_action']}"
     return text

@@ -47,7 +47,7 @@ from adaptd.storage.records import Event
 
 logger = logging.getLogger(__name__)
 
-PHASES = ("idle", "pending", "tripped")
+PHASES = ("idle", "pending", "tripped", "refining")
 
 
 def _nothing(_: Sequence[Signal]) -> None:
@@ -460,6 +460,16 @@ class ControlLoop:
                 "awaited": st.labels_awaited,
                 "waiting_since": _iso(st.waiting_since),
             },
+            # after a promotion: the episode's labels, and where the next refinement starts
+            "refine": None
+            if not st.refining
+            else {
+                "since": _iso(st.refine_since),
+                "new": st.new_labels,
+                # None while a refinement runs
+                "needed": st.refine_needed,
+                "left": st.refine_left,
+            },
         }
 
     def _count(self, decisions: Sequence[Decision]) -> None:
@@ -532,4 +542,11 @@ def _summary_line(status: dict[str, Any]) -> str:
         )
     elif status["phase"] == "tripped" and status["action_due"]:
         line += ", action due"
+    refine = status.get("refine")
+    if refine:
+        line += (
+            ", refinement running"
+            if refine["needed"] is None
+            else f", next refinement at {refine['needed']} labels ({refine['new']} so far)"
+        )
     return line

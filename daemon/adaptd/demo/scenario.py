@@ -371,6 +371,8 @@ def run_scenario(
         result.marks.append(Mark(t=round(shift_t, 3), kind="shift", message=f"{shift.target}"))
         say(f"    the world moves: {shift.target} from t={shift_t:.0f}s")
         swap_seen, tail = False, 0
+        serving = result.first_adapter
+        settled_since: float | None = None
         last_report = 0.0
         pool_done_at: float | None = None
         labelled_sent = 0
@@ -384,16 +386,26 @@ def run_scenario(
                     pool_done_at = now
             elif pool_done_at is not None and now - pool_done_at > stream.max_wait_s:
                 # The labelled pool is used up: traffic went on, labels did not.
-                say("    no swap before the time limit; stopping the stream")
+                say(
+                    "    the time limit after the last label passed "
+                    + ("while still adapting" if swap_seen else "with no swap")
+                    + "; stopping the stream"
+                )
                 break
             adapter = streamer.send(shift.target, batch, feedback=feedback)
-            if adapter and adapter != result.first_adapter:
-                if not swap_seen:
-                    say(f"    t={now:.0f}s: now served by {adapter[:12]}")
-                swap_seen = True
+            if adapter and adapter != serving:
+                say(f"    t={now:.0f}s: now served by {adapter[:12]}")
+                serving, swap_seen, tail = adapter, True, 0
             if swap_seen:
                 tail += len(batch)
-                if tail >= stream.tail:
+                # A refinement may follow the first promotion: the stream goes on until the
+                # daemon has nothing left to do with the labels it has (for 2 s, which covers
+                # the moment between a run's end and its outcome reaching the policy).
+                if _adapting(service, serving):
+                    settled_since = None
+                elif settled_since is None:
+                    settled_since = now
+                if tail >= stream.tail and settled_since is not None and now - settled_since >= 2:
                     break
             if now - last_report >= 30.0:
                 last_report = now
@@ -435,15 +447,20 @@ def _read_back(result: ScenarioResult, service: Service, since: datetime, shift_
     """Events, checks and runs from the daemon's store, on the stream's clock."""
     assert service.engine is not None
     origin = since.timestamp()
-    swap = next((p for p in result.points if p.adapter != result.first_adapter), None)
+    swaps, serving = [], result.first_adapter
+    for point in result.points:
+        if point.adapter and point.adapter != serving:
+            swaps.append(point)
+            serving = point.adapter
+    swap = swaps[0] if swaps else None
     for event in repo.list_events(service.engine, since=since, limit=500):
         t = round(event.ts.timestamp() - origin, 3)
         if event.kind in {"trip", "action"} or event.kind.startswith(("retrain_", "waiting")):
             result.marks.append(Mark(t=t, kind=event.kind, message=event.message))
         elif "rollback" in event.kind or "probation" in event.kind:
             result.marks.append(Mark(t=t, kind=event.kind, message=event.message))
-    if swap is not None:
-        result.marks.append(Mark(t=swap.t, kind="swap", message=swap.adapter))
+    for point in swaps:
+        result.marks.append(Mark(t=point.t, kind="swap", message=point.adapter))
     result.marks.sort(key=lambda m: m.t)
     for r in repo.monitor_results(service.engine, since=since, signals=PLOTTED_SIGNALS):
         result.checks.append((round(r.ts.timestamp() - origin, 3), r.signal, r.value, r.status))
@@ -458,10 +475,28 @@ def _read_back(result: ScenarioResult, service: Service, since: datetime, shift_
         shift_s=round(shift_t, 1),
         shift_to_trip_s=None if trip is None else round(trip - shift_t, 1),
         shift_to_swap_s=None if swap is None else round(swap.t - shift_t, 1),
+        # the last swap: after the refinements, if any promoted
+        shift_to_last_swap_s=None if not swaps else round(swaps[-1].t - shift_t, 1),
+        swaps=len(swaps),
         retrain_started_s=None
         if "retrain_started" not in first
         else round(first["retrain_started"] - shift_t, 1),
     )
+
+
+def _adapting(service: Service, serving: str) -> bool:
+    """A retrain runs, a refinement has the labels it waits for, or the adapter in the store is
+    not yet the one served: the served adapter may still change."""
+    status = service.control.status() if service.control is not None else {}
+    if (status.get("retrain") or {}).get("running"):
+        return True
+    for policy in status.get("policies") or []:
+        refine = policy.get("refine")
+        if refine and (refine["needed"] is None or (refine["new"] or 0) >= refine["needed"]):
+            return True
+    assert service.engine is not None
+    active = repo.active_adapter(service.engine)
+    return active is not None and active.version != serving
 
 
 def _progress_line(now: float, points: Sequence[Point], service: Service) -> str:

@@ -3,7 +3,7 @@
 Top: labelled accuracy of the live traffic (a rolling window, coloured by the adapter that
 answered) and the label-free estimate the monitors computed at each check. Bottom: the
 embedding-drift AUC of each check. Vertical lines: the shift, the first tripped check, the
-retrain starting, and the swap to the new adapter.
+retrain starting, and the swap to the new adapter (and to each refined one).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ _MARKS = {
     "retrain_started": ("retrain starts", "tab:purple"),
     "swap": ("new adapter serving", "tab:green"),
 }
+#: marks drawn every time (refinements after the first promotion), with the word then used
+_REPEATED = {"retrain_started": "refinement starts", "swap": "refined adapter serving"}
 
 
 def rolling_accuracy(points: Sequence[Point], window: int = ROLLING) -> list[tuple[float, float]]:
@@ -58,7 +60,13 @@ def write_timeline(result: ScenarioResult, out: Path) -> Path:
         mine = [p for p in result.points if p.adapter == version]
         series = rolling_accuracy(mine)
         if series:
-            name = "first adapter" if version == result.first_adapter else "retrained adapter"
+            name = (
+                "first adapter"
+                if version == result.first_adapter
+                else "retrained adapter"
+                if i == 1
+                else "refined adapter"
+            )
             top.plot(
                 [t / 60 for t, _ in series],
                 [a for _, a in series],
@@ -86,12 +94,14 @@ def write_timeline(result: ScenarioResult, out: Path) -> Path:
     bottom.set_ylim(0.4, 1.02)
     seen: set[str] = set()
     for mark in result.marks:
-        if mark.kind not in _MARKS or mark.kind in seen:
+        if mark.kind not in _MARKS or (mark.kind in seen and mark.kind not in _REPEATED):
             continue
-        seen.add(mark.kind)
         label, colour = _MARKS[mark.kind]
         for axis in (top, bottom):
             axis.axvline(mark.t / 60, color=colour, linestyle="--", linewidth=1.2)
+        if mark.kind in seen:  # a refinement's run and swap: a line, and a shorter word
+            label = _REPEATED[mark.kind]
+        seen.add(mark.kind)
         top.text(mark.t / 60, 1.005, " " + label, color=colour, rotation=90, va="top", fontsize=8)
     top.set_ylabel(f"accuracy (rolling {ROLLING})")
     top.set_ylim(0.4, 1.02)

@@ -24,6 +24,18 @@ Per policy and check, in this order:
    rollback, and at a retrain's *promotion*: :func:`record_retrain` feeds a run's outcome back.
    A promotion ends the episode (the policy starts afresh); a rejected or failed run makes the
    retrain due again once the labels since the shift have grown by ``retry_growth``.
+5. Refinements (``refinements: N``): a promotion does not end the labels' episode. The policy
+   is then *refining*: once the labels since the shift have grown by ``retry_growth`` over what
+   the last run used, it retrains on all of them again, up to N times, whatever the outcome of
+   each. The first run is trained on the labels that were there when the policy tripped, a
+   few hundred at best; the shift goes on bringing labels, and an oracle trained on all of them
+   is what a served adapter is measured against (bench/adaptation/RESULTS.md). Refinements are
+   bounded by ``max_per_day``; the cooldown, which protects a fresh adapter from a new trip,
+   does not hold them back. A new trip ends them (a new episode). The newest labels judge
+   each refinement (the job's holdout): with ``retry_growth`` at least 1 / (1 -
+   ``retraining.holdout_fraction``), 1.25 by default, the adapter it refines never trained on
+   them; below that the champion is judged partly on its own training rows, which can only
+   make a refinement harder to promote.
 
 The function reads no clock and no store: ``now`` and the inputs decide everything, so the same
 call always gives the same answer.
@@ -33,7 +45,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -107,6 +119,8 @@ class Decision:
     since: datetime | None = None
     #: ... of which there were this many at the decision (None: not counted)
     new_labels: int | None = None
+    #: a refinement: a retrain after this episode's promotion, on its grown labels
+    refinement: bool = False
 
     def to_event(self) -> Event:
         details: dict[str, Any] = {"policy": self.policy, "action": self.action}
@@ -118,6 +132,8 @@ class Decision:
             details["new_labels"] = self.new_labels
         if self.overrides:
             details["overrides"] = dict(self.overrides)
+        if self.refinement:
+            details["refinement"] = True
         if self.observations:
             details["signals"] = {k: dict(v) for k, v in self.observations.items()}
         return Event(
@@ -224,6 +240,8 @@ def _step(
                 calm_at=now,
                 calm_labels=total,
             )
+        if not st.tripped and st.refining and retrain is not None and total is not None:
+            st = _refine(policy, st, now, total, overrides, decide, suppress, seen)
     else:
         if policy.clear is None:
             clears = None if holds is None else not holds
@@ -322,6 +340,56 @@ def _step(
     return decisions, st
 
 
+def _refine(
+    policy: Policy,
+    st: PolicyState,
+    now: datetime,
+    total: int,
+    overrides: Mapping[str, Any],
+    decide: Callable[..., None],
+    suppress: Callable[[Suppression, str, list[Observation]], None],
+    seen: list[Observation],
+) -> PolicyState:
+    """A refining policy: retrain once the episode's labels have grown enough (step 5)."""
+    new = max(0, total - (st.refine_labels or 0))
+    st = st.evolve(new_labels=new)
+    if st.refine_needed is None or new < st.refine_needed:
+        return st  # a refinement is running, or the labels have not grown enough yet
+    recent = tuple(t for t in st.recent_actions if now - t < BUDGET_WINDOW)
+    st = st.evolve(recent_actions=recent)
+    if policy.max_per_day is not None and len(recent) >= policy.max_per_day:
+        suppress(
+            Suppression.BUDGET,
+            f"budget spent: {len(recent)} of {policy.max_per_day} actions in 24 hours",
+            seen,
+        )
+        return st
+    left = (st.refine_left or 1) - 1
+    extra = ", ".join(f"{k}={v}" for k, v in overrides.items())
+    data = f"refinement, {new} labels {_since_text(st.refine_since)}, {left} more allowed"
+    decide(
+        DecisionKind.ACTION,
+        f"{policy.action.type} ({data}{', ' + extra if extra else ''})",
+        seen,
+        overrides=overrides,
+        since=st.refine_since,
+        new_labels=new,
+        refinement=True,
+    )
+    return st.evolve(
+        refine_left=left,
+        refine_needed=None,
+        attempt_labels=new,
+        last_action=now,
+        recent_actions=(*recent, now),
+        last_suppression=None,
+    )
+
+
+def _end_refining(st: PolicyState) -> PolicyState:
+    return st.evolve(refine_left=None, refine_since=None, refine_labels=None, refine_needed=None)
+
+
 def _trip(st: PolicyState, now: datetime, total: int | None) -> PolicyState:
     """Tripped: the episode's labels start at the baseline (the calm check before the last)."""
     since, base = st.baseline_at, st.baseline_labels
@@ -340,6 +408,10 @@ def _trip(st: PolicyState, now: datetime, total: int | None) -> PolicyState:
         labels_needed=None,
         attempt_labels=None,
         waiting_since=None,
+        refine_left=None,
+        refine_since=None,
+        refine_labels=None,
+        refine_needed=None,
     )
 
 
@@ -362,6 +434,10 @@ def _idle(st: PolicyState, now: datetime, total: int | None) -> PolicyState:
         labels_needed=None,
         attempt_labels=None,
         waiting_since=None,
+        refine_left=None,
+        refine_since=None,
+        refine_labels=None,
+        refine_needed=None,
     )
 
 
@@ -385,13 +461,54 @@ def record_retrain(
     if policy is None or not isinstance(policy.action, RetrainAction):
         return [], state
     st = state.get(policy.name)
+    action = policy.action
     message: str | None = None
-    if status in ENDS_EPISODE:
-        until = now + policy.cooldown
-        message = f"run {status}: episode over" + (
-            f", cooldown until {until.isoformat()}" if policy.cooldown else ""
+    cooldown = f", cooldown until {(now + policy.cooldown).isoformat()}" if policy.cooldown else ""
+    if decision.refinement:
+        if status in ENDS_EPISODE:
+            st = st.evolve(cooldown_from=now)
+        if not st.refining:
+            pass  # a new trip ended the refinements while this one ran
+        elif status == "cancelled":
+            st = st.evolve(refine_left=(st.refine_left or 0) + 1, refine_needed=0)
+            message = "refinement cancelled: due again"
+        else:
+            used = st.attempt_labels or decision.new_labels or 0
+            done = f"refinement {status} with {used} labels {_since_text(st.refine_since)}"
+            if st.refine_left:
+                needed = max(math.ceil(used * action.retry_growth), used + 1)
+                st = st.evolve(refine_needed=needed)
+                message = f"{done}: next refinement at {needed}"
+            else:
+                st = _end_refining(st)
+                message = f"{done}: episode over, no refinement left{cooldown}"
+    elif status in ENDS_EPISODE:
+        attempt, since, base = st.attempt_labels, st.episode_since, st.episode_labels
+        refine = (
+            status == "promoted"
+            and action.refinements > 0
+            and st.tripped
+            and attempt is not None
+            and base is not None
         )
         st = (_idle(st, now, labels_total) if st.tripped else st).evolve(cooldown_from=now)
+        if refine:
+            assert attempt is not None and base is not None  # narrowed above, lost in the bool
+            needed = max(math.ceil(attempt * action.retry_growth), attempt + 1)
+            st = st.evolve(
+                refine_left=action.refinements,
+                refine_since=since,
+                refine_labels=base,
+                refine_needed=needed,
+                attempt_labels=attempt,
+                new_labels=None if labels_total is None else max(0, labels_total - base),
+            )
+            message = (
+                f"run {status} with {attempt} labels {_since_text(since)}: refining, the next "
+                f"run at {needed} labels ({action.refinements} allowed){cooldown} for new trips"
+            )
+        else:
+            message = f"run {status}: episode over{cooldown}"
     elif not st.tripped or st.action_due:
         pass  # cleared during the run, or already due again: nothing to add
     elif status == "cancelled":
@@ -399,7 +516,7 @@ def record_retrain(
         message = "run cancelled: due again"
     elif status in RETRY_ON_GROWTH and st.attempt_labels is not None:
         used = st.attempt_labels
-        needed = max(math.ceil(used * policy.action.retry_growth), used + 1)
+        needed = max(math.ceil(used * action.retry_growth), used + 1)
         st = st.evolve(action_due=True, labels_needed=needed, last_suppression=None)
         message = (
             f"run {status} with {used} labels {_since_text(st.episode_since)}: next attempt "

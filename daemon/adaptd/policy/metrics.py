@@ -15,7 +15,8 @@ class PolicyMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.state = Gauge(
             "adaptd_policy_state",
-            "1 for the phase each policy is in (idle, pending or tripped), 0 for the others.",
+            "1 for the phase each policy is in (idle, pending, tripped or refining), 0 for the "
+            "others.",
             ["policy", "state"],
             registry=registry,
         )

@@ -147,7 +147,18 @@ class RetrainAction(Model):
         gt=1,
         le=100,
         description="After a run that was rejected or failed, try again once the labels since "
-        "the shift have grown by this factor (still bounded by max_per_day).",
+        "the shift have grown by this factor (still bounded by max_per_day); refinements wait "
+        "for the same growth.",
+    )
+    refinements: int = Field(
+        default=0,
+        ge=0,
+        le=20,
+        description="After a promotion, retrain up to this many more times on every label "
+        "since the shift, each once they have grown by retry_growth over the last run's "
+        "(bounded by max_per_day, not by the cooldown, which holds back new trips). The gates "
+        "judge each refinement against the adapter it refines. 0: the episode ends at the "
+        "promotion.",
     )
     overrides: RetrainOverrides = Field(
         default_factory=RetrainOverrides, description="Changes to the retraining config."

@@ -58,13 +58,28 @@ class PolicyState:
     attempt_labels: int | None = None
     #: since when the due retrain has been waiting for labels (None: not waiting)
     waiting_since: datetime | None = None
+    # --- refinements: after a promotion, the episode's labels keep training (see policy.engine)
+    #: refinements left in this episode (None: not refining)
+    refine_left: int | None = None
+    #: where the refined episode's labels start, and the labelled total then
+    refine_since: datetime | None = None
+    refine_labels: int | None = None
+    #: labels since the shift the next refinement needs (None: a refinement is running)
+    refine_needed: int | None = None
+
+    @property
+    def refining(self) -> bool:
+        return self.refine_left is not None
 
     @property
     def phase(self) -> str:
-        """idle, pending (the condition held on a recent check) or tripped."""
+        """idle, pending (the condition held on a recent check), tripped, or refining (after a
+        promotion, waiting for the episode's labels to grow for the next refinement)."""
         if self.tripped:
             return "tripped"
-        return "pending" if any(self.history) else "idle"
+        if any(self.history):
+            return "pending"
+        return "refining" if self.refining else "idle"
 
     @property
     def pending(self) -> int:
@@ -101,6 +116,10 @@ class PolicyState:
             "labels_needed": self.labels_needed,
             "attempt_labels": self.attempt_labels,
             "waiting_since": _iso(self.waiting_since),
+            "refine_left": self.refine_left,
+            "refine_since": _iso(self.refine_since),
+            "refine_labels": self.refine_labels,
+            "refine_needed": self.refine_needed,
         }
 
     @classmethod
@@ -132,6 +151,10 @@ class PolicyState:
                 labels_needed=_int(data.get("labels_needed")),
                 attempt_labels=_int(data.get("attempt_labels")),
                 waiting_since=_parse(data.get("waiting_since")),
+                refine_left=_int(data.get("refine_left")),
+                refine_since=_parse(data.get("refine_since")),
+                refine_labels=_int(data.get("refine_labels")),
+                refine_needed=_int(data.get("refine_needed")),
             )
         except (TypeError, ValueError) as e:
             raise ConfigError(f"unreadable policy state {dict(data)!r}: {e}") from e

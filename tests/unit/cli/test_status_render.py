@@ -133,3 +133,29 @@ def test_a_standby_says_who_leads_instead_of_an_empty_control_loop() -> None:
     lines = render(leading)
     assert "control      leader since 2026-11-30T08:00:00+00:00" in lines
     assert any(line.startswith("last check") for line in lines)
+
+
+def test_a_refining_policy_says_when_it_refines_next() -> None:
+    refining = {
+        "name": "retrain-on-shift",
+        "enabled": True,
+        "action": "retrain",
+        "phase": "refining",
+        "pending": 0,
+        "action_due": False,
+        "last_action": "2026-11-30T09:00:00+00:00",
+        "refine": {"since": "2026-11-30T08:00", "new": 380, "needed": 450, "left": 2},
+    }
+    running = {**refining, "refine": {**refining["refine"], "needed": None, "left": 1}}
+    lines = [
+        line
+        for policy in (refining, running)
+        for line in render({**DOC, "control": {**DOC["control"], "policies": [policy]}})
+        if line.startswith("policies")
+    ]
+    assert lines == [
+        "policies     retrain-on-shift     refining, next refinement at 450 labels since the "
+        "shift (380 so far, 2 allowed); last retrain 2026-11-30T09:00:00+00:00",
+        "policies     retrain-on-shift     refining, refinement running (1 more allowed); "
+        "last retrain 2026-11-30T09:00:00+00:00",
+    ]
