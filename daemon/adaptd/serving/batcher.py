@@ -1,10 +1,11 @@
 """Micro-batching: a bounded queue of texts and one worker thread that runs the forward passes.
 
 The worker forms a batch of up to ``max_batch`` texts, waiting at most ``max_wait_ms`` after the
-oldest queued text, pads it to its own longest text (dynamic padding), and runs one forward pass
-under ``torch.inference_mode``. Between two batches it asks the host for the model to use, which
-is the only place a swap takes effect: a batch never mixes two versions, and each prediction names
-the version of the model object that computed it.
+oldest queued text, sorts it by length into the few runs that cost least once padded
+(``serving.padding``), and runs one forward pass per run under ``torch.inference_mode``. Between
+two batches it asks the host for the model to use, which is the only place a swap takes effect:
+a batch never mixes two versions, and each prediction names the version of the model object
+that computed it.
 
 Callers get a ``concurrent.futures.Future``; the HTTP layer awaits it with
 ``asyncio.wrap_future`` so torch never runs on the event loop.
@@ -26,6 +27,7 @@ import numpy as np
 from adaptd.errors import AdaptdError
 from adaptd.liveness import Heartbeat
 from adaptd.metrics import Metrics
+from adaptd.serving import padding
 from adaptd.serving.host import ModelHost, ServingModel, Swap
 
 logger = logging.getLogger(__name__)
@@ -248,27 +250,36 @@ class Batcher:
 
         started = time.perf_counter()
         host = self._host
-        encoded = host.tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=host.max_length,
-            return_tensors="pt",
-        )
+        encoded = host.tokenizer(texts, truncation=True, max_length=host.max_length)
         encodings = getattr(encoded, "encodings", None) or []
         truncated = [bool(e.overflowing) for e in encodings] or [False] * len(texts)
-        inputs: dict[str, Any] = {
-            "input_ids": encoded["input_ids"].to(host.device),
-            "attention_mask": encoded["attention_mask"].to(host.device),
-        }
-        with torch.inference_mode():
-            out = serving.model(**inputs, output_hidden_states=True)
-            probs = torch.softmax(out.logits.float(), dim=-1)
-            hidden = out.hidden_states[-1].float()
-            mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        probs_np = probs.cpu().numpy()
-        pooled_np = pooled.cpu().numpy()
+        ids: list[list[int]] = encoded["input_ids"]
+        pad = host.tokenizer.pad_token_id or 0
+        probs_rows: list[Any] = [None] * len(texts)
+        pooled_rows: list[Any] = [None] * len(texts)
+        # Texts of similar length share a forward (serving.padding); right padding, as every
+        # base is loaded with (modeling.base).
+        for group in padding.plan([len(x) for x in ids]):
+            longest = max(len(ids[i]) for i in group)
+            input_ids = torch.full((len(group), longest), pad, dtype=torch.long)
+            attention = torch.zeros((len(group), longest), dtype=torch.long)
+            for row, i in enumerate(group):
+                input_ids[row, : len(ids[i])] = torch.tensor(ids[i], dtype=torch.long)
+                attention[row, : len(ids[i])] = 1
+            with torch.inference_mode():
+                out = serving.model(
+                    input_ids=input_ids.to(host.device),
+                    attention_mask=attention.to(host.device),
+                    output_hidden_states=True,
+                )
+                probs = torch.softmax(out.logits.float(), dim=-1)
+                hidden = out.hidden_states[-1].float()
+                mask = attention.to(hidden.device).unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+            for i, p, e in zip(group, probs.cpu().numpy(), pooled.cpu().numpy(), strict=True):
+                probs_rows[i], pooled_rows[i] = p, e
+        probs_np = np.stack(probs_rows)
+        pooled_np = np.stack(pooled_rows)
         labels = host.labels
         version = serving.version
         result = []

@@ -91,6 +91,29 @@ def test_predictions_carry_label_probabilities_embedding_and_version(
     assert metrics.registry.get_sample_value("adaptd_truncated_inputs_total") == 1
 
 
+def test_texts_of_mixed_lengths_get_the_answers_they_get_alone(
+    host: ModelHost, metrics: Metrics
+) -> None:
+    """The batch is cut into runs of similar length (serving.padding) and put back in order:
+    each text's prediction is the one it gets in a batch of its own."""
+    import numpy as np
+
+    texts = [
+        "good " * (1 + (i * 7) % 13) + ("bad " if i % 3 else "") + str(i) for i in range(24)
+    ]
+    batcher = _batcher(host, metrics, max_batch=32, queue_size=64)
+    future = batcher.submit(texts)
+    batcher.run_batch(batcher.take_batch(block=False))
+    together = future.result(timeout=0)
+    assert metrics.registry.get_sample_value("adaptd_batch_size_count") == 1
+    for text, prediction in zip(texts, together, strict=True):
+        alone = batcher.submit([text])
+        batcher.run_batch(batcher.take_batch(block=False))
+        (single,) = alone.result(timeout=0)
+        assert np.allclose(prediction.probabilities, single.probabilities, atol=1e-5), text
+        assert np.allclose(prediction.embedding, single.embedding, atol=1e-4), text
+
+
 def test_nothing_is_accepted_before_an_adapter_is_active(tiny_base: Path, metrics: Metrics) -> None:
     empty = ModelHost(base=str(tiny_base), labels=LABELS, max_length=16)
     with pytest.raises(NotReadyError, match="no adapter"):
