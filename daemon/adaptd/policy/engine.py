@@ -472,6 +472,10 @@ def record_retrain(
         elif status == "cancelled":
             st = st.evolve(refine_left=(st.refine_left or 0) + 1, refine_needed=0)
             message = "refinement cancelled: due again"
+        elif status == "awaiting_approval":
+            # An operator decides; refining its champion meanwhile would race that decision.
+            st = _end_refining(st)
+            message = f"refinement {status}: episode over{cooldown}"
         else:
             used = st.attempt_labels or decision.new_labels or 0
             done = f"refinement {status} with {used} labels {_since_text(st.refine_since)}"

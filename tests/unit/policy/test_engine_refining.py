@@ -110,6 +110,13 @@ def test_without_refinements_a_promotion_ends_the_episode():
     assert kinds(run.check(0.5, 10_000)) == []
 
 
+def test_a_refinement_awaiting_approval_ends_the_refinements():
+    run, _ = promoted_run(refinements=2)
+    made = run.outcome(run.check(0.5, 150)[0], "awaiting_approval")
+    assert "episode over" in made[0].message
+    assert not run.st.refining and run.st.cooldown_from == run.now
+
+
 def test_awaiting_approval_does_not_refine():
     run = Run(policy(min_new_labels=10, refinements=2))
     run.check(0.5, 0)

@@ -98,9 +98,7 @@ def test_texts_of_mixed_lengths_get_the_answers_they_get_alone(
     each text's prediction is the one it gets in a batch of its own."""
     import numpy as np
 
-    texts = [
-        "good " * (1 + (i * 7) % 13) + ("bad " if i % 3 else "") + str(i) for i in range(24)
-    ]
+    texts = ["good " * (1 + (i * 7) % 13) + ("bad " if i % 3 else "") + str(i) for i in range(24)]
     batcher = _batcher(host, metrics, max_batch=32, queue_size=64)
     future = batcher.submit(texts)
     batcher.run_batch(batcher.take_batch(block=False))
