@@ -20,6 +20,7 @@ shuffled model without a champion (recent = held-out movie snippets), against th
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -52,6 +53,10 @@ class Setup:
     alphas: tuple[float, ...]
     #: the golden gate's own alpha (None: validation.alpha)
     golden_alphas: tuple[float | None, ...] = (None,)
+    #: refinements (--refinement): the champion already learned half the target rows, and the
+    #: candidates are judged as refinements at each validation.refinement_margin (None: as a
+    #: plain retrain, surely better)
+    margins: tuple[float | None, ...] = (None,)
 
 
 SETUPS = {
@@ -93,7 +98,8 @@ def _clear_regression(verdict: Verdict) -> int:
     )
 
 
-Key = tuple[int, float, float | None, str]  # golden size, alpha, golden alpha, candidate
+# golden size, alpha, golden alpha, refinement margin, candidate
+Key = tuple[int, float, float | None, float | None, str]
 
 
 def settings_for(alpha: float, golden_alpha: float | None) -> ValidationSettings:
@@ -132,14 +138,31 @@ def one_seed(
     tgt_x, tgt_y = tx[target_ix], ty[target_ix]
     both_x = np.vstack([src_x, tgt_x])
     both_y = np.concatenate([src_y, tgt_y])
-    models = {
-        "champion": fit(src_x, src_y, seed),
-        "better": fit(both_x, both_y, seed),
-        "same": fit(mx[other_ix], my[other_ix], seed),
-        "worse": fit(both_x, np.concatenate([src_y, 1 - tgt_y]), seed),
-        "shuffled": fit(both_x, rng.permutation(both_y), seed),
-        "forgets": fit(tgt_x, tgt_y, seed),
-    }
+    if setup.margins != (None,):
+        # A refinement: the champion learned the first half of the target rows (the first
+        # retrain); "better" learned all of them, "same" the other half only, "worse" the
+        # second half with flipped labels; the others as below.
+        half = len(tgt_y) // 2
+        first_x, first_y = np.vstack([src_x, tgt_x[:half]]), np.concatenate([src_y, tgt_y[:half]])
+        models = {
+            "champion": fit(first_x, first_y, seed),
+            "better": fit(both_x, both_y, seed),
+            "same": fit(
+                np.vstack([src_x, tgt_x[half:]]), np.concatenate([src_y, tgt_y[half:]]), seed
+            ),
+            "worse": fit(both_x, np.concatenate([first_y, 1 - tgt_y[half:]]), seed),
+            "shuffled": fit(both_x, rng.permutation(both_y), seed),
+            "forgets": fit(tgt_x, tgt_y, seed),
+        }
+    else:
+        models = {
+            "champion": fit(src_x, src_y, seed),
+            "better": fit(both_x, both_y, seed),
+            "same": fit(mx[other_ix], my[other_ix], seed),
+            "worse": fit(both_x, np.concatenate([src_y, 1 - tgt_y]), seed),
+            "shuffled": fit(both_x, rng.permutation(both_y), seed),
+            "forgets": fit(tgt_x, tgt_y, seed),
+        }
     slices = {
         "recent": SliceData(name="recent", y_true=tuple(int(v) for v in ty[recent_ix])),
         "golden": SliceData(name="golden", y_true=tuple(int(v) for v in my[golden_ix])),
@@ -160,15 +183,23 @@ def one_seed(
             "golden": SliceData(name="golden", y_true=slices["golden"].y_true[:size]),
         }
         for alpha in setup.alphas:
-            for golden_alpha in setup.golden_alphas:
+            for golden_alpha, margin in itertools.product(setup.golden_alphas, setup.margins):
                 settings = settings_for(alpha, golden_alpha)
+                if margin is not None:
+                    settings = settings.model_copy(update={"refinement_margin": margin})
                 for name in CANDIDATES:
                     cut = {**preds[name], "golden": preds[name]["golden"][:size]}
                     champ = {**preds["champion"], "golden": preds["champion"]["golden"][:size]}
                     verdict = judge(
-                        settings, sized, cut, champ, min_group_size=MIN_GROUP_SIZE, positive=1
+                        settings,
+                        sized,
+                        cut,
+                        champ,
+                        min_group_size=MIN_GROUP_SIZE,
+                        positive=1,
+                        refinement=margin is not None,
                     )
-                    promoted[(size, alpha, golden_alpha, name)] = verdict.passed
+                    promoted[(size, alpha, golden_alpha, margin, name)] = verdict.passed
                     CLEAR_REGRESSIONS[verdict.passed] += _clear_regression(verdict)
     # first adapter: no champion; both slices come from the source domain, as in a first run
     first_slices = {
@@ -198,6 +229,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--golden-alphas",
         help="comma-separated alphas of the golden gate to compare ('-': validation.alpha)",
     )
+    parser.add_argument(
+        "--refinement",
+        help="comma-separated validation.refinement_margin values ('-': judged as a plain "
+        "retrain): the champion already learned half the target rows, the candidates refine it",
+    )
     args = parser.parse_args(argv)
     seeds = args.seeds or (20 if args.quick else 100)
     setup = SETUPS[args.shift]
@@ -210,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.golden_alphas:
         golden_alphas = tuple(None if v == "-" else float(v) for v in args.golden_alphas.split(","))
         setup = replace(setup, golden_alphas=golden_alphas)
+    if args.refinement:
+        margins = tuple(None if v == "-" else float(v) for v in args.refinement.split(","))
+        setup = replace(setup, margins=margins)
     sizes = setup.recent_sizes
     started = time.perf_counter()
     source = domain(setup.source)[:2]
@@ -242,20 +281,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         "\npromotion rate over seeds (default gates: accuracy@recent min_gain 0, "
         "accuracy@golden max_drop 0.02):"
     )
-    header = f"{'n recent':>8} {'golden':>6} {'alpha':>5} {'g.alpha':>7} " + " ".join(
-        f"{c:>9}" for c in CANDIDATES
+    header = f"{'n recent':>8} {'golden':>6} {'alpha':>5} {'g.alpha':>7} {'margin':>6} " + (
+        " ".join(f"{c:>9}" for c in CANDIDATES)
     )
     print(header)
     for n_recent in sizes:
         for golden in setup.golden_sizes:
             for alpha in setup.alphas:
-                for ga in setup.golden_alphas:
+                for ga, mg in itertools.product(setup.golden_alphas, setup.margins):
                     cells = " ".join(
-                        f"{np.mean(rates[(n_recent, (golden, alpha, ga, c))]):9.2f}"
+                        f"{np.mean(rates[(n_recent, (golden, alpha, ga, mg, c))]):9.2f}"
                         for c in CANDIDATES
                     )
                     shown = "-" if ga is None else f"{ga:.2f}"
-                    print(f"{n_recent:>8} {golden:>6} {alpha:>5.2f} {shown:>7} {cells}")
+                    margin = "-" if mg is None else f"{mg:.2f}"
+                    print(f"{n_recent:>8} {golden:>6} {alpha:>5.2f} {shown:>7} {margin:>6} {cells}")
     print(
         f"\nfirst adapter (no champion, must beat the majority class on recent and golden, "
         f"alpha {ValidationSettings().alpha}): source-only model promoted "

@@ -212,6 +212,15 @@ def test_after_a_promotion_the_policy_refines_on_every_label_since_the_shift(
 
     second = policy_runs(daemon)[0]
     assert second.id != first.id
+    # judged as a refinement: no worse than the adapter it refines (validation.refinement_margin)
+    assert second.candidate is not None
+    verdict = repo.get_adapter(daemon.engine, second.candidate).verdict or {}
+    recent = next(g for g in verdict["gates"] if g["name"] == "accuracy@recent")
+    assert recent["threshold"] == {"min": 0.6, "min_gain": 0.0, "refinement_margin": 0.02}
+    assert first.candidate is not None
+    verdict = repo.get_adapter(daemon.engine, first.candidate).verdict or {}
+    recent = next(g for g in verdict["gates"] if g["name"] == "accuracy@recent")
+    assert "refinement_margin" not in recent["threshold"]
     data = (second.details or {})["data"]
     assert data["new"] + data["holdout"] >= 700, data
     events = [e for e in repo.list_events(daemon.engine) if e.source == "policy/accuracy-fell"]

@@ -193,6 +193,7 @@ class DaemonControl:
                     since=decision.since,
                     group_attributes=groups,
                     queued_run=overrides.get("queued_run"),
+                    refinement=decision.refinement,
                 )
             )
         finally:

@@ -76,6 +76,9 @@ class RetrainRequest:
     group_attributes: tuple[str, ...] = ()
     #: the run row an operator queued (``adaptd data forget --retrain``): this run takes it over
     queued_run: int | None = None
+    #: a policy's refinement: more labels of the shift its champion was trained on (the gates
+    #: then ask for no worse, validation.refinement_margin)
+    refinement: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -353,6 +356,8 @@ class RetrainJob:
         late: Sequence[Example] = (),
         late_result: TrainResult | None = None,
         golden_sources: dict[str, int] | None = None,
+        *,
+        refinement: bool = False,
     ) -> Verdict:
         index = {label: i for i, label in enumerate(self.settings.model.labels)}
         late_predictions = late_result.predictions if late_result is not None else {}
@@ -402,6 +407,7 @@ class RetrainJob:
                 "recent": {"holdout": len(training.holdout), "late": len(late)},
                 **({"golden": golden_sources} if golden_sources else {}),
             },
+            refinement=refinement and champion is not None,
         )
 
     def _store_reference(
@@ -653,7 +659,15 @@ class RetrainJob:
         )
 
         verdict = self._verdict(
-            result, training, judged_golden, champion, None, late, late_result, golden_sources
+            result,
+            training,
+            judged_golden,
+            champion,
+            None,
+            late,
+            late_result,
+            golden_sources,
+            refinement=request.refinement,
         )
         self._hold_lock()
         version = self.registry.import_candidate(

@@ -380,6 +380,16 @@ class ValidationSettings(Section):
     golden_size: int = Field(
         default=500, ge=10, description="Size of the frozen golden sample when no file is given."
     )
+    refinement_margin: float = Field(
+        default=0.02,
+        ge=0,
+        le=0.5,
+        description="A refinement (a policy's retrain after its promotion, on the champion's "
+        "labels and more of the same shift) passes a min_gain gate when its measured gain is at "
+        "least min_gain and the lower end of the gain's interval is above min_gain minus this "
+        "margin: no worse, rather than surely better. Chosen with bench/adaptation/gates.py "
+        "--refinement (GATES.md).",
+    )
     seed: int = Field(default=0, description="Seed of the bootstrap.")
 
     @model_validator(mode="after")

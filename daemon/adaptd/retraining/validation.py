@@ -20,6 +20,12 @@ The rules, chosen with ``bench/adaptation/gates.py`` (see ``bench/adaptation/GAT
   ``alpha``; the golden gate's 0.3 (a one-sided 15 % test) asks less evidence of a loss than
   the recent gate asks of a gain, because a golden set is small and forgetting is what it is
   there to catch.
+- A *refinement* (a policy's retrain after its promotion, on the champion's labels and more of
+  the same shift) passes ``min_gain`` when it is no worse: its measured gain is at least the
+  bound and the interval's lower end above the bound minus ``validation.refinement_margin``.
+  Its newest labels are few (the shift's labels are mostly spent by the first run), so a real
+  gain of a few points is rarely *surely* positive; a candidate whose whole interval is below
+  zero still never passes.
 - ``min`` / ``max``: absolute bounds on the candidate's point value (its interval is shown).
 - Without a champion (the first adapter) every judged slice must beat always answering the
   majority class: the lower end of the accuracy's Wilson interval above the majority share.
@@ -216,6 +222,8 @@ class Judging:
     positive: int
     bootstrap_samples: int
     seed: int
+    #: the candidate refines its champion (validation.refinement_margin); None: it does not
+    refinement_margin: float | None = None
 
 
 Statistic = Callable[[IntArray], float]
@@ -302,6 +310,7 @@ def _bounds(
     value: float,
     difference: float | None,
     interval: m.Interval | None,
+    refinement_margin: float | None = None,
 ) -> tuple[list[str], dict[str, float], list[str]]:
     """(failures, threshold, bounds skipped for want of a champion)."""
     failures: list[str] = []
@@ -327,7 +336,17 @@ def _bounds(
         if key == "min_gain":
             # improvement is a rise, or a fall for error rates and gaps
             worst_gain = -interval.high if lower_better else interval.low
-            if not worst_gain > bound:
+            if refinement_margin is not None:
+                gain = -difference if lower_better else difference
+                threshold["refinement_margin"] = refinement_margin
+                if gain < bound or not worst_gain > bound - refinement_margin:
+                    failures.append(
+                        f"a refinement must be no worse than the champion: its gain "
+                        f"{gain:+.3f} must be at least {_fmt(bound)} and the "
+                        f"{interval.level:.0%} interval start above "
+                        f"{bound - refinement_margin:+.3f}, it starts at {worst_gain:+.3f}"
+                    )
+            elif not worst_gain > bound:
                 failures.append(
                     f"not surely better than the champion by more than {_fmt(bound)}: the "
                     f"{interval.level:.0%} interval of the gain starts at {worst_gain:+.3f}"
@@ -396,7 +415,9 @@ def evaluate_gate(
             outcome=Outcome.NOT_JUDGED, n=n,
             note="the value is undefined on this slice (no group has both classes?)",
         )  # fmt: skip
-    failures, threshold, skipped = _bounds(gate, value, difference, diff_interval)
+    failures, threshold, skipped = _bounds(
+        gate, value, difference, diff_interval, j.refinement_margin
+    )
     only_relative = gate.min is None and gate.max is None
     note: str | None
     if failures:
@@ -464,12 +485,16 @@ def judge(
     champion_version: str | None = None,
     expected_slices: Sequence[str] = ("recent", "golden"),
     sources: Mapping[str, Mapping[str, int]] | None = None,
+    refinement: bool = False,
 ) -> Verdict:
     """Every configured gate; without a champion, the majority-class gate on every slice.
 
     ``min_group_size`` is ``monitors.min_group_size`` (the one minimum for slices and groups);
     ``positive`` is the class index demographic parity counts as positive; ``sources`` says
-    where each slice's rows came from (shown in the verdict).
+    where each slice's rows came from (shown in the verdict). ``refinement``: the candidate
+    was trained on its champion's labels and more of the same shift (a policy's refinement);
+    its ``min_gain`` gates then ask it to be no worse, not surely better
+    (``validation.refinement_margin``).
     """
     j = Judging(
         level=1 - settings.alpha,
@@ -477,6 +502,7 @@ def judge(
         positive=positive,
         bootstrap_samples=settings.bootstrap_samples,
         seed=settings.seed,
+        refinement_margin=settings.refinement_margin if refinement else None,
     )
     gates = [
         evaluate_gate(

@@ -17,9 +17,11 @@ from collections.abc import Sequence
 
 #: the fixed cost of one forward, in padded tokens. Measured on all-MiniLM-L6-v2 with batches of
 #: 32 Rotten Tomatoes snippets (12-55 tokens; bench/serving/README.md, "padding-aware
-#: micro-batches"), time per batch against one padded forward: overhead 64 0.68, 128 0.69,
-#: 256 0.71, 512 0.92 (plan cuts those batches into 3-4, 3, 2 and 1-2 runs). 128: as fast as
-#: the best, with fewer and larger forwards for a base whose per-forward cost is higher.
+#: micro-batches"), forward time per batch against one padded forward, 2 threads on a quiet
+#: box: overhead 64 0.80, 128 0.83, 256 0.81, 512 0.95 (plan cuts those batches into 3-4, 3, 2
+#: and 1-2 runs); 1 thread beside a training run: 0.68, 0.69, 0.71, 0.92. 128: as fast as the
+#: best within the noise, with fewer and larger forwards for a base whose per-forward cost is
+#: higher.
 FORWARD_OVERHEAD_TOKENS = 128
 
 

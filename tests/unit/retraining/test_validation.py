@@ -271,3 +271,62 @@ def test_verdict_shows_where_the_rows_of_a_slice_came_from() -> None:
         min_group_size=30, positive=1, sources={"recent": {"holdout": 400, "late": 0}},
     )  # fmt: skip
     assert "holdout" not in alone.reason()
+
+
+def refining(candidate: dict[str, list[int]], champion: dict[str, list[int]]) -> Verdict:
+    small = {
+        "recent": SliceData(name="recent", y_true=tuple(Y_RECENT[:150])),
+        **{"golden": SLICES["golden"]},
+    }
+    cut = {**candidate, "recent": candidate["recent"][:150]}
+    champ = {**champion, "recent": champion["recent"][:150]}
+    return judge(
+        ValidationSettings(), small, cut, champ, min_group_size=30, positive=1, refinement=True
+    )
+
+
+def champion_and(fixed: int, broken: int) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """A champion wrong on 45 of the first 150 recent rows, and a candidate that gets ``fixed``
+    of those right and ``broken`` of the champion's right ones wrong (same golden)."""
+    champion = preds(0.0, 0.10, 3)
+    wrong = list(range(0, 135, 3))
+    for i in wrong:
+        champion["recent"][i] = 1 - Y_RECENT[i]
+    candidate = {k: list(v) for k, v in champion.items()}
+    for i in wrong[:fixed]:
+        candidate["recent"][i] = Y_RECENT[i]
+    for i in [i for i in range(150) if i not in wrong][:broken]:
+        candidate["recent"][i] = 1 - Y_RECENT[i]
+    return candidate, champion
+
+
+def test_a_refinement_passes_when_no_worse_where_a_retrain_must_be_surely_better() -> None:
+    # +4 points on 150 rows (16 fixed, 10 broken): not surely better, but no worse
+    candidate, champion = champion_and(16, 10)
+    plain = run(
+        {**candidate, "recent": candidate["recent"][:150]},
+        {**champion, "recent": champion["recent"][:150]},
+        slices={"recent": SliceData(name="recent", y_true=tuple(Y_RECENT[:150])),
+                "golden": SLICES["golden"]},
+    )  # fmt: skip
+    assert not plain.passed
+    verdict = refining(candidate, champion)
+    assert verdict.passed, verdict.reason()
+    assert verdict.gates[0].threshold == {"min_gain": 0.0, "refinement_margin": 0.02}
+
+
+@pytest.mark.parametrize("broken", [1, 6])
+def test_a_refinement_that_measures_worse_is_rejected(broken: int) -> None:
+    candidate, champion = champion_and(0, broken)
+    verdict = refining(candidate, champion)
+    assert not verdict.passed
+    assert "a refinement must be no worse than the champion" in verdict.reason()
+
+
+def test_a_refinement_whose_interval_reaches_below_the_margin_is_rejected() -> None:
+    # Gain 0 on 40 disagreements (20 each way): the interval reaches about -0.07
+    candidate, champion = champion_and(20, 20)
+    verdict = refining(candidate, champion)
+    assert verdict.gates[0].difference == pytest.approx(0.0)
+    assert not verdict.passed
+    assert "it starts at -0.0" in verdict.reason()
