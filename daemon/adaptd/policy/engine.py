@@ -309,12 +309,8 @@ def _step(
         if st.cooldown_from is not None and now - st.cooldown_from < policy.cooldown:
             until = st.cooldown_from + policy.cooldown
             suppress(Suppression.COOLDOWN, f"cooldown until {until.isoformat()}", seen)
-        elif policy.max_per_day is not None and len(recent) >= policy.max_per_day:
-            suppress(
-                Suppression.BUDGET,
-                f"budget spent: {len(recent)} of {policy.max_per_day} actions in 24 hours",
-                seen,
-            )
+        elif (spent := _budget_spent(policy, recent)) is not None:
+            suppress(Suppression.BUDGET, spent, seen)
         else:
             extra = ", ".join(f"{k}={v}" for k, v in overrides.items())
             if retrain is not None and st.new_labels is not None:
@@ -357,12 +353,9 @@ def _refine(
         return st  # a refinement is running, or the labels have not grown enough yet
     recent = tuple(t for t in st.recent_actions if now - t < BUDGET_WINDOW)
     st = st.evolve(recent_actions=recent)
-    if policy.max_per_day is not None and len(recent) >= policy.max_per_day:
-        suppress(
-            Suppression.BUDGET,
-            f"budget spent: {len(recent)} of {policy.max_per_day} actions in 24 hours",
-            seen,
-        )
+    spent = _budget_spent(policy, recent)
+    if spent is not None:
+        suppress(Suppression.BUDGET, spent, seen)
         return st
     left = (st.refine_left or 1) - 1
     extra = ", ".join(f"{k}={v}" for k, v in overrides.items())
@@ -386,8 +379,29 @@ def _refine(
     )
 
 
+#: the state of a policy that is not refining
+_NOT_REFINING: dict[str, Any] = {
+    "refine_left": None,
+    "refine_since": None,
+    "refine_labels": None,
+    "refine_needed": None,
+}
+
+
 def _end_refining(st: PolicyState) -> PolicyState:
-    return st.evolve(refine_left=None, refine_since=None, refine_labels=None, refine_needed=None)
+    return st.evolve(**_NOT_REFINING)
+
+
+def _grown(used: int, growth: float) -> int:
+    """Labels the next attempt on an episode needs after one on ``used``: at least one more."""
+    return max(math.ceil(used * growth), used + 1)
+
+
+def _budget_spent(policy: Policy, recent: tuple[datetime, ...]) -> str | None:
+    """Why the daily budget holds an action back, or None when it does not."""
+    if policy.max_per_day is not None and len(recent) >= policy.max_per_day:
+        return f"budget spent: {len(recent)} of {policy.max_per_day} actions in 24 hours"
+    return None
 
 
 def _trip(st: PolicyState, now: datetime, total: int | None) -> PolicyState:
@@ -408,10 +422,7 @@ def _trip(st: PolicyState, now: datetime, total: int | None) -> PolicyState:
         labels_needed=None,
         attempt_labels=None,
         waiting_since=None,
-        refine_left=None,
-        refine_since=None,
-        refine_labels=None,
-        refine_needed=None,
+        **_NOT_REFINING,
     )
 
 
@@ -434,10 +445,7 @@ def _idle(st: PolicyState, now: datetime, total: int | None) -> PolicyState:
         labels_needed=None,
         attempt_labels=None,
         waiting_since=None,
-        refine_left=None,
-        refine_since=None,
-        refine_labels=None,
-        refine_needed=None,
+        **_NOT_REFINING,
     )
 
 
@@ -480,7 +488,7 @@ def record_retrain(
             used = st.attempt_labels or decision.new_labels or 0
             done = f"refinement {status} with {used} labels {_since_text(st.refine_since)}"
             if st.refine_left:
-                needed = max(math.ceil(used * action.retry_growth), used + 1)
+                needed = _grown(used, action.retry_growth)
                 st = st.evolve(refine_needed=needed)
                 message = f"{done}: next refinement at {needed}"
             else:
@@ -498,7 +506,7 @@ def record_retrain(
         st = (_idle(st, now, labels_total) if st.tripped else st).evolve(cooldown_from=now)
         if refine:
             assert attempt is not None and base is not None  # narrowed above, lost in the bool
-            needed = max(math.ceil(attempt * action.retry_growth), attempt + 1)
+            needed = _grown(attempt, action.retry_growth)
             st = st.evolve(
                 refine_left=action.refinements,
                 refine_since=since,
@@ -520,7 +528,7 @@ def record_retrain(
         message = "run cancelled: due again"
     elif status in RETRY_ON_GROWTH and st.attempt_labels is not None:
         used = st.attempt_labels
-        needed = max(math.ceil(used * action.retry_growth), used + 1)
+        needed = _grown(used, action.retry_growth)
         st = st.evolve(action_due=True, labels_needed=needed, last_suppression=None)
         message = (
             f"run {status} with {used} labels {_since_text(st.episode_since)}: next attempt "

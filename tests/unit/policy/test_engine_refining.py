@@ -7,25 +7,8 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from adaptd.policy.schema import Policy
 from adaptd.policy.state import PolicyStates
-from tests.unit.policy.helpers import CATALOG
-from tests.unit.policy.test_engine_waiting import AUC, Run, kinds
-
-
-def policy(min_new_labels: int, refinements: int, **fields: Any) -> Policy:
-    data: dict[str, Any] = {
-        "name": "p",
-        "trip": {"signal": AUC, "gt": 0.7},
-        "action": {
-            "type": "retrain",
-            "min_new_labels": min_new_labels,
-            "retry_growth": 1.5,
-            "refinements": refinements,
-        },
-        **fields,
-    }
-    return Policy.model_validate(data, context={"known": CATALOG})
+from tests.unit.policy.test_engine_waiting import Run, kinds, policy
 
 
 def promoted_run(refinements: int = 2, **fields: Any) -> tuple[Run, Any]:

@@ -27,7 +27,9 @@ AUC = "drift.embedding.auc"
 MIN = timedelta(minutes=1)
 
 
-def policy(min_new_labels: int = 200, retry_growth: float = 1.5, **fields: Any) -> Policy:
+def policy(
+    min_new_labels: int = 200, retry_growth: float = 1.5, refinements: int = 0, **fields: Any
+) -> Policy:
     data: dict[str, Any] = {
         "name": "p",
         "trip": {"signal": AUC, "gt": 0.7},
@@ -35,6 +37,7 @@ def policy(min_new_labels: int = 200, retry_growth: float = 1.5, **fields: Any) 
             "type": "retrain",
             "min_new_labels": min_new_labels,
             "retry_growth": retry_growth,
+            "refinements": refinements,
         },
         **fields,
     }
