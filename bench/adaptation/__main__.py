@@ -251,6 +251,11 @@ def report(docs: list[dict[str, Any]]) -> str:
             f"retrains: {runs}; {d['labels_received']} labels received; "
             f"{d['failed_requests']} failed requests"
         )
+        rows.extend(
+            f"  - run {r['id']} {r['status']}, {r['samples']} samples, started "
+            f"{r.get('started_after_shift_s')} s after the shift: {r.get('verdict') or r['reason']}"
+            for r in d["runs"]
+        )
     return "\n".join(rows)
 
 

@@ -34,4 +34,9 @@ def test_quick_demo_closes_the_loop(tmp_path: Path) -> None:
     assert summary["failed_requests"] == 0
     first, final = summary["accuracy"]["first"], summary["accuracy"]["final"]
     assert final["target"] > first["target"]
+    # The summary says what the promoted retrain trained on and what its gates measured.
+    promoted = [r for r in summary["runs"] if r["status"] == "promoted"]
+    assert promoted and promoted[0]["data"]["holdout"] > 0
+    assert promoted[0]["verdict"].startswith("passed: ") and "recent" in promoted[0]["verdict"]
+    assert promoted[0]["started_after_shift_s"] > 0
     assert (state / "timeline.png").read_bytes()[:4] == b"\x89PNG"

@@ -29,7 +29,7 @@ from adaptd.config import Settings
 from adaptd.datasets.records import Example
 from adaptd.demo.shifts import Shift
 from adaptd.demo.traffic import post_json, replay
-from adaptd.errors import AdaptdError
+from adaptd.errors import AdaptdError, NotFoundError
 from adaptd.modeling.base import inspect_base, resolve_base
 from adaptd.retraining.job import RetrainJob, RetrainRequest
 from adaptd.retraining.registry_port import AdaptersRegistry
@@ -38,6 +38,7 @@ from adaptd.service import Service
 from adaptd.storage import migrate
 from adaptd.storage import repository as repo
 from adaptd.storage.engine import make_engine
+from adaptd.storage.records import RetrainRun
 
 logger = logging.getLogger(__name__)
 
@@ -466,9 +467,7 @@ def _read_back(result: ScenarioResult, service: Service, since: datetime, shift_
         result.checks.append((round(r.ts.timestamp() - origin, 3), r.signal, r.value, r.status))
     for run in reversed(repo.list_runs(service.engine, limit=20)):
         if run.started is not None and run.started >= since:
-            result.runs.append(
-                {"id": run.id, "status": run.status, "samples": run.samples, "reason": run.error}
-            )
+            result.runs.append(_run_summary(service, run, origin, shift_t))
     first = {m.kind: m.t for m in reversed(result.marks)}
     trip = first.get("trip", first.get("action"))
     result.timings.update(
@@ -482,6 +481,34 @@ def _read_back(result: ScenarioResult, service: Service, since: datetime, shift_
         if "retrain_started" not in first
         else round(first["retrain_started"] - shift_t, 1),
     )
+
+
+def _run_summary(
+    service: Service, run: RetrainRun, origin: float, shift_t: float
+) -> dict[str, Any]:
+    """One retrain as a benchmark reports it: what it trained on and what the gates measured
+    (the verdict names every interval and how many holdout and late rows each slice had)."""
+    assert service.engine is not None
+    verdict = None
+    if run.candidate is not None:
+        try:
+            verdict = (repo.get_adapter(service.engine, run.candidate).verdict or {}).get("reason")
+        except NotFoundError:
+            verdict = None  # the candidate never reached the registry
+
+    def since_shift(ts: datetime | None) -> float | None:
+        return None if ts is None else round(ts.timestamp() - origin - shift_t, 1)
+
+    return {
+        "id": run.id,
+        "status": run.status,
+        "samples": run.samples,
+        "reason": run.error,
+        "started_after_shift_s": since_shift(run.started),
+        "finished_after_shift_s": since_shift(run.finished),
+        "data": (run.details or {}).get("data"),
+        "verdict": verdict,
+    }
 
 
 def _adapting(service: Service, serving: str) -> bool:
