@@ -319,11 +319,20 @@ def late_examples(*, flipped: bool) -> list[Example]:
 
 
 def run_with_late_labels(
-    engine: Engine, state: Path, base: Path, registry: StoreRegistry, late: list[Example]
+    engine: Engine,
+    state: Path,
+    base: Path,
+    registry: StoreRegistry,
+    late: list[Example],
+    **retraining: object,
 ) -> tuple[LabelsArriveWhileTraining, Any]:
     feed(engine, keyword_examples(400, seed=3, domain="b", start=T0), "b")
     executor = LabelsArriveWhileTraining(engine, late)
-    job = RetrainJob(make_settings(state, base), engine, registry, executor=executor, clock=Clock())
+    settings = make_settings(state, base)
+    settings = settings.model_copy(
+        update={"retraining": settings.retraining.model_copy(update=retraining)}
+    )
+    job = RetrainJob(settings, engine, registry, executor=executor, clock=Clock())
     return executor, job.run(RetrainRequest(reason="drift on b"))
 
 
@@ -347,6 +356,21 @@ def test_candidate_is_judged_on_labels_that_arrived_while_it_trained(
     # the second child scored the trained candidate and the champion, and trained nothing
     assert rescore.rescore == training.out_dir and rescore.champion == training.champion
     assert len(executor.rescored) == 300
+
+
+def test_only_the_newest_max_late_labels_are_scored(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path, served: StoreRegistry
+) -> None:
+    # Scoring late labels is the longest phase on a slow backbone: the cap bounds it.
+    late = late_examples(flipped=False)
+    executor, outcome = run_with_late_labels(
+        sqlite_engine, tmp_path / "state", tiny_base, served, late, max_late_labels=120
+    )
+    assert outcome.status == "promoted", outcome.reason
+    assert outcome.verdict["sources"]["recent"] == {"holdout": 80, "late": 120}
+    assert len(executor.rescored) == 120
+    newest = {e.text for e in sorted(late, key=lambda e: e.timestamp or T0)[-120:]}
+    assert {json.loads(line)["text"] for line in executor.rescored} <= newest
 
 
 def test_a_candidate_worse_on_the_late_labels_is_rejected(

@@ -306,7 +306,7 @@ class RetrainJob:
         """Labels given while the candidate trained (after the run's snapshot): new traffic
         neither model trained on, judged on together with the run's holdout."""
         rt = self.settings.retraining
-        if not rt.late_labels or self._snapshot_until is None:
+        if not rt.late_labels or not rt.max_late_labels or self._snapshot_until is None:
             return ()
         rows = repo.labelled_predictions(
             self.engine, since=self._snapshot_until, limit=rt.max_labels
@@ -318,7 +318,7 @@ class RetrainJob:
             self.texts.scrub_examples(examples),
             training,
             spec,
-            limit=rt.max_labels,
+            limit=rt.max_late_labels,
             exclude=golden or (),
             champion_trained=champion_trained,
             champion_until=_window_end(champion),
