@@ -93,7 +93,7 @@ def files_holding_seen_from_a_child(root: Path, needle: str) -> list[str]:
 def test_a_forgotten_text_is_gone_from_every_place(daemon: Service) -> None:  # noqa: F811
     assert daemon.engine is not None and daemon.control is not None
     state = daemon.settings.state_dir
-    shifted = keyword_examples(300, seed=2, domain="b")
+    shifted = keyword_examples(400, seed=2, domain="b")
     # The oldest of the shifted labels: it trains, the newest are held out.
     shifted[0] = replace(shifted[0], text=f"{shifted[0].text} write to {SECRET}")
     with httpx.Client(base_url=f"http://127.0.0.1:{daemon.http_port}", timeout=60) as client:
