@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
+
 from adaptd.config import Settings
 from adaptd.datasets.records import Example
 from adaptd.demo.shifts import Shift
@@ -467,7 +469,7 @@ def _read_back(result: ScenarioResult, service: Service, since: datetime, shift_
         result.checks.append((round(r.ts.timestamp() - origin, 3), r.signal, r.value, r.status))
     for run in reversed(repo.list_runs(service.engine, limit=20)):
         if run.started is not None and run.started >= since:
-            result.runs.append(_run_summary(service, run, origin, shift_t))
+            result.runs.append(_run_summary(service.engine, run, origin, shift_t))
     first = {m.kind: m.t for m in reversed(result.marks)}
     trip = first.get("trip", first.get("action"))
     result.timings.update(
@@ -483,18 +485,15 @@ def _read_back(result: ScenarioResult, service: Service, since: datetime, shift_
     )
 
 
-def _run_summary(
-    service: Service, run: RetrainRun, origin: float, shift_t: float
-) -> dict[str, Any]:
+def _run_summary(engine: Engine, run: RetrainRun, origin: float, shift_t: float) -> dict[str, Any]:
     """One retrain as a benchmark reports it: what it trained on and what the gates measured
     (the verdict names every interval and how many holdout and late rows each slice had)."""
-    assert service.engine is not None
     verdict = None
     if run.candidate is not None:
         try:
-            verdict = (repo.get_adapter(service.engine, run.candidate).verdict or {}).get("reason")
+            verdict = (repo.get_adapter(engine, run.candidate).verdict or {}).get("reason")
         except NotFoundError:
-            verdict = None  # the candidate never reached the registry
+            pass  # the candidate never reached the registry
 
     def since_shift(ts: datetime | None) -> float | None:
         return None if ts is None else round(ts.timestamp() - origin - shift_t, 1)
