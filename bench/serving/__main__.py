@@ -74,6 +74,12 @@ def main() -> None:
         "adaptd.serving.host.BUILD_SWITCH_INTERVAL_S; 0.005 is Python's default)",
     )
     parser.add_argument(
+        "--peft-build",
+        action="store_true",
+        help="(c) build every version with peft's loading and a warm-up forward (as before "
+        "plain LoRA adapters were built from their tensors)",
+    )
+    parser.add_argument(
         "--postgres",
         help="(b) SQLAlchemy URL of a PostgreSQL server for the writer (default: start one "
         "privately with tests/pg.py when its binaries are installed)",
@@ -112,6 +118,10 @@ def main() -> None:
                 from adaptd.serving import host
 
                 host.BUILD_NICENESS = args.build_nice
+            if args.peft_build:
+                from adaptd.serving import host
+
+                host.PLAIN_BUILDS = False
             if args.build_switch_s is not None:
                 from adaptd.serving import host
 

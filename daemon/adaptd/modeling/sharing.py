@@ -27,6 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from adaptd.errors import IncompatibleAdapterError
+from adaptd.modeling.lora import PlainLora
+
 logger = logging.getLogger(__name__)
 
 
@@ -110,6 +113,47 @@ def unwrap_for_serving(peft_model: Any) -> Any:
         logger.info("%d LoRA layers keep peft's forward (DoRA, bias or several adapters)", kept)
     model.eval()
     return model
+
+
+def attach_plain(model: nn.Module, lora: PlainLora, *, source: object) -> Any:
+    """``model`` (a :func:`shared_copy` of the base classifier) with each LoRA layer of ``lora``
+    as a :class:`LoraDelta` and the trained head in place: the same module tree as
+    ``unwrap_for_serving(load_adapter(model, ...))`` gives, without peft. ``source`` names the
+    adapter in errors. Raises IncompatibleAdapterError when a layer or the head does not fit."""
+    for name, (a, b_scaled) in lora.layers.items():
+        try:
+            layer = model.get_submodule(name)
+        except AttributeError:
+            raise IncompatibleAdapterError(
+                f"{source}: LoRA on {name}, which the base model does not have"
+            ) from None
+        if type(layer) is not nn.Linear or a.shape[1] != layer.in_features:
+            raise IncompatibleAdapterError(
+                f"{source}: LoRA on {name}: lora_A {tuple(a.shape)} does not fit "
+                f"{type(layer).__name__}({getattr(layer, 'in_features', '?')} inputs)"
+            )
+        if b_scaled.shape[0] != layer.out_features:
+            raise IncompatibleAdapterError(
+                f"{source}: LoRA on {name}: lora_B {tuple(b_scaled.shape)} does not fit "
+                f"{layer.out_features} outputs"
+            )
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        dtype = layer.weight.dtype
+        setattr(parent, child, LoraDelta(layer, a.to(dtype), b_scaled.to(dtype)))
+    head_name = str(getattr(model, "head_name", "classifier"))
+    head = model.get_submodule(head_name)
+    for key, param in head.named_parameters(recurse=False):
+        saved = lora.head.get(key)
+        if saved is None or saved.shape != param.shape:
+            got = "nothing" if saved is None else f"shape {tuple(saved.shape)}"
+            raise IncompatibleAdapterError(
+                f"{source}: the head's {key} has {got}, the base's {head_name}.{key} has "
+                f"shape {tuple(param.shape)} (a classifier for another label set?)"
+            )
+        # A new Parameter in the copied head: the base's own stays as it was.
+        setattr(head, key, nn.Parameter(saved.to(param.dtype), requires_grad=False))
+    return model.eval()
 
 
 def owned_bytes(model: nn.Module, base: nn.Module) -> int:

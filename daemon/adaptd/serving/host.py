@@ -1,9 +1,11 @@
 """The model host: the base model loaded once, and one ready-to-run model per adapter version.
 
 Swapping is a double buffer, not an in-place weight update. A version is built off the request
-path (its own module tree on the base's shared weights, the adapter attached, a warm-up
-forward), and only then offered to the batcher, which switches its reference between two
-micro-batches. peft's ``hotswap_adapter`` was rejected on purpose: it fails on classifiers whose
+path (its own module tree on the base's shared weights, the adapter attached), and only then
+offered to the batcher, which switches its reference between two micro-batches. A plain LoRA
+adapter, which is what adaptd trains, is attached from its tensors, each checked against the
+layer it adds to; anything else (DoRA, LoRA bias, rank patterns) goes through peft's loading and
+a warm-up forward. peft's ``hotswap_adapter`` was rejected on purpose: it fails on classifiers whose
 head lives in ``modules_to_save`` (peft #3581) and copies tensors one by one, so a forward pass
 running meanwhile could mix the weights of two versions.
 
@@ -41,9 +43,14 @@ from adaptd.modeling.base import (
     load_tokenizer,
 )
 from adaptd.modeling.device import DtypeSetting, check_dtype, resolve_device
-from adaptd.modeling.lora import load_adapter
+from adaptd.modeling.lora import load_adapter, read_plain_lora
 from adaptd.modeling.pooling import PoolingSetting
-from adaptd.modeling.sharing import owned_bytes, shared_copy, unwrap_for_serving
+from adaptd.modeling.sharing import (
+    attach_plain,
+    owned_bytes,
+    shared_copy,
+    unwrap_for_serving,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +84,10 @@ class Swap:
 
 #: how much nicer than the process a build thread runs: serving threads get the cores first
 BUILD_NICENESS = 10
+
+#: build plain LoRA adapters from their tensors, without peft (False: peft's loading for every
+#: adapter, as before; ``python -m bench.serving --only c --peft-build`` measures the difference)
+PLAIN_BUILDS = True
 
 
 def _in_build_thread(fn: Callable[[], T]) -> T:
@@ -286,9 +297,11 @@ class ModelHost:
         started = time.perf_counter()
         self.check(adapter_dir)
         with self._build_lock:
-            model = self._attach(adapter_dir)
+            model, checked = self._attach(adapter_dir)
         model.eval()
-        out_features = self._warm_up(model)
+        # A version built from plain tensors was checked layer by layer against the base it
+        # shares, whose forward has run: a warm-up would find nothing new. peft's modules were not.
+        out_features = int(model.head.weight.shape[0]) if checked else self._warm_up(model)
         if out_features != len(self.labels):
             raise IncompatibleAdapterError(
                 f"{adapter_dir}: the classifier has {out_features} outputs, the configured "
@@ -309,18 +322,26 @@ class ModelHost:
         )
         return built
 
-    def _attach(self, adapter_dir: Path) -> Any:
-        """The servable module tree of one adapter on the base (see the module docstring)."""
+    def _attach(self, adapter_dir: Path) -> tuple[Any, bool]:
+        """The servable module tree of one adapter on the base (see the module docstring), and
+        whether every tensor of it was checked against the base (the peft-free path)."""
         if self.merge_adapters:
             # A full copy: merging writes into the weights, so nothing can be shared.
             model = load_adapter(copy.deepcopy(self._base_model), adapter_dir)
             try:
-                return model.merge_and_unload()
+                return model.merge_and_unload(), False
             except (RuntimeError, ValueError, AttributeError) as e:
                 raise IncompatibleAdapterError(f"{adapter_dir}: cannot merge adapter: {e}") from e
+        plain = (
+            read_plain_lora(adapter_dir, head=self._base_model.head_name, device=str(self.device))
+            if PLAIN_BUILDS
+            else None
+        )
+        if plain is not None:
+            return attach_plain(shared_copy(self._base_model), plain, source=adapter_dir), True
         model = load_adapter(shared_copy(self._base_model), adapter_dir)
         try:
-            return unwrap_for_serving(model)
+            return unwrap_for_serving(model), False
         except (RuntimeError, ValueError, AttributeError, KeyError) as e:
             raise IncompatibleAdapterError(f"{adapter_dir}: cannot attach adapter: {e}") from e
 

@@ -105,3 +105,89 @@ def test_a_bfloat16_version_stays_close_to_float32_and_keeps_a_float32_head(
     got, want = _logits(half, base), _logits(full, base)
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, want, atol=0.05, rtol=0.05)
+
+
+def _peft_adapter(base: Path, out: Path, **config: Any) -> Path:
+    """An adapter saved from a LoraConfig of the test's choosing, LoRA and head off their init."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    torch.manual_seed(3)
+    model = get_peft_model(
+        load_classifier(str(base), LABELS), LoraConfig(task_type=TaskType.SEQ_CLS, **config)
+    )
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name or "modules_to_save" in name or "magnitude" in name:
+                param.normal_(std=0.5)
+    save_adapter(model, out, LABELS, {})
+    return out
+
+
+@pytest.mark.parametrize(
+    ("arch", "config"),
+    [
+        ("bert", {"r": 4, "lora_alpha": 8}),
+        ("bert", {"r": 4, "lora_alpha": 8, "target_modules": "all-linear"}),
+        ("bert", {"r": 8, "lora_alpha": 16, "use_rslora": True}),
+        ("llama", {"r": 4, "lora_alpha": 16, "target_modules": "all-linear"}),
+    ],
+)
+def test_a_plain_lora_built_without_peft_is_the_tree_peft_builds(
+    arch: str, config: dict[str, Any], tmp_path: Path
+) -> None:
+    from adaptd.modeling.lora import read_plain_lora
+    from adaptd.modeling.sharing import attach_plain
+
+    base = build_base(tmp_path / arch, arch=arch)  # type: ignore[arg-type]
+    adapter = _peft_adapter(base, tmp_path / "adapter", **config)
+    host_base = load_classifier(str(base), LABELS).eval()
+    before = {n: p.clone() for n, p in host_base.state_dict().items()}
+    via_peft = unwrap_for_serving(load_adapter(shared_copy(host_base), adapter))
+
+    plain = read_plain_lora(adapter, head=host_base.head_name)
+    assert plain is not None
+    version = attach_plain(shared_copy(host_base), plain, source=adapter)
+
+    want = _logits(via_peft, base)
+    assert not torch.allclose(want, _logits(host_base, base), atol=1e-3), "adapter must matter"
+    torch.testing.assert_close(_logits(version, base), want, atol=1e-6, rtol=1e-6)
+    types = {n: type(m) for n, m in version.named_modules()}
+    assert types == {n: type(m) for n, m in via_peft.named_modules()}
+    assert owned_bytes(version, host_base) == owned_bytes(via_peft, host_base)
+    assert not version.training
+    for name, tensor in host_base.state_dict().items():
+        assert torch.equal(tensor, before[name]), f"the base's {name} changed"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"r": 4, "lora_alpha": 8, "use_dora": True},
+        {"r": 4, "lora_alpha": 8, "rank_pattern": {"query": 2}},
+        {"r": 4, "lora_alpha": 8, "lora_bias": True},
+    ],
+    ids=["dora", "rank_pattern", "lora_bias"],
+)
+# peft takes a LoRA bias (1-D lora_B.bias) for an ungathered ZeRO-3 shard when it saves one
+@pytest.mark.filterwarnings("ignore:Adapter 'default'.*invalid shape")
+def test_anything_but_plain_lora_is_left_to_peft(config: dict[str, Any], tmp_path: Path) -> None:
+    from adaptd.modeling.lora import read_plain_lora
+
+    base = build_base(tmp_path / "bert")
+    adapter = _peft_adapter(base, tmp_path / "adapter", **config)
+    assert read_plain_lora(adapter, head="classifier") is None
+
+
+def test_a_plain_adapter_that_does_not_fit_the_base_names_the_layer(tmp_path: Path) -> None:
+    from adaptd.errors import IncompatibleAdapterError
+    from adaptd.modeling.lora import read_plain_lora
+    from adaptd.modeling.sharing import attach_plain
+
+    small = build_base(tmp_path / "small", hidden=32)
+    wide = build_base(tmp_path / "wide", hidden=64)
+    adapter = _peft_adapter(wide, tmp_path / "adapter", r=4, lora_alpha=8)
+    plain = read_plain_lora(adapter, head="classifier")
+    assert plain is not None
+    host_base = load_classifier(str(small), LABELS).eval()
+    with pytest.raises(IncompatibleAdapterError, match=r"lora_A \(4, 64\) does not fit"):
+        attach_plain(shared_copy(host_base), plain, source=adapter)

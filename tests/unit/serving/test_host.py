@@ -160,6 +160,35 @@ def test_a_trained_adapter_serves_the_logits_it_was_trained_to(
     assert torch.allclose(got, want, atol=1e-5)
 
 
+def test_a_dora_adapter_is_built_by_peft_and_serves_its_trained_logits(
+    host: ModelHost, tiny_base: Path, tmp_path: Path
+) -> None:
+    """Plain LoRA is built from its tensors (the test above); anything else, DoRA here, goes
+    through peft's loading and the warm-up as before, and serves what was trained."""
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    from adaptd.modeling.base import load_classifier
+    from adaptd.modeling.lora import read_plain_lora, save_adapter
+
+    torch.manual_seed(4)
+    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=4, lora_alpha=8, use_dora=True)
+    trained = get_peft_model(load_classifier(str(tiny_base), LABELS), config)
+    with torch.no_grad():
+        for name, param in trained.named_parameters():
+            if "lora_B" in name or "modules_to_save" in name:
+                param.normal_()
+    trained.eval()
+    save_adapter(trained, tmp_path / "dora", LABELS, {})
+    assert read_plain_lora(tmp_path / "dora", head="classifier") is None
+    built = host.build("dora", tmp_path / "dora")
+    batch = host.tokenizer(["a short one", "a longer sentence"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = trained(**batch).logits
+        got = built.model(**batch).logits
+    assert torch.allclose(got, want, atol=1e-5)
+
+
 def test_a_host_pooling_by_another_rule_refuses_the_adapter(tiny_base: Path, adapter_a: Path):
     cls_host = ModelHost(base=str(tiny_base), labels=LABELS, pooling="cls", max_length=16)
     assert (cls_host.pooling, cls_host.pooling_reason) == ("cls", "set in model.pooling")
