@@ -42,6 +42,38 @@ def shared_copy(model: nn.Module) -> Any:
     return copy.deepcopy(model, memo)
 
 
+def tree_copy(model: nn.Module) -> Any:
+    """A new object for every module of ``model``, with its own parameter, buffer, submodule
+    and hook tables, holding the original's tensors and every other attribute (``config``, ...)
+    as they are: what :func:`attach_plain` needs to replace layers and the head in a version
+    without touching the base. A fifth of the CPU of :func:`shared_copy`, whose deep copy
+    also copies every attribute object (11 of the 17 ms a plain MiniLM build took with it).
+    Not for peft's injection, which may set attributes (the config) it would then share."""
+    copies: dict[int, nn.Module] = {}
+
+    def copy_module(module: nn.Module) -> nn.Module:
+        done = copies.get(id(module))
+        if done is not None:  # a module registered in two places stays one module
+            return done
+        new = object.__new__(type(module))
+        copies[id(module)] = new
+        state: dict[str, Any] = {}
+        for key, value in module.__dict__.items():
+            if key == "_modules":
+                state[key] = type(value)(
+                    (name, None if child is None else copy_module(child))
+                    for name, child in value.items()
+                )
+            elif isinstance(value, dict | list | set):
+                state[key] = value.copy()  # keeps OrderedDict an OrderedDict
+            else:
+                state[key] = value
+        new.__dict__.update(state)
+        return new
+
+    return copy_module(model)
+
+
 class LoraDelta(nn.Module):
     """``base(x) + (x A^T) (s B)^T``: a frozen LoRA layer for inference, the base layer shared."""
 

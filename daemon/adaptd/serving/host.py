@@ -49,6 +49,7 @@ from adaptd.modeling.sharing import (
     attach_plain,
     owned_bytes,
     shared_copy,
+    tree_copy,
     unwrap_for_serving,
 )
 
@@ -338,7 +339,7 @@ class ModelHost:
             else None
         )
         if plain is not None:
-            return attach_plain(shared_copy(self._base_model), plain, source=adapter_dir), True
+            return attach_plain(tree_copy(self._base_model), plain, source=adapter_dir), True
         model = load_adapter(shared_copy(self._base_model), adapter_dir)
         try:
             return unwrap_for_serving(model), False

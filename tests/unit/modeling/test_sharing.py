@@ -136,7 +136,7 @@ def test_a_plain_lora_built_without_peft_is_the_tree_peft_builds(
     arch: str, config: dict[str, Any], tmp_path: Path
 ) -> None:
     from adaptd.modeling.lora import read_plain_lora
-    from adaptd.modeling.sharing import attach_plain
+    from adaptd.modeling.sharing import attach_plain, tree_copy
 
     base = build_base(tmp_path / arch, arch=arch)  # type: ignore[arg-type]
     adapter = _peft_adapter(base, tmp_path / "adapter", **config)
@@ -146,7 +146,7 @@ def test_a_plain_lora_built_without_peft_is_the_tree_peft_builds(
 
     plain = read_plain_lora(adapter, head=host_base.head_name)
     assert plain is not None
-    version = attach_plain(shared_copy(host_base), plain, source=adapter)
+    version = attach_plain(tree_copy(host_base), plain, source=adapter)
 
     want = _logits(via_peft, base)
     assert not torch.allclose(want, _logits(host_base, base), atol=1e-3), "adapter must matter"
@@ -155,8 +155,28 @@ def test_a_plain_lora_built_without_peft_is_the_tree_peft_builds(
     assert types == {n: type(m) for n, m in via_peft.named_modules()}
     assert owned_bytes(version, host_base) == owned_bytes(via_peft, host_base)
     assert not version.training
+    assert not {id(m) for m in version.modules()} & {id(m) for m in host_base.modules()}
+    base_ptrs = {p.data_ptr() for p in host_base.parameters()}
+    assert host_base.head.weight.data_ptr() not in {p.data_ptr() for p in version.parameters()}
+    assert {p.data_ptr() for p in version.encoder.parameters()} <= base_ptrs
     for name, tensor in host_base.state_dict().items():
         assert torch.equal(tensor, before[name]), f"the base's {name} changed"
+
+
+def test_a_tree_copy_has_its_own_modules_and_tables_and_the_original_s_tensors() -> None:
+    from adaptd.modeling.sharing import tree_copy
+
+    shared = torch.nn.Linear(3, 3)
+    model = torch.nn.Sequential(shared, torch.nn.ReLU(), shared)
+    model.register_buffer("scale", torch.ones(3))
+    twin = tree_copy(model)
+    assert twin[0] is twin[2], "a module registered twice stays one module"
+    assert twin[0] is not shared and twin.scale is model.scale and twin[0].weight is shared.weight
+    twin[0].register_forward_hook(lambda *_: None)
+    twin[1] = torch.nn.Tanh()
+    twin[0].weight = torch.nn.Parameter(torch.zeros(3, 3))
+    assert not shared._forward_hooks and isinstance(model[1], torch.nn.ReLU)
+    assert not torch.equal(shared.weight, twin[0].weight), "the original keeps its weight"
 
 
 @pytest.mark.parametrize(
