@@ -8,6 +8,7 @@ retraining.probation) to the store, the registry and the serving swap through th
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -51,7 +52,9 @@ class DaemonControl:
             raise ConfigError(str(errors[0]))
         self._job: RetrainJob | None = None
         host = ctx.host
-        self._tokenizer = hf_tokenizer(host.tokenizer) if host is not None else None
+        # A copy: a fast tokenizer sets padding and truncation on every call, so the checks'
+        # calls (no truncation) beside the batcher's (truncated to max_length) would race.
+        self._tokenizer = hf_tokenizer(copy.deepcopy(host.tokenizer)) if host is not None else None
         self.loop = ControlLoop(
             engine=ctx.engine,
             metrics=ctx.metrics,

@@ -240,6 +240,16 @@ class ModelHost:
         self.dtype = dtype
         self.merge_adapters = merge_adapters
         self.tokenizer = load_tokenizer(base)
+        # Tokenized now, before any batch: a fast tokenizer sets its padding and truncation on
+        # every call, so a build's warm-up tokenizing beside the batcher could get (or give) the
+        # other call's settings: a bench.serving (c) run failed a build on unpadded rows.
+        self._warmup_batch = self.tokenizer(
+            [WARMUP_TEXT, WARMUP_TEXT[:10]],
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
         # Moved to the device once: every version built from it shares these tensors there.
         self._base_model = load_classifier(
             base,
@@ -356,13 +366,7 @@ class ModelHost:
         and 43-80 ms on one (bench/serving/README.md)."""
         import torch
 
-        batch = self.tokenizer(
-            [WARMUP_TEXT, WARMUP_TEXT[:10]],
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        ).to(self.device)
+        batch = self._warmup_batch.to(self.device)
         with _one_intra_op_thread(), torch.inference_mode():
             logits = model(**batch).logits
         return int(logits.shape[-1])

@@ -181,7 +181,14 @@ def test_a_dora_adapter_is_built_by_peft_and_serves_its_trained_logits(
     trained.eval()
     save_adapter(trained, tmp_path / "dora", LABELS, {})
     assert read_plain_lora(tmp_path / "dora", head="classifier") is None
+    tokenizer = host.tokenizer
+
+    def busy(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a build tokenizes nothing: the batcher owns the tokenizer")
+
+    host.tokenizer = busy  # a fast tokenizer's settings are per call, not per thread
     built = host.build("dora", tmp_path / "dora")
+    host.tokenizer = tokenizer
     batch = host.tokenizer(["a short one", "a longer sentence"], padding=True, return_tensors="pt")
     with torch.no_grad():
         want = trained(**batch).logits
