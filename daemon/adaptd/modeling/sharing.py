@@ -148,7 +148,7 @@ def unwrap_for_serving(peft_model: Any) -> Any:
 
 
 def attach_plain(model: nn.Module, lora: PlainLora, *, source: object) -> Any:
-    """``model`` (a :func:`shared_copy` of the base classifier) with each LoRA layer of ``lora``
+    """``model`` (a :func:`tree_copy` of the base classifier) with each LoRA layer of ``lora``
     as a :class:`LoraDelta` and the trained head in place: the same module tree as
     ``unwrap_for_serving(load_adapter(model, ...))`` gives, without peft. ``source`` names the
     adapter in errors. Raises IncompatibleAdapterError when a layer or the head does not fit."""
