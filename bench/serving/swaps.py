@@ -112,26 +112,28 @@ def run(
     windows: list[tuple[float, float, float]] = []  # build start, offered, served
     builds = []
     trims: list[float] = []
-    for n in range(1, swaps + 1):
-        version = f"v{n}"
-        t_build = time.perf_counter()
-        built = host.build(version, adapters[n % len(adapters)])
-        builds.append(built.load_seconds)
-        t_offer = time.perf_counter()
-        host.offer(built)
-        batcher.wake()
-        while version not in served:
-            time.sleep(0.0005)
-        windows.append((t_build, t_offer, served[version]))
-        t_trim = time.perf_counter()
-        release_freed_memory()
-        trims.append(time.perf_counter() - t_trim)
-        time.sleep(gap_s)  # steady traffic between promotions
-    stop.set()
-    for w in workers:
-        w.join()
-    batcher.stop()
-    gc.callbacks.remove(on_gc)
+    try:
+        for n in range(1, swaps + 1):
+            version = f"v{n}"
+            t_build = time.perf_counter()
+            built = host.build(version, adapters[n % len(adapters)])
+            builds.append(built.load_seconds)
+            t_offer = time.perf_counter()
+            host.offer(built)
+            batcher.wake()
+            while version not in served:
+                time.sleep(0.0005)
+            windows.append((t_build, t_offer, served[version]))
+            t_trim = time.perf_counter()
+            release_freed_memory()
+            trims.append(time.perf_counter() - t_trim)
+            time.sleep(gap_s)  # steady traffic between promotions
+    finally:  # a failed build must not leave the clients running (they are not daemon threads)
+        stop.set()
+        for w in workers:
+            w.join()
+        batcher.stop()
+        gc.callbacks.remove(on_gc)
 
     def overlaps(r: tuple[float, float, int], a: float, b: float) -> bool:
         return r[0] <= b and r[1] >= a
