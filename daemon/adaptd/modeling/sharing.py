@@ -88,6 +88,12 @@ class LoraDelta(nn.Module):
         self.register_buffer("a_t", a.t().contiguous())
         self.register_buffer("b_t", b_scaled.t().contiguous())
 
+    @classmethod
+    def of(cls, base: nn.Linear, a: torch.Tensor, b_scaled: torch.Tensor) -> LoraDelta:
+        """The delta in the base layer's dtype (peft's adapter tensors may be float32)."""
+        dtype = base.weight.dtype
+        return cls(base, a.to(dtype), b_scaled.to(dtype))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.base_layer(x)
         a_t, b_t = self.a_t, self.b_t
@@ -124,10 +130,8 @@ def unwrap_for_serving(peft_model: Any) -> Any:
     for name, module in list(model.named_modules()):
         if any(name.startswith(prefix) for prefix in gone):
             continue
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
         if isinstance(module, ModulesToSaveWrapper):
-            setattr(parent, child, module.modules_to_save[module.active_adapters[0]])
+            _replace(model, name, module.modules_to_save[module.active_adapters[0]])
             gone.append(name + ".")
             continue
         adapter = _plain_lora(module)
@@ -137,8 +141,7 @@ def unwrap_for_serving(peft_model: Any) -> Any:
         with torch.no_grad():
             a = module.lora_A[adapter].weight.detach()
             b = module.lora_B[adapter].weight.detach() * module.scaling[adapter]
-            dtype = module.base_layer.weight.dtype
-        setattr(parent, child, LoraDelta(module.base_layer, a.to(dtype), b.to(dtype)))
+        _replace(model, name, LoraDelta.of(module.base_layer, a, b))
         gone.append(name + ".")
         replaced += 1
     if kept:
@@ -169,10 +172,7 @@ def attach_plain(model: nn.Module, lora: PlainLora, *, source: object) -> Any:
                 f"{source}: LoRA on {name}: lora_B {tuple(b_scaled.shape)} does not fit "
                 f"{layer.out_features} outputs"
             )
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        dtype = layer.weight.dtype
-        setattr(parent, child, LoraDelta(layer, a.to(dtype), b_scaled.to(dtype)))
+        _replace(model, name, LoraDelta.of(layer, a, b_scaled))
     head_name = str(getattr(model, "head_name", "classifier"))
     head = model.get_submodule(head_name)
     for key, param in head.named_parameters(recurse=False):
@@ -186,6 +186,12 @@ def attach_plain(model: nn.Module, lora: PlainLora, *, source: object) -> Any:
         # A new Parameter in the copied head: the base's own stays as it was.
         setattr(head, key, nn.Parameter(saved.to(param.dtype), requires_grad=False))
     return model.eval()
+
+
+def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
 
 
 def owned_bytes(model: nn.Module, base: nn.Module) -> int:
