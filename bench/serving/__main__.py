@@ -74,6 +74,13 @@ def main() -> None:
         "adaptd.serving.host.BUILD_SWITCH_INTERVAL_S; 0.005 is Python's default)",
     )
     parser.add_argument(
+        "--trim",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="(c) malloc_trim after a swap: as the swapper decides (auto), after every swap "
+        "(always: as the swapper did before), or never",
+    )
+    parser.add_argument(
         "--peft-build",
         action="store_true",
         help="(c) build every version with peft's loading and a warm-up forward (as before "
@@ -135,6 +142,7 @@ def main() -> None:
                 merge_adapters=args.merge_adapters,
                 gc_freeze=not args.no_gc_freeze,
                 gap_s=args.gap_s,
+                trim=args.trim,
             )
             print("(c) promotions under saturating load")
             for key, value in dataclasses.asdict(report).items():

@@ -3,6 +3,7 @@ the swap windows vs steady state, candidate-loaded-to-serving time."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -30,8 +31,12 @@ class SwapReport:
     #: full garbage collections during the run and the longest one (they hold the GIL)
     gc_full_collections: int
     gc_full_ms_max: float
-    #: malloc_trim after each swap, as the swapper does once the batcher serves the new version
+    #: malloc_trim after a swap, as the swapper does once the batcher serves the new version
+    trims: int
     trim_ms_max: float
+    #: resident memory before the first promotion and after the last
+    rss_mb_first_swap: float
+    rss_mb_last_swap: float
 
 
 def run(
@@ -44,15 +49,18 @@ def run(
     merge_adapters: bool = False,
     gc_freeze: bool = True,
     gap_s: float = 0.5,
+    trim: str = "auto",
 ) -> SwapReport:
     """``merge_adapters`` and ``gc_freeze=False`` reproduce how swaps ran before versions shared
-    the base and the host froze the startup objects out of the collector's walk."""
+    the base and the host froze the startup objects out of the collector's walk. ``trim``: "auto"
+    calls ``malloc_trim`` after a swap when the swapper would (the dropped version held
+    ``RELEASE_MIN_BYTES``), "always" after every swap (as the swapper did before), "never"."""
     import gc
 
     from adaptd.metrics import new_metrics
     from adaptd.serving.batcher import Batcher
     from adaptd.serving.host import ModelHost, Swap, freeze_startup_objects
-    from adaptd.serving.memory import release_freed_memory
+    from adaptd.serving.memory import release_freed_memory, worth_releasing
     from bench.serving.setup import texts
 
     host = ModelHost(
@@ -77,9 +85,13 @@ def run(
 
     gc.callbacks.append(on_gc)
     served: dict[str, float] = {}
+    released: dict[str, int] = {}
+    swapped = threading.Event()
 
     def on_swap(swap: Swap) -> None:
         served[swap.new.version] = time.perf_counter()
+        released[swap.new.version] = swap.released_bytes
+        swapped.set()
 
     batcher = Batcher(
         host, new_metrics(), max_batch=32, max_wait_ms=5.0, queue_size=4096, on_swap=on_swap
@@ -109,6 +121,7 @@ def run(
     for w in workers:
         w.start()
     time.sleep(2.0)  # steady state before the first swap
+    rss_start = _rss_mb()
     windows: list[tuple[float, float, float]] = []  # build start, offered, served
     builds = []
     trims: list[float] = []
@@ -119,15 +132,20 @@ def run(
             built = host.build(version, adapters[n % len(adapters)])
             builds.append(built.load_seconds)
             t_offer = time.perf_counter()
+            swapped.clear()
             host.offer(built)
             batcher.wake()
+            # an event, as the daemon's registry watcher waits: a polling loop here would take
+            # the GIL from the batcher thousands of times a second during the swap window
             while version not in served:
-                time.sleep(0.0005)
+                swapped.wait(1.0)
             windows.append((t_build, t_offer, served[version]))
-            t_trim = time.perf_counter()
-            release_freed_memory()
-            trims.append(time.perf_counter() - t_trim)
+            if trim == "always" or (trim == "auto" and worth_releasing(released[version])):
+                t_trim = time.perf_counter()
+                release_freed_memory()
+                trims.append(time.perf_counter() - t_trim)
             time.sleep(gap_s)  # steady traffic between promotions
+        rss_end = _rss_mb()
     finally:  # a failed build must not leave the clients running (they are not daemon threads)
         stop.set()
         for w in workers:
@@ -174,5 +192,18 @@ def run(
         build_s_median=sorted(builds)[len(builds) // 2],
         gc_full_collections=len(full_gc),
         gc_full_ms_max=max(full_gc, default=0.0) * 1000,
+        trims=len(trims),
         trim_ms_max=max(trims, default=0.0) * 1000,
+        rss_mb_first_swap=rss_start,
+        rss_mb_last_swap=rss_end,
     )
+
+
+def _rss_mb() -> float:
+    """Resident memory now (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except OSError:
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
