@@ -81,6 +81,9 @@ class Swap:
     old: ServingModel | None
     #: from the offer (model built and checked) to the first batch served by it
     offered_to_serving_s: float
+    #: tensor bytes of its own held by the version this swap dropped (the one that left the
+    #: previous slot): what the swap gives back to the allocator
+    released_bytes: int = 0
 
 
 #: how much nicer than the process a build thread runs: serving threads get the cores first
@@ -393,11 +396,19 @@ class ModelHost:
             if offered is None or offered is self._active:
                 return self._active, None
             replaced = self._active
+            released = replaced  # the same version built again: the old object goes
             if replaced is not None and replaced.version != offered.version:
-                self._previous = replaced
+                released, self._previous = self._previous, replaced
+            if released is offered:  # a rollback to the previous slot frees nothing
+                released = None
             self._active = offered
             waited = time.perf_counter() - self._offered_at
-            return offered, Swap(new=offered, old=replaced, offered_to_serving_s=waited)
+            return offered, Swap(
+                new=offered,
+                old=replaced,
+                offered_to_serving_s=waited,
+                released_bytes=released.owned_bytes if released is not None else 0,
+            )
 
     @property
     def active(self) -> ServingModel | None:

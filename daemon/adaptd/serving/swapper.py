@@ -36,7 +36,7 @@ from adaptd import failpoints
 from adaptd.errors import StoreError
 from adaptd.serving.batcher import Batcher
 from adaptd.serving.host import ModelHost, ServingModel, Swap
-from adaptd.serving.memory import release_freed_memory
+from adaptd.serving.memory import release_freed_memory, worth_releasing
 from adaptd.serving.metrics import AdapterMetrics
 from adaptd.storage.records import AdapterRecord
 
@@ -115,8 +115,8 @@ class Swapper:
         self._fallback: tuple[str, str] | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
-        #: set by a swap: the replaced model's memory is handed back by the watcher, off the
-        #: batcher's thread
+        #: set by a swap that dropped a large model (a merged copy): its memory is handed back by
+        #: the watcher, off the batcher's thread
         self._swapped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -283,7 +283,8 @@ class Swapper:
         if swap.old is not None:
             self.metrics.active.remove(swap.old.version)
         self.metrics.active.labels(swap.new.version).set(1)
-        self._swapped.set()
+        if worth_releasing(swap.released_bytes):
+            self._swapped.set()
         logger.info(
             "serving adapter %s (was %s), %.1f ms after it was ready",
             swap.new.version[:12],

@@ -108,6 +108,28 @@ def test_an_offer_takes_effect_only_at_the_next_batch(
     assert model is b and swap is None
 
 
+def test_a_swap_reports_the_bytes_of_the_version_it_dropped(
+    host: ModelHost, adapter_a: Path, adapter_b: Path
+) -> None:
+    """Active and previous stay loaded; the version pushed out of the previous slot is freed."""
+    a, b, c = (host.build(v, d) for v, d in (("a", adapter_a), ("b", adapter_b), ("c", adapter_a)))
+    released = []
+    for built in (a, b, c):
+        host.offer(built)
+        _, swap = host.model_for_next_batch()
+        assert swap is not None
+        released.append(swap.released_bytes)
+    assert released == [0, 0, a.owned_bytes] and a.owned_bytes > 0
+    host.offer(b)  # a rollback to the previous slot: nothing leaves the host
+    _, swap = host.model_for_next_batch()
+    assert swap is not None and swap.released_bytes == 0
+    assert host.previous is c
+    again = host.build("b", adapter_b)  # the same version built again: the old object goes
+    host.offer(again)
+    _, swap = host.model_for_next_batch()
+    assert swap is not None and swap.released_bytes == b.owned_bytes and host.previous is c
+
+
 # peft warns that GPT-2's Conv1D needs fan_in_fan_out and sets it itself: expected, harmless.
 @pytest.mark.filterwarnings("ignore:fan_in_fan_out:UserWarning")
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])

@@ -189,17 +189,21 @@ def test_a_store_outage_is_reported_and_changes_nothing_served(parts: Any, adapt
     assert host.active is not None and host.active.version == "v1"
 
 
-def test_the_replaced_model_is_handed_back_after_a_swap(
+def test_a_swap_that_drops_a_large_model_hands_its_memory_back(
     parts: Any, adapter_a: Path, adapter_b: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Only a drop of at least RELEASE_MIN_BYTES is worth a malloc_trim (it stalls the batcher)."""
     trims: list[bool] = []
     monkeypatch.setattr("adaptd.serving.swapper.release_freed_memory", lambda: trims.append(True))
     registry = FakeRegistry(current=record("v1", adapter_a))
     swapper = swapper_for(parts, registry, Clock(), [])
-    swapper.request_swap(timeout=10)
+    for n, adapter in enumerate((adapter_a, adapter_b, adapter_a, adapter_b), start=1):
+        registry.current = record(f"v{n}", adapter)
+        swapper.request_swap(timeout=10)
+    assert trims == [], "versions sharing the base own too little to be worth a trim"
+    monkeypatch.setattr("adaptd.serving.memory.RELEASE_MIN_BYTES", 1)
+    registry.current = record("v5", adapter_a)
+    swapper.request_swap(timeout=10)  # drops v3
     assert len(trims) == 1
     swapper.request_swap(timeout=10)  # nothing swapped: nothing to hand back
     assert len(trims) == 1
-    registry.current = record("v2", adapter_b)
-    swapper.request_swap(timeout=10)
-    assert len(trims) == 2
