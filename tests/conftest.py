@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,18 @@ _PACKAGE_ROOT = str(Path(adaptd.__file__).resolve().parents[1])
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [_PACKAGE_ROOT, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
 )
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_outlives_its_test() -> Iterator[None]:
+    """A test that starts a service installs adaptd's stderr handler on the root logger, bound
+    to the stream pytest captures that test into and closes after it: a later test's thread
+    logging through it printed "Logging error ... I/O operation on closed file"."""
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_adaptd", False):
+            root.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")
