@@ -37,8 +37,8 @@ _TRIM = _trim_function()
 #: the smallest drop worth a ``malloc_trim``. ``python -m bench.serving --only c --trim always``
 #: against the default: 100 promotions of MiniLM versions sharing the base (query/value LoRA,
 #: 0.3 MB of their own each) under saturating load. The requests served right after a swap had
-#: a p99 1.12-1.19x steady with a trim after every swap (two runs), 0.92-1.09x without (four);
-#: resident memory grew 32-56 MB over the 100 either way (bench/serving/README.md,
+#: a p99 1.12-1.19x steady with a trim after every swap (two runs), 0.92-1.09x without (six);
+#: resident memory grew 32-57 MB over the 100 either way (bench/serving/README.md,
 #: "malloc_trim after a swap").
 RELEASE_MIN_BYTES = 32 * 2**20
 
