@@ -3,13 +3,13 @@ the swap windows vs steady state, candidate-loaded-to-serving time."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.serving.setup import LABELS, pct
+from bench.serving.throughput import rss_mb
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,7 @@ def run(
     for w in workers:
         w.start()
     time.sleep(2.0)  # steady state before the first swap
-    rss_start = _rss_mb()
+    rss_start = rss_mb()
     windows: list[tuple[float, float, float]] = []  # build start, offered, served
     builds = []
     trims: list[float] = []
@@ -145,7 +145,7 @@ def run(
                 release_freed_memory()
                 trims.append(time.perf_counter() - t_trim)
             time.sleep(gap_s)  # steady traffic between promotions
-        rss_end = _rss_mb()
+        rss_end = rss_mb()
     finally:  # a failed build must not leave the clients running (they are not daemon threads)
         stop.set()
         for w in workers:
@@ -197,13 +197,3 @@ def run(
         rss_mb_first_swap=rss_start,
         rss_mb_last_swap=rss_end,
     )
-
-
-def _rss_mb() -> float:
-    """Resident memory now (Linux; 0 elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
-    except OSError:
-        return 0.0
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20

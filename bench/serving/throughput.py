@@ -76,8 +76,17 @@ class PlainPeer(Peer):
 
 def peak_rss_mb() -> float:
     """This process's peak resident memory (VmHWM), in MiB."""
+    return _status_mb("VmHWM")
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (VmRSS), in MiB."""
+    return _status_mb("VmRSS")
+
+
+def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
