@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -10,6 +9,7 @@ import pytest
 from sqlalchemy import Engine, make_url, text
 
 import adaptd
+from adaptd.logsetup import remove_handler
 from adaptd.storage import migrate
 from adaptd.storage.engine import make_engine
 from tests.pg import postgres_server
@@ -33,10 +33,7 @@ def _no_log_handler_outlives_its_test() -> Iterator[None]:
     to the stream pytest captures that test into and closes after it: a later test's thread
     logging through it printed "Logging error ... I/O operation on closed file"."""
     yield
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_adaptd", False):
-            root.removeHandler(handler)
+    remove_handler()
 
 
 @pytest.fixture(scope="session")

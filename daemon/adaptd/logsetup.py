@@ -47,10 +47,8 @@ def configure_logging(
 ) -> None:
     """Idempotent: replaces the handler adaptd installed before (SIGHUP may change the level).
     ``text_filter`` (adaptd.privacy.logs) redacts every line the handler writes."""
+    remove_handler()
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_adaptd", False):
-            root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler._adaptd = True  # type: ignore[attr-defined]
     inner = JsonLineFormatter() if json_lines else logging.Formatter(_PLAIN)
@@ -62,3 +60,11 @@ def configure_logging(
     # Libraries chatty at INFO that an operator does not need.
     for noisy in ("alembic", "httpx", "urllib3", "apscheduler.executors", "filelock"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def remove_handler() -> None:
+    """Take the handler :func:`configure_logging` installed off the root logger, if any."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_adaptd", False):
+            root.removeHandler(handler)
