@@ -117,7 +117,7 @@ class Swapper:
         self._stop = threading.Event()
         #: set by a swap that dropped a large model (a merged copy): its memory is handed back by
         #: the watcher, off the batcher's thread
-        self._swapped = threading.Event()
+        self._release_due = threading.Event()
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ watcher
@@ -150,8 +150,8 @@ class Swapper:
             self._release_replaced()
 
     def _release_replaced(self) -> None:
-        if self._swapped.is_set():
-            self._swapped.clear()
+        if self._release_due.is_set():
+            self._release_due.clear()
             release_freed_memory()
 
     # ------------------------------------------------------------------ sync
@@ -284,7 +284,7 @@ class Swapper:
             self.metrics.active.remove(swap.old.version)
         self.metrics.active.labels(swap.new.version).set(1)
         if worth_releasing(swap.released_bytes):
-            self._swapped.set()
+            self._release_due.set()
         logger.info(
             "serving adapter %s (was %s), %.1f ms after it was ready",
             swap.new.version[:12],
