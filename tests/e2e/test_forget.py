@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from adaptd.service import RunState, Service
@@ -90,7 +91,19 @@ def files_holding_seen_from_a_child(root: Path, needle: str) -> list[str]:
     return hits
 
 
-def test_a_forgotten_text_is_gone_from_every_place(daemon: Service) -> None:  # noqa: F811
+@pytest.fixture
+def no_queue_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The queued retrain starts when the test says so: the control role's own 30 s poll,
+    falling between the forget and the labels sent after it, once started the run before they
+    reached the store (it then failed with nothing new to validate on)."""
+    monkeypatch.setattr("adaptd.retention.jobs.QUEUE_POLL_S", 24 * 3600.0)
+
+
+# no_queue_poll first: fixtures of one scope are set up in the order the signature names them.
+def test_a_forgotten_text_is_gone_from_every_place(
+    no_queue_poll: None,
+    daemon: Service,  # noqa: F811
+) -> None:
     assert daemon.engine is not None and daemon.control is not None
     state = daemon.settings.state_dir
     shifted = keyword_examples(400, seed=2, domain="b")
@@ -131,7 +144,7 @@ def test_a_forgotten_text_is_gone_from_every_place(daemon: Service) -> None:  # 
     while not repo.labelled_predictions_for(daemon.engine, ["c-99"]):
         assert time.monotonic() < deadline, "the last label never reached the store"
         time.sleep(0.1)
-    # The control role's poll starts the queued retrain (called here instead of waiting 30 s).
+    # The control role's poll starts the queued retrain (called here: no_queue_poll keeps it off).
     daemon.control.lifecycle.start_queued()
     wait_for_retrain(daemon)
     run = repo.get_run(daemon.engine, queued)
