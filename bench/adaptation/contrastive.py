@@ -24,6 +24,7 @@ import argparse
 import json
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -44,14 +45,14 @@ def pairs(labels: list[int], iterations: int, rng: random.Random) -> list[tuple[
     by_label: dict[int, list[int]] = {}
     for i, y in enumerate(labels):
         by_label.setdefault(y, []).append(i)
+    others = {y: [j for k, rows in by_label.items() if k != y for j in rows] for y in by_label}
     out: list[tuple[int, int, float]] = []
     for _ in range(iterations):
         for i, y in enumerate(labels):
             same = [j for j in by_label[y] if j != i] or [i]
-            other = [j for k, rows in by_label.items() if k != y for j in rows]
             out.append((i, rng.choice(same), 1.0))
-            if other:
-                out.append((i, rng.choice(other), 0.0))
+            if others[y]:
+                out.append((i, rng.choice(others[y]), 0.0))
     rng.shuffle(out)
     return out
 
@@ -145,8 +146,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
-    import tempfile
-
     import torch
     from sklearn.linear_model import LogisticRegression
 
