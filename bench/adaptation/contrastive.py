@@ -1,21 +1,24 @@
-"""``python -m bench.adaptation.contrastive [--sizes 200,400] [--draws 3] [--iterations 5]``:
-can a contrastive first stage (SetFit, Tunstall et al. 2022) lift a first adapter trained on a
-few hundred rows above feature extraction?
+"""``python -m bench.adaptation.contrastive [--domain tweets|movies] [--sizes all] [--draws 3]``:
+does the contrastive stage (``retraining.contrastive``) lift a first adapter trained on a few
+hundred rows above feature extraction?
 
-On a few hundred rows the daemon's recipe keeps its linear probe (no fine-tuned epoch beats it
+On a few hundred rows the recipe without it keeps its linear probe (no fine-tuned epoch beats it
 on a dev split of a few dozen rows, RECIPE.md), so the first adapter *is* feature extraction.
-SetFit's answer for small data: first fine-tune the encoder so that texts with one label lie
-close together (pairs of the training rows, cosine similarity regressed onto 1 for the same label
-and 0 for different ones), then fit the logistic regression on the new embeddings. Here the
-encoder is fine-tuned the daemon's way (LoRA on every linear layer of the shipped MiniLM, mean
-pooling, ``adaptd.retraining.trainer.build_model``), so a win would carry over to the adapter
-format unchanged.
+The stage (:mod:`adaptd.retraining.contrastive`, SetFit) first fine-tunes the LoRA weights so that
+texts of one label lie close together, then fits the probe again.
 
-Data: the recipe bench's split (Rotten Tomatoes snippets shuffled with seed 0, 1,000 held-out
-rows no run sees); each draw fits on a random subset of ``size`` of the first 1,500 rows. The
-peer in the same run, on the same rows: scikit-learn's ``LogisticRegression(C=1)`` on the frozen
-mean-pooled embeddings. Both are scored on the same 1,000 rows; the report gives each draw and
-the mean paired difference.
+Per draw (a random subset of ``size`` rows of the pool, and the trainer's seed), on the same rows
+and the same held-out rows:
+
+- **peer**: scikit-learn's ``LogisticRegression(C=1)`` on the frozen mean-pooled embeddings of
+  every chosen row (the feature-extraction baseline of ``bench.adaptation``);
+- **recipe, stage off**: the daemon's trainer (``adaptd.retraining.trainer.train``) as it was
+  before the stage, its 10% dev split carved from the same rows;
+- **recipe, stage on**: the same with ``contrastive: on``; its "stage" column is the contrastive
+  checkpoint scored on the held-out rows whether or not the dev split kept it.
+
+Data: ``tweets`` is the demo's source (its 326 training tweets, its 136 held-out ones);
+``movies`` is the recipe bench's split (1,000 held-out snippets; subsets of the first 1,500).
 """
 
 from __future__ import annotations
@@ -32,103 +35,62 @@ from typing import Any
 import numpy as np
 
 from adaptd.datasets.records import Example
+from adaptd.demo.shifts import tweets_to_movies
 from adaptd.modeling.base import resolve_base
+from adaptd.retraining.scoring import score_candidate, write_eval_file
 from adaptd.retraining.spec import TrainSpec
-from bench.adaptation.recipe import LABELS, split
-
-MAX_LENGTH = 64
-
-
-def pairs(labels: list[int], iterations: int, rng: random.Random) -> list[tuple[int, int, float]]:
-    """SetFit's pair generation: per iteration, every row once with a random row of its label
-    (target 1) and once with a random row of another label (target 0)."""
-    by_label: dict[int, list[int]] = {}
-    for i, y in enumerate(labels):
-        by_label.setdefault(y, []).append(i)
-    others = {y: [j for k, rows in by_label.items() if k != y for j in rows] for y in by_label}
-    out: list[tuple[int, int, float]] = []
-    for _ in range(iterations):
-        for i, y in enumerate(labels):
-            same = [j for j in by_label[y] if j != i] or [i]
-            out.append((i, rng.choice(same), 1.0))
-            if others[y]:
-                out.append((i, rng.choice(others[y]), 0.0))
-    rng.shuffle(out)
-    return out
+from adaptd.retraining.trainer import train, write_train_file
+from bench.adaptation.recipe import LABELS, accuracy, baseline, split
 
 
-def encode(model: Any, tokenizer: Any, texts: list[str]) -> Any:
-    from adaptd.modeling.probe import extract_features
-
-    ids = tokenizer(texts, truncation=True, max_length=MAX_LENGTH)["input_ids"]
-    return extract_features(model, ids, tokenizer.pad_token_id).numpy()
-
-
-def fresh_model(work: Path, *, rank: int) -> tuple[Any, Any]:
-    from adaptd.retraining.trainer import build_model
-
-    spec = TrainSpec(
-        base=resolve_base(None),
-        labels=LABELS,
-        train_file=str(work / "unused.jsonl"),
-        out_dir=str(work / "unused"),
-        progress_file=str(work / "unused.progress"),
-        max_length=MAX_LENGTH,
-        rank=rank,
-        target_modules=("all-linear",),
-    )
-    return build_model(spec)
-
-
-def contrastive(
-    model: Any,
-    tokenizer: Any,
+def run_recipe(
+    base: str,
     rows: list[Example],
+    test: list[Example],
+    work: Path,
     *,
-    iterations: int,
-    learning_rate: float,
-    batch_size: int,
+    contrastive: str,
+    args: argparse.Namespace,
     seed: int,
-) -> dict[str, float]:
-    """Fine-tune the LoRA weights (not the head) with SetFit's cosine-similarity loss."""
-    import torch
+) -> dict[str, Any]:
+    from adaptd.modeling.base import load_tokenizer
 
-    from adaptd.modeling.probe import pad_batch
-
-    torch.manual_seed(seed)
-    labels = [LABELS.index(e.label or "") for e in rows]
-    todo = pairs(labels, iterations, random.Random(seed))
-    ids = tokenizer([e.text for e in rows], truncation=True, max_length=MAX_LENGTH)["input_ids"]
-    params = [p for n, p in model.named_parameters() if p.requires_grad and "lora_" in n]
-    optimizer = torch.optim.AdamW(params, lr=learning_rate)
-    steps = (len(todo) + batch_size - 1) // batch_size
-    warmup = max(1, steps // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))),
+    write_train_file(work / "train.jsonl", [(e.text, e.label or "", 1.0) for e in rows])
+    write_eval_file(work / "test.jsonl", {"test": [e.text for e in test]})
+    spec = TrainSpec(
+        base=base,
+        labels=LABELS,
+        train_file=str(work / "train.jsonl"),
+        out_dir=str(work / f"adapter-{contrastive}"),
+        progress_file=str(work / "progress.jsonl"),
+        eval_file=str(work / "test.jsonl"),
+        max_length=args.max_length,
+        threads=args.threads,
+        seed=seed,
+        target_modules=("all-linear",),
+        contrastive=contrastive,  # type: ignore[arg-type]
+        contrastive_iterations=args.iterations,
+        contrastive_learning_rate=args.lr,
+        contrastive_pairing=args.pairing,
     )
-    model.train()
-    inner = model.base_model.model  # the PooledClassifier under peft
-    started, losses = time.perf_counter(), []
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        a_ids, a_mask = pad_batch([ids[i] for i, _, _ in batch], tokenizer.pad_token_id)
-        b_ids, b_mask = pad_batch([ids[j] for _, j, _ in batch], tokenizer.pad_token_id)
-        a, _ = inner.features(a_ids, a_mask)
-        b, _ = inner.features(b_ids, b_mask)
-        target = torch.tensor([t for _, _, t in batch])
-        loss = torch.nn.functional.mse_loss(torch.cosine_similarity(a, b), target)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-    model.eval()
+    tokenizer = load_tokenizer(base)
+    at: dict[str, float] = {}
+
+    def on_checkpoint(name: str, model: Any) -> None:
+        predicted, _ = score_candidate(
+            model, tokenizer, {"test": [e.text for e in test]}, max_length=args.max_length
+        )
+        at[name] = accuracy(predicted["test"], test)
+
+    started = time.perf_counter()
+    result = train(spec, lambda p: None, on_checkpoint=on_checkpoint)
     return {
-        "pairs": len(todo),
-        "steps": steps,
-        "loss_first": round(float(np.mean(losses[:10])), 4),
-        "loss_last": round(float(np.mean(losses[-10:])), 4),
+        "accuracy": round(accuracy(result.predictions["candidate"]["test"], test), 4),
+        "kept": result.kept,
+        "stage": None if "contrastive" not in at else round(at["contrastive"], 4),
+        "checkpoints": {k: round(v, 4) for k, v in at.items()},
+        "dev": [c["dev_accuracy"] for c in result.checkpoints],
+        "contrastive": result.contrastive,
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -137,74 +99,61 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.adaptation.contrastive", description=__doc__
     )
-    parser.add_argument("--sizes", default="200,400")
+    parser.add_argument("--domain", choices=("tweets", "movies"), default="tweets")
+    parser.add_argument("--sizes", default="all", help="rows per draw, comma-separated ('all')")
     parser.add_argument("--draws", type=int, default=3)
-    parser.add_argument("--iterations", type=int, default=5)
-    parser.add_argument("--lr", type=float, default=1e-4, help="LoRA learning rate")
-    parser.add_argument("--rank", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--iterations", type=int, default=5, help="contrastive_iterations")
+    parser.add_argument("--lr", type=float, default=5e-4, help="contrastive_learning_rate")
+    parser.add_argument("--pairing", choices=("in-batch", "setfit"), default="in-batch")
+    parser.add_argument("--max-length", type=int, default=128, help="model.max_length")
+    parser.add_argument("--threads", type=int, default=1, help="the training child's default")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
-    import torch
-    from sklearn.linear_model import LogisticRegression
-
-    torch.set_num_threads(args.threads)
-    train_pool, test = split(1500, 1000)
-    y_test = np.array([LABELS.index(e.label or "") for e in test])
+    base = resolve_base(None)
+    if args.domain == "tweets":
+        shift = tweets_to_movies()
+        pool, test = list(shift.source_train), list(shift.source_holdout)
+    else:
+        pool, test = split(1500, 1000)
+    print(  # noqa: T201
+        f"{args.domain}: pool {len(pool)}, held out {len(test)}; contrastive {args.pairing}, "
+        f"{args.iterations} iterations at lr {args.lr}; {args.threads} thread(s)",
+        flush=True,
+    )
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="adaptd-contrastive-") as tmp:
-        work = Path(tmp)
-        # A fresh LoRA starts at zero (peft's B = 0): this model's features are the base's.
-        tokenizer, frozen = fresh_model(work, rank=args.rank)
-        pool_x = encode(frozen, tokenizer, [e.text for e in train_pool])
-        test_x = encode(frozen, tokenizer, [e.text for e in test])
-        pool_y = np.array([LABELS.index(e.label or "") for e in train_pool])
-        print(  # noqa: T201
-            f"held out {len(test)} snippets; LoRA r={args.rank} lr={args.lr}, "
-            f"{args.iterations} iterations of pairs, batch {args.batch_size}"
-        )
-        for size in [int(v) for v in args.sizes.split(",")]:
+        sizes = [len(pool) if v == "all" else int(v) for v in args.sizes.split(",")]
+        for size in sizes:
             for draw in range(args.draws):
-                chosen = random.Random(1000 * size + draw).sample(range(len(train_pool)), size)
-                rows = [train_pool[i] for i in chosen]
-                peer = LogisticRegression(C=1.0, max_iter=3000).fit(pool_x[chosen], pool_y[chosen])
-                peer_acc = float(peer.score(test_x, y_test))
-                tokenizer, model = fresh_model(work, rank=args.rank)
-                stats = contrastive(
-                    model,
-                    tokenizer,
-                    rows,
-                    iterations=args.iterations,
-                    learning_rate=args.lr,
-                    batch_size=args.batch_size,
-                    seed=draw,
+                chosen = random.Random(1000 * size + draw).sample(range(len(pool)), size)
+                rows = [pool[i] for i in chosen]
+                peer = baseline(base, rows, test, args.max_length, "mean")
+                off = run_recipe(
+                    base, rows, test, Path(tmp), contrastive="off", args=args, seed=draw
                 )
-                tuned_train = encode(model, tokenizer, [e.text for e in rows])
-                tuned_test = encode(model, tokenizer, [e.text for e in test])
-                head = LogisticRegression(C=1.0, max_iter=3000).fit(tuned_train, pool_y[chosen])
-                acc = float(head.score(tuned_test, y_test))
-                row = {
-                    "rows": size,
-                    "draw": draw,
-                    "peer": round(peer_acc, 4),
-                    "contrastive": round(acc, 4),
-                    "gain": round(acc - peer_acc, 4),
-                    **stats,
-                }
+                on = run_recipe(base, rows, test, Path(tmp), contrastive="on", args=args, seed=draw)
+                row = {"rows": size, "draw": draw, "peer": round(peer, 4), "off": off, "on": on}
                 results.append(row)
                 print(json.dumps(row), flush=True)  # noqa: T201
-    print("| rows | draws | peer (LR on frozen features) | contrastive + LR | gain |")  # noqa: T201
-    print("|---:|---:|---:|---:|---:|")  # noqa: T201
-    for size in sorted({r["rows"] for r in results}):
-        mine = [r for r in results if r["rows"] == size]
-        peer = 100 * np.mean([r["peer"] for r in mine])
-        ours = 100 * np.mean([r["contrastive"] for r in mine])
-        gains = [100 * r["gain"] for r in mine]
+    print(  # noqa: T201
+        "| rows | draw | peer: LR on frozen features | recipe, stage off (kept) "
+        "| stage alone | recipe, stage on (kept) | on minus peer | stage seconds |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")  # noqa: T201
+    for r in results:
+        off, on = r["off"], r["on"]
         print(  # noqa: T201
-            f"| {size} | {len(mine)} | {peer:.1f}% | {ours:.1f}% | "
-            f"{np.mean(gains):+.1f} (each: {', '.join(f'{g:+.1f}' for g in gains)}) |"
+            f"| {r['rows']} | {r['draw']} | {100 * r['peer']:.1f}% "
+            f"| {100 * off['accuracy']:.1f}% ({off['kept']}) | {100 * on['stage']:.1f}% "
+            f"| {100 * on['accuracy']:.1f}% ({on['kept']}) "
+            f"| {100 * (on['accuracy'] - r['peer']):+.1f} | {on['contrastive']['seconds']} |"
         )
+    gains = [100 * (r["on"]["accuracy"] - r["peer"]) for r in results]
+    before = [100 * (r["off"]["accuracy"] - r["peer"]) for r in results]
+    print(  # noqa: T201
+        f"mean over {len(results)} draws: stage on {np.mean(gains):+.1f} points over the peer, "
+        f"stage off {np.mean(before):+.1f}"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0

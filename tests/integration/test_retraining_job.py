@@ -174,7 +174,9 @@ def active_version(engine: Engine) -> str:
 def test_first_adapter_from_file_is_promoted_with_golden_and_replay(
     sqlite_engine: Engine, tmp_path: Path, tiny_base: Path
 ) -> None:
-    settings = make_settings(tmp_path / "state", tiny_base)
+    plain = make_settings(tmp_path / "state", tiny_base)
+    rt = plain.retraining.model_copy(update={"contrastive": "auto"})
+    settings = plain.model_copy(update={"retraining": rt})
     (tmp_path / "adapters").mkdir()
     metrics = Metrics(CollectorRegistry())
     registry = StoreRegistry(sqlite_engine, tmp_path / "adapters")
@@ -186,6 +188,10 @@ def test_first_adapter_from_file_is_promoted_with_golden_and_replay(
     run = repo.get_run(sqlite_engine, outcome.run_id)
     assert run.status == "promoted" and run.error is None and run.samples == outcome.samples
     assert run.details and run.details["data"]["holdout"] == 90  # 20 % of 450 (50 golden)
+    # A fresh adapter on a few hundred rows of an encoder: contrastive: auto ran SetFit's stage
+    # on the 360 training rows less the dev split.
+    training = run.details["training"]
+    assert training["contrastive"]["pairs"] == 2 * 5 * (360 - training["dev_rows"])
     assert outcome.verdict is not None
     # No champion: relative bounds skip; every slice must beat the majority class instead.
     outcomes = {g["name"]: g["outcome"] for g in outcome.verdict["gates"]}

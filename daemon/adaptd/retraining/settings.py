@@ -84,6 +84,47 @@ class RetrainingSettings(Section):
         description="Start from the active adapter's LoRA and head (incremental); false starts "
         "a fresh LoRA every time.",
     )
+    contrastive: Literal["auto", "on", "off"] = Field(
+        default="off",
+        description="SetFit's contrastive stage (Tunstall et al. 2022) between the probe and the "
+        "fine-tune: the LoRA weights learn to pull texts of one label together (cosine loss on "
+        "same/different-label pairs of the training rows), then the probe is fitted again; "
+        "kept unless the plain probe is more accurate on the dev split. auto: on a fresh "
+        "adapter of an encoder base with at most contrastive_max_rows training rows (a first "
+        "adapter on a few hundred labels, where fine-tuning does not beat the probe); on: "
+        "whenever a probe is fitted; off: never. Off by default: on the demo's 326 tweets it "
+        "costs minutes where the rest of the recipe takes one, for gains of 1 to 5 points over "
+        "feature extraction that a 33-row dev split cannot confirm "
+        "(bench/adaptation/contrastive.py, RECIPE.md).",
+    )
+    contrastive_max_rows: int = Field(
+        default=500,
+        ge=2,
+        description="Largest training set the contrastive stage runs on with contrastive: "
+        "auto. Its cost grows with the rows (SetFit pairing: two encoded texts per pair, "
+        "2 * contrastive_iterations pairs per row); above a few hundred rows LP-FT's "
+        "fine-tune is the stage that pays.",
+    )
+    contrastive_iterations: int = Field(
+        default=5,
+        ge=1,
+        description="Passes of the contrastive stage over the training rows (SetFit pairing: "
+        "each pairs every row with one row of its label and one of another).",
+    )
+    contrastive_learning_rate: float = Field(
+        default=5e-4,
+        gt=0,
+        description="Peak learning rate of the LoRA weights in the contrastive stage "
+        "(bench/adaptation/contrastive.py).",
+    )
+    contrastive_pairing: Literal["setfit", "in-batch"] = Field(
+        default="setfit",
+        description="setfit: SetFit's pairs, each row with a random row of its label and one "
+        "of another, two texts encoded per pair. in-batch: every pair among a batch of rows, "
+        "a batch encoded once (a quarter of the cost at 5 iterations; on the demo's tweets "
+        "+0.7 and, at 10 iterations and lr 1e-3, +2.2 points over feature extraction where "
+        "setfit's pairs gave +3.7: bench/adaptation/contrastive.py).",
+    )
     rank: int = Field(default=8, ge=1, description="LoRA rank of a fresh adapter.")
     alpha: int = Field(default=16, ge=1, description="LoRA alpha of a fresh adapter.")
     dropout: float = Field(default=0.1, ge=0, lt=1, description="LoRA dropout.")

@@ -34,6 +34,18 @@ class TrainSpec:
     linear_probe: bool = True
     #: adapter directory to warm-start from (its LoRA and head); None starts a fresh LoRA
     warm_start: str | None = None
+    #: SetFit's contrastive stage between the probe and the fine-tune: auto runs it on a fresh
+    #: LoRA over at most ``contrastive_max_rows`` training rows of an encoder base; on: whenever
+    #: a probe is fitted; off: never
+    contrastive: Literal["auto", "on", "off"] = "off"
+    contrastive_max_rows: int = 500
+    #: passes over the training rows, each pairing every row with one same- and one
+    #: different-label row
+    contrastive_iterations: int = 5
+    #: peak learning rate of the LoRA weights in the contrastive stage
+    contrastive_learning_rate: float = 5e-4
+    #: setfit: SetFit's sampled pairs; in-batch: every pair among a batch of rows
+    contrastive_pairing: Literal["setfit", "in-batch"] = "setfit"
     rank: int = 8
     alpha: int = 16
     dropout: float = 0.1
@@ -121,12 +133,14 @@ class TrainResult:
     trainable_params: int
     #: the device it trained on (cuda on a Ray GPU worker)
     device: str = "cpu"
-    #: which checkpoint was kept: "probe" or "epoch N"
+    #: which checkpoint was kept: "probe", "contrastive" or "epoch N"
     kept: str = "probe"
     probe_dev_accuracy: float | None = None
     best_dev_accuracy: float | None = None
     #: rows of the dev split the checkpoint was picked on
     dev_rows: int = 0
+    #: the contrastive stage when it ran: pairs, steps, loss_first, loss_last, seconds
+    contrastive: dict[str, Any] | None = None
     #: every checkpoint in order, {"checkpoint", "dev_accuracy", "dev_loss"}
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     #: {"candidate"|"champion": {slice: [class index per text]}}

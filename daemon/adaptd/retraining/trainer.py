@@ -6,11 +6,15 @@ The recipe is linear-probe-then-fine-tune (LP-FT, Kumar et al. 2022), chosen by
 1. **probe**: one frozen forward pass over the data, then the head is fitted on the pooled
    features by L2 logistic regression (:mod:`adaptd.modeling.probe`). Mode ``features`` stops
    here: a frozen encoder and a fitted head, i.e. feature extraction.
-2. **fine-tune**: LoRA weights and head together, each with its own learning rate (the head
+2. **contrastive** (a fresh LoRA on a few hundred rows of an encoder, ``contrastive: auto``):
+   SetFit's stage (:mod:`adaptd.retraining.contrastive`) pulls same-label texts together in the
+   LoRA weights, then the probe is fitted again on the new features. Kept unless the probe
+   scores better on dev; ``bench/adaptation/contrastive.py`` measured it.
+3. **fine-tune**: LoRA weights and head together, each with its own learning rate (the head
    starts fitted, the LoRA matrices at zero, so they want different step sizes), warmup then
    decay, for ``epochs`` but at least ``min_steps`` optimizer steps (600 rows would otherwise get
    70 steps and barely move).
-3. **select**: every epoch is scored on a dev split carved from the training data (accuracy,
+4. **select**: every epoch is scored on a dev split carved from the training data (accuracy,
    then loss); the best state is restored. In mode ``auto`` the probe is checkpoint 0, so a
    fine-tune that does not beat feature extraction on dev falls back to it.
 
@@ -29,7 +33,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +170,19 @@ def build_model(spec: TrainSpec, device: str = "cpu") -> tuple[Any, Any]:
     return tokenizer, model.to(device)
 
 
+def runs_contrastive(spec: TrainSpec, train_rows: int, *, is_decoder: bool) -> bool:
+    """Whether the contrastive stage runs. ``auto``: on a fresh LoRA (a warm start already has
+    learnt features to keep), over at most ``contrastive_max_rows`` rows (the sizes the benchmark
+    measured; above them LP-FT's fine-tune wins on dev and the stage's pairs cost minutes), of
+    an encoder base (SetFit's setting; a decoder's last-token features were not measured, and its
+    forward passes cost ten times MiniLM's)."""
+    if spec.mode == "features" or spec.contrastive == "off":
+        return False
+    if spec.contrastive == "on":
+        return True
+    return spec.warm_start is None and train_rows <= spec.contrastive_max_rows and not is_decoder
+
+
 def trainable_head(model: Any) -> Any:
     """The head copy peft trains and saves (inside ``modules_to_save``), not the frozen original."""
     import torch
@@ -241,6 +258,7 @@ def train(
     )
     from adaptd.modeling.lora import classifier_of, save_adapter
     from adaptd.modeling.probe import extract_features, fit_linear_probe, pad_batch
+    from adaptd.retraining.contrastive import fit_contrastive
 
     device = resolve_device(spec.device, key="retraining.device")
     check_dtype(spec.dtype, device, key="retraining.dtype")
@@ -273,10 +291,7 @@ def train(
     dev = encode(dev_rows) if dev_rows else None
     started = time.perf_counter()
 
-    # 1. linear probe on frozen features (checkpoint 0)
-    probing = spec.linear_probe or spec.mode == "features"
-    if probing:
-        report(_progress(0, 0, 0, 0, 0.0, 0, started, phase="probe"))
+    def fit_head() -> None:
         head = trainable_head(model)
         weight, bias = fit_linear_probe(
             extract_features(classifier, data.ids, pad_id).cpu(),
@@ -290,6 +305,12 @@ def train(
             head.weight.copy_(weight)
             if bias is not None:
                 head.bias.copy_(bias)
+
+    # 1. linear probe on frozen features (checkpoint 0)
+    probing = spec.linear_probe or spec.mode == "features"
+    if probing:
+        report(_progress(0, 0, 0, 0, 0.0, 0, started, phase="probe"))
+        fit_head()
 
     def dev_score() -> _Score | None:
         if dev is None:
@@ -336,7 +357,48 @@ def train(
     if probe_score is not None:
         logger.info("probe: dev accuracy %.4f, loss %.4f", probe_score.accuracy, probe_score.loss)
 
-    # 2. fine-tune LoRA and head
+    # 2. contrastive stage, then the probe again on its features
+    contrastive: dict[str, Any] | None = None
+    if probing and runs_contrastive(spec, len(train_rows), is_decoder=classifier.is_decoder):
+        stage_started = time.perf_counter()
+
+        def on_step(done: int, steps: int, loss: float) -> None:
+            if done % spec.report_every == 0 or done == steps:
+                report(_progress(0, 0, done, steps, loss, 0, started, phase="contrastive"))
+
+        stats = fit_contrastive(
+            classifier,
+            data.ids,
+            [int(y) for y in data.y.cpu()],
+            pad_id,
+            [p for n, p in model.named_parameters() if p.requires_grad and "lora_" in n],
+            iterations=spec.contrastive_iterations,
+            learning_rate=spec.contrastive_learning_rate,
+            batch_size=spec.batch_size,
+            seed=spec.seed,
+            pairing=spec.contrastive_pairing,
+            on_step=on_step,
+        )
+        fit_head()
+        score = dev_score()
+        checkpoint("contrastive", score)
+        contrastive = {
+            **asdict(stats),
+            "seconds": round(time.perf_counter() - stage_started, 1),
+            "dev_accuracy": None if score is None else round(score.accuracy, 6),
+        }
+        logger.info("contrastive stage: %s", contrastive)
+        # Kept unless the probe is more accurate on dev. Not `beats`: on a dev split of a few
+        # dozen rows one row is 3 points, the size of the gain measured on held-out rows, and
+        # the loss compares calibration, not accuracy, between two different feature spaces.
+        if spec.mode != "auto" or score is None or best is None:
+            chosen = "contrastive"
+        elif score.accuracy >= best.accuracy:
+            best, best_state, chosen = score, _snapshot(model), "contrastive"
+        elif best_state is not None:
+            _restore(model, best_state)  # the fine-tune starts from the probe that won
+
+    # 3. fine-tune LoRA and head
     steps_per_epoch = math.ceil(len(data.ids) / spec.batch_size)
     epochs = 0 if spec.mode == "features" else spec.epochs
     if epochs:
@@ -462,6 +524,7 @@ def train(
         probe_dev_accuracy=None if probe_score is None else round(probe_score.accuracy, 6),
         best_dev_accuracy=None if best is None else round(best.accuracy, 6),
         dev_rows=len(dev_rows),
+        contrastive=contrastive,
         checkpoints=history,
         predictions=predictions,
         scores=scores,

@@ -1,0 +1,136 @@
+"""The contrastive stage: SetFit's pairs, and the stage inside the trainer on a tiny base."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from adaptd.retraining.contrastive import in_batch_loss, pairs, row_batches
+from adaptd.retraining.spec import Progress
+from adaptd.retraining.trainer import runs_contrastive, train
+from tests.unit.retraining.test_trainer import make_spec
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def test_every_row_gets_one_same_and_one_different_partner_per_iteration() -> None:
+    labels = [0, 0, 1, 1, 1, 2]
+    out = pairs(labels, 3, random.Random(0))
+    assert len(out) == 2 * 3 * len(labels)
+    assert Counter(i for i, _, _ in out) == dict.fromkeys(range(len(labels)), 6)
+    for i, j, target in out:
+        assert target == (1.0 if labels[i] == labels[j] else 0.0)
+        # a same-label partner is another row when the label has one (row 5 is alone)
+        assert target == 0.0 or i != j or i == 5
+    assert sum(t for _, _, t in out) == 3 * len(labels)
+    assert out == pairs(labels, 3, random.Random(0))  # seeded
+
+
+def test_a_lone_row_pairs_with_itself_and_one_label_has_no_negatives() -> None:
+    assert (0, 0, 1.0) in pairs([0, 1, 1], 1, random.Random(0))
+    assert {t for _, _, t in pairs([1, 1, 1], 2, random.Random(0))} == {1.0}
+
+
+def test_in_batch_loss_is_zero_when_labels_are_the_geometry_and_weights_both_kinds() -> None:
+    y = torch.tensor([0, 0, 1, 1, 1])
+    perfect = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 3.0], [0.0, 0.5]])
+    loss, counted = in_batch_loss(perfect, y)
+    assert counted == 10 and float(loss) == pytest.approx(0.0, abs=1e-6)
+    # every vector alike: the 4 same-label pairs are right, the 6 different ones off by 1; the
+    # two kinds weigh half each, not 6/10
+    alike = torch.ones((5, 2))
+    assert float(in_batch_loss(alike, y)[0]) == pytest.approx(0.5)
+    assert float(in_batch_loss(alike, torch.zeros(5, dtype=torch.long))[0]) == pytest.approx(0.0)
+
+
+def test_row_batches_cover_every_row_once_per_pass_with_no_lone_row() -> None:
+    out = row_batches(33, 16, 3, random.Random(0))
+    assert [len(b) for b in out] == [16, 17] * 3
+    for k in range(3):
+        assert sorted(out[2 * k] + out[2 * k + 1]) == list(range(33))
+
+
+def test_setfit_pairing_encodes_two_texts_per_pair(tmp_path: Path, tiny_base: Path) -> None:
+    spec = make_spec(
+        tmp_path, tiny_base, contrastive="on", contrastive_pairing="setfit",
+        contrastive_iterations=1, epochs=1,
+    )  # fmt: skip
+    stage = train(spec, lambda p: None).contrastive
+    assert stage is not None and stage["pairs"] == 2 * 360 and stage["steps"] == 45
+
+
+def test_auto_runs_on_a_small_fresh_encoder_adapter_only(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, tmp_path, contrastive="auto", contrastive_max_rows=500)
+    assert runs_contrastive(spec, 500, is_decoder=False)
+    assert not runs_contrastive(spec, 501, is_decoder=False)
+    assert not runs_contrastive(spec, 100, is_decoder=True)
+    warm = make_spec(tmp_path, tmp_path, contrastive="auto", warm_start=str(tmp_path))
+    assert not runs_contrastive(warm, 100, is_decoder=False)
+    on = make_spec(tmp_path, tmp_path, contrastive="on")
+    assert runs_contrastive(on, 10_000, is_decoder=True)
+    features = make_spec(tmp_path, tmp_path, contrastive="on", mode="features")
+    assert not runs_contrastive(features, 100, is_decoder=False)
+    assert not runs_contrastive(make_spec(tmp_path, tmp_path), 100, is_decoder=False)  # off
+
+
+def test_the_stage_learns_its_pairs_then_the_probe_is_refitted(
+    tmp_path: Path, tiny_base: Path
+) -> None:
+    # Whether the stage lifts held-out accuracy is bench/adaptation/contrastive.py's question on
+    # the real model; the tiny random BERT only shows the mechanics.
+    reports: list[Progress] = []
+    spec = make_spec(
+        tmp_path,
+        tiny_base,
+        contrastive="on",
+        contrastive_pairing="in-batch",
+        contrastive_iterations=5,
+        contrastive_learning_rate=3e-3,
+        epochs=1,
+    )
+    result = train(spec, reports.append)
+    stage = result.contrastive
+    assert stage is not None
+    # 360 training rows (10 % of 400 are dev) in batches of 16: 22 of 16 and one of 8 per pass
+    assert stage["steps"] == 5 * 23 and stage["pairs"] == 5 * (22 * 120 + 28)
+    assert stage["loss_last"] < 0.8 * stage["loss_first"]
+    dev = {c["checkpoint"]: c["dev_accuracy"] for c in result.checkpoints}
+    assert list(dev) == ["probe", "contrastive", "epoch 1"]
+    assert stage["dev_accuracy"] == dev["contrastive"] >= dev["probe"]
+    assert result.kept != "probe"
+    phases = [p.phase for p in reports]
+    assert phases.index("probe") < phases.index("contrastive") < phases.index("train")
+    last = [p for p in reports if p.phase == "contrastive"][-1]
+    assert last.step == last.steps == 5 * 23
+    weights = load_file(str(tmp_path / "adapter" / "adapter_model.safetensors"))
+    assert any(float(v.abs().max()) > 0 for k, v in weights.items() if "lora_B" in k)
+
+
+def test_the_probe_is_kept_when_it_scores_better_on_dev(tmp_path: Path, tiny_base: Path) -> None:
+    # A learning rate that wrecks the features: the stage's checkpoint loses on dev, so the
+    # fine-tune starts again from the probe (its epoch, at a learning rate that moves nothing,
+    # scores what the probe scored, not what the wrecked features scored).
+    spec = make_spec(
+        tmp_path,
+        tiny_base,
+        contrastive="on",
+        contrastive_pairing="in-batch",
+        contrastive_iterations=5,
+        contrastive_learning_rate=0.1,
+        epochs=1,
+        learning_rate=1e-9,
+        head_learning_rate=1e-9,
+    )
+    result = train(spec, lambda p: None)
+    dev = {c["checkpoint"]: c["dev_accuracy"] for c in result.checkpoints}
+    assert dev["contrastive"] < dev["probe"] - 0.05
+    assert dev["epoch 1"] == pytest.approx(dev["probe"], abs=0.03)
+    assert result.kept in {"probe", "epoch 1"}
