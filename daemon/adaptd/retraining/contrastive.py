@@ -7,8 +7,9 @@ together: pairs of training rows, their cosine similarity regressed onto 1 for t
 0 for different ones. The probe is then fitted again on the new features. Here only the LoRA
 weights move (the head is refitted afterwards), so the adapter format does not change.
 
-``python -m bench.adaptation.contrastive`` measured it against feature extraction on the same rows
-(numbers in bench/adaptation/RECIPE.md).
+``python -m bench.adaptation.contrastive`` measures it against feature extraction on the same rows
+(bench/adaptation/RECIPE.md). On the demo's 326 tweets it averaged +0.0 points in three draws for
+7 minutes of training, so ``retraining.contrastive`` is off by default.
 """
 
 from __future__ import annotations
