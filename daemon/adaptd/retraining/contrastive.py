@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from adaptd.retraining.trainer import lr_factor
+
 #: a pair of row indices and the cosine similarity their features are pulled towards
 Pair = tuple[int, int, float]
 
@@ -101,7 +103,8 @@ def fit_contrastive(
 ) -> ContrastiveStats:
     """Train ``params`` (the LoRA weights) so that ``classifier.features`` of same-label pairs
     have cosine similarity 1 and of different-label pairs 0 (mean squared error, AdamW, linear
-    warmup over a tenth of the steps then linear decay, SetFit's defaults).
+    warmup over a tenth of the steps then linear decay as the fine-tune's ``lr_factor``, SetFit's
+    defaults).
 
     ``pairing``: ``setfit`` draws SetFit's pairs (:func:`pairs`, two texts encoded per pair);
     ``in-batch`` encodes ``batch_size`` rows once and uses every pair among them (a batch of 16
@@ -126,8 +129,7 @@ def fit_contrastive(
     warmup = max(1, steps // 10)
     optimizer = torch.optim.AdamW(list(params), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))),
+        optimizer, lambda s: lr_factor(s, steps, warmup, "linear")
     )
     classifier.train()
     losses: list[float] = []
