@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--domain", choices=("tweets", "movies"), default="tweets")
     parser.add_argument("--sizes", default="all", help="rows per draw, comma-separated ('all')")
     parser.add_argument("--draws", type=int, default=3)
+    parser.add_argument("--first-draw", type=int, default=0, help="to add draws to a run")
     parser.add_argument("--iterations", type=int, default=5, help="contrastive_iterations")
     parser.add_argument("--lr", type=float, default=5e-4, help="contrastive_learning_rate")
     parser.add_argument("--pairing", choices=("in-batch", "setfit"), default="in-batch")
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="adaptd-contrastive-") as tmp:
         sizes = [len(pool) if v == "all" else int(v) for v in args.sizes.split(",")]
         for size in sizes:
-            for draw in range(args.draws):
+            for draw in range(args.first_draw, args.first_draw + args.draws):
                 chosen = random.Random(1000 * size + draw).sample(range(len(pool)), size)
                 rows = [pool[i] for i in chosen]
                 peer = baseline(base, rows, test, args.max_length, "mean")
