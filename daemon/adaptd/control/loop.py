@@ -382,16 +382,21 @@ class ControlLoop:
         error: str | None = None
         status: object = None
         try:
-            status = getattr(self._hooks.retrain(decision), "status", None)
-        except Exception as e:
-            logger.exception("retrain for policy %s failed", decision.policy)
-            error = f"{type(e).__name__}: {e}"
-            status = "failed"
-            self._add_events([self._failure(decision, e)])
+            try:
+                status = getattr(self._hooks.retrain(decision), "status", None)
+            except Exception as e:
+                logger.exception("retrain for policy %s failed", decision.policy)
+                error = f"{type(e).__name__}: {e}"
+                status = "failed"
+                self._add_events([self._failure(decision, e)])
+            # The outcome goes into the policy before the slot frees, and no check runs between
+            # the two: whoever sees `retrain_running` clear (a check, /v1/status, a test) also
+            # sees the policy's next phase and the outcome's event, never the run half over.
+            with self._check_lock:
+                if isinstance(status, str):
+                    self._record_outcome(decision, status)
         finally:
             self._slot.release(self._hooks.clock(), error)
-        if isinstance(status, str):
-            self._record_outcome(decision, status)
 
     def request_retrain(self, decision: Decision) -> list[Event]:
         """A retrain no policy decided (an operator queued it), under the single-flight rule."""

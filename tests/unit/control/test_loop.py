@@ -49,6 +49,12 @@ class World:
         #: the store's running total of labels (None: not counted) and what a run brings
         self.labels: int | None = None
         self.retrain_status: str | None = None
+        #: seconds the store takes to count labels (the outcome reads the count first)
+        self.count_delay = 0.0
+
+    def context(self) -> EvaluationContext:
+        time.sleep(self.count_delay)
+        return EvaluationContext(adapter="a1", labels_total=self.labels)
 
     def check(self, now: datetime) -> list[Signal]:
         self.checked.set()
@@ -75,7 +81,7 @@ class World:
             alert=self.alert,
             store_signals=self.stored.extend,
             export_signals=self.exported.extend,
-            context=lambda: EvaluationContext(adapter="a1", labels_total=self.labels),
+            context=self.context,
             **({"clock": clock} if clock else {}),
         )
 
@@ -325,6 +331,22 @@ def test_a_retrain_waits_for_labels_in_status_metric_and_events(
     assert (decision.since, decision.new_labels) == (T0, 100)
     stored = repository.load_policy_states(sqlite_engine)["p"]
     assert stored["labels_needed"] == 100 and stored["waiting_since"] is None
+
+
+def test_the_slot_frees_only_once_the_outcome_is_recorded(make_loop, world, sqlite_engine):
+    # A slow store between the run's end and its outcome: whoever waits for the retrain to
+    # finish must still find the outcome's event and the policy's next state, not the run
+    # half over (the e2e policy tests read them straight after `retrain_running` clears).
+    world.labels, world.retrain_status, world.count_delay = 0, "rejected", 0.5
+    loop = make_loop([waiting_policy(cooldown="12h")])
+    loop.start()
+    loop.run_check_once(T0)
+    world.value, world.labels = 0.9, 120
+    loop.run_check_once(T0 + timedelta(minutes=1))
+    wait_until(lambda: len(world.retrains) == 1)
+    wait_until(lambda: not loop.retrain_running)
+    assert repository.list_events(sqlite_engine)[-1].kind == "outcome"
+    assert loop.states.get("p").action_due
 
 
 def test_a_rejected_run_waits_for_more_labels_then_retries(make_loop, world, sqlite_engine):
