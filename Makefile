@@ -41,11 +41,12 @@ demo: $(STAMP) data
 serve: $(STAMP)
 	$(BIN)/adaptd serve
 
+# --durations: the slowest tests in every log, to see what moves CI towards its 30 minutes.
 # --max-worker-restart 0: a worker that dies (a segfault, a stray SIGKILL) ends the run at once
 # and names the test it was running; with restarts, --dist loadfile can hang for good after
 # replacing the worker (pytest-xdist #784, #1323), which CI sees only as a timeout.
 test: $(STAMP) data
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --max-worker-restart 0 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --max-worker-restart 0 --durations=25 $(PYTEST_ARGS)
 
 # The multi-process scale-out test on PostgreSQL (two replicas, two controllers, kill -9 of the
 # leader): too long for CI's budget beside the rest, so not part of `test`.

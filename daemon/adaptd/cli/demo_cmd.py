@@ -49,7 +49,9 @@ def demo(
         check_interval_s=5.0 if quick else 10.0,
         attributes=["gender"],
     )
-    stream = Stream(rate_per_s=20.0 if quick else 10.0, max_wait_s=300.0 if quick else 900.0)
+    # After the labels are spent the stream waits for the retrains they allow (the policy's
+    # retries, max_per_day at most), then stops once none has run for a minute.
+    stream = Stream(rate_per_s=20.0 if quick else 10.0)
 
     def keep(service: Service) -> None:
         print(f"serving on http://127.0.0.1:{service.http_port} until Ctrl-C")

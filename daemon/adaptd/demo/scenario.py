@@ -65,6 +65,9 @@ class Stream:
     labelled_share: float = 1.0
     #: after the target pool is used up, keep sending unlabelled traffic this long at most
     max_wait_s: float = 900.0
+    #: ... and stop sooner once no retrain has run for this long (and for three checks): a
+    #: retry the labels allow starts at the next check, so an idle daemon is done with them
+    idle_s: float = 60.0
     #: predictions served after the swap before the stream stops
     tail: int = 200
     seed: int = 0
@@ -327,6 +330,20 @@ def target_traffic(
             yield batch, False
 
 
+def labels_spent_stop(
+    now: float, *, pool_done_at: float, busy_at: float, idle_limit_s: float, max_wait_s: float
+) -> str | None:
+    """Why the stream stops once the labelled pool is spent (None: it goes on). A retrain that
+    runs is waited for, and so is the retry its outcome allows, until no retrain has run for
+    ``idle_limit_s``; ``max_wait_s`` after the last label bounds the whole wait."""
+    if now - pool_done_at > max_wait_s:
+        return "time is up"
+    idle = now - max(pool_done_at, busy_at)
+    if idle > idle_limit_s:
+        return f"no retrain for {idle:.0f} s"
+    return None
+
+
 def _batches(examples: Sequence[Example], size: int) -> list[Sequence[Example]]:
     return [examples[i : i + size] for i in range(0, len(examples), size)]
 
@@ -378,6 +395,8 @@ def run_scenario(
         settled_since: float | None = None
         last_report = 0.0
         pool_done_at: float | None = None
+        busy_at = 0.0
+        idle_limit = max(stream.idle_s, 3 * settings.scheduler.check_interval_s)
         labelled_sent = 0
         for batch, feedback in target_traffic(
             shift.target_live, stream.batch_size, stream.labelled_share
@@ -387,14 +406,22 @@ def run_scenario(
                 labelled_sent += len(batch)
                 if labelled_sent >= len(shift.target_live):
                     pool_done_at = now
-            elif pool_done_at is not None and now - pool_done_at > stream.max_wait_s:
-                # The labelled pool is used up: traffic went on, labels did not.
-                say(
-                    "    the time limit after the last label passed "
-                    + ("while still adapting" if swap_seen else "with no swap")
-                    + "; stopping the stream"
+            elif pool_done_at is not None:
+                # The labelled pool is used up: traffic goes on, labels do not. A retrain that
+                # runs is waited for (under a loaded CI box a retry outlasted a fixed wait).
+                if _retrain_running(service):
+                    busy_at = now
+                stop = labels_spent_stop(
+                    now,
+                    pool_done_at=pool_done_at,
+                    busy_at=busy_at,
+                    idle_limit_s=idle_limit,
+                    max_wait_s=stream.max_wait_s,
                 )
-                break
+                if stop is not None:
+                    state = "while still adapting" if swap_seen else "with no swap"
+                    say(f"    {stop} after the last label, {state}; stopping the stream")
+                    break
             adapter = streamer.send(shift.target, batch, feedback=feedback)
             if adapter and adapter != serving:
                 say(f"    t={now:.0f}s: now served by {adapter[:12]}")
@@ -508,6 +535,11 @@ def _run_summary(engine: Engine, run: RetrainRun, origin: float, shift_t: float)
         "data": (run.details or {}).get("data"),
         "verdict": verdict,
     }
+
+
+def _retrain_running(service: Service) -> bool:
+    status = service.control.status() if service.control is not None else {}
+    return bool((status.get("retrain") or {}).get("running"))
 
 
 def _adapting(service: Service, serving: str) -> bool:

@@ -7,7 +7,7 @@ from itertools import islice
 import pytest
 
 from adaptd.datasets.records import Example
-from adaptd.demo.scenario import target_traffic
+from adaptd.demo.scenario import labels_spent_stop, target_traffic
 
 
 def pool(n: int) -> list[Example]:
@@ -44,3 +44,21 @@ def test_a_share_outside_0_1_is_refused(share: float) -> None:
 def test_an_empty_pool_is_refused() -> None:
     with pytest.raises(ValueError, match="empty"):
         next(target_traffic([], 2, 1.0))
+
+
+def test_after_the_last_label_the_stream_waits_for_running_retrains_then_stops_when_idle() -> None:
+    def stop(now: float, busy_at: float = 0.0) -> str | None:
+        return labels_spent_stop(
+            now, pool_done_at=100.0, busy_at=busy_at, idle_limit_s=60.0, max_wait_s=900.0
+        )
+
+    # nothing runs: a minute after the last label there is nothing left to wait for
+    assert stop(150.0) is None
+    assert stop(161.0) == "no retrain for 61 s"
+    # a retry outlasting a fixed wait (CI, a loaded box) is waited for...
+    assert stop(500.0, busy_at=499.0) is None
+    # ... and so is the next one its outcome allows, which starts at the next check
+    assert stop(540.0, busy_at=499.0) is None
+    assert stop(560.0, busy_at=499.0) == "no retrain for 61 s"
+    # ... but never beyond max_wait_s after the last label
+    assert stop(1001.0, busy_at=1000.0) == "time is up"
