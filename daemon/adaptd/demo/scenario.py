@@ -429,8 +429,8 @@ def run_scenario(
             if swap_seen:
                 tail += len(batch)
                 # A refinement may follow the first promotion: the stream goes on until the
-                # daemon has nothing left to do with the labels it has (for 2 s, which covers
-                # the moment between a run's end and its outcome reaching the policy).
+                # daemon has nothing left to do with the labels it has, for 2 s (a margin: a
+                # run's outcome reaches its policy before the retrain slot frees).
                 if _adapting(service, serving):
                     settled_since = None
                 elif settled_since is None:
