@@ -95,6 +95,10 @@ def run_recipe(
     }
 
 
+def _kept(variant: dict[str, Any] | None) -> str:
+    return "not run" if variant is None else f"{100 * variant['accuracy']:.1f}% ({variant['kept']})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.adaptation.contrastive", description=__doc__
@@ -109,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=128, help="model.max_length")
     parser.add_argument("--threads", type=int, default=1, help="the training child's default")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument(
+        "--only-on",
+        action="store_true",
+        help="skip the stage-off recipe (to re-measure a change to the stage's selection)",
+    )
     args = parser.parse_args(argv)
     base = resolve_base(None)
     if args.domain == "tweets":
@@ -129,9 +138,11 @@ def main(argv: list[str] | None = None) -> int:
                 chosen = random.Random(1000 * size + draw).sample(range(len(pool)), size)
                 rows = [pool[i] for i in chosen]
                 peer = baseline(base, rows, test, args.max_length, "mean")
-                off = run_recipe(
-                    base, rows, test, Path(tmp), contrastive="off", args=args, seed=draw
-                )
+                off = None
+                if not args.only_on:
+                    off = run_recipe(
+                        base, rows, test, Path(tmp), contrastive="off", args=args, seed=draw
+                    )
                 on = run_recipe(base, rows, test, Path(tmp), contrastive="on", args=args, seed=draw)
                 row = {"rows": size, "draw": draw, "peer": round(peer, 4), "off": off, "on": on}
                 results.append(row)
@@ -145,15 +156,15 @@ def main(argv: list[str] | None = None) -> int:
         off, on = r["off"], r["on"]
         print(  # noqa: T201
             f"| {r['rows']} | {r['draw']} | {100 * r['peer']:.1f}% "
-            f"| {100 * off['accuracy']:.1f}% ({off['kept']}) | {100 * on['stage']:.1f}% "
+            f"| {_kept(off)} | {100 * on['stage']:.1f}% "
             f"| {100 * on['accuracy']:.1f}% ({on['kept']}) "
             f"| {100 * (on['accuracy'] - r['peer']):+.1f} | {on['contrastive']['seconds']} |"
         )
     gains = [100 * (r["on"]["accuracy"] - r["peer"]) for r in results]
-    before = [100 * (r["off"]["accuracy"] - r["peer"]) for r in results]
+    before = [100 * (r["off"]["accuracy"] - r["peer"]) for r in results if r["off"]]
     print(  # noqa: T201
-        f"mean over {len(results)} draws: stage on {np.mean(gains):+.1f} points over the peer, "
-        f"stage off {np.mean(before):+.1f}"
+        f"mean over {len(results)} draws: stage on {np.mean(gains):+.1f} points over the peer"
+        + (f", stage off {np.mean(before):+.1f}" if before else "")
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")

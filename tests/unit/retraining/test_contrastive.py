@@ -6,13 +6,20 @@ import random
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from adaptd.retraining.contrastive import in_batch_loss, pairs, row_batches
 from adaptd.retraining.spec import Progress
-from adaptd.retraining.trainer import runs_contrastive, train
+from adaptd.retraining.trainer import (
+    STAGE_OVERRIDE_P,
+    _clearly_beats,
+    _Score,
+    runs_contrastive,
+    train,
+)
 from tests.unit.retraining.test_trainer import make_spec
 
 
@@ -134,3 +141,28 @@ def test_the_probe_is_kept_when_it_scores_better_on_dev(tmp_path: Path, tiny_bas
     assert dev["contrastive"] < dev["probe"] - 0.05
     assert dev["epoch 1"] == pytest.approx(dev["probe"], abs=0.03)
     assert result.kept in {"probe", "epoch 1"}
+
+
+STAGE = np.array([False] * 10 + [True] * 30)  # the stage: 30 of 40 dev rows right
+
+
+def _epoch(fixed: int, broken: int = 0) -> _Score:
+    """An epoch that gets ``fixed`` of the stage's wrong rows right and ``broken`` right ones
+    wrong."""
+    correct = STAGE.copy()
+    correct[:fixed] = True
+    correct[len(STAGE) - broken :] = False
+    return _Score(accuracy=float(correct.mean()), loss=0.5, correct=correct)
+
+
+def test_a_kept_stage_gives_way_only_to_an_epoch_significantly_better_on_dev() -> None:
+    stage = _Score(accuracy=0.75, loss=0.5, correct=STAGE)
+    # 4 more dev rows right (10 points on 40 rows) is p = 1/16: noise on a set this small, the
+    # case where the stage was 8 points better on 1,000 held-out movie snippets
+    assert not _clearly_beats(_epoch(4), stage)
+    assert not _clearly_beats(_epoch(8, broken=3), stage)  # 5 more, p = 0.11
+    # 9 more, none lost: p = 1/512, the fine-tune learnt what the stage could not
+    assert _clearly_beats(_epoch(9), stage)
+    # no stage kept: the ordinary selection decides alone
+    assert _clearly_beats(_epoch(4), None)
+    assert STAGE_OVERRIDE_P == 0.05
