@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-draw", type=int, default=0, help="to add draws to a run")
     parser.add_argument("--iterations", type=int, default=5, help="contrastive_iterations")
     parser.add_argument("--lr", type=float, default=5e-4, help="contrastive_learning_rate")
-    parser.add_argument("--pairing", choices=("in-batch", "setfit"), default="in-batch")
+    parser.add_argument("--pairing", choices=("in-batch", "setfit"), default="setfit")
     parser.add_argument("--max-length", type=int, default=128, help="model.max_length")
     parser.add_argument("--threads", type=int, default=1, help="the training child's default")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
