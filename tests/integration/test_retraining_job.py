@@ -174,7 +174,16 @@ def active_version(engine: Engine) -> str:
 def test_first_adapter_from_file_is_promoted_with_golden_and_replay(
     sqlite_engine: Engine, tmp_path: Path, tiny_base: Path
 ) -> None:
-    plain = make_settings(tmp_path / "state", tiny_base)
+    # The tiny base dressed as a sentence-transformers directory, which contrastive: auto asks
+    # for (SetFit's body is a sentence encoder; the random BERT itself is not one).
+    base = tmp_path / "st-bert"
+    shutil.copytree(tiny_base, base)
+    (base / "modules.json").write_text(
+        json.dumps([{"idx": 1, "name": "1", "path": "1_Pooling", "type": "st.models.Pooling"}])
+    )
+    (base / "1_Pooling").mkdir()
+    (base / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    plain = make_settings(tmp_path / "state", base)
     rt = plain.retraining.model_copy(update={"contrastive": "auto"})
     settings = plain.model_copy(update={"retraining": rt})
     (tmp_path / "adapters").mkdir()

@@ -35,8 +35,8 @@ class TrainSpec:
     #: adapter directory to warm-start from (its LoRA and head); None starts a fresh LoRA
     warm_start: str | None = None
     #: SetFit's contrastive stage between the probe and the fine-tune: auto runs it on a fresh
-    #: LoRA over at most ``contrastive_max_rows`` training rows of an encoder base; on: whenever
-    #: a probe is fitted; off: never
+    #: LoRA over at most ``contrastive_max_rows`` training rows of a sentence-transformers
+    #: base; on: whenever a probe is fitted; off: never
     contrastive: Literal["auto", "on", "off"] = "off"
     contrastive_max_rows: int = 500
     #: passes over the training rows, each pairing every row with one same- and one

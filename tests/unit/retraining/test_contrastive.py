@@ -11,12 +11,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from adaptd.modeling.base import resolve_base
 from adaptd.retraining.contrastive import in_batch_loss, pairs, row_batches
-from adaptd.retraining.spec import Progress
+from adaptd.retraining.spec import Progress, TrainSpec
 from adaptd.retraining.trainer import (
     STAGE_OVERRIDE_P,
     _clearly_beats,
     _Score,
+    is_sentence_encoder,
     runs_contrastive,
     train,
 )
@@ -74,18 +76,31 @@ def test_setfit_pairing_encodes_two_texts_per_pair(tmp_path: Path, tiny_base: Pa
     assert stage is not None and stage["pairs"] == 2 * 360 and stage["steps"] == 45
 
 
-def test_auto_runs_on_a_small_fresh_encoder_adapter_only(tmp_path: Path) -> None:
+def test_auto_runs_on_a_small_fresh_sentence_encoder_adapter_only(tmp_path: Path) -> None:
+    def runs(spec: TrainSpec, rows: int, *, decoder: bool = False, st: bool = True) -> bool:
+        return runs_contrastive(spec, rows, is_decoder=decoder, sentence_encoder=st)
+
     spec = make_spec(tmp_path, tmp_path, contrastive="auto", contrastive_max_rows=500)
-    assert runs_contrastive(spec, 500, is_decoder=False)
-    assert not runs_contrastive(spec, 501, is_decoder=False)
-    assert not runs_contrastive(spec, 100, is_decoder=True)
+    assert runs(spec, 500)
+    assert not runs(spec, 501)
+    assert not runs(spec, 100, decoder=True)
+    # a body not trained for sentence embeddings (the tests' tiny random BERT, a plain BERT)
+    assert not runs(spec, 100, st=False)
     warm = make_spec(tmp_path, tmp_path, contrastive="auto", warm_start=str(tmp_path))
-    assert not runs_contrastive(warm, 100, is_decoder=False)
+    assert not runs(warm, 100)
     on = make_spec(tmp_path, tmp_path, contrastive="on")
-    assert runs_contrastive(on, 10_000, is_decoder=True)
+    assert runs(on, 10_000, decoder=True, st=False)
     features = make_spec(tmp_path, tmp_path, contrastive="on", mode="features")
-    assert not runs_contrastive(features, 100, is_decoder=False)
-    assert not runs_contrastive(make_spec(tmp_path, tmp_path), 100, is_decoder=False)  # off
+    assert not runs(features, 100)
+    assert not runs(make_spec(tmp_path, tmp_path), 100)  # off
+
+
+def test_a_sentence_encoder_is_a_directory_with_a_pooling_module(
+    tmp_path: Path, tiny_base: Path
+) -> None:
+    assert is_sentence_encoder(resolve_base(None))  # the shipped all-MiniLM-L6-v2
+    assert not is_sentence_encoder(str(tiny_base))
+    assert not is_sentence_encoder(str(tmp_path / "model.gguf"))
 
 
 def test_the_stage_learns_its_pairs_then_the_probe_is_refitted(
