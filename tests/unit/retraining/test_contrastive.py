@@ -136,17 +136,28 @@ def test_the_stage_learns_its_pairs_then_the_probe_is_refitted(
     assert any(float(v.abs().max()) > 0 for k, v in weights.items() if "lora_B" in k)
 
 
-def test_the_probe_is_kept_when_it_scores_better_on_dev(tmp_path: Path, tiny_base: Path) -> None:
-    # A learning rate that wrecks the features: the stage's checkpoint loses on dev, so the
-    # fine-tune starts again from the probe (its epoch, at a learning rate that moves nothing,
-    # scores what the probe scored, not what the wrecked features scored).
+@pytest.mark.parametrize(
+    ("stage_lr", "kept"),
+    [
+        # wrecked features (dev 0.525 against the probe's 0.75): the probe is significantly
+        # better, the fine-tune starts again from it, and its epoch (at a learning rate that
+        # moves nothing) scores what the probe scored
+        (1.0, {"probe", "epoch 1"}),
+        # a stage 3 dev rows behind the probe (0.675 against 0.75): noise on 40 rows, the stage
+        # stays (on movie snippets the probe 2.5 points ahead on dev was 5.6 behind held out)
+        (0.1, {"contrastive"}),
+    ],
+)
+def test_the_probe_replaces_the_stage_only_when_significantly_better_on_dev(
+    tmp_path: Path, tiny_base: Path, stage_lr: float, kept: set[str]
+) -> None:
     spec = make_spec(
         tmp_path,
         tiny_base,
         contrastive="on",
         contrastive_pairing="in-batch",
         contrastive_iterations=5,
-        contrastive_learning_rate=0.1,
+        contrastive_learning_rate=stage_lr,
         epochs=1,
         learning_rate=1e-9,
         head_learning_rate=1e-9,
@@ -154,8 +165,10 @@ def test_the_probe_is_kept_when_it_scores_better_on_dev(tmp_path: Path, tiny_bas
     result = train(spec, lambda p: None)
     dev = {c["checkpoint"]: c["dev_accuracy"] for c in result.checkpoints}
     assert dev["contrastive"] < dev["probe"] - 0.05
-    assert dev["epoch 1"] == pytest.approx(dev["probe"], abs=0.03)
-    assert result.kept in {"probe", "epoch 1"}
+    assert result.kept in kept
+    # the epoch scores what the checkpoint it started from scored
+    start = dev["contrastive"] if "contrastive" in kept else dev["probe"]
+    assert dev["epoch 1"] == pytest.approx(start, abs=0.03)
 
 
 STAGE = np.array([False] * 10 + [True] * 30)  # the stage: 30 of 40 dev rows right
