@@ -538,16 +538,16 @@ def _run_summary(engine: Engine, run: RetrainRun, origin: float, shift_t: float)
 
 
 def _retrain_running(service: Service) -> bool:
-    status = service.control.status() if service.control is not None else {}
-    return bool((status.get("retrain") or {}).get("running"))
+    # The loop's own flag, not the whole /v1/status document: asked once per batch.
+    return service.control is not None and service.control.loop.retrain_running
 
 
 def _adapting(service: Service, serving: str) -> bool:
     """A retrain runs, a refinement has the labels it waits for, or the adapter in the store is
     not yet the one served: the served adapter may still change."""
-    status = service.control.status() if service.control is not None else {}
-    if (status.get("retrain") or {}).get("running"):
+    if _retrain_running(service):
         return True
+    status = service.control.status() if service.control is not None else {}
     for policy in status.get("policies") or []:
         refine = policy.get("refine")
         if refine and (refine["needed"] is None or (refine["new"] or 0) >= refine["needed"]):
