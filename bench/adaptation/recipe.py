@@ -153,6 +153,7 @@ def run_variant(
     write_eval_file(work / "eval.jsonl", {"test": [e.text for e in test_ex]})
     spec = TrainSpec(
         base=base,
+        contrastive="off",  # the fine-tune alone (stage: bench.adaptation.contrastive)
         labels=LABELS,
         train_file=str(work / "train.jsonl"),
         out_dir=str(work / "adapter"),
@@ -224,6 +225,7 @@ def shift_case(
         write_train_file(d / "train.jsonl", rows, replayed=extra.pop("replayed", None))
         return TrainSpec(
             base=base,
+            contrastive="off",  # the fine-tune alone (stage: bench.adaptation.contrastive)
             labels=LABELS,
             train_file=str(d / "train.jsonl"),
             out_dir=str(d / "adapter"),

@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             result = train(
                 TrainSpec(
                     base=base,
+                    contrastive="off",  # the fine-tune alone (stage: bench.adaptation.contrastive)
                     labels=LABELS,
                     train_file=str(d / "train.jsonl"),
                     out_dir=str(d / "adapter"),

@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             for threads in [int(t) for t in args.threads.split(",")]:
                 spec = TrainSpec(
                     base=resolve_base(None),
+                    contrastive="off",  # the fine-tune alone (stage: bench.adaptation.contrastive)
                     labels=LABELS,
                     train_file=str(work / "train.jsonl"),
                     out_dir=str(work / f"adapter-{threads}"),

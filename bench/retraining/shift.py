@@ -105,6 +105,7 @@ def run(
     oracle = train(
         TrainSpec(
             base=base,
+            contrastive="off",  # the fine-tune alone (stage: bench.adaptation.contrastive)
             labels=LABELS,
             train_file=str(work / "oracle" / "train.jsonl"),
             out_dir=str(work / "oracle" / "adapter"),

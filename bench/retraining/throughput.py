@@ -64,6 +64,7 @@ def ours(
     write_train_file(work / "train.jsonl", [(e.text, e.label or "", 1.0) for e in examples])
     spec = TrainSpec(
         base=base,
+        contrastive="off",  # the fine-tune alone (stage: bench.adaptation.contrastive)
         labels=LABELS,
         train_file=str(work / "train.jsonl"),
         out_dir=str(work / "adapter"),

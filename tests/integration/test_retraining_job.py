@@ -197,10 +197,14 @@ def test_first_adapter_from_file_is_promoted_with_golden_and_replay(
     run = repo.get_run(sqlite_engine, outcome.run_id)
     assert run.status == "promoted" and run.error is None and run.samples == outcome.samples
     assert run.details and run.details["data"]["holdout"] == 90  # 20 % of 450 (50 golden)
-    # A fresh adapter on a few hundred rows of an encoder: contrastive: auto ran SetFit's stage
-    # on the 360 training rows less the dev split.
+    # A fresh adapter on a few hundred rows of an encoder: contrastive: auto ran the stage on
+    # the 360 training rows less the dev split, every pass cut into batches (in-batch pairs).
     training = run.details["training"]
-    assert training["contrastive"]["pairs"] == 2 * 5 * (360 - training["dev_rows"])
+    rows, batch = 360 - training["dev_rows"], rt.batch_size
+    per_pass = -(-rows // batch) - (rows % batch == 1)  # a lone last row joins the batch before
+    assert rt.contrastive_pairing == "in-batch"
+    assert training["contrastive"]["steps"] == rt.contrastive_iterations * per_pass
+    assert training["contrastive"]["loss_last"] < training["contrastive"]["loss_first"]
     assert outcome.verdict is not None
     # No champion: relative bounds skip; every slice must beat the majority class instead.
     outcomes = {g["name"]: g["outcome"] for g in outcome.verdict["gates"]}

@@ -48,6 +48,9 @@ def demo(
         policies=[policy],
         check_interval_s=5.0 if quick else 10.0,
         attributes=["gender"],
+        # The quick demo runs in CI, which cannot spare the contrastive stage's minutes at the
+        # training child's one thread; it shows the loop, and `make demo` the shipped recipe.
+        overrides={"retraining": {"contrastive": "off"}} if quick else None,
     )
     # After the labels are spent the stream waits for the retrains they allow (the policy's
     # retries, max_per_day at most), then stops once none has run for a minute.

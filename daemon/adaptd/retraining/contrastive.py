@@ -8,8 +8,9 @@ together: pairs of training rows, their cosine similarity regressed onto 1 for t
 weights move (the head is refitted afterwards), so the adapter format does not change.
 
 ``python -m bench.adaptation.contrastive`` measures it against feature extraction on the same rows
-(bench/adaptation/RECIPE.md). On the demo's 326 tweets it averaged +0.0 points in three draws for
-7 minutes of training, so ``retraining.contrastive`` is off by default.
+(bench/adaptation/RECIPE.md): with in-batch pairs, 10 passes at lr 1e-3 (the shipped defaults),
++4.6 points on 400 movie snippets and +0.7 on the demo's 326 tweets, in about 3 minutes at 2
+threads; SetFit's own pairs scored +3.3 and +0.5 in 6-8 minutes.
 """
 
 from __future__ import annotations

@@ -37,15 +37,15 @@ class TrainSpec:
     #: SetFit's contrastive stage between the probe and the fine-tune: auto runs it on a fresh
     #: LoRA over at most ``contrastive_max_rows`` training rows of a sentence-transformers
     #: base; on: whenever a probe is fitted; off: never
-    contrastive: Literal["auto", "on", "off"] = "off"
+    contrastive: Literal["auto", "on", "off"] = "auto"
     contrastive_max_rows: int = 500
-    #: passes over the training rows, each pairing every row with one same- and one
-    #: different-label row
-    contrastive_iterations: int = 5
+    #: passes over the training rows (setfit: each pairing every row with one same- and one
+    #: different-label row)
+    contrastive_iterations: int = 10
     #: peak learning rate of the LoRA weights in the contrastive stage
-    contrastive_learning_rate: float = 5e-4
+    contrastive_learning_rate: float = 1e-3
     #: setfit: SetFit's sampled pairs; in-batch: every pair among a batch of rows
-    contrastive_pairing: Literal["setfit", "in-batch"] = "setfit"
+    contrastive_pairing: Literal["setfit", "in-batch"] = "in-batch"
     rank: int = 8
     alpha: int = 16
     dropout: float = 0.1

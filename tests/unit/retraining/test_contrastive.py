@@ -92,7 +92,8 @@ def test_auto_runs_on_a_small_fresh_sentence_encoder_adapter_only(tmp_path: Path
     assert runs(on, 10_000, decoder=True, st=False)
     features = make_spec(tmp_path, tmp_path, contrastive="on", mode="features")
     assert not runs(features, 100)
-    assert not runs(make_spec(tmp_path, tmp_path), 100)  # off
+    assert not runs(make_spec(tmp_path, tmp_path, contrastive="off"), 100)
+    assert make_spec(tmp_path, tmp_path).contrastive == "auto"  # as the setting's default
 
 
 def test_a_sentence_encoder_is_a_directory_with_a_pooling_module(
