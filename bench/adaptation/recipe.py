@@ -120,6 +120,14 @@ def baseline(
     base: str, train_ex: list[Example], test_ex: list[Example], max_length: int, pooling: str
 ) -> float:
     """scikit-learn logistic regression (C=1) on frozen pooled embeddings: the peer."""
+    predictions = baseline_predictions(base, train_ex, test_ex, max_length, pooling)
+    return accuracy(predictions, test_ex)
+
+
+def baseline_predictions(
+    base: str, train_ex: list[Example], test_ex: list[Example], max_length: int, pooling: str
+) -> list[int]:
+    """The peer's predicted label index for every row of ``test_ex``."""
     from sklearn.linear_model import LogisticRegression
 
     from adaptd.modeling.base import load_classifier, load_tokenizer
@@ -134,8 +142,7 @@ def baseline(
 
     y = [LABELS.index(e.label or "") for e in train_ex]
     clf = LogisticRegression(C=1.0, max_iter=2000).fit(embed(train_ex), y)
-    predictions = [int(p) for p in clf.predict(embed(test_ex))]
-    return accuracy(predictions, test_ex)
+    return [int(p) for p in clf.predict(embed(test_ex))]
 
 
 def run_variant(
