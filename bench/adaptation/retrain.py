@@ -1,0 +1,240 @@
+"""``python -m bench.adaptation.retrain [--new-labels 240] [--draws 3] [--variants ...]``: which
+retrain recipe beats the first adapter after the demo's shift, now that the first adapter is
+shaped by the contrastive stage?
+
+The demo's shift (``tweets-to-movies``) offline, through the real trainer and the job's own
+:func:`assemble`: the first adapter on the source tweets with the shipped defaults (the
+contrastive stage runs: a fresh LoRA on a few hundred rows), then, for each of ``--draws``
+disjoint draws of ``--new-labels`` movie labels (the size the default policy's
+``min_new_labels`` and ``retry_growth`` give: 200, 300, 450), one retrain per variant on the
+same assembled rows (newest 20 % held out, tweets replayed one per new label, dev rows from the
+new labels). Every model is scored on the shift's held-out rows nobody trains on (1,000 movie
+snippets, 136 tweets) and compared with the first adapter on the same rows, paired, with the
+Bonett-Price interval the gates use.
+
+Variants (all with the shipped defaults except what is named):
+
+- ``warm``: warm-started from the first adapter (``warm_start: true``; the stage is skipped);
+- ``warm-lr3e-4``: the same at a third of the learning rates;
+- ``warm-probe``: warm-started, the head refitted on the first adapter's features only
+  (``mode: features``);
+- ``warm-stage``: warm-started, the contrastive stage run again on the new and replayed rows;
+- ``fresh-stage``: a fresh LoRA, the first adapter's recipe on the new and replayed rows
+  (``warm_start: false``; ``contrastive: auto`` runs the stage up to 500 rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adaptd.datasets import demo
+from adaptd.datasets.records import Example
+from adaptd.demo.shifts import tweets_to_movies
+from adaptd.evaluation import measures as m
+from adaptd.modeling.base import load_tokenizer, resolve_base
+from adaptd.retraining.dataset import AssemblySpec, TrainingSet, assemble
+from adaptd.retraining.scoring import score_candidate, write_eval_file
+from adaptd.retraining.settings import RetrainingSettings
+from adaptd.retraining.spec import TrainSpec
+from adaptd.retraining.trainer import train, write_train_file
+
+LABELS = demo.LABELS
+
+#: what each variant changes in the shipped recipe; "warm" marks a warm start from the first
+VARIANTS: dict[str, dict[str, Any]] = {
+    "warm": {"warm": True},
+    "warm-lr3e-4": {"warm": True, "learning_rate": 3e-4, "head_learning_rate": 3e-4},
+    "warm-probe": {"warm": True, "mode": "features"},
+    "warm-stage": {"warm": True, "contrastive": "on"},
+    "fresh-stage": {"warm": False, "contrastive": "on"},
+}
+
+
+def shipped_spec(**paths: Any) -> TrainSpec:
+    """The TrainSpec the daemon's job builds from the default ``[retraining]`` settings."""
+    rt = RetrainingSettings()
+    same = {
+        name: getattr(rt, name)
+        for name in TrainSpec.__dataclass_fields__
+        if hasattr(rt, name) and name not in {"device", "max_length", "warm_start"}
+    }
+    same["target_modules"] = tuple(rt.target_modules) if rt.target_modules else None
+    return TrainSpec(labels=LABELS, **same, **paths)
+
+
+def right(predicted: list[int], examples: tuple[Example, ...]) -> np.ndarray:
+    return np.array([LABELS[p] == e.label for p, e in zip(predicted, examples, strict=True)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.adaptation.retrain", description=__doc__)
+    parser.add_argument("--new-labels", type=int, default=240, help="movie labels per retrain")
+    parser.add_argument("--draws", type=int, default=3, help="disjoint draws of new labels")
+    parser.add_argument("--from-draw", type=int, default=0, help="first draw (to add draws)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="which, comma-separated")
+    parser.add_argument(
+        "--new-labels-grow",
+        default="",
+        help="comma-separated later sizes of each draw (the policy's retries, e.g. 360,540)",
+    )
+    parser.add_argument(
+        "--checkpoints",
+        action="store_true",
+        help="also score every checkpoint on the held-out rows (how good each selection rule is)",
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    chosen = args.variants.split(",")
+    unknown = sorted(set(chosen) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    base = resolve_base(None)
+    shift = tweets_to_movies()
+    sizes = [args.new_labels] + [int(v) for v in args.new_labels_grow.split(",") if v]
+    largest = max(sizes)
+    if (args.from_draw + args.draws) * largest > len(shift.target_live):
+        parser.error(f"draws up to {args.from_draw + args.draws} of {largest} exceed the pool")
+    # As the job: 10 % golden (at least 30), then the newest 20 % held out; the rest trains.
+    golden = list(shift.source_train[: max(30, len(shift.source_train) // 10)])
+    spec = AssemblySpec(labels=LABELS, min_holdout=30, holdout_fraction=0.2)
+    first = assemble(list(shift.source_train), [], spec, exclude=golden)
+    test = {"target": shift.target_holdout, "source": shift.source_holdout}
+    rows_out: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="adaptd-retrain-") as tmp:
+        work = Path(tmp)
+        write_eval_file(work / "test.jsonl", {k: [e.text for e in v] for k, v in test.items()})
+
+        def run(name: str, data: TrainingSet, seed: int, **extra: Any) -> dict[str, Any]:
+            d = work / name
+            pairs = zip(data.train, data.weights, strict=True)
+            rows = [(e.text, e.label or "", w) for e, w in pairs]
+            write_train_file(d / "train.jsonl", rows, replayed=list(data.replayed) or None)
+            tokenizer = load_tokenizer(base)
+            at: dict[str, dict[str, float]] = {}
+
+            def on_checkpoint(checkpoint: str, model: Any) -> None:
+                if args.checkpoints:
+                    texts = {k: [e.text for e in v] for k, v in test.items()}
+                    predicted, _ = score_candidate(model, tokenizer, texts, max_length=128)
+                    at[checkpoint] = {
+                        k: round(float(right(predicted[k], v).mean()), 4) for k, v in test.items()
+                    }
+
+            started = time.perf_counter()
+            result = train(
+                replace(
+                    shipped_spec(
+                        base=base,
+                        train_file=str(d / "train.jsonl"),
+                        out_dir=str(d / "adapter"),
+                        progress_file=str(d / "progress.jsonl"),
+                        eval_file=str(work / "test.jsonl"),
+                    ),
+                    threads=args.threads,
+                    seed=seed,
+                    **extra,
+                ),
+                lambda p: None,
+                on_checkpoint=on_checkpoint,
+            )
+            predicted = result.predictions["candidate"]
+            return {
+                "run": name,
+                "rows": len(rows),
+                "replayed": data.n_replay,
+                "kept": result.kept,
+                "stage_s": (result.contrastive or {}).get("seconds"),
+                "wall_s": round(time.perf_counter() - started, 1),
+                "right": {k: right(predicted[k], v) for k, v in test.items()},
+                # per checkpoint: dev accuracy (what picked it), held-out accuracy (--checkpoints)
+                "checkpoints": [{**c, **at.get(c["checkpoint"], {})} for c in result.checkpoints],
+            }
+
+        champion = run("first", first, seed=0)
+        print(json.dumps(_shown(champion)), flush=True)  # noqa: T201
+        for draw in range(args.from_draw, args.from_draw + args.draws):
+            pool = shift.target_live[draw * largest : (draw + 1) * largest]
+            for size in sizes:
+                # the policy's retries train on every label since the shift: a longer prefix
+                data = assemble(
+                    list(pool[:size]), list(first.train), replace(spec, seed=draw), exclude=golden
+                )
+                for variant in chosen:
+                    extra = dict(VARIANTS[variant])
+                    if extra.pop("warm"):
+                        extra["warm_start"] = str(work / "first" / "adapter")
+                    row = run(f"{variant}-{draw}-{size}", data, seed=draw, **extra)
+                    row["variant"], row["draw"], row["new_labels"] = variant, draw, size
+                    for k in test:
+                        d = m.paired_difference(row["right"][k], champion["right"][k], level=0.95)
+                        row[f"{k}_change"] = round(d.difference, 4)
+                        low, high = d.interval.low, d.interval.high
+                        row[f"{k}_interval"] = [round(low, 4), round(high, 4)]
+                    print(json.dumps(_shown(row)), flush=True)  # noqa: T201
+                    rows_out.append(row)
+    _table(champion, rows_out, chosen)
+    return 0
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    shown = {k: v for k, v in row.items() if k != "right"}
+    shown.update({k: round(float(v.mean()), 4) for k, v in row["right"].items()})
+    return shown
+
+
+def _table(champion: dict[str, Any], rows: list[dict[str, Any]], chosen: list[str]) -> None:
+    def pct(x: float) -> str:
+        return f"{100 * x:+.1f}"
+
+    first = {k: 100 * float(v.mean()) for k, v in champion["right"].items()}
+    print(  # noqa: T201
+        f"\nfirst adapter: movies {first['target']:.1f}%, tweets {first['source']:.1f}% "
+        f"(kept {champion['kept']}, {champion['wall_s']} s)\n"
+        "\n| variant | draw | new labels | rows | kept | wall s | movies vs first [95%] "
+        "| tweets vs first [95%] |"
+    )
+    print("|---|---:|---:|---:|---|---:|---|---|")  # noqa: T201
+    for r in rows:
+        t, s = r["target_interval"], r["source_interval"]
+        print(  # noqa: T201
+            f"| {r['variant']} | {r['draw']} | {r['new_labels']} | {r['rows']} | {r['kept']} "
+            f"| {r['wall_s']} | "
+            f"{pct(r['target_change'])} [{pct(t[0])}, {pct(t[1])}] | "
+            f"{pct(r['source_change'])} [{pct(s[0])}, {pct(s[1])}] |"
+        )
+    if any("target" in c for r in rows for c in r["checkpoints"]):
+        print("\n| run | checkpoint | dev | movies | tweets |")  # noqa: T201
+        print("|---|---|---:|---:|---:|")  # noqa: T201
+        for r in rows:
+            for c in r["checkpoints"]:
+                mark = " (kept)" if c["checkpoint"] == r["kept"] else ""
+                print(  # noqa: T201
+                    f"| {r['run']} | {c['checkpoint']}{mark} | {c['dev_accuracy']} | "
+                    f"{c.get('target')} | {c.get('source')} |"
+                )
+    print("\n| variant | mean movies vs first | mean tweets vs first | mean wall s |")  # noqa: T201
+    print("|---|---:|---:|---:|")  # noqa: T201
+    for variant in chosen:
+        mine = [r for r in rows if r["variant"] == variant]
+        if mine:
+            mean = {
+                k: sum(r[k] for r in mine) / len(mine)
+                for k in ("target_change", "source_change", "wall_s")
+            }
+            print(  # noqa: T201
+                f"| {variant} | {pct(mean['target_change'])} | {pct(mean['source_change'])} | "
+                f"{mean['wall_s']:.0f} |"
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
