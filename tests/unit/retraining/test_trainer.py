@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from adaptd.retraining import trainer
 from adaptd.retraining.scoring import write_eval_file
 from adaptd.retraining.spec import Progress, TrainSpec
 from adaptd.retraining.trainer import (
@@ -186,6 +187,35 @@ def test_warm_start_continues_from_an_adapter(tmp_path: Path, tiny_base: Path) -
     )
     assert accuracy(second.predictions["candidate"]["recent"]) >= 0.8
     assert second.predictions["champion"]["recent"] == first.predictions["candidate"]["recent"]
+
+
+def test_a_warm_start_keeps_its_probe_unless_an_epoch_is_significantly_better(
+    tmp_path: Path, tiny_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The champion is a probe on the tiny random BERT's features (LoRA untouched): weak on the
+    # keyword task, which only fine-tuning learns.
+    champion = train(make_spec(tmp_path / "champion", tiny_base, mode="features"), lambda p: None)
+    retrain = train(
+        make_spec(tmp_path / "warm", tiny_base, warm_start=champion.adapter_dir), lambda p: None
+    )
+    # learning what the probe cannot is significant on 40 dev rows: the epoch is kept
+    assert retrain.kept.startswith("epoch")
+    assert retrain.best_dev_accuracy is not None and retrain.probe_dev_accuracy is not None
+    assert retrain.best_dev_accuracy >= retrain.probe_dev_accuracy + 0.15
+
+    # No dev difference counts as significant: a warm start keeps the probe, whatever its
+    # epochs score; a fresh LoRA (nothing guarded) keeps the best epoch as before.
+    monkeypatch.setattr(trainer, "STAGE_OVERRIDE_P", 0.0)
+    guarded = train(
+        make_spec(tmp_path / "guarded", tiny_base, warm_start=champion.adapter_dir),
+        lambda p: None,
+    )
+    assert guarded.kept == "probe"
+    assert guarded.best_dev_accuracy == guarded.probe_dev_accuracy
+    dev = [c["dev_accuracy"] for c in guarded.checkpoints]
+    assert max(dev[1:]) > dev[0]  # the epochs were ahead on dev, and not kept
+    fresh = train(make_spec(tmp_path / "fresh", tiny_base), lambda p: None)
+    assert fresh.kept.startswith("epoch")
 
 
 def test_dev_rows_come_from_the_new_labels_when_replay_is_mixed_in(tmp_path: Path) -> None:
