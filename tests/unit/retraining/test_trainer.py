@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -192,6 +193,15 @@ def test_warm_start_continues_from_an_adapter(tmp_path: Path, tiny_base: Path) -
 def test_a_warm_start_keeps_its_probe_unless_an_epoch_is_significantly_better(
     tmp_path: Path, tiny_base: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The guard holds on a sentence-transformers base (the shipped MiniLM's layout): the tiny
+    # random BERT with a mean Pooling module declared.
+    base = tmp_path / "st-base"
+    shutil.copytree(tiny_base, base)
+    (base / "1_Pooling").mkdir()
+    (base / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    modules = [{"idx": 1, "name": "1", "path": "1_Pooling", "type": "x.models.Pooling"}]
+    (base / "modules.json").write_text(json.dumps(modules))
+    original, tiny_base = tiny_base, base
     # The champion is a probe on the tiny random BERT's features (LoRA untouched): weak on the
     # keyword task, which only fine-tuning learns.
     champion = train(make_spec(tmp_path / "champion", tiny_base, mode="features"), lambda p: None)
@@ -214,8 +224,13 @@ def test_a_warm_start_keeps_its_probe_unless_an_epoch_is_significantly_better(
     assert guarded.best_dev_accuracy == guarded.probe_dev_accuracy
     dev = [c["dev_accuracy"] for c in guarded.checkpoints]
     assert max(dev[1:]) > dev[0]  # the epochs were ahead on dev, and not kept
-    fresh = train(make_spec(tmp_path / "fresh", tiny_base), lambda p: None)
+    fresh = train(make_spec(tmp_path / "fresh", tiny_base, contrastive="off"), lambda p: None)
     assert fresh.kept.startswith("epoch")
+    # and not on a base that is no sentence encoder: its epochs are kept as before
+    plain = train(
+        make_spec(tmp_path / "plain", original, warm_start=champion.adapter_dir), lambda p: None
+    )
+    assert plain.kept.startswith("epoch")
 
 
 def test_dev_rows_come_from_the_new_labels_when_replay_is_mixed_in(tmp_path: Path) -> None:
