@@ -77,7 +77,8 @@ class RetrainingSettings(Section):
         description="features: fit the classifier head on frozen pooled features (a linear "
         "probe; seconds). finetune: that probe, then LoRA and head together (LP-FT). auto: "
         "finetune, but keep the probe when fine-tuning does not beat it on the dev split (on "
-        "a warm start, unless an epoch is significantly better: one-sided McNemar p < 0.05; "
+        "a warm start of a sentence-transformers base such as the shipped MiniLM, unless an "
+        "epoch is significantly better: one-sided McNemar p < 0.05; "
         "after the demo's shift the epochs that won by a dev row or two gained nothing held "
         "out, bench/adaptation/retrain.py). Default chosen by bench/adaptation/recipe.py "
         "(RECIPE.md).",
