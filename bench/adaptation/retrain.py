@@ -48,6 +48,8 @@ from adaptd.retraining.spec import TrainSpec
 from adaptd.retraining.trainer import train, write_train_file
 
 LABELS = demo.LABELS
+#: tokens per text, as the daemon's model.max_length default: training and checkpoint scoring
+MAX_LENGTH = 128
 
 #: what each variant changes in the shipped recipe; "warm" marks a warm start from the first
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -111,20 +113,20 @@ def main(argv: list[str] | None = None) -> int:
     rows_out: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="adaptd-retrain-") as tmp:
         work = Path(tmp)
-        write_eval_file(work / "test.jsonl", {k: [e.text for e in v] for k, v in test.items()})
+        texts = {k: [e.text for e in v] for k, v in test.items()}
+        write_eval_file(work / "test.jsonl", texts)
+        tokenizer = load_tokenizer(base)
 
         def run(name: str, data: TrainingSet, seed: int, **extra: Any) -> dict[str, Any]:
             d = work / name
             pairs = zip(data.train, data.weights, strict=True)
             rows = [(e.text, e.label or "", w) for e, w in pairs]
             write_train_file(d / "train.jsonl", rows, replayed=list(data.replayed) or None)
-            tokenizer = load_tokenizer(base)
             at: dict[str, dict[str, float]] = {}
 
             def on_checkpoint(checkpoint: str, model: Any) -> None:
                 if args.checkpoints:
-                    texts = {k: [e.text for e in v] for k, v in test.items()}
-                    predicted, _ = score_candidate(model, tokenizer, texts, max_length=128)
+                    predicted, _ = score_candidate(model, tokenizer, texts, max_length=MAX_LENGTH)
                     at[checkpoint] = {
                         k: round(float(right(predicted[k], v).mean()), 4) for k, v in test.items()
                     }
@@ -139,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                         progress_file=str(d / "progress.jsonl"),
                         eval_file=str(work / "test.jsonl"),
                     ),
+                    max_length=MAX_LENGTH,
                     threads=args.threads,
                     seed=seed,
                     **extra,

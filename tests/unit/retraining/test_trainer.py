@@ -195,18 +195,19 @@ def test_a_warm_start_keeps_its_probe_unless_an_epoch_is_significantly_better(
 ) -> None:
     # The guard holds on a sentence-transformers base (the shipped MiniLM's layout): the tiny
     # random BERT with a mean Pooling module declared.
-    base = tmp_path / "st-base"
-    shutil.copytree(tiny_base, base)
-    (base / "1_Pooling").mkdir()
-    (base / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    st_base = tmp_path / "st-base"
+    shutil.copytree(tiny_base, st_base)
+    (st_base / "1_Pooling").mkdir()
+    (st_base / "1_Pooling" / "config.json").write_text(
+        json.dumps({"pooling_mode_mean_tokens": True})
+    )
     modules = [{"idx": 1, "name": "1", "path": "1_Pooling", "type": "x.models.Pooling"}]
-    (base / "modules.json").write_text(json.dumps(modules))
-    original, tiny_base = tiny_base, base
+    (st_base / "modules.json").write_text(json.dumps(modules))
     # The champion is a probe on the tiny random BERT's features (LoRA untouched): weak on the
     # keyword task, which only fine-tuning learns.
-    champion = train(make_spec(tmp_path / "champion", tiny_base, mode="features"), lambda p: None)
+    champion = train(make_spec(tmp_path / "champion", st_base, mode="features"), lambda p: None)
     retrain = train(
-        make_spec(tmp_path / "warm", tiny_base, warm_start=champion.adapter_dir), lambda p: None
+        make_spec(tmp_path / "warm", st_base, warm_start=champion.adapter_dir), lambda p: None
     )
     # learning what the probe cannot is significant on 40 dev rows: the epoch is kept
     assert retrain.kept.startswith("epoch")
@@ -217,18 +218,18 @@ def test_a_warm_start_keeps_its_probe_unless_an_epoch_is_significantly_better(
     # epochs score; a fresh LoRA (nothing guarded) keeps the best epoch as before.
     monkeypatch.setattr(trainer, "STAGE_OVERRIDE_P", 0.0)
     guarded = train(
-        make_spec(tmp_path / "guarded", tiny_base, warm_start=champion.adapter_dir),
+        make_spec(tmp_path / "guarded", st_base, warm_start=champion.adapter_dir),
         lambda p: None,
     )
     assert guarded.kept == "probe"
     assert guarded.best_dev_accuracy == guarded.probe_dev_accuracy
     dev = [c["dev_accuracy"] for c in guarded.checkpoints]
     assert max(dev[1:]) > dev[0]  # the epochs were ahead on dev, and not kept
-    fresh = train(make_spec(tmp_path / "fresh", tiny_base, contrastive="off"), lambda p: None)
+    fresh = train(make_spec(tmp_path / "fresh", st_base, contrastive="off"), lambda p: None)
     assert fresh.kept.startswith("epoch")
     # and not on a base that is no sentence encoder: its epochs are kept as before
     plain = train(
-        make_spec(tmp_path / "plain", original, warm_start=champion.adapter_dir), lambda p: None
+        make_spec(tmp_path / "plain", tiny_base, warm_start=champion.adapter_dir), lambda p: None
     )
     assert plain.kept.startswith("epoch")
 
