@@ -1,0 +1,82 @@
+"""``python -m bench.adaptation.candidates [demo-state]``: was the gate right?
+
+After a ``make demo`` (or ``adaptd demo``), every candidate its retrains trained is still on disk
+with its run record. This scores each of them, and the first adapter, on the shift's held-out
+rows that nothing trained on (1,000 movie snippets, 136 tweets), built exactly as serving builds
+them, and prints beside each the gate's verdict: a rejected candidate that is better held out
+is adaptation lost to the gate's caution, a promoted one that is worse is a regression the gate
+let through. Differences are paired against the first adapter (Bonett-Price, 95 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+
+from adaptd.demo.scenario import correct_offline, scenario_settings
+from adaptd.demo.shifts import TWEETS_TO_MOVIES_LIVE, tweets_to_movies
+from adaptd.evaluation import measures as m
+from adaptd.storage import tables
+from adaptd.storage.engine import make_engine
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("state_dir", nargs="?", default="demo-state", type=Path)
+    args = parser.parse_args(argv)
+    state = args.state_dir.resolve()
+    if not (state / "adaptd.db").is_file():
+        parser.error(f"{state} holds no adaptd.db: run `make demo` first")
+    settings = scenario_settings(state, port=0, policies=[], check_interval_s=10.0)
+    engine = make_engine(settings.store_url)
+    try:
+        with engine.connect() as conn:
+            runs = conn.execute(
+                select(tables.retrain_runs).order_by(tables.retrain_runs.c.id)
+            ).all()
+            paths = dict(conn.execute(select(tables.adapters.c.version, tables.adapters.c.path)))
+    finally:
+        engine.dispose()
+    shift = tweets_to_movies(quick=False, n_live=TWEETS_TO_MOVIES_LIVE)
+    held_out = {"target": shift.target_holdout, "source": shift.source_holdout}
+    rows = []
+    first = None
+    for run in runs:
+        if run.candidate is None or run.candidate not in paths:
+            continue
+        right = {
+            k: np.asarray(correct_offline(settings, paths[run.candidate], rows_), dtype=bool)
+            for k, rows_ in held_out.items()
+        }
+        first = first or right
+        row = {"run": run.id, "status": run.status, "candidate": run.candidate[:12]}
+        for k in held_out:
+            d = m.paired_difference(right[k], first[k], level=0.95)
+            row[k] = round(float(right[k].mean()), 4)
+            row[f"{k}_change"] = [
+                round(x, 4) for x in (d.difference, d.interval.low, d.interval.high)
+            ]
+        row["verdict"] = str((run.details or {}).get("verdict", ""))[:160]
+        print(json.dumps(row), flush=True)  # noqa: T201
+        rows.append(row)
+
+    def pct(change: list[float]) -> str:
+        return f"{100 * change[0]:+.1f} [{100 * change[1]:+.1f}, {100 * change[2]:+.1f}]"
+
+    print("\n| run | gate | movies | vs first [95%] | tweets | vs first [95%] |")  # noqa: T201
+    print("|---:|---|---:|---|---:|---|")  # noqa: T201
+    for r in rows:
+        print(  # noqa: T201
+            f"| {r['run']} | {r['status']} | {100 * r['target']:.1f}% | {pct(r['target_change'])} "
+            f"| {100 * r['source']:.1f}% | {pct(r['source_change'])} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
