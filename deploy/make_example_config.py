@@ -56,9 +56,16 @@ def _constraints(field: FieldInfo) -> list[str]:
         if isinstance(item, annotated_types.MinLen):
             out.append(f"at least {item.min_length} items")
     annotation = field.annotation
-    for arg in (annotation, *typing.get_args(annotation)):
-        if typing.get_origin(arg) is typing.Literal:
-            out.append("one of " + ", ".join(str(v) for v in typing.get_args(arg)))
+    choices = [
+        str(v)
+        for arg in (annotation, *typing.get_args(annotation))
+        if typing.get_origin(arg) is typing.Literal
+        for v in typing.get_args(arg)
+    ]
+    if choices and bool in typing.get_args(annotation):  # `bool | Literal["auto"]`
+        choices = ["true", "false", *choices]
+    if choices:
+        out.append("one of " + ", ".join(choices))
     return out
 
 

@@ -48,6 +48,23 @@ def pairs(labels: Sequence[int], iterations: int, rng: random.Random) -> list[Pa
     return out
 
 
+def stratified_sample(labels: Sequence[int], k: int, rng: random.Random) -> list[int]:
+    """Indices of at most ``k`` rows, each label keeping its share (largest remainders), in
+    their original order: the stage's cost grows with its rows, and past a few hundred the
+    pairs it sees are the same kind again (``contrastive_max_rows``)."""
+    if len(labels) <= k:
+        return list(range(len(labels)))
+    by_label: dict[int, list[int]] = {}
+    for i, y in enumerate(labels):
+        by_label.setdefault(y, []).append(i)
+    quota = {y: len(rows) * k / len(labels) for y, rows in by_label.items()}
+    take = {y: int(q) for y, q in quota.items()}
+    for y in sorted(quota, key=lambda y: (take[y] - quota[y], y))[: k - sum(take.values())]:
+        take[y] += 1
+    chosen = [i for y, rows in by_label.items() for i in rng.sample(rows, take[y])]
+    return sorted(chosen)
+
+
 def row_batches(n: int, batch_size: int, iterations: int, rng: random.Random) -> list[list[int]]:
     """``iterations`` shuffled passes over ``n`` rows cut into batches; a last batch of one row
     (no pair in it) joins the batch before it."""

@@ -47,7 +47,7 @@ from adaptd.retraining.replay import ReplayStore
 from adaptd.retraining.scored import reference_rows, validation_signals
 from adaptd.retraining.scoring import write_eval_file
 from adaptd.retraining.spec import Progress, TrainResult, TrainSpec
-from adaptd.retraining.trainer import write_train_file
+from adaptd.retraining.trainer import is_sentence_encoder, starts_warm, write_train_file
 from adaptd.retraining.validation import SliceData, Verdict, judge
 from adaptd.storage import repository as repo
 from adaptd.storage.locks import KeptLock, retrain_lock
@@ -257,9 +257,15 @@ class RetrainJob:
         if golden:
             slices["golden"] = [e.text for e in golden]
         write_eval_file(work / "eval.jsonl", slices)
-        incremental = rt.warm_start and champion is not None
+        base = resolve_base(s.model.base)
+        incremental = champion is not None and starts_warm(
+            rt.warm_start,
+            sentence_encoder=is_sentence_encoder(base),
+            contrastive=rt.contrastive,
+            mode=rt.mode,
+        )
         return TrainSpec(
-            base=resolve_base(s.model.base),
+            base=base,
             labels=labels,
             train_file=str(work / "train.jsonl"),
             out_dir=str(work / "adapter"),
@@ -686,7 +692,14 @@ class RetrainJob:
                 "validation": _gate_values(verdict),
                 **validation_signals(result, training.holdout, self.settings.model.labels),
             },
-            config={"retraining": rt.model_dump(mode="json"), "run": run_id},
+            # warm_start as it was resolved: forgetting follows the adapters that inherited
+            config={
+                "retraining": {
+                    **rt.model_dump(mode="json"),
+                    "warm_start": train_spec.warm_start is not None,
+                },
+                "run": run_id,
+            },
         )
         failpoints.reached("retrain.imported")
         verdict_doc = {**verdict.to_dict(), "candidate": version}

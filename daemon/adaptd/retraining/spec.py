@@ -35,9 +35,10 @@ class TrainSpec:
     #: adapter directory to warm-start from (its LoRA and head); None starts a fresh LoRA
     warm_start: str | None = None
     #: SetFit's contrastive stage between the probe and the fine-tune: auto runs it on a fresh
-    #: LoRA over at most ``contrastive_max_rows`` training rows of a sentence-transformers
-    #: base; on: whenever a probe is fitted; off: never
+    #: LoRA of a sentence-transformers base; on: whenever a probe is fitted; off: never
     contrastive: Literal["auto", "on", "off"] = "auto"
+    #: most rows the stage runs on: a larger training set is sampled (each label keeping its
+    #: share)
     contrastive_max_rows: int = 500
     #: passes over the training rows (setfit: each pairing every row with one same- and one
     #: different-label row)

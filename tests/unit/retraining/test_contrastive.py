@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from adaptd.modeling.base import resolve_base
-from adaptd.retraining.contrastive import in_batch_loss, pairs, row_batches
+from adaptd.retraining.contrastive import in_batch_loss, pairs, row_batches, stratified_sample
+from adaptd.retraining.settings import RetrainingSettings
 from adaptd.retraining.spec import Progress, TrainSpec
 from adaptd.retraining.trainer import (
     STAGE_OVERRIDE_P,
@@ -20,6 +21,7 @@ from adaptd.retraining.trainer import (
     _Score,
     is_sentence_encoder,
     runs_contrastive,
+    starts_warm,
     train,
 )
 from tests.unit.retraining.test_trainer import make_spec
@@ -67,6 +69,28 @@ def test_row_batches_cover_every_row_once_per_pass_with_no_lone_row() -> None:
         assert sorted(out[2 * k] + out[2 * k + 1]) == list(range(33))
 
 
+def test_stratified_sample_keeps_each_labels_share_and_takes_all_when_small() -> None:
+    labels = [0] * 70 + [1] * 20 + [2] * 10
+    out = stratified_sample(labels, 25, random.Random(0))
+    assert len(out) == 25 and out == sorted(set(out))
+    counts = [sum(labels[i] == y for i in out) for y in range(3)]
+    assert counts[0] in {17, 18} and counts[1] == 5 and counts[2] in {2, 3}
+    assert stratified_sample(labels, 100, random.Random(0)) == list(range(100))
+    assert stratified_sample(labels, 25, random.Random(0)) == out  # seeded
+    assert stratified_sample(labels, 25, random.Random(1)) != out
+
+
+def test_the_stage_runs_on_a_sample_of_a_larger_training_set(
+    tmp_path: Path, tiny_base: Path
+) -> None:
+    spec = make_spec(
+        tmp_path, tiny_base, contrastive="on", contrastive_pairing="setfit",
+        contrastive_iterations=1, contrastive_max_rows=100, epochs=1,
+    )  # fmt: skip
+    stage = train(spec, lambda p: None).contrastive
+    assert stage is not None and stage["rows"] == 100 and stage["pairs"] == 2 * 100
+
+
 def test_setfit_pairing_encodes_two_texts_per_pair(tmp_path: Path, tiny_base: Path) -> None:
     spec = make_spec(
         tmp_path, tiny_base, contrastive="on", contrastive_pairing="setfit",
@@ -76,24 +100,36 @@ def test_setfit_pairing_encodes_two_texts_per_pair(tmp_path: Path, tiny_base: Pa
     assert stage is not None and stage["pairs"] == 2 * 360 and stage["steps"] == 45
 
 
-def test_auto_runs_on_a_small_fresh_sentence_encoder_adapter_only(tmp_path: Path) -> None:
-    def runs(spec: TrainSpec, rows: int, *, decoder: bool = False, st: bool = True) -> bool:
-        return runs_contrastive(spec, rows, is_decoder=decoder, sentence_encoder=st)
+def test_auto_runs_on_a_fresh_sentence_encoder_adapter_only(tmp_path: Path) -> None:
+    def runs(spec: TrainSpec, *, decoder: bool = False, st: bool = True) -> bool:
+        return runs_contrastive(spec, is_decoder=decoder, sentence_encoder=st)
 
-    spec = make_spec(tmp_path, tmp_path, contrastive="auto", contrastive_max_rows=500)
-    assert runs(spec, 500)
-    assert not runs(spec, 501)
-    assert not runs(spec, 100, decoder=True)
+    spec = make_spec(tmp_path, tmp_path, contrastive="auto")
+    assert runs(spec)
+    assert not runs(spec, decoder=True)
     # a body not trained for sentence embeddings (the tests' tiny random BERT, a plain BERT)
-    assert not runs(spec, 100, st=False)
+    assert not runs(spec, st=False)
     warm = make_spec(tmp_path, tmp_path, contrastive="auto", warm_start=str(tmp_path))
-    assert not runs(warm, 100)
+    assert not runs(warm)
     on = make_spec(tmp_path, tmp_path, contrastive="on")
-    assert runs(on, 10_000, decoder=True, st=False)
+    assert runs(on, decoder=True, st=False)
     features = make_spec(tmp_path, tmp_path, contrastive="on", mode="features")
-    assert not runs(features, 100)
-    assert not runs(make_spec(tmp_path, tmp_path, contrastive="off"), 100)
+    assert not runs(features)
+    assert not runs(make_spec(tmp_path, tmp_path, contrastive="off"))
     assert make_spec(tmp_path, tmp_path).contrastive == "auto"  # as the setting's default
+
+
+def test_auto_warm_start_goes_fresh_where_the_stage_shapes_a_fresh_lora() -> None:
+    def warm(setting: bool | str = "auto", *, st: bool = True, **kw: str) -> bool:
+        given = {"contrastive": "auto", "mode": "auto", **kw}
+        return starts_warm(setting, sentence_encoder=st, **given)  # type: ignore[arg-type]
+
+    assert not warm()  # the shipped MiniLM: a fresh LoRA and the stage
+    assert warm(st=False)  # the tests' tiny BERT, a decoder LLM: as measured, warm
+    assert warm(contrastive="off")  # no stage to pay for a fresh start
+    assert warm(mode="features")  # a probe on the champion's features
+    assert warm(True) and not warm(False, st=False)  # explicit settings win
+    assert RetrainingSettings().warm_start == "auto"
 
 
 def test_a_sentence_encoder_is_a_directory_with_a_pooling_module(
