@@ -39,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
             runs = conn.execute(
                 select(tables.retrain_runs).order_by(tables.retrain_runs.c.id)
             ).all()
-            paths = dict(conn.execute(select(tables.adapters.c.version, tables.adapters.c.path)))
+            recorded = conn.execute(select(tables.adapters.c.version, tables.adapters.c.path))
+            # a copied state directory: its adapters beside its database
+            paths = {
+                r.version: r.path if Path(r.path).is_dir() else str(state / "adapters" / r.version)
+                for r in recorded
+            }
     finally:
         engine.dispose()
     shift = tweets_to_movies(quick=False, n_live=TWEETS_TO_MOVIES_LIVE)
@@ -61,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
             row[f"{k}_change"] = [
                 round(x, 4) for x in (d.difference, d.interval.low, d.interval.high)
             ]
-        row["verdict"] = str((run.details or {}).get("verdict", ""))[:160]
         print(json.dumps(row), flush=True)  # noqa: T201
         rows.append(row)
 
