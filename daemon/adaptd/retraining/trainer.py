@@ -9,8 +9,8 @@ The recipe is linear-probe-then-fine-tune (LP-FT, Kumar et al. 2022), chosen by
 2. **contrastive** (a fresh LoRA of a sentence encoder, ``auto``; a first adapter, and a
    retrain under ``warm_start: auto``): SetFit's stage (:mod:`adaptd.retraining.contrastive`)
    pulls same-label texts together in the LoRA weights, on at most ``contrastive_max_rows``
-   rows (a sample of a larger set), then the probe is fitted again on the new features. The probe before it, or
-   an epoch after it, replaces it only when significantly better on dev
+   rows (a sample of a larger set), then the probe is fitted again on the new features. The
+   probe before it, or an epoch after it, replaces it only when significantly better on dev
    (:data:`STAGE_OVERRIDE_P`); ``bench/adaptation/contrastive.py`` measured it.
 3. **fine-tune**: LoRA weights and head together, each with its own learning rate (the head
    starts fitted, the LoRA matrices at zero, so they want different step sizes), warmup then
