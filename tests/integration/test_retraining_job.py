@@ -36,7 +36,7 @@ from adaptd.storage import tables as t
 from adaptd.storage.engine import make_engine
 from adaptd.storage.records import FeedbackRecord, PredictionRecord
 from tests.unit.retraining.store_registry import StoreRegistry
-from tests.unit.retraining.synthetic import T0, keyword_examples
+from tests.unit.retraining.synthetic import T0, keyword_examples, sentence_encoder_copy
 
 
 @pytest.fixture(scope="module")
@@ -299,6 +299,50 @@ def test_incremental_retrain_on_shifted_feedback_is_promoted_then_bad_labels_rej
     assert rejected.status == "rejected" and rejected.verdict and not rejected.verdict["passed"]
     run = repo.get_run(sqlite_engine, bad.run_id)
     assert run.status == "rejected" and run.error == bad.reason
+
+
+class Recording:
+    """The real executor, keeping the specs the job gave it."""
+
+    def __init__(self) -> None:
+        self.inner = LocalExecutor(poll_s=0.05)
+        self.specs: list[TrainSpec] = []
+
+    def run(self, spec: TrainSpec, **options: Any) -> TrainResult:
+        self.specs.append(spec)
+        return self.inner.run(spec, **options)
+
+
+@pytest.mark.parametrize("sentence_encoder", [True, False], ids=["st-base", "plain-base"])
+def test_warm_start_auto_retrains_a_sentence_encoder_from_a_fresh_lora_with_the_stage(
+    sqlite_engine: Engine,
+    tmp_path: Path,
+    tiny_base: Path,
+    served: StoreRegistry,
+    sentence_encoder: bool,
+) -> None:
+    # The shipped default: on a sentence-transformers base a retrain is a fresh LoRA shaped by
+    # the contrastive stage (bench/adaptation/retrain.py), elsewhere a warm start.
+    base = sentence_encoder_copy(tiny_base, tmp_path / "st") if sentence_encoder else tiny_base
+    settings = make_settings(tmp_path / "state", base)
+    assert settings.retraining.warm_start == "auto"
+    settings = settings.model_copy(
+        update={"retraining": settings.retraining.model_copy(update={"epochs": 2})}
+    )
+    feed(sqlite_engine, keyword_examples(300, seed=3, domain="b", start=T0), "b")
+    executor = Recording()
+    job = RetrainJob(settings, sqlite_engine, served, executor=executor, clock=Clock())
+    outcome = job.run(RetrainRequest(reason="drift on b"))
+    assert outcome.candidate is not None, outcome.reason
+    (spec,) = [s for s in executor.specs if s.rescore is None]
+    champion = repo.get_adapter(sqlite_engine, active_version(sqlite_engine))
+    assert spec.warm_start == (None if sentence_encoder else champion.path)
+    stage = (outcome.details or {})["training"]["contrastive"]
+    assert (stage is not None) == sentence_encoder
+    # what forgetting follows: whether the candidate inherited the champion's weights
+    record = repo.get_adapter(sqlite_engine, outcome.candidate)
+    assert record.config is not None
+    assert record.config["retraining"]["warm_start"] is (not sentence_encoder)
 
 
 class LabelsArriveWhileTraining:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from adaptd.datasets.records import Example
 
@@ -41,3 +44,15 @@ def keyword_examples(
             )
         )
     return out
+
+
+def sentence_encoder_copy(base: Path, dest: Path) -> Path:
+    """``base`` laid out as a sentence-transformers directory (the shipped MiniLM's layout: a
+    ``modules.json`` naming a mean Pooling module), where the recipe's sentence-encoder choices
+    (the contrastive stage, a fresh LoRA on retrains, the warm probe's guard) apply."""
+    shutil.copytree(base, dest)
+    (dest / "1_Pooling").mkdir()
+    (dest / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    modules = [{"idx": 1, "name": "1", "path": "1_Pooling", "type": "x.models.Pooling"}]
+    (dest / "modules.json").write_text(json.dumps(modules))
+    return dest

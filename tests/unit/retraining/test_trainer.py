@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from adaptd.retraining.trainer import (
     train,
     write_train_file,
 )
-from tests.unit.retraining.synthetic import keyword_examples
+from tests.unit.retraining.synthetic import keyword_examples, sentence_encoder_copy
 
 LABELS = ("negative", "positive")
 
@@ -195,14 +194,7 @@ def test_a_warm_start_keeps_its_probe_unless_an_epoch_is_significantly_better(
 ) -> None:
     # The guard holds on a sentence-transformers base (the shipped MiniLM's layout): the tiny
     # random BERT with a mean Pooling module declared.
-    st_base = tmp_path / "st-base"
-    shutil.copytree(tiny_base, st_base)
-    (st_base / "1_Pooling").mkdir()
-    (st_base / "1_Pooling" / "config.json").write_text(
-        json.dumps({"pooling_mode_mean_tokens": True})
-    )
-    modules = [{"idx": 1, "name": "1", "path": "1_Pooling", "type": "x.models.Pooling"}]
-    (st_base / "modules.json").write_text(json.dumps(modules))
+    st_base = sentence_encoder_copy(tiny_base, tmp_path / "st-base")
     # The champion is a probe on the tiny random BERT's features (LoRA untouched): weak on the
     # keyword task, which only fine-tuning learns.
     champion = train(make_spec(tmp_path / "champion", st_base, mode="features"), lambda p: None)
