@@ -307,7 +307,8 @@ def _http(base: str, adapter: Path, items: list[str], args: argparse.Namespace) 
     from adaptd.adapters import registry
     from adaptd.config import Settings
     from adaptd.modeling.base import inspect_base
-    from adaptd.service import Role, Service
+    from adaptd.role import Role
+    from adaptd.service import Service
     from adaptd.storage import migrate
     from adaptd.storage.engine import make_engine
     from bench.serving.setup import LABELS

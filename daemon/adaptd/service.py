@@ -47,6 +47,7 @@ from adaptd.metrics import Metrics
 from adaptd.modeling.base import resolve_base
 from adaptd.privacy.guard import start_guard
 from adaptd.privacy.logs import log_filter
+from adaptd.role import Role
 from adaptd.security import mask_secrets, use_private_umask
 from adaptd.serving.batcher import Batcher
 from adaptd.serving.host import ModelHost, freeze_startup_objects
@@ -77,12 +78,6 @@ RESTART_KEYS = ("state_dir", "store", "model", "server.host", "server.port", "pr
 #: seconds of the stop deadline kept for the steps after the log flush and the control loop
 #: (watcher, batcher, log writer, store: each returns at once when nothing is left to do)
 STOP_RESERVE_S = 1.0
-
-
-class Role(enum.StrEnum):
-    ALL = "all"
-    SERVE = "serve"
-    CONTROL = "control"
 
 
 class RunState(enum.StrEnum):

@@ -46,6 +46,21 @@ def test_help_lists_the_commands(tmp_path):
         assert command in result.stdout
 
 
+def test_commands_that_do_not_serve_or_train_do_not_load_torch(tmp_path):
+    # `adaptd status` or `adaptd policy validate` waited seconds for torch before their first
+    # line when every command module imported the service at startup.
+    probe = (
+        "import sys, adaptd.cli\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules)\n"
+        "print(','.join(heavy))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "", f"importing the command line loaded {done.stdout.strip()}"
+
+
 def test_db_upgrade_creates_the_schema_on_sqlite(tmp_path):
     result = adaptd("db", "upgrade", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -26,7 +26,8 @@ from adaptd.privacy.keys import load_key
 from adaptd.privacy.settings import KEY_ENV, PrivacySettings
 from adaptd.retraining.job import RetrainRequest
 from adaptd.retraining.replay import RESERVOIR
-from adaptd.service import Role, RunState, Service
+from adaptd.role import Role
+from adaptd.service import RunState, Service
 from adaptd.signals import Status
 from adaptd.storage import repository as repo
 from tests.integration.test_retraining_job import make_job, make_settings

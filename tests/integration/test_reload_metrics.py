@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from adaptd.config import load_settings
-from adaptd.service import Role, RunState, Service
+from adaptd.role import Role
+from adaptd.service import RunState, Service
 from tests.unit.serving.helpers import build_adapter, build_base, register, store_for
 
 SUCCESS = "adaptd_config_last_reload_success"

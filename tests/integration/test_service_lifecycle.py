@@ -13,7 +13,8 @@ import yaml
 
 from adaptd.adapters import registry
 from adaptd.errors import ConfigError
-from adaptd.service import IllegalTransitionError, Role, RunState, Service
+from adaptd.role import Role
+from adaptd.service import IllegalTransitionError, RunState, Service
 from adaptd.storage import repository as repo
 from tests.unit.serving.helpers import (
     NOW,

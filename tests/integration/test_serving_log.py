@@ -21,7 +21,8 @@ from sqlalchemy import Engine, text
 
 from adaptd.metrics import new_metrics
 from adaptd.privacy.guard import StoredText
-from adaptd.service import Role, RunState, Service
+from adaptd.role import Role
+from adaptd.service import RunState, Service
 from adaptd.serving.batcher import Prediction
 from adaptd.serving.http import StillBufferedError, store_feedback
 from adaptd.serving.logwriter import PredictionLog, make_row

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from adaptd.service import Role, RunState, Service
+from adaptd.role import Role
+from adaptd.service import RunState, Service
 from tests.unit.serving.helpers import build_adapter, build_base, register, settings_for, store_for
 
 WATCHDOG_S = 2.0

@@ -4,14 +4,15 @@ import time
 import warnings
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from adaptd.demo.scenario import ScenarioResult, Stream, run_scenario, scenario_settings
-from adaptd.demo.shifts import TWEETS_TO_MOVIES_LIVE, tweets_to_movies
-from adaptd.demo.timeline import write_summary, write_timeline
 from adaptd.logsetup import configure_logging
-from adaptd.service import Service
+
+if TYPE_CHECKING:
+    from adaptd.demo.scenario import ScenarioResult
+    from adaptd.service import Service
 
 
 def demo(
@@ -31,6 +32,12 @@ def demo(
     Writes DIR/summary.json and DIR/timeline.png. With --quick, exits 1 unless the daemon saw
     the drift, retrained once, promoted, raised held-out target accuracy and failed no request.
     """
+    # Imported here: they load torch, which every other command (status, policy, config) would
+    # otherwise wait seconds for.
+    from adaptd.demo.scenario import Stream, run_scenario, scenario_settings
+    from adaptd.demo.shifts import TWEETS_TO_MOVIES_LIVE, tweets_to_movies
+    from adaptd.demo.timeline import write_summary, write_timeline
+
     configure_logging("WARNING")
     # transformers' own deprecation chatter (called by peft) is noise in a narrated demo.
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")

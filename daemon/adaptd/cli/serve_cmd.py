@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import gc
+
 import typer
 
 from adaptd.cli.common import ConfigOption
 from adaptd.config import load_settings
-from adaptd.service import Role, Service
+from adaptd.role import Role
 
 
 def serve(
@@ -18,5 +20,12 @@ def serve(
     config: ConfigOption = None,
 ) -> None:
     """Run the daemon: serve predictions, log them, watch and retrain (until SIGTERM)."""
+    from adaptd.service import Service  # torch: loaded by the commands that need it only
+
     settings = load_settings(config)
-    raise typer.Exit(Service(config, role=role, settings=settings).run())
+    code = Service(config, role=role, settings=settings).run()
+    # The process exits now. Frozen, the interpreter's last collections skip the objects torch
+    # and the model left behind: 0.5 s from SIGTERM to exit instead of 2.7 s (2-core box,
+    # bench.faults.restarts), which systemd's stop and every restart wait for.
+    gc.freeze()
+    raise typer.Exit(code)
