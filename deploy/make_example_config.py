@@ -62,8 +62,24 @@ def _constraints(field: FieldInfo) -> list[str]:
         if typing.get_origin(arg) is typing.Literal
         for v in typing.get_args(arg)
     ]
-    if choices and bool in typing.get_args(annotation):  # `bool | Literal["auto"]`
+    args = typing.get_args(annotation)
+    if choices and bool in args:  # `bool | Literal["auto"]`
         choices = ["true", "false", *choices]
+    for arg in args:  # `Annotated[int, Field(ge=1)] | Literal["auto"]`
+        if typing.get_origin(arg) is typing.Annotated and choices:
+            inner = [
+                m
+                for item in arg.__metadata__
+                for m in (item.metadata if isinstance(item, FieldInfo) else [item])
+            ]
+            bounds = [
+                f"{symbol} {getattr(item, attr)}"
+                for item in inner
+                for attr, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+                if isinstance(item, getattr(annotated_types, attr.capitalize()))
+            ]
+            kind = typing.get_args(arg)[0].__name__
+            choices = [" ".join([f"an {kind}", *bounds]), *choices]
     if choices:
         out.append("one of " + ", ".join(choices))
     return out

@@ -21,8 +21,11 @@ Variants (all with the shipped defaults except what is named):
 - ``warm-stage``: warm-started, the contrastive stage run again on the new and replayed rows;
 - ``fresh-stage``: a fresh LoRA, the first adapter's recipe on the new and replayed rows
   (``warm_start: false``; the stage on, on a sample of at most ``contrastive_max_rows`` rows
-  when the set is larger, as the trainer does since the policy's retries outgrew 500 rows);
-- ``fresh-stage-250``: the same with the stage on at most 250 rows (half its minutes).
+  when the set is larger, as the trainer does since the policy's retries outgrew 500 rows;
+  5 passes, a retrain's under ``contrastive_iterations: auto``);
+- ``fresh-stage-250``: the same with the stage on at most 250 rows (half its minutes);
+- ``fresh-stage-10``: the same with 10 passes of the stage, as a first adapter's, where a
+  retrain's default (``contrastive_iterations: auto``) is 5: twice the stage's minutes.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from adaptd.retraining.dataset import AssemblySpec, TrainingSet, assemble
 from adaptd.retraining.scoring import score_candidate, write_eval_file
 from adaptd.retraining.settings import RetrainingSettings
 from adaptd.retraining.spec import TrainSpec
-from adaptd.retraining.trainer import train, write_train_file
+from adaptd.retraining.trainer import stage_passes, train, write_train_file
 
 LABELS = demo.LABELS
 #: tokens per text, as the daemon's model.max_length default: training and checkpoint scoring
@@ -61,18 +64,24 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "warm-stage": {"warm": True, "contrastive": "on"},
     "fresh-stage": {"warm": False, "contrastive": "on"},
     "fresh-stage-250": {"warm": False, "contrastive": "on", "contrastive_max_rows": 250},
+    "fresh-stage-10": {"warm": False, "contrastive": "on", "contrastive_iterations": 10},
 }
 
 
-def shipped_spec(**paths: Any) -> TrainSpec:
-    """The TrainSpec the daemon's job builds from the default ``[retraining]`` settings."""
+def shipped_spec(*, replaces_champion: bool, **paths: Any) -> TrainSpec:
+    """The TrainSpec the daemon's job builds from the default ``[retraining]`` settings, for a
+    first adapter or a retrain that ``replaces_champion``."""
     rt = RetrainingSettings()
     same = {
         name: getattr(rt, name)
         for name in TrainSpec.__dataclass_fields__
-        if hasattr(rt, name) and name not in {"device", "max_length", "warm_start"}
+        if hasattr(rt, name)
+        and name not in {"device", "max_length", "warm_start", "contrastive_iterations"}
     }
     same["target_modules"] = tuple(rt.target_modules) if rt.target_modules else None
+    same["contrastive_iterations"] = stage_passes(
+        rt.contrastive_iterations, replaces_champion=replaces_champion
+    )
     return TrainSpec(labels=LABELS, **same, **paths)
 
 
@@ -138,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             result = train(
                 replace(
                     shipped_spec(
+                        replaces_champion=name != "first",
                         base=base,
                         train_file=str(d / "train.jsonl"),
                         out_dir=str(d / "adapter"),

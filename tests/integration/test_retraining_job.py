@@ -203,7 +203,8 @@ def test_first_adapter_from_file_is_promoted_with_golden_and_replay(
     rows, batch = 360 - training["dev_rows"], rt.batch_size
     per_pass = -(-rows // batch) - (rows % batch == 1)  # a lone last row joins the batch before
     assert rt.contrastive_pairing == "in-batch"
-    assert training["contrastive"]["steps"] == rt.contrastive_iterations * per_pass
+    # contrastive_iterations: auto gives a first adapter 10 passes
+    assert training["contrastive"]["steps"] == 10 * per_pass
     assert training["contrastive"]["loss_last"] < training["contrastive"]["loss_first"]
     assert outcome.verdict is not None
     # No champion: relative bounds skip; every slice must beat the majority class instead.
@@ -337,8 +338,14 @@ def test_warm_start_auto_retrains_a_sentence_encoder_from_a_fresh_lora_with_the_
     (spec,) = [s for s in executor.specs if s.rescore is None]
     champion = repo.get_adapter(sqlite_engine, active_version(sqlite_engine))
     assert spec.warm_start == (None if sentence_encoder else champion.path)
-    stage = (outcome.details or {})["training"]["contrastive"]
+    training = (outcome.details or {})["training"]
+    stage = training["contrastive"]
     assert (stage is not None) == sentence_encoder
+    if stage is not None:  # a retrain replacing a serving adapter: 5 passes (auto), not 10
+        assert spec.contrastive_iterations == 5
+        rows = training["contrastive"]["rows"]
+        per_pass = -(-rows // spec.batch_size) - (rows % spec.batch_size == 1)
+        assert stage["steps"] == 5 * per_pass
     # what forgetting follows: whether the candidate inherited the champion's weights
     record = repo.get_adapter(sqlite_engine, outcome.candidate)
     assert record.config is not None

@@ -47,7 +47,12 @@ from adaptd.retraining.replay import ReplayStore
 from adaptd.retraining.scored import reference_rows, validation_signals
 from adaptd.retraining.scoring import write_eval_file
 from adaptd.retraining.spec import Progress, TrainResult, TrainSpec
-from adaptd.retraining.trainer import is_sentence_encoder, starts_warm, write_train_file
+from adaptd.retraining.trainer import (
+    is_sentence_encoder,
+    stage_passes,
+    starts_warm,
+    write_train_file,
+)
 from adaptd.retraining.validation import SliceData, Verdict, judge
 from adaptd.storage import repository as repo
 from adaptd.storage.locks import KeptLock, retrain_lock
@@ -279,7 +284,9 @@ class RetrainJob:
             warm_start=champion.path if incremental and champion is not None else None,
             contrastive=rt.contrastive,
             contrastive_max_rows=rt.contrastive_max_rows,
-            contrastive_iterations=rt.contrastive_iterations,
+            contrastive_iterations=stage_passes(
+                rt.contrastive_iterations, replaces_champion=champion is not None
+            ),
             contrastive_learning_rate=rt.contrastive_learning_rate,
             contrastive_pairing=rt.contrastive_pairing,
             rank=rt.rank,

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 from safetensors.torch import load_file
 
 from adaptd.modeling.base import resolve_base
@@ -21,6 +22,7 @@ from adaptd.retraining.trainer import (
     _Score,
     is_sentence_encoder,
     runs_contrastive,
+    stage_passes,
     starts_warm,
     train,
 )
@@ -130,6 +132,16 @@ def test_auto_warm_start_goes_fresh_where_the_stage_shapes_a_fresh_lora() -> Non
     assert warm(mode="features")  # a probe on the champion's features
     assert warm(True) and not warm(False, st=False)  # explicit settings win
     assert RetrainingSettings().warm_start == "auto"
+
+
+def test_auto_stage_passes_halve_for_a_retrain_that_replaces_a_serving_adapter() -> None:
+    assert RetrainingSettings().contrastive_iterations == "auto"
+    assert stage_passes("auto", replaces_champion=False) == 10  # a first adapter, as measured
+    assert stage_passes("auto", replaces_champion=True) == 5  # on the clock after a shift
+    assert stage_passes(7, replaces_champion=True) == 7  # an explicit number wins
+    assert stage_passes(7, replaces_champion=False) == 7
+    with pytest.raises(ValidationError, match="contrastive_iterations"):
+        RetrainingSettings(contrastive_iterations=0)
 
 
 def test_a_sentence_encoder_is_a_directory_with_a_pooling_module(
