@@ -47,12 +47,22 @@ HEADER = """\
 """
 
 
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+
+
+def _bounds(metadata: list[Any]) -> list[str]:
+    """``>= 1`` and the like, from a field's (or an ``Annotated`` member's) constraints."""
+    return [
+        f"{symbol} {getattr(item, attr)}"
+        for item in metadata
+        for attr, symbol in _BOUNDS
+        if isinstance(item, getattr(annotated_types, attr.capitalize()))
+    ]
+
+
 def _constraints(field: FieldInfo) -> list[str]:
-    out = []
+    out = _bounds(field.metadata)
     for item in field.metadata:
-        for attr, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
-            if isinstance(item, getattr(annotated_types, attr.capitalize())):
-                out.append(f"{symbol} {getattr(item, attr)}")
         if isinstance(item, annotated_types.MinLen):
             out.append(f"at least {item.min_length} items")
     annotation = field.annotation
@@ -72,12 +82,7 @@ def _constraints(field: FieldInfo) -> list[str]:
                 for item in arg.__metadata__
                 for m in (item.metadata if isinstance(item, FieldInfo) else [item])
             ]
-            bounds = [
-                f"{symbol} {getattr(item, attr)}"
-                for item in inner
-                for attr, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
-                if isinstance(item, getattr(annotated_types, attr.capitalize()))
-            ]
+            bounds = _bounds(inner)
             kind = typing.get_args(arg)[0].__name__
             choices = [" ".join([f"an {kind}", *bounds]), *choices]
     if choices:

@@ -213,7 +213,7 @@ def stage_passes(iterations: int | Literal["auto"], *, replaces_champion: bool) 
     retrain runs while the stale adapter serves the shifted traffic, so its minutes count:
     after the demo's shift 5 passes scored +6.5 points on held-out movies against 10 passes'
     +7.2 on the same three draws, with the stage in half the time (bench/adaptation/retrain.py,
-    variant fresh-stage-5)."""
+    variants fresh-stage and fresh-stage-10)."""
     if iterations != "auto":
         return iterations
     return RETRAIN_PASSES if replaces_champion else FIRST_ADAPTER_PASSES
