@@ -165,6 +165,11 @@ def served(sqlite_engine: Engine, tmp_path: Path, first_adapter: Path) -> Iterat
     yield registry
 
 
+def batches_per_pass(rows: int, batch_size: int) -> int:
+    """In-batch pairs: a pass cut into batches, a lone last row joining the batch before it."""
+    return -(-rows // batch_size) - (rows % batch_size == 1)
+
+
 def active_version(engine: Engine) -> str:
     active = repo.active_adapter(engine)
     assert active is not None
@@ -201,7 +206,7 @@ def test_first_adapter_from_file_is_promoted_with_golden_and_replay(
     # the 360 training rows less the dev split, every pass cut into batches (in-batch pairs).
     training = run.details["training"]
     rows, batch = 360 - training["dev_rows"], rt.batch_size
-    per_pass = -(-rows // batch) - (rows % batch == 1)  # a lone last row joins the batch before
+    per_pass = batches_per_pass(rows, batch)
     assert rt.contrastive_pairing == "in-batch"
     # contrastive_iterations: auto gives a first adapter 10 passes
     assert training["contrastive"]["steps"] == 10 * per_pass
@@ -343,9 +348,7 @@ def test_warm_start_auto_retrains_a_sentence_encoder_from_a_fresh_lora_with_the_
     assert (stage is not None) == sentence_encoder
     if stage is not None:  # a retrain replacing a serving adapter: 5 passes (auto), not 10
         assert spec.contrastive_iterations == 5
-        rows = training["contrastive"]["rows"]
-        per_pass = -(-rows // spec.batch_size) - (rows % spec.batch_size == 1)
-        assert stage["steps"] == 5 * per_pass
+        assert stage["steps"] == 5 * batches_per_pass(stage["rows"], spec.batch_size)
     # what forgetting follows: whether the candidate inherited the champion's weights
     record = repo.get_adapter(sqlite_engine, outcome.candidate)
     assert record.config is not None
