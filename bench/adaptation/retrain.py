@@ -41,16 +41,17 @@ from typing import Any
 
 import numpy as np
 
+from adaptd.config import Settings
 from adaptd.datasets import demo
 from adaptd.datasets.records import Example
 from adaptd.demo.shifts import tweets_to_movies
 from adaptd.evaluation import measures as m
 from adaptd.modeling.base import load_tokenizer, resolve_base
 from adaptd.retraining.dataset import AssemblySpec, TrainingSet, assemble
+from adaptd.retraining.job import train_spec
 from adaptd.retraining.scoring import score_candidate, write_eval_file
-from adaptd.retraining.settings import RetrainingSettings
 from adaptd.retraining.spec import TrainSpec
-from adaptd.retraining.trainer import stage_passes, train, write_train_file
+from adaptd.retraining.trainer import train, write_train_file
 
 LABELS = demo.LABELS
 #: tokens per text, as the daemon's model.max_length default: training and checkpoint scoring
@@ -69,20 +70,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def shipped_spec(*, replaces_champion: bool, **paths: Any) -> TrainSpec:
-    """The TrainSpec the daemon's job builds from the default ``[retraining]`` settings, for a
-    first adapter or a retrain that ``replaces_champion``."""
-    rt = RetrainingSettings()
-    same = {
-        name: getattr(rt, name)
-        for name in TrainSpec.__dataclass_fields__
-        if hasattr(rt, name)
-        and name not in {"device", "max_length", "warm_start", "contrastive_iterations"}
-    }
-    same["target_modules"] = tuple(rt.target_modules) if rt.target_modules else None
-    same["contrastive_iterations"] = stage_passes(
-        rt.contrastive_iterations, replaces_champion=replaces_champion
-    )
-    return TrainSpec(labels=LABELS, **same, **paths)
+    """The TrainSpec the daemon's job builds from the default settings, for a first adapter or a
+    retrain that ``replaces_champion``."""
+    spec = train_spec(Settings(), replaces_champion=replaces_champion, **paths)
+    return replace(spec, labels=LABELS)
 
 
 def right(predicted: list[int], examples: tuple[Example, ...]) -> np.ndarray:

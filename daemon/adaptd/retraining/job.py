@@ -249,7 +249,6 @@ class RetrainJob:
     ) -> TrainSpec:
         s = self.settings
         rt = s.retraining
-        labels = tuple(s.model.labels)
         write_train_file(
             work / "train.jsonl",
             [
@@ -269,48 +268,15 @@ class RetrainJob:
             contrastive=rt.contrastive,
             mode=rt.mode,
         )
-        return TrainSpec(
+        return train_spec(
+            s,
             base=base,
-            labels=labels,
             train_file=str(work / "train.jsonl"),
             out_dir=str(work / "adapter"),
             progress_file=str(work / "progress.jsonl"),
-            pooling=s.model.pooling,
-            safetensors_only=s.model.safetensors_only,
-            device=rt.device or s.model.device,
-            dtype=rt.dtype,
-            autocast=rt.autocast,
-            mode=rt.mode,
-            warm_start=champion.path if incremental and champion is not None else None,
-            contrastive=rt.contrastive,
-            contrastive_max_rows=rt.contrastive_max_rows,
-            contrastive_iterations=stage_passes(
-                rt.contrastive_iterations, replaces_champion=champion is not None
-            ),
-            contrastive_learning_rate=rt.contrastive_learning_rate,
-            contrastive_pairing=rt.contrastive_pairing,
-            rank=rt.rank,
-            alpha=rt.alpha,
-            dropout=rt.dropout,
-            target_modules=tuple(rt.target_modules) if rt.target_modules else None,
-            epochs=rt.epochs,
-            min_steps=rt.min_steps,
-            batch_size=rt.batch_size,
-            learning_rate=rt.learning_rate,
-            head_learning_rate=rt.head_learning_rate,
-            probe_c=rt.probe_c,
-            weight_decay=rt.weight_decay,
-            schedule=rt.schedule,
-            warmup_ratio=rt.warmup_ratio,
-            early_stopping_patience=rt.early_stopping_patience,
-            dev_fraction=rt.dev_fraction,
-            dev_from=rt.dev_from,
-            select_by=rt.select_by,
-            max_length=rt.max_length or s.model.max_length,
-            seed=rt.seed,
-            threads=rt.threads,
             eval_file=str(work / "eval.jsonl"),
             champion=champion.path if champion is not None else None,
+            warm_start=champion.path if incremental and champion is not None else None,
         )
 
     def _late_labels(
@@ -791,3 +757,68 @@ def _window_end(adapter: AdapterRecord | None) -> datetime | None:
         return datetime.fromisoformat(until) if isinstance(until, str) else None
     except ValueError:
         return None
+
+
+def train_spec(
+    s: Settings,
+    *,
+    base: str,
+    train_file: str,
+    out_dir: str,
+    progress_file: str,
+    eval_file: str | None = None,
+    champion: str | None = None,
+    warm_start: str | None = None,
+    replaces_champion: bool | None = None,
+) -> TrainSpec:
+    """The spec the settings give one training run: the ``[retraining]`` recipe, the model's
+    labels, pooling and length, and where the run reads and writes. One place for the daemon's
+    job and the benchmarks that measure its recipe, so that they train the same thing.
+    ``replaces_champion`` (default: a ``champion`` is given) resolves the ``auto`` of the
+    stage's passes."""
+    rt = s.retraining
+    if replaces_champion is None:
+        replaces_champion = champion is not None
+    return TrainSpec(
+        base=base,
+        labels=tuple(s.model.labels),
+        train_file=train_file,
+        out_dir=out_dir,
+        progress_file=progress_file,
+        pooling=s.model.pooling,
+        safetensors_only=s.model.safetensors_only,
+        device=rt.device or s.model.device,
+        dtype=rt.dtype,
+        autocast=rt.autocast,
+        mode=rt.mode,
+        warm_start=warm_start,
+        contrastive=rt.contrastive,
+        contrastive_max_rows=rt.contrastive_max_rows,
+        contrastive_iterations=stage_passes(
+            rt.contrastive_iterations, replaces_champion=replaces_champion
+        ),
+        contrastive_learning_rate=rt.contrastive_learning_rate,
+        contrastive_pairing=rt.contrastive_pairing,
+        rank=rt.rank,
+        alpha=rt.alpha,
+        dropout=rt.dropout,
+        target_modules=tuple(rt.target_modules) if rt.target_modules else None,
+        epochs=rt.epochs,
+        min_steps=rt.min_steps,
+        batch_size=rt.batch_size,
+        learning_rate=rt.learning_rate,
+        head_learning_rate=rt.head_learning_rate,
+        probe_c=rt.probe_c,
+        weight_decay=rt.weight_decay,
+        schedule=rt.schedule,
+        warmup_ratio=rt.warmup_ratio,
+        early_stopping_patience=rt.early_stopping_patience,
+        dev_fraction=rt.dev_fraction,
+        dev_from=rt.dev_from,
+        select_by=rt.select_by,
+        max_length=rt.max_length or s.model.max_length,
+        seed=rt.seed,
+        threads=rt.threads,
+        eval_file=eval_file,
+        champion=champion,
+    )
