@@ -2,9 +2,10 @@
 retrain recipe beats the first adapter after the demo's shift, now that the first adapter is
 shaped by the contrastive stage?
 
-The demo's shift (``tweets-to-movies``) offline, through the real trainer and the job's own
-:func:`assemble`: the first adapter on the source tweets with the shipped defaults (the
-contrastive stage runs: a fresh LoRA on a few hundred rows), then, for each of ``--draws``
+The demo's shift (``tweets-to-movies``; ``--shift`` names another packaged one) offline,
+through the real trainer and the job's own :func:`assemble`: the first adapter on the source
+tweets with the shipped defaults (the contrastive stage runs: a fresh LoRA on a few hundred
+rows), then, for each of ``--draws``
 disjoint draws of ``--new-labels`` movie labels (the size the default policy's
 ``min_new_labels`` and ``retry_growth`` give: 200, 300, 450), one retrain per variant on the
 same assembled rows (newest 20 % held out, tweets replayed one per new label, dev rows from the
@@ -44,7 +45,7 @@ import numpy as np
 from adaptd.config import Settings
 from adaptd.datasets import demo
 from adaptd.datasets.records import Example
-from adaptd.demo.shifts import tweets_to_movies
+from adaptd.demo.shifts import SHIFTS
 from adaptd.evaluation import measures as m
 from adaptd.modeling.base import load_tokenizer, resolve_base
 from adaptd.retraining.dataset import AssemblySpec, TrainingSet, assemble
@@ -97,13 +98,19 @@ def main(argv: list[str] | None = None) -> int:
         help="also score every checkpoint on the held-out rows (how good each selection rule is)",
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--shift",
+        choices=sorted(SHIFTS),
+        default="tweets-to-movies",
+        help="the packaged shift (default: the demo's)",
+    )
     args = parser.parse_args(argv)
     chosen = args.variants.split(",")
     unknown = sorted(set(chosen) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     base = resolve_base(None)
-    shift = tweets_to_movies()
+    shift = SHIFTS[args.shift]()
     sizes = [args.new_labels] + [int(v) for v in args.new_labels_grow.split(",") if v]
     largest = max(sizes)
     if (args.from_draw + args.draws) * largest > len(shift.target_live):
@@ -188,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                         row[f"{k}_interval"] = [round(low, 4), round(high, 4)]
                     print(json.dumps(_shown(row)), flush=True)  # noqa: T201
                     rows_out.append(row)
-    _table(champion, rows_out, chosen)
+    _table(champion, rows_out, chosen, names=(shift.target, shift.source))
     return 0
 
 
@@ -198,16 +205,24 @@ def _shown(row: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def _table(champion: dict[str, Any], rows: list[dict[str, Any]], chosen: list[str]) -> None:
+def _table(
+    champion: dict[str, Any],
+    rows: list[dict[str, Any]],
+    chosen: list[str],
+    *,
+    names: tuple[str, str],
+) -> None:
+    target, source = names
+
     def pct(x: float) -> str:
         return f"{100 * x:+.1f}"
 
     first = {k: 100 * float(v.mean()) for k, v in champion["right"].items()}
     print(  # noqa: T201
-        f"\nfirst adapter: movies {first['target']:.1f}%, tweets {first['source']:.1f}% "
+        f"\nfirst adapter: {target} {first['target']:.1f}%, {source} {first['source']:.1f}% "
         f"(kept {champion['kept']}, {champion['wall_s']} s)\n"
-        "\n| variant | draw | new labels | rows | kept | wall s | movies vs first [95%] "
-        "| tweets vs first [95%] |"
+        "\n| variant | draw | new labels | rows | kept | wall s | "
+        f"{target} vs first [95%] | {source} vs first [95%] |"
     )
     print("|---|---:|---:|---:|---|---:|---|---|")  # noqa: T201
     for r in rows:
@@ -219,7 +234,7 @@ def _table(champion: dict[str, Any], rows: list[dict[str, Any]], chosen: list[st
             f"{pct(r['source_change'])} [{pct(s[0])}, {pct(s[1])}] |"
         )
     if any("target" in c for r in rows for c in r["checkpoints"]):
-        print("\n| run | checkpoint | dev | movies | tweets |")  # noqa: T201
+        print(f"\n| run | checkpoint | dev | {target} | {source} |")  # noqa: T201
         print("|---|---|---:|---:|---:|")  # noqa: T201
         for r in rows:
             for c in r["checkpoints"]:
@@ -228,7 +243,9 @@ def _table(champion: dict[str, Any], rows: list[dict[str, Any]], chosen: list[st
                     f"| {r['run']} | {c['checkpoint']}{mark} | {c['dev_accuracy']} | "
                     f"{c.get('target')} | {c.get('source')} |"
                 )
-    print("\n| variant | mean movies vs first | mean tweets vs first | mean wall s |")  # noqa: T201
+    print(  # noqa: T201
+        f"\n| variant | mean {target} vs first | mean {source} vs first | mean wall s |"
+    )
     print("|---|---:|---:|---:|")  # noqa: T201
     for variant in chosen:
         mine = [r for r in rows if r["variant"] == variant]
