@@ -48,8 +48,9 @@ serve: $(STAMP)
 test: $(STAMP) data
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --max-worker-restart 0 --durations=25 $(PYTEST_ARGS)
 
-# The multi-process scale-out test on PostgreSQL (two replicas, two controllers, kill -9 of the
-# leader): too long for CI's budget beside the rest, so not part of `test`.
+# What does not fit CI's 30 minutes beside the rest (marker `long`): the multi-process scale-out
+# test on PostgreSQL (two replicas, two controllers, kill -9 of the leader) and the 20-round
+# SIGTERM restart test (CI runs 8 rounds).
 test-long: $(STAMP) data
 	$(BIN)/python -m pytest -m long $(PYTEST_ARGS)
 
