@@ -3,9 +3,15 @@
 Loaded only when ``retraining.executor: ray`` (Ray is an optional dependency). The task runs the
 same :func:`adaptd.retraining.trainer.train` as the local child and reports through the same
 progress file, so the spec's ``work`` directory must be on storage the worker and the daemon
-share (the local machine for a local Ray; a shared volume on a real cluster). Timeout and
-cancellation use ``ray.cancel(force=True)``, which kills the worker process; a task that dies or
+share (the local machine for a local Ray; a shared volume on a real cluster). A task that dies or
 runs out of memory raises and ends the run as failed, never with an adapter.
+
+Timeout and cancellation ask the task to stop: the daemon writes a stop file beside the progress
+file, and the task checks it at each progress report and returns. Only a task that does not stop
+within ``grace_s`` gets ``ray.cancel`` (an interrupt in the task); never ``force=True``, which
+kills the worker: with the daemon as Ray's driver, that races the task's own reply and Ray 2.60
+then aborts the driver process (``task_manager.cc: Check failed ... Tried to complete task that
+was not pending``, seen in CI; the retry-path twin is ray-project/ray#54798).
 
 GPUs: a cuda ``retraining.device`` (or ``auto`` on a cluster that has GPUs) asks Ray for one GPU,
 and the task trains on ``cuda``, the device Ray made visible to it; the daemon's own device index
@@ -36,21 +42,42 @@ from adaptd.security import ray_env_vars
 logger = logging.getLogger(__name__)
 
 
-def _train_task(spec_dict: dict[str, Any]) -> dict[str, Any]:
-    """Runs on the Ray worker."""
+class _Stopped(Exception):
+    """The daemon asked the task to stop (its stop file exists)."""
+
+
+def stop_file(spec: TrainSpec) -> Path:
+    """Where the daemon asks a run's task to stop: beside its progress file."""
+    return Path(spec.progress_file).with_suffix(".stop")
+
+
+def _train_task(spec_dict: dict[str, Any]) -> dict[str, Any] | None:
+    """Runs on the Ray worker. Returns None when it stopped because the daemon asked."""
     from adaptd.retraining.child import ProgressWriter
     from adaptd.retraining.trainer import train
 
     spec = TrainSpec.from_dict(spec_dict)
+    stop = stop_file(spec)
     writer = ProgressWriter(Path(spec.progress_file))
+
+    def report(progress: Progress) -> None:
+        writer.progress(progress)
+        if stop.exists():
+            raise _Stopped
+
     try:
-        return train(spec, writer.progress).to_dict()
+        return train(spec, report).to_dict()
+    except _Stopped:
+        writer.write({"type": "stopped"})
+        return None
     finally:
         writer.close()
 
 
 class RayExecutor:
-    def __init__(self, *, address: str | None = None, poll_s: float = 0.5) -> None:
+    def __init__(
+        self, *, address: str | None = None, poll_s: float = 0.5, grace_s: float = 30.0
+    ) -> None:
         try:
             import ray
         except ImportError as e:
@@ -60,6 +87,8 @@ class RayExecutor:
         self._ray = ray
         self.address = address
         self.poll_s = poll_s
+        #: how long a task asked to stop may take to see it (it looks at each progress report)
+        self.grace_s = grace_s
 
     def _ensure_connected(self) -> None:
         if not self._ray.is_initialized():
@@ -100,6 +129,7 @@ class RayExecutor:
             options, spec = self.task_options(spec)
         except ConfigError as e:
             raise TrainingFailed(str(e)) from e
+        stop_file(spec).unlink(missing_ok=True)
         task = ray.remote(**options)(_train_task)
         ref = task.remote(spec.to_dict())
         cancel = cancel or threading.Event()
@@ -132,8 +162,31 @@ class RayExecutor:
                     detail = f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
                 raise TrainingFailed(f"ray task failed: {detail}") from e
         except TrainingFailed:
-            ray.cancel(ref, force=True)
+            self._stop(ref, stop_file(spec))
             raise
+        if data is None:  # someone else wrote the stop file while the task ran
+            raise TrainingFailed("the task stopped on request")
         result = TrainResult.from_dict(data)
         verify_adapter_dir(Path(result.adapter_dir), spec.labels)
         return result
+
+    def _stop(self, ref: Any, stop: Path) -> None:
+        """Asks a task that is still running to stop, and waits for it to end."""
+        ray = self._ray
+        ready, _ = ray.wait([ref], timeout=0)
+        if ready:
+            return
+        stop.touch()
+        ready, _ = ray.wait([ref], timeout=self.grace_s)
+        if ready:
+            return
+        # Stuck between progress reports (loading, a long step): interrupt it, still not a kill.
+        ray.cancel(ref)
+        ready, _ = ray.wait([ref], timeout=self.grace_s)
+        if not ready:
+            logger.warning(
+                "the ray task of %s did not stop within %.0f s of being asked and interrupted; "
+                "left to Ray",
+                stop.parent,
+                2 * self.grace_s,
+            )

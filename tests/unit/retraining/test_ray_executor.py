@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,8 +53,32 @@ def test_ray_task_failure_is_a_reason(local_ray: None, tmp_path: Path, tiny_base
         executor.run(spec, timeout_s=300, on_progress=lambda p: None)
 
 
-def test_ray_timeout_cancels(local_ray: None, tmp_path: Path, tiny_base: Path) -> None:
+def _records(spec: Any) -> list[dict[str, Any]]:
+    lines = Path(spec.progress_file).read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_ray_timeout_asks_the_task_to_stop(
+    local_ray: None, tmp_path: Path, tiny_base: Path
+) -> None:
+    """A timed-out task is asked to stop and returns: run() raises only after it has ended, and
+    no worker is killed (a forced cancel can abort the daemon, Ray's driver)."""
     executor = load_executor("ray", poll_s=0.1)
-    spec = make_spec(tmp_path / "run", tiny_base, epochs=200)
+    spec = make_spec(tmp_path / "run", tiny_base, epochs=200, report_every=1)
     with pytest.raises(TrainingFailed, match="timed out"):
         executor.run(spec, timeout_s=3, on_progress=lambda p: None)
+    assert _records(spec)[-1] == {"type": "stopped"}, "the task saw the stop file and returned"
+
+
+def test_ray_cancel_asks_the_task_to_stop(local_ray: None, tmp_path: Path, tiny_base: Path) -> None:
+    executor = load_executor("ray", poll_s=0.1)
+    spec = make_spec(tmp_path / "run", tiny_base, epochs=200, report_every=1)
+    cancel = threading.Event()
+
+    def on_progress(progress: Progress) -> None:
+        if progress.step >= 3:
+            cancel.set()
+
+    with pytest.raises(TrainingFailed, match="cancelled"):
+        executor.run(spec, timeout_s=300, on_progress=on_progress, cancel=cancel)
+    assert _records(spec)[-1] == {"type": "stopped"}
