@@ -88,3 +88,23 @@ def test_schema_describes_every_field():
     assert undocumented(schema, "") == []
     policy = schema["$defs"]["Policy"]["properties"]
     assert {"for", "n_of_m", "cooldown", "max_per_day", "trip", "clear", "action"} <= set(policy)
+
+
+def test_the_quick_demo_policy_is_the_demo_policy_with_its_retrain_action(tmp_path: Path):
+    from adaptd.cli.demo_cmd import QUICK_ACTION, demo_policy
+
+    assert demo_policy(quick=False) == DEMO.read_text()
+    path = tmp_path / "quick.yaml"
+    path.write_text(demo_policy(quick=True))
+    quick, errors = load_policies([path], CATALOG)
+    full, _ = load_policies([DEMO], CATALOG)
+    assert [str(e) for e in errors] == []
+    (q,), (f,) = quick, full
+    assert isinstance(q.action, RetrainAction) and isinstance(f.action, RetrainAction)
+    assert (q.action.min_new_labels, q.max_per_day) == (
+        QUICK_ACTION["min_new_labels"],
+        QUICK_ACTION["max_per_day"],
+    )
+    # Everything else is the demo's: the trip, its timing and the retry growth.
+    assert (q.trip, q.min_samples, q.cooldown) == (f.trip, f.min_samples, f.cooldown)
+    assert q.action.retry_growth == f.action.retry_growth
