@@ -246,7 +246,10 @@ class RetrainJob:
         training: TrainingSet,
         champion: AdapterRecord | None,
         golden: list[Example] | None,
+        *,
+        learnt_from: int,
     ) -> TrainSpec:
+        """``learnt_from``: the rows the champion's lineage learnt from (see starts_warm)."""
         s = self.settings
         rt = s.retraining
         write_train_file(
@@ -267,6 +270,8 @@ class RetrainJob:
             sentence_encoder=is_sentence_encoder(base),
             contrastive=rt.contrastive,
             mode=rt.mode,
+            rows=len(training.train),
+            learnt_from=learnt_from,
         )
         return train_spec(
             s,
@@ -575,7 +580,7 @@ class RetrainJob:
                     f"active adapter {champion.version[:12]} ({champion.path}) cannot be "
                     f"loaded: {e}"
                 ) from e
-        replay, _ = self.replay.load()
+        replay, learnt_from = self.replay.load()
         golden = self._golden(labelled if champion is None else [])
         # The holdout must be data the champion never trained on either: nothing it may have
         # replayed, nothing from the window it was trained on.
@@ -619,7 +624,7 @@ class RetrainJob:
             golden_sources = {"golden": len(golden), "holdout": len(training.holdout)}
 
         work.mkdir(parents=True, exist_ok=True)
-        train_spec = self._spec(work, training, champion, judged_golden)
+        train_spec = self._spec(work, training, champion, judged_golden, learnt_from=learnt_from)
         result = self.executor.run(
             train_spec,
             timeout_s=rt.timeout_s,
