@@ -27,10 +27,6 @@ Variants (all with the shipped defaults except what is named):
 - ``fresh-stage-250``: the same with the stage on at most 250 rows (half its minutes);
 - ``fresh-stage-10``: the same with 10 passes of the stage, as a first adapter's, where a
   retrain's default (``contrastive_iterations: auto``) is 5: twice the stage's minutes.
-
-The shipped ``warm_start: auto`` is ``fresh-stage`` on the shipped MiniLM when the retrain's rows
-cover what the first adapter learnt from (the demo's shift: 376 and more against 234), and
-``warm`` when they do not (movies -> tweets at 190 new labels: 304 against 1,079).
 """
 
 from __future__ import annotations

@@ -319,53 +319,40 @@ class Recording:
         return self.inner.run(spec, **options)
 
 
-@pytest.mark.parametrize(
-    ("sentence_encoder", "lineage"),
-    [(True, None), (False, None), (True, 10_000)],
-    ids=["st-base", "plain-base", "st-base-larger-lineage"],
-)
+@pytest.mark.parametrize("sentence_encoder", [True, False], ids=["st-base", "plain-base"])
 def test_warm_start_auto_retrains_a_sentence_encoder_from_a_fresh_lora_with_the_stage(
     sqlite_engine: Engine,
     tmp_path: Path,
     tiny_base: Path,
     served: StoreRegistry,
     sentence_encoder: bool,
-    lineage: int | None,
 ) -> None:
     # The shipped default: on a sentence-transformers base a retrain is a fresh LoRA shaped by
-    # the contrastive stage (bench/adaptation/retrain.py), elsewhere a warm start; and a warm
-    # start there too when the retrain's rows are fewer than the adapter in service learnt from
-    # (`lineage`: the replay reservoir's count), which a fresh LoRA would forget.
+    # the contrastive stage (bench/adaptation/retrain.py), elsewhere a warm start.
     base = sentence_encoder_copy(tiny_base, tmp_path / "st") if sentence_encoder else tiny_base
     settings = make_settings(tmp_path / "state", base)
     assert settings.retraining.warm_start == "auto"
     settings = settings.model_copy(
         update={"retraining": settings.retraining.model_copy(update={"epochs": 2})}
     )
-    if lineage is not None:
-        stored = repo.replay_set(sqlite_engine, RESERVOIR)
-        assert stored is not None
-        with sqlite_engine.begin() as conn:
-            repo.put_replay_set(conn, RESERVOIR, stored[0], lineage)
     feed(sqlite_engine, keyword_examples(300, seed=3, domain="b", start=T0), "b")
     executor = Recording()
     job = RetrainJob(settings, sqlite_engine, served, executor=executor, clock=Clock())
     outcome = job.run(RetrainRequest(reason="drift on b"))
     assert outcome.candidate is not None, outcome.reason
     (spec,) = [s for s in executor.specs if s.rescore is None]
-    fresh = sentence_encoder and lineage is None
     champion = repo.get_adapter(sqlite_engine, active_version(sqlite_engine))
-    assert spec.warm_start == (None if fresh else champion.path)
+    assert spec.warm_start == (None if sentence_encoder else champion.path)
     training = (outcome.details or {})["training"]
     stage = training["contrastive"]
-    assert (stage is not None) == fresh
+    assert (stage is not None) == sentence_encoder
     if stage is not None:  # a retrain replacing a serving adapter: 5 passes (auto), not 10
         assert spec.contrastive_iterations == 5
         assert stage["steps"] == 5 * batches_per_pass(stage["rows"], spec.batch_size)
     # what forgetting follows: whether the candidate inherited the champion's weights
     record = repo.get_adapter(sqlite_engine, outcome.candidate)
     assert record.config is not None
-    assert record.config["retraining"]["warm_start"] is (not fresh)
+    assert record.config["retraining"]["warm_start"] is (not sentence_encoder)
 
 
 class LabelsArriveWhileTraining:

@@ -246,10 +246,7 @@ class RetrainJob:
         training: TrainingSet,
         champion: AdapterRecord | None,
         golden: list[Example] | None,
-        *,
-        learnt_from: int,
     ) -> TrainSpec:
-        """``learnt_from``: the rows the champion's lineage learnt from (see starts_warm)."""
         s = self.settings
         rt = s.retraining
         write_train_file(
@@ -270,8 +267,6 @@ class RetrainJob:
             sentence_encoder=is_sentence_encoder(base),
             contrastive=rt.contrastive,
             mode=rt.mode,
-            rows=len(training.train),
-            learnt_from=learnt_from,
         )
         return train_spec(
             s,
@@ -580,7 +575,7 @@ class RetrainJob:
                     f"active adapter {champion.version[:12]} ({champion.path}) cannot be "
                     f"loaded: {e}"
                 ) from e
-        replay, learnt_from = self.replay.load()
+        replay, _ = self.replay.load()
         golden = self._golden(labelled if champion is None else [])
         # The holdout must be data the champion never trained on either: nothing it may have
         # replayed, nothing from the window it was trained on.
@@ -624,7 +619,7 @@ class RetrainJob:
             golden_sources = {"golden": len(golden), "holdout": len(training.holdout)}
 
         work.mkdir(parents=True, exist_ok=True)
-        train_spec = self._spec(work, training, champion, judged_golden, learnt_from=learnt_from)
+        train_spec = self._spec(work, training, champion, judged_golden)
         result = self.executor.run(
             train_spec,
             timeout_s=rt.timeout_s,

@@ -88,15 +88,12 @@ class RetrainingSettings(Section):
         description="true: start a retrain from the active adapter's LoRA and head "
         "(incremental); false: a fresh LoRA every time, trained on the new labels and the "
         "replayed rows; auto: fresh where the contrastive stage shapes a fresh LoRA (a "
-        "sentence-transformers base, contrastive not off, mode not features) and the "
-        "retrain's rows, new and replayed, are at least as many as the adapter in service and "
-        "its ancestors learnt from (the replay reservoir's count), else warm. After the demo's "
-        "shift (376-933 rows against 234), on the same new labels and replayed tweets, a "
-        "fresh LoRA with the stage scored 1.2 points above the warm start on 1,000 held-out "
-        "movie snippets on 240 new labels (five draws) and 3.7 above on 450, at 4 to 7 "
-        "minutes a retrain at 2 threads where the warm start took 1 to 2; after movies -> "
-        "tweets (304 rows against 1,079) the fresh LoRA lost 2.7 points on the movies and the "
-        "warm start gained 0.7 (bench/adaptation/retrain.py, RECIPE.md).",
+        "sentence-transformers base, contrastive not off, mode not features), else warm. "
+        "After the demo's shift, on the same new labels and replayed tweets, a fresh LoRA "
+        "with the stage scored 1.2 points above the warm start on 1,000 held-out movie "
+        "snippets on 240 new labels (five draws) and 3.7 above on 450 "
+        "(bench/adaptation/retrain.py), at 4 to 7 minutes a retrain at 2 threads where the "
+        "warm start took 1 to 2.",
     )
     contrastive: Literal["auto", "on", "off"] = Field(
         default="auto",

@@ -190,30 +190,17 @@ def runs_contrastive(spec: TrainSpec, *, is_decoder: bool, sentence_encoder: boo
 
 
 def starts_warm(
-    warm_start: bool | Literal["auto"],
-    *,
-    sentence_encoder: bool,
-    contrastive: str,
-    mode: str,
-    rows: int,
-    learnt_from: int,
+    warm_start: bool | Literal["auto"], *, sentence_encoder: bool, contrastive: str, mode: str
 ) -> bool:
-    """Whether a retrain with a champion starts from the champion's LoRA and head.
-
-    ``auto``: a fresh LoRA where the contrastive stage would shape it (a sentence-transformers
-    base, the stage not off, not ``mode: features``) and the retrain's ``rows`` (new and
-    replayed) cover the ``learnt_from`` rows the adapter in service and its ancestors learnt
-    from (the replay reservoir's count); else warm. A fresh adapter knows only what it trains
-    on. After the demo's shift (376-933 rows against 234) a fresh LoRA with the stage beat the
-    warm start by 1.2 points on 240 new labels and 3.7 on 450; after movies -> tweets (304 rows
-    against 1,079) the warm start gained +8.0 on the tweets and +0.7 on the movies where the
-    fresh LoRA gained +9.8 and lost 2.7 (bench/adaptation/retrain.py, RECIPE.md "A fresh
-    retrain forgets a large source"). On other bases a warm start is what was measured
-    (SmolLM2, the tests' tiny BERT)."""
+    """Whether a retrain with a champion starts from the champion's LoRA and head. ``auto``: a
+    fresh LoRA where the contrastive stage would shape it (a sentence-transformers base, the
+    stage not off, not ``mode: features``), else warm. After the demo's shift a fresh LoRA with
+    the stage beat the warm start by 1.2 points on 240 new labels and 3.7 on 450
+    (bench/adaptation/retrain.py); on other bases a warm start is what was measured (SmolLM2,
+    the tests' tiny BERT)."""
     if warm_start != "auto":
         return bool(warm_start)
-    stage = sentence_encoder and contrastive != "off" and mode != "features"
-    return not (stage and rows >= learnt_from)
+    return not (sentence_encoder and contrastive != "off" and mode != "features")
 
 
 #: passes of the contrastive stage under ``contrastive_iterations: auto``: first adapter, retrain
