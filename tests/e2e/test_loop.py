@@ -72,7 +72,12 @@ def daemon(tiny_base: Path, tmp_path: Path) -> Iterator[Service]:
         scheduler={"check_interval_s": 3600.0, "check_on_start": False},
         monitors={"min_samples": 50, "current_window": 300, "reference_window": 200},
         retraining={
-            "epochs": 10,
+            # 20, not 10: at 10 the retrain after the shift learnt domain b's keywords on one CI
+            # machine's CPU and not on another's (AMD EPYC: 0.55 on the recent rows at seed 0,
+            # under the gate's min 0.6; 2 of 4 seeds failed). At 20, there, the refinement test
+            # passed on 6 of 6 seeds and these e2e files on seeds 0-2 (seed 3's first adapter
+            # scored 0.89 on domain a, under this file's 0.9).
+            "epochs": 20,
             "learning_rate": 2e-2,
             # The tiny random BERT learns its keyword task with a head as fast as its LoRA, and
             # LoRA on query/value only: all-linear at this rate wrecks a 2-layer model.

@@ -272,7 +272,7 @@ def looping_daemon(tmp_path: Path, alerting: tuple[Webhook, Alertmanager]) -> It
             "attributes": ["gender"],
         },
         retraining={
-            "epochs": 10,
+            "epochs": 20,  # as tests/e2e/test_loop.py explains
             "learning_rate": 2e-2,
             "head_learning_rate": 2e-2,
             "dev_from": "all",  # as in test_loop: ~10 new dev rows are noise for a random BERT

@@ -65,7 +65,7 @@ def daemon(tiny_base: Path, tmp_path: Path, policy_text: str) -> Iterator[Servic
         scheduler={"check_interval_s": 3600.0, "check_on_start": False},
         monitors={"min_samples": 50, "current_window": 300, "reference_window": 200},
         retraining={
-            "epochs": 10,
+            "epochs": 20,  # as tests/e2e/test_loop.py explains
             "learning_rate": 2e-2,
             "head_learning_rate": 2e-2,
             "target_modules": None,

@@ -97,7 +97,7 @@ def sections(state_dir: Path, base: Path, url: str, policy: Path) -> dict[str, A
         "scheduler": {"check_interval_s": 2.0, "leader_poll_s": POLL_S},
         "monitors": {"min_samples": 50, "current_window": 300, "reference_window": 200},
         "retraining": {
-            "epochs": 10,
+            "epochs": 20,  # as tests/e2e/test_loop.py explains
             "learning_rate": 2e-2,
             "head_learning_rate": 2e-2,
             "target_modules": None,
