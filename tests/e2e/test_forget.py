@@ -27,7 +27,6 @@ from tests.e2e.test_loop import (  # noqa: F401  (fixtures, used by name)
     daemon,
     send,
     served_version,
-    tiny_base,
     wait_for_retrain,
 )
 from tests.unit.retraining.synthetic import keyword_examples

@@ -17,12 +17,12 @@ import pytest
 
 from adaptd.datasets.records import Example
 from adaptd.modeling.base import inspect_base
-from adaptd.modeling.tiny import build_tiny_model
 from adaptd.retraining.executors import LocalExecutor
 from adaptd.retraining.job import RetrainJob, RetrainRequest
 from adaptd.retraining.registry_port import AdaptersRegistry
 from adaptd.service import RunState, Service
 from adaptd.storage import repository as repo
+from tests.e2e import tiny
 from tests.unit.retraining.synthetic import keyword_examples
 from tests.unit.serving.helpers import settings_for, store_for
 
@@ -39,25 +39,12 @@ policies:
       type: retrain
 """
 
-# The floor is 0.55, not 0.6: on one CI machine's CPU the retrain after the shift scored 0.58 on
-# the recent rows, +0.23 [+0.14, +0.30] over the champion, and failed the floor alone
-# (tests/e2e/test_forget.py). min_gain still keeps out what is not surely better, noise included.
-GATES = [
-    {"metric": "accuracy", "slice": "recent", "min": 0.55, "min_gain": 0.0},
-    {"metric": "accuracy", "slice": "golden", "max_drop": 0.05},
-]
-
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("e2e") / "bert", hidden=32, layers=2)
 
 
 @pytest.fixture
@@ -67,34 +54,16 @@ def daemon(tiny_base: Path, tmp_path: Path) -> Iterator[Service]:
     settings = settings_for(
         tmp_path / "state",
         tiny_base,
-        # A random tiny BERT finds one keyword among filler faster through its CLS pooler than
-        # through a mean over all tokens; this test is about the loop, not the pooling.
-        model={"max_length": 32, "pooling": "cls"},
+        model=tiny.MODEL,
         server={"max_inputs": 64},
         policies=[policy],
         scheduler={"check_interval_s": 3600.0, "check_on_start": False},
         monitors={"min_samples": 50, "current_window": 300, "reference_window": 200},
         retraining={
-            # 20, not 10: at 10 the retrain after the shift learnt domain b's keywords on one CI
-            # machine's CPU and not on another's (AMD EPYC: 0.55 on the recent rows at seed 0,
-            # 2 of 4 seeds failing). At 20 with the floor above, the e2e files that share this
-            # recipe passed there on retrain seeds 0-2.
-            "epochs": 20,
-            "learning_rate": 2e-2,
-            # The tiny random BERT learns its keyword task with a head as fast as its LoRA, and
-            # LoRA on query/value only: all-linear at this rate wrecks a 2-layer model.
-            "head_learning_rate": 2e-2,
-            "target_modules": None,
-            # Checkpoints picked on dev rows from the new labels alone (the default, chosen on
-            # MiniLM by bench/adaptation) are picked on ~10 rows here: noise for a random BERT.
-            "dev_from": "all",
-            "min_labels": 20,
-            "min_holdout": 20,
-            "threads": 1,
-            "early_stopping_patience": None,
+            **tiny.RETRAINING,
             "probation": {"min_samples": 30, "max_accuracy_drop": 0.02},
         },
-        validation={"golden_size": 100, "gates": GATES},
+        validation={"golden_size": 100, "gates": tiny.GATES},
     )
     engine = store_for(settings)
     # The first adapter, trained from a labelled file's worth of domain-a examples.

@@ -21,11 +21,11 @@ import yaml
 
 from adaptd.cli.status_cmd import render
 from adaptd.modeling.base import inspect_base
-from adaptd.modeling.tiny import build_tiny_model
 from adaptd.retraining.executors import LocalExecutor
 from adaptd.retraining.job import RetrainJob, RetrainRequest
 from adaptd.retraining.registry_port import AdaptersRegistry
 from adaptd.service import RunState, Service
+from tests.e2e import tiny
 from tests.prom import Alertmanager, alertmanager_server, prometheus_server
 from tests.unit.retraining.synthetic import keyword_examples
 from tests.unit.serving.helpers import build_adapter, build_base, register, settings_for, store_for
@@ -248,20 +248,17 @@ def alerting() -> Iterator[tuple[Webhook, Alertmanager]]:
 
 
 @pytest.fixture
-def looping_daemon(tmp_path: Path, alerting: tuple[Webhook, Alertmanager]) -> Iterator[Service]:
-    from tests.e2e import test_loop
-
+def looping_daemon(
+    tiny_base: Path, tmp_path: Path, alerting: tuple[Webhook, Alertmanager]
+) -> Iterator[Service]:
     alertmanager = alerting[1]
 
     policy = tmp_path / "policies.yaml"
     policy.write_text(ALERTING_POLICIES)
-    base = build_tiny_model(tmp_path / "tiny", hidden=32, layers=2)
     settings = settings_for(
         tmp_path / "state",
-        base,
-        # The tiny keyword task keeps the CLS pooler and q/v LoRA, as tests/e2e/test_loop.py
-        # explains: these tests are about the loop, not the recipe.
-        model={"max_length": 32, "pooling": "cls"},
+        tiny_base,
+        model=tiny.MODEL,
         server={"max_inputs": 64},
         policies=[policy],
         scheduler={"check_interval_s": 3600.0, "check_on_start": False},
@@ -272,23 +269,15 @@ def looping_daemon(tmp_path: Path, alerting: tuple[Webhook, Alertmanager]) -> It
             "attributes": ["gender"],
         },
         retraining={
-            "epochs": 20,  # as tests/e2e/test_loop.py explains
-            "learning_rate": 2e-2,
-            "head_learning_rate": 2e-2,
-            "dev_from": "all",  # as in test_loop: ~10 new dev rows are noise for a random BERT
-            "target_modules": None,
-            "min_labels": 20,
-            "min_holdout": 20,
-            "threads": 1,
-            "early_stopping_patience": None,
+            **tiny.RETRAINING,
             "probation": {"min_samples": 30, "max_accuracy_drop": 0.02},
         },
-        validation={"golden_size": 100, "gates": test_loop.GATES},
+        validation={"golden_size": 100, "gates": tiny.GATES},
         # The daemon's own delivery path, straight into Alertmanager's API.
         alerting={"webhook_url": f"{alertmanager.url}/api/v2/alerts", "backoff_s": 0.2},
     )
     engine = store_for(settings)
-    info = inspect_base(str(base), settings.model.labels, pooling=settings.model.pooling)
+    info = inspect_base(str(tiny_base), settings.model.labels, pooling=settings.model.pooling)
     first = RetrainJob(
         settings,
         engine,

@@ -13,11 +13,10 @@ import pytest
 from adaptd.service import RunState, Service
 from adaptd.storage import repository as repo
 from adaptd.storage.records import RetrainRun
-from tests.e2e.test_loop import GATES, send, tiny_base, wait_for_retrain
+from tests.e2e import tiny
+from tests.e2e.test_loop import send, wait_for_retrain
 from tests.unit.retraining.synthetic import keyword_examples
 from tests.unit.serving.helpers import settings_for, store_for
-
-__all__ = ["tiny_base"]  # the module's fixture, shared
 
 POLICY = """\
 policies:
@@ -57,26 +56,13 @@ def daemon(tiny_base: Path, tmp_path: Path, policy_text: str) -> Iterator[Servic
     settings = settings_for(
         tmp_path / "state",
         tiny_base,
-        # The tiny keyword task keeps the CLS pooler and q/v LoRA, as tests/e2e/test_loop.py
-        # explains: these tests are about the loop, not the recipe.
-        model={"max_length": 32, "pooling": "cls"},
+        model=tiny.MODEL,
         server={"max_inputs": 64},
         policies=[policy],
         scheduler={"check_interval_s": 3600.0, "check_on_start": False},
         monitors={"min_samples": 50, "current_window": 300, "reference_window": 200},
-        retraining={
-            "epochs": 20,  # as tests/e2e/test_loop.py explains
-            "learning_rate": 2e-2,
-            "head_learning_rate": 2e-2,
-            "target_modules": None,
-            # as in tests/e2e/test_loop.py: checkpoints picked on all dev rows, not ~10 new ones
-            "dev_from": "all",
-            "min_labels": 20,
-            "min_holdout": 20,
-            "threads": 1,
-            "early_stopping_patience": None,
-        },
-        validation={"golden_size": 100, "gates": GATES},
+        retraining=tiny.RETRAINING,
+        validation={"golden_size": 100, "gates": tiny.GATES},
     )
     engine = store_for(settings)
     base = inspect_base(str(tiny_base), settings.model.labels, pooling=settings.model.pooling)
@@ -216,7 +202,7 @@ def test_after_a_promotion_the_policy_refines_on_every_label_since_the_shift(
     assert second.candidate is not None
     verdict = repo.get_adapter(daemon.engine, second.candidate).verdict or {}
     recent = next(g for g in verdict["gates"] if g["name"] == "accuracy@recent")
-    floor = GATES[0]["min"]
+    floor = tiny.GATES[0]["min"]
     assert recent["threshold"] == {"min": floor, "min_gain": 0.0, "refinement_margin": 0.02}
     assert first.candidate is not None
     verdict = repo.get_adapter(daemon.engine, first.candidate).verdict or {}
