@@ -16,15 +16,10 @@ import httpx
 import pytest
 
 from adaptd.datasets.records import Example
-from adaptd.modeling.base import inspect_base
-from adaptd.retraining.executors import LocalExecutor
-from adaptd.retraining.job import RetrainJob, RetrainRequest
-from adaptd.retraining.registry_port import AdaptersRegistry
-from adaptd.service import RunState, Service
+from adaptd.service import Service
 from adaptd.storage import repository as repo
 from tests.e2e import tiny
 from tests.unit.retraining.synthetic import keyword_examples
-from tests.unit.serving.helpers import settings_for, store_for
 
 POLICY = """\
 policies:
@@ -49,41 +44,10 @@ def _one_thread() -> None:
 
 @pytest.fixture
 def daemon(tiny_base: Path, tmp_path: Path) -> Iterator[Service]:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
-    settings = settings_for(
-        tmp_path / "state",
-        tiny_base,
-        model=tiny.MODEL,
-        server={"max_inputs": 64},
-        policies=[policy],
-        scheduler={"check_interval_s": 3600.0, "check_on_start": False},
-        monitors={"min_samples": 50, "current_window": 300, "reference_window": 200},
-        retraining={
-            **tiny.RETRAINING,
-            "probation": {"min_samples": 30, "max_accuracy_drop": 0.02},
-        },
-        validation={"golden_size": 100, "gates": tiny.GATES},
-    )
-    engine = store_for(settings)
-    # The first adapter, trained from a labelled file's worth of domain-a examples.
-    base = inspect_base(str(tiny_base), settings.model.labels, pooling=settings.model.pooling)
-    job = RetrainJob(
-        settings,
-        engine,
-        AdaptersRegistry(engine=engine, adapters_dir=settings.adapters_dir, base=base),
-        executor=LocalExecutor(poll_s=0.05),
-    )
-    first = job.run(RetrainRequest(reason="initial", examples=keyword_examples(500)))
-    assert first.status == "promoted", first.reason
-    engine.dispose()
-
-    service = Service(settings=settings)
-    service.startup()
-    yield service
-    if service.state not in (RunState.STOPPED, RunState.CREATED):
-        service.handle_term()
-        service.shutdown()
+    probation = {"min_samples": 30, "max_accuracy_drop": 0.02}
+    retraining = {**tiny.RETRAINING, "probation": probation}
+    with tiny.running_daemon(tiny_base, tmp_path, POLICY, retraining=retraining) as service:
+        yield service
 
 
 def send(client: httpx.Client, examples: list[Example], tag: str, *, flip: bool = False) -> float:

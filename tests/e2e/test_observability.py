@@ -20,14 +20,9 @@ import pytest
 import yaml
 
 from adaptd.cli.status_cmd import render
-from adaptd.modeling.base import inspect_base
-from adaptd.retraining.executors import LocalExecutor
-from adaptd.retraining.job import RetrainJob, RetrainRequest
-from adaptd.retraining.registry_port import AdaptersRegistry
 from adaptd.service import RunState, Service
 from tests.e2e import tiny
 from tests.prom import Alertmanager, alertmanager_server, prometheus_server
-from tests.unit.retraining.synthetic import keyword_examples
 from tests.unit.serving.helpers import build_adapter, build_base, register, settings_for, store_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,16 +247,10 @@ def looping_daemon(
     tiny_base: Path, tmp_path: Path, alerting: tuple[Webhook, Alertmanager]
 ) -> Iterator[Service]:
     alertmanager = alerting[1]
-
-    policy = tmp_path / "policies.yaml"
-    policy.write_text(ALERTING_POLICIES)
-    settings = settings_for(
-        tmp_path / "state",
+    with tiny.running_daemon(
         tiny_base,
-        model=tiny.MODEL,
-        server={"max_inputs": 64},
-        policies=[policy],
-        scheduler={"check_interval_s": 3600.0, "check_on_start": False},
+        tmp_path,
+        ALERTING_POLICIES,
         monitors={
             "min_samples": 50,
             "current_window": 300,
@@ -272,26 +261,10 @@ def looping_daemon(
             **tiny.RETRAINING,
             "probation": {"min_samples": 30, "max_accuracy_drop": 0.02},
         },
-        validation={"golden_size": 100, "gates": tiny.GATES},
         # The daemon's own delivery path, straight into Alertmanager's API.
         alerting={"webhook_url": f"{alertmanager.url}/api/v2/alerts", "backoff_s": 0.2},
-    )
-    engine = store_for(settings)
-    info = inspect_base(str(tiny_base), settings.model.labels, pooling=settings.model.pooling)
-    first = RetrainJob(
-        settings,
-        engine,
-        AdaptersRegistry(engine=engine, adapters_dir=settings.adapters_dir, base=info),
-        executor=LocalExecutor(poll_s=0.05),
-    ).run(RetrainRequest(reason="initial", examples=keyword_examples(500)))
-    assert first.status == "promoted", first.reason
-    engine.dispose()
-    service = Service(settings=settings)
-    service.startup()
-    yield service
-    if service.state not in (RunState.STOPPED, RunState.CREATED):
-        service.handle_term()
-        service.shutdown()
+    ) as service:
+        yield service
 
 
 def wait_until(predicate: Any, what: str, timeout_s: float = 60.0) -> None:

@@ -10,13 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from adaptd.service import RunState, Service
+from adaptd.service import Service
 from adaptd.storage import repository as repo
 from adaptd.storage.records import RetrainRun
 from tests.e2e import tiny
 from tests.e2e.test_loop import send, wait_for_retrain
 from tests.unit.retraining.synthetic import keyword_examples
-from tests.unit.serving.helpers import settings_for, store_for
 
 POLICY = """\
 policies:
@@ -46,40 +45,8 @@ def policy_text() -> str:
 
 @pytest.fixture
 def daemon(tiny_base: Path, tmp_path: Path, policy_text: str) -> Iterator[Service]:
-    from adaptd.modeling.base import inspect_base
-    from adaptd.retraining.executors import LocalExecutor
-    from adaptd.retraining.job import RetrainJob, RetrainRequest
-    from adaptd.retraining.registry_port import AdaptersRegistry
-
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(policy_text)
-    settings = settings_for(
-        tmp_path / "state",
-        tiny_base,
-        model=tiny.MODEL,
-        server={"max_inputs": 64},
-        policies=[policy],
-        scheduler={"check_interval_s": 3600.0, "check_on_start": False},
-        monitors={"min_samples": 50, "current_window": 300, "reference_window": 200},
-        retraining=tiny.RETRAINING,
-        validation={"golden_size": 100, "gates": tiny.GATES},
-    )
-    engine = store_for(settings)
-    base = inspect_base(str(tiny_base), settings.model.labels, pooling=settings.model.pooling)
-    first = RetrainJob(
-        settings,
-        engine,
-        AdaptersRegistry(engine=engine, adapters_dir=settings.adapters_dir, base=base),
-        executor=LocalExecutor(poll_s=0.05),
-    ).run(RetrainRequest(reason="initial", examples=keyword_examples(500)))
-    assert first.status == "promoted", first.reason
-    engine.dispose()
-    service = Service(settings=settings)
-    service.startup()
-    yield service
-    if service.state not in (RunState.STOPPED, RunState.CREATED):
-        service.handle_term()
-        service.shutdown()
+    with tiny.running_daemon(tiny_base, tmp_path, policy_text) as service:
+        yield service
 
 
 def policy_runs(daemon: Service) -> list[RetrainRun]:
