@@ -21,7 +21,6 @@ from sqlalchemy import Engine, delete
 from adaptd.config import Settings
 from adaptd.datasets.records import Example
 from adaptd.metrics import Metrics
-from adaptd.modeling.tiny import build_tiny_model
 from adaptd.monitoring.edges import build_windows
 from adaptd.monitoring.runner import run_checks
 from adaptd.monitoring.settings import MonitorsSettings
@@ -36,12 +35,17 @@ from adaptd.storage import tables as t
 from adaptd.storage.engine import make_engine
 from adaptd.storage.records import FeedbackRecord, PredictionRecord
 from tests.unit.retraining.store_registry import StoreRegistry
-from tests.unit.retraining.synthetic import T0, keyword_examples, sentence_encoder_copy
+from tests.unit.retraining.synthetic import (
+    T0,
+    cued_tiny_model,
+    keyword_examples,
+    sentence_encoder_copy,
+)
 
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "bert", hidden=32, layers=2)
+    return cued_tiny_model(tmp_path_factory.mktemp("tiny") / "bert")
 
 
 GATES = [
@@ -53,20 +57,9 @@ GATES = [
 def make_settings(state: Path, base: Path, **validation: object) -> Settings:
     return Settings(
         state_dir=state,
-        # The tiny keyword task keeps the CLS pooler and q/v LoRA (see tests/e2e/test_loop.py).
-        model=ModelSettings(base=str(base), max_length=32, pooling="cls"),
-        retraining=RetrainingSettings(
-            # enough for the tiny model to beat the majority class on a 50-row golden set with
-            # confidence (at 4 epochs it reached 66 % there, inside the noise of 54 %)
-            epochs=8,
-            learning_rate=2e-2,
-            head_learning_rate=2e-2,
-            target_modules=None,
-            min_labels=20,
-            min_holdout=20,
-            threads=1,
-            early_stopping_patience=None,
-        ),
+        # The cued tiny BERT and the shipped recipe, as in tests/e2e/tiny.py.
+        model=ModelSettings(base=str(base), max_length=32),
+        retraining=RetrainingSettings(min_labels=20, min_holdout=20, threads=1),
         validation=ValidationSettings(golden_size=100, **{"gates": GATES, **validation}),  # type: ignore[arg-type]
     )
 
@@ -180,14 +173,10 @@ def test_first_adapter_from_file_is_promoted_with_golden_and_replay(
     sqlite_engine: Engine, tmp_path: Path, tiny_base: Path
 ) -> None:
     # The tiny base dressed as a sentence-transformers directory, which contrastive: auto asks
-    # for (SetFit's body is a sentence encoder; the random BERT itself is not one).
-    base = tmp_path / "st-bert"
-    shutil.copytree(tiny_base, base)
-    (base / "modules.json").write_text(
-        json.dumps([{"idx": 1, "name": "1", "path": "1_Pooling", "type": "st.models.Pooling"}])
-    )
-    (base / "1_Pooling").mkdir()
-    (base / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    # for (SetFit's body is a sentence encoder; the random BERT itself is not one). Mean pooling,
+    # as the shipped MiniLM: through a random BERT's CLS token the cued keyword reached the
+    # pooled features on some base seeds only.
+    base = sentence_encoder_copy(tiny_base, tmp_path / "st-bert")
     plain = make_settings(tmp_path / "state", base)
     rt = plain.retraining.model_copy(update={"contrastive": "auto"})
     settings = plain.model_copy(update={"retraining": rt})
@@ -332,16 +321,14 @@ def test_warm_start_auto_retrains_a_sentence_encoder_from_a_fresh_lora_with_the_
     base = sentence_encoder_copy(tiny_base, tmp_path / "st") if sentence_encoder else tiny_base
     settings = make_settings(tmp_path / "state", base)
     assert settings.retraining.warm_start == "auto"
-    settings = settings.model_copy(
-        update={"retraining": settings.retraining.model_copy(update={"epochs": 2})}
-    )
     feed(sqlite_engine, keyword_examples(300, seed=3, domain="b", start=T0), "b")
+    # the champion before the run (the candidate may be promoted and take its place)
+    champion = repo.get_adapter(sqlite_engine, active_version(sqlite_engine))
     executor = Recording()
     job = RetrainJob(settings, sqlite_engine, served, executor=executor, clock=Clock())
     outcome = job.run(RetrainRequest(reason="drift on b"))
     assert outcome.candidate is not None, outcome.reason
     (spec,) = [s for s in executor.specs if s.rescore is None]
-    champion = repo.get_adapter(sqlite_engine, active_version(sqlite_engine))
     assert spec.warm_start == (None if sentence_encoder else champion.path)
     training = (outcome.details or {})["training"]
     stage = training["contrastive"]

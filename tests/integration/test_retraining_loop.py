@@ -15,7 +15,6 @@ from sqlalchemy import Engine
 from adaptd.adapters import registry
 from adaptd.config import Settings
 from adaptd.modeling.base import inspect_base
-from adaptd.modeling.tiny import build_tiny_model
 from adaptd.retraining.executors import LocalExecutor
 from adaptd.retraining.job import RetrainJob, RetrainRequest
 from adaptd.retraining.probation import decide, observe
@@ -24,7 +23,7 @@ from adaptd.retraining.settings import GateSettings, RetrainingSettings, Validat
 from adaptd.serving.settings import ModelSettings
 from adaptd.storage import repository as repo
 from adaptd.storage.records import FeedbackRecord, PredictionRecord
-from tests.unit.retraining.synthetic import T0, keyword_examples
+from tests.unit.retraining.synthetic import T0, cued_tiny_model, keyword_examples
 
 LABELS = ("negative", "positive")
 
@@ -60,22 +59,12 @@ def log_traffic(engine: Engine, adapter: str, n: int, error_every: int, start: d
 
 @pytest.mark.slow
 def test_retrain_promote_probation_rollback(sqlite_engine: Engine, tmp_path: Path) -> None:
-    base = build_tiny_model(tmp_path / "tiny", hidden=32, layers=2)
+    base = cued_tiny_model(tmp_path / "tiny")
     settings = Settings(
         state_dir=tmp_path / "state",
-        # The tiny keyword task keeps the CLS pooler and q/v LoRA (see tests/e2e/test_loop.py).
-        model=ModelSettings(base=str(base), max_length=32, pooling="cls"),
-        retraining=RetrainingSettings(
-            # 8 epochs: at 4 the tiny model's 66 % on the 50-row golden set is inside the noise
-            # of its 54 % majority class, and a first adapter must beat that with confidence
-            epochs=8,
-            learning_rate=2e-2,
-            head_learning_rate=2e-2,
-            target_modules=None,
-            min_labels=20,
-            threads=1,
-            early_stopping_patience=None,
-        ),
+        # The cued tiny BERT and the shipped recipe, as in tests/e2e/tiny.py.
+        model=ModelSettings(base=str(base), max_length=32),
+        retraining=RetrainingSettings(min_labels=20, threads=1),
         validation=ValidationSettings(
             golden_size=100,
             gates=[
@@ -87,7 +76,7 @@ def test_retrain_promote_probation_rollback(sqlite_engine: Engine, tmp_path: Pat
     port = AdaptersRegistry(
         engine=sqlite_engine,
         adapters_dir=settings.adapters_dir,
-        base=inspect_base(str(base), LABELS, pooling="cls"),
+        base=inspect_base(str(base), LABELS, pooling="auto"),
     )
     now = [datetime(2026, 4, 1, tzinfo=UTC)]
 
