@@ -16,6 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
+
+from adaptd.config import Settings
 from adaptd.modeling.base import inspect_base
 from adaptd.retraining.executors import LocalExecutor
 from adaptd.retraining.job import RetrainJob, RetrainRequest
@@ -40,6 +43,19 @@ GATES: list[dict[str, Any]] = [
 ]
 
 
+def promote_first_adapter(settings: Settings, engine: Engine, base: Path) -> None:
+    """Train the first adapter on ``base`` from 500 labelled rows of domain a, as an operator's
+    ``adaptd retrain --from-file`` would, and check it was promoted."""
+    info = inspect_base(str(base), settings.model.labels, pooling=settings.model.pooling)
+    first = RetrainJob(
+        settings,
+        engine,
+        AdaptersRegistry(engine=engine, adapters_dir=settings.adapters_dir, base=info),
+        executor=LocalExecutor(poll_s=0.05),
+    ).run(RetrainRequest(reason="initial", examples=keyword_examples(500)))
+    assert first.status == "promoted", first.reason
+
+
 @contextmanager
 def running_daemon(base: Path, tmp_path: Path, policies: str, **sections: Any) -> Iterator[Service]:
     """A daemon on ``base`` with ``policies`` (a policy file's text), its first adapter trained
@@ -61,14 +77,7 @@ def running_daemon(base: Path, tmp_path: Path, policies: str, **sections: Any) -
     }
     settings = settings_for(tmp_path / "state", base, **{**defaults, **sections})
     engine = store_for(settings)
-    info = inspect_base(str(base), settings.model.labels, pooling=settings.model.pooling)
-    first = RetrainJob(
-        settings,
-        engine,
-        AdaptersRegistry(engine=engine, adapters_dir=settings.adapters_dir, base=info),
-        executor=LocalExecutor(poll_s=0.05),
-    ).run(RetrainRequest(reason="initial", examples=keyword_examples(500)))
-    assert first.status == "promoted", first.reason
+    promote_first_adapter(settings, engine, base)
     engine.dispose()
     service = Service(settings=settings)
     service.startup()
