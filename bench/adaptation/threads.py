@@ -1,17 +1,22 @@
-"""``python -m bench.adaptation.threads [--rows N] [--threads 1,2] [--rate R]``: how many torch
-threads should the training child get while the daemon serves beside it?
+"""``python -m bench.adaptation.threads [--rows N] [--threads 1,2] [--rate R] [--lend no,yes]``:
+how many torch threads should the training child get while the daemon serves beside it, and
+should serving give the child's cores up meanwhile (``ModelHost.lend_cores``, which the daemon's
+retrain job does)?
 
 The daemon (the shipped MiniLM, a first adapter fitted as a probe in seconds) serves real movie
 snippets over its HTTP API at ``--rate`` predictions per second, as ``bench.adaptation`` does,
 while the daemon's own executor (a niced child process, as a retrain runs) fine-tunes one epoch
 on ``--rows`` snippets with each thread count in turn. Reported per thread count: training
-samples/s, and the serving latencies (p50/p99) and failed requests during that training; and
-the same latencies with nothing training, as the reference.
+samples/s, and the serving latencies (p50/p99), requests served against those asked, and
+failed requests during that training; and the same with nothing training, as the reference.
+``--lend no,yes`` runs each thread count twice: serving on all its threads (the baseline), then
+on as many fewer as the child takes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -61,11 +66,13 @@ class Load:
             time.sleep(max(0.0, next_at - time.perf_counter()))
 
     def __enter__(self) -> Load:
+        self.started = time.perf_counter()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        self.stopped = time.perf_counter()
         self._thread.join()
 
     def summary(self) -> dict[str, Any]:
@@ -76,6 +83,7 @@ class Load:
 
         return {
             "requests": len(ordered),
+            "asked": round(self.rate / 8 * (self.stopped - self.started)),
             "failed": self.failed,
             "p50_ms": q(0.5),
             "p99_ms": q(0.99),
@@ -88,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", default="1,2", help="thread counts to compare")
     parser.add_argument("--rate", type=float, default=10.0, help="predictions per second")
     parser.add_argument("--idle-s", type=float, default=30.0, help="reference serving window")
+    parser.add_argument(
+        "--lend", default="no,yes", help="serving gives up the child's cores: no, yes or both"
+    )
     args = parser.parse_args(argv)
     movies = list(demo.rotten_tomatoes())
     tweets = list(demo.tweets())
@@ -114,14 +125,20 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"serving_idle": report["serving_idle"]}), flush=True)
             rows = [(e.text, e.label or "", 1.0) for e in movies[: args.rows]]
             write_train_file(work / "train.jsonl", rows)
-            for threads in [int(t) for t in args.threads.split(",")]:
+            runs = [
+                (int(t), lend == "yes")
+                for t in args.threads.split(",")
+                for lend in args.lend.split(",")
+            ]
+            assert service.host is not None
+            for threads, lend in runs:
                 spec = TrainSpec(
                     base=resolve_base(None),
                     contrastive="off",  # the fine-tune alone (stage: bench.adaptation.contrastive)
                     labels=LABELS,
                     train_file=str(work / "train.jsonl"),
-                    out_dir=str(work / f"adapter-{threads}"),
-                    progress_file=str(work / f"progress-{threads}.jsonl"),
+                    out_dir=str(work / f"adapter-{threads}-{lend}"),
+                    progress_file=str(work / f"progress-{threads}-{lend}.jsonl"),
                     pooling="mean",
                     mode="finetune",
                     target_modules=("all-linear",),
@@ -130,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                     max_length=settings.model.max_length,
                     threads=threads,
                 )
-                with Load(url, texts, args.rate) as load:
+                lent = service.host.lend_cores(threads) if lend else contextlib.nullcontext()
+                with Load(url, texts, args.rate) as load, lent:
                     started = time.perf_counter()
                     result = LocalExecutor(nice=settings.retraining.nice).run(
                         spec, timeout_s=1800, on_progress=lambda p: None, cancel=threading.Event()
@@ -138,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                     wall = time.perf_counter() - started
                 row = {
                     "threads": threads,
+                    "serving_lends_cores": lend,
                     "train_samples_per_s": result.samples_per_s,
                     "train_s": result.train_seconds,
                     "child_wall_s": round(wall, 1),

@@ -76,12 +76,16 @@ def send(client: httpx.Client, examples: list[Example], tag: str, *, flip: bool 
     return correct / len(examples)
 
 
-def wait_for_retrain(service: Service, timeout_s: float = 240.0) -> None:
-    assert service.control is not None
+def wait_for_retrain(service: Service, timeout_s: float = 240.0) -> set[int]:
+    """Waits for the running retrain; returns the serving threads seen meanwhile."""
+    assert service.control is not None and service.host is not None
     deadline = time.monotonic() + timeout_s
+    seen = set()
     while service.control.loop.retrain_running:
+        seen.add(service.host.serving_threads)
         assert time.monotonic() < deadline, "the retrain did not finish in time"
         time.sleep(0.2)
+    return seen
 
 
 def served_version(client: httpx.Client) -> str:
@@ -112,7 +116,12 @@ def loop_then_rollback(daemon: Service, client: httpx.Client) -> None:
     accuracy = next(s for s in outcome.signals if s.name == "performance.accuracy")
     assert accuracy.value is not None and accuracy.value < 0.8
     assert [d.kind.value for d in outcome.decisions] == ["trip", "action"]
-    wait_for_retrain(daemon)
+    threads = wait_for_retrain(daemon)
+    # Serving gave the training child its cores while it ran and took them back after.
+    host, child = daemon.host, daemon.settings.retraining.threads
+    assert host is not None
+    assert max(1, host.threads - child) in threads
+    assert host.serving_threads == host.threads
 
     second = served_version(client)
     assert second != first, repo.list_events(daemon.engine)[-5:]

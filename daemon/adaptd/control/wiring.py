@@ -185,6 +185,10 @@ class DaemonControl:
                 max_store_bytes=settings.store.adapter_max_bytes,
             ),
             metrics=self.ctx.metrics,
+            # The local child computes on this box's cores: serving gives them up meanwhile.
+            lend_cores=self.ctx.host.lend_cores
+            if self.ctx.host is not None and settings.retraining.executor == "local"
+            else None,
         )
         self._job = job
         try:

@@ -17,6 +17,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,6 +131,7 @@ class RetrainJob:
         executor: Executor | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_progress: Callable[[Progress], None] | None = None,
+        lend_cores: Callable[[int], AbstractContextManager[object]] | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -142,6 +144,10 @@ class RetrainJob:
         )
         self.clock = clock
         self.on_progress = on_progress
+        #: given the child's threads, frees that many serving cores while it runs (a daemon's
+        #: ModelHost.lend_cores; None where nothing serves beside the job, or the child runs
+        #: on another machine)
+        self.lend_cores = lend_cores
         # Every text this job writes (run directory, reservoir, golden set, reference rows)
         # comes from _labelled, _golden or the replay store, and each of them scrubs.
         self.texts = build_guard(
@@ -323,12 +329,17 @@ class RetrainJob:
             eval_file=str(late_dir / "eval.jsonl"),
             rescore=result.adapter_dir,
         )
-        return self.executor.run(
-            spec,
-            timeout_s=self.settings.retraining.timeout_s,
-            on_progress=lambda p: self._report(run_id, p),
-            cancel=self._cancel,
-        )
+        return self._execute(run_id, spec)
+
+    def _execute(self, run_id: int, spec: TrainSpec) -> TrainResult:
+        """One child (a fine-tune or a rescoring) on the executor, its cores lent by serving."""
+        with self.lend_cores(spec.threads) if self.lend_cores else nullcontext():
+            return self.executor.run(
+                spec,
+                timeout_s=self.settings.retraining.timeout_s,
+                on_progress=lambda p: self._report(run_id, p),
+                cancel=self._cancel,
+            )
 
     def _verdict(
         self,
@@ -620,12 +631,7 @@ class RetrainJob:
 
         work.mkdir(parents=True, exist_ok=True)
         train_spec = self._spec(work, training, champion, judged_golden)
-        result = self.executor.run(
-            train_spec,
-            timeout_s=rt.timeout_s,
-            on_progress=lambda p: self._report(run_id, p),
-            cancel=self._cancel,
-        )
+        result = self._execute(run_id, train_spec)
         failpoints.reached("retrain.trained")
         late = self._late_labels(
             training, spec, golden, replay if champion is not None else (), champion

@@ -118,7 +118,12 @@ class ModelSettings(Section):
         default=128, ge=8, le=8192, description="Tokens per text; longer ones are truncated."
     )
     threads: int | None = Field(
-        default=None, ge=1, description="torch intra-op threads for serving. Default: all cores."
+        default=None,
+        ge=1,
+        description="torch intra-op threads for serving. Default: all cores. While a retrain's "
+        "local child runs, serving uses as many fewer as the child's retraining.threads (at "
+        "least one): bench/adaptation/threads.py --lend no,yes (README, 'Serving while a "
+        "retrain runs').",
     )
     device: str = Field(
         default="auto",

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -344,5 +345,33 @@ def test_the_warm_up_runs_on_one_thread_and_serving_threads_keep_their_count() -
             t.join(10)
         assert inside == [1] and served == [2]
         assert torch.get_num_threads() == 2, "the default is restored after the warm-up"
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_batches_run_on_fewer_threads_while_a_child_is_lent_cores(tiny_base: Path) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        host = ModelHost(base=str(tiny_base), labels=LABELS, max_length=16, threads=3)
+        # One long-lived thread, as the batcher: its count is pinned once and changed only
+        # when the cores lent change.
+        with ThreadPoolExecutor(max_workers=1) as batcher:
+
+            def next_batch_threads() -> int:
+                def run() -> int:
+                    host.model_for_next_batch()
+                    return torch.get_num_threads()
+
+                return batcher.submit(run).result(10)
+
+            assert next_batch_threads() == 3
+            with host.lend_cores(1):
+                assert next_batch_threads() == 2
+                with host.lend_cores(4):  # a child asking more than there is leaves one
+                    assert next_batch_threads() == 1
+                assert next_batch_threads() == 2
+            assert next_batch_threads() == 3, "the cores come back when the child is done"
     finally:
         torch.set_num_threads(before)
