@@ -45,11 +45,7 @@ def demo(
     state_dir = state_dir.resolve()
     policy = state_dir.parent / f".{state_dir.name}-policy.yaml"
     policy.write_text(demo_policy(quick=quick))
-    # The quick demo streams from the full demo's pool (only its held-out rows are fewer): its
-    # 700-snippet pool left labels for two attempts, and with the default gates both may be
-    # rejected (the quick demo failed so in CI); the stream stops at the swap, so a larger pool
-    # costs nothing when the loop closes early.
-    shift = tweets_to_movies(quick=quick, n_live=TWEETS_TO_MOVIES_LIVE)
+    shift = tweets_to_movies(quick=quick, n_live=QUICK_LIVE if quick else TWEETS_TO_MOVIES_LIVE)
     settings = scenario_settings(
         state_dir,
         port=port,
@@ -89,8 +85,17 @@ def demo(
         print("the loop closed: drift seen, retrained, promoted, target accuracy up, 0 failures")
 
 
-#: the quick demo's retrain action: attempts at 300, 450, 675 and 1,012 labels (of its 1,200)
+#: the quick demo's retrain action: attempts at 300, 450, 675 and 1,012 labels at least
 QUICK_ACTION = {"min_new_labels": 300, "max_per_day": 4}
+
+#: movie snippets in the quick demo's live pool: 3,000 labels at its 50% feedback. The stream
+#: stops at the swap, so a large pool costs nothing when the loop closes early; a small one
+#: runs out while a slow box trains. With the full demo's 2,400 (1,200 labels) a CI box that
+#: trained at half this one's speed had received 1,150 labels when its second attempt started:
+#: that attempt took them all, was judged on its own holdout and the last few late labels, was
+#: rejected, and no labels were left for a third. Labels that keep coming are late labels, and
+#: the recent gate judges on up to 400 of them (retraining.max_late_labels).
+QUICK_LIVE = 6000
 
 
 def demo_policy(*, quick: bool) -> str:
@@ -132,6 +137,12 @@ def table(result: ScenarioResult) -> str:
         f"{_secs(t.get('shift_to_swap_s'))}; {runs}; {result.target_labels_sent} target labels "
         f"sent; {result.failed_requests} failed requests"
     )
+    # Why each retrain since the shift ended as it did: a user (or a red CI log) reads which
+    # gate held a candidate back without opening summary.json.
+    for run in result.runs:
+        why = run.get("verdict") or run.get("reason")
+        if why:
+            lines.append(f"  run {run['id']} {run['status']}: {why}")
     return "\n".join(lines)
 
 

@@ -41,7 +41,10 @@ def _result(*, final_target: float = 0.8, failed: int = 0, promoted: bool = True
             (50.0, "performance.estimated_accuracy", 0.7, "ok"),
             (50.0, "drift.embedding.auc", 0.9, "drift"),
         ],  # fmt: skip
-        runs=[{"id": 2, "status": "promoted" if promoted else "rejected", "samples": 300}],
+        runs=[
+            {"id": 2, "status": "rejected", "samples": 200, "verdict": "gate failed"},
+            {"id": 3, "status": "promoted" if promoted else "rejected", "samples": 300},
+        ],
         failed_requests=failed,
     )
 
@@ -69,7 +72,9 @@ def test_table_shows_both_domains_before_and_after() -> None:
     text = table(_result())
     assert "movies (target)" in text and "65.0%" in text and "80.0%" in text and "+15.0" in text
     assert "tweets (source)" in text and "-1.0" in text
-    assert "run 2 promoted" in text
+    assert "run 2 rejected, run 3 promoted" in text
+    # why a candidate was held back is on screen, not only in summary.json
+    assert "run 2 rejected: gate failed" in text
 
 
 def test_picture_and_summary_are_written(tmp_path: Path) -> None:
