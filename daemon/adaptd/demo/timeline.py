@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from adaptd.demo.scenario import Point, ScenarioResult
+from adaptd.demo.scenario import Mark, Point, ScenarioResult
 
 #: predictions per point of the rolling accuracy
 ROLLING = 160
@@ -23,8 +23,25 @@ _MARKS = {
     "retrain_started": ("retrain starts", "tab:purple"),
     "swap": ("new adapter serving", "tab:green"),
 }
-#: marks drawn every time (refinements after the first promotion), with the word then used
+#: marks drawn every time, with the word then used: a retrain after a promotion refines it, one
+#: before any promotion retries after a rejection
 _REPEATED = {"retrain_started": "refinement starts", "swap": "refined adapter serving"}
+_RETRY = "retry starts"
+
+
+def mark_words(marks: Sequence[Mark]) -> list[tuple[Mark, str, str]]:
+    """The marks the picture draws, each with its word and colour."""
+    out: list[tuple[Mark, str, str]] = []
+    seen: set[str] = set()
+    for mark in marks:
+        if mark.kind not in _MARKS or (mark.kind in seen and mark.kind not in _REPEATED):
+            continue
+        label, colour = _MARKS[mark.kind]
+        if mark.kind in seen:
+            label = _REPEATED[mark.kind] if "swap" in seen else _RETRY
+        seen.add(mark.kind)
+        out.append((mark, label, colour))
+    return out
 
 
 def rolling_accuracy(points: Sequence[Point], window: int = ROLLING) -> list[tuple[float, float]]:
@@ -92,16 +109,9 @@ def write_timeline(result: ScenarioResult, out: Path) -> Path:
         bottom.plot([t / 60 for t, _ in auc], [v for _, v in auc], marker="o", color="tab:brown")
     bottom.set_ylabel("drift AUC")
     bottom.set_ylim(0.4, 1.02)
-    seen: set[str] = set()
-    for mark in result.marks:
-        if mark.kind not in _MARKS or (mark.kind in seen and mark.kind not in _REPEATED):
-            continue
-        label, colour = _MARKS[mark.kind]
+    for mark, label, colour in mark_words(result.marks):
         for axis in (top, bottom):
             axis.axvline(mark.t / 60, color=colour, linestyle="--", linewidth=1.2)
-        if mark.kind in seen:  # a refinement's run and swap: a line, and a shorter word
-            label = _REPEATED[mark.kind]
-        seen.add(mark.kind)
         top.text(mark.t / 60, 1.005, " " + label, color=colour, rotation=90, va="top", fontsize=8)
     top.set_ylabel(f"accuracy (rolling {ROLLING})")
     top.set_ylim(0.4, 1.02)

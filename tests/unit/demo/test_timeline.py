@@ -7,7 +7,7 @@ from pathlib import Path
 
 from adaptd.cli.demo_cmd import loop_problems, table
 from adaptd.demo.scenario import Mark, Point, ScenarioResult
-from adaptd.demo.timeline import rolling_accuracy, write_summary, write_timeline
+from adaptd.demo.timeline import mark_words, rolling_accuracy, write_summary, write_timeline
 
 
 def _result(*, final_target: float = 0.8, failed: int = 0, promoted: bool = True) -> ScenarioResult:
@@ -85,3 +85,26 @@ def test_picture_and_summary_are_written(tmp_path: Path) -> None:
     assert summary["promoted"] is True and summary["drift_seen"] is True
     assert summary["accuracy"]["final"]["target"] == 0.8
     assert "points" not in summary
+
+
+def test_a_second_retrain_is_a_retry_before_a_promotion_and_a_refinement_after() -> None:
+    marks = [
+        Mark(t=1, kind="shift", message="movies"),
+        Mark(t=2, kind="trip", message="tripped"),
+        Mark(t=3, kind="retrain_started", message="run 2"),
+        Mark(t=4, kind="trip", message="again"),  # drawn once
+        Mark(t=5, kind="retrain_started", message="run 3, after run 2 was rejected"),
+        Mark(t=6, kind="swap", message="b" * 64),
+        Mark(t=7, kind="retrain_started", message="run 4, after the promotion"),
+        Mark(t=8, kind="swap", message="c" * 64),
+    ]
+    words = [(m.t, word) for m, word, _ in mark_words(marks)]
+    assert words == [
+        (1, "the world moves"),
+        (2, "policy tripped"),
+        (3, "retrain starts"),
+        (5, "retry starts"),
+        (6, "new adapter serving"),
+        (7, "refinement starts"),
+        (8, "refined adapter serving"),
+    ]
