@@ -19,10 +19,12 @@ Every accuracy is on held-out rows that nothing trained on. Prints a table and w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +269,20 @@ def _pp(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:+.1f} points"
 
 
+@contextlib.contextmanager
+def state_dir(keep: Path | None, shift: str) -> Iterator[Path]:
+    """A temporary state directory, or ``keep/<shift>`` (made empty first) when kept."""
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="adaptd-bench-") as tmp:
+            yield Path(tmp)
+        return
+    path = keep / shift
+    if path.exists() and any(path.iterdir()):
+        raise SystemExit(f"--keep-state: {path} is not empty; a run needs a fresh state")
+    path.mkdir(parents=True, exist_ok=True)
+    yield path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.adaptation", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller splits (smoke run)")
@@ -291,15 +307,25 @@ def main(argv: list[str] | None = None) -> int:
         "pool rows without labels): below 1, labels trail the traffic and a small pool lasts "
         "past the trip (movies-to-tweets: 0.1)",
     )
+    parser.add_argument(
+        "--keep-state",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep each shift's state in DIR/<shift> instead of a temporary directory: the "
+        "daemon's store, adapters and runs in DIR/<shift>/daemon, which `python -m "
+        "bench.adaptation.candidates` scores (every candidate the gates judged, the rejected "
+        "ones included; the demo's shift)",
+    )
     args = parser.parse_args(argv)
     if not 0.0 < args.labelled_share <= 1.0:
         parser.error(f"--labelled-share must be in (0, 1], got {args.labelled_share}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     docs = []
     for name in args.shift or sorted(SHIFTS, reverse=True):
-        with tempfile.TemporaryDirectory(prefix="adaptd-bench-") as tmp:
+        with state_dir(args.keep_state, name) as tmp:
             try:
-                docs.append(run_one(SHIFTS[name](quick=args.quick), args, Path(tmp)))
+                docs.append(run_one(SHIFTS[name](quick=args.quick), args, tmp))
             except AdaptdError as e:
                 # A measured outcome (e.g. the first adapter failed its gates), not a crash.
                 print(f"{name} on {backbone_name(args.base)}: {e}", file=sys.stderr)

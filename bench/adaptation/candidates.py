@@ -1,11 +1,13 @@
 """``python -m bench.adaptation.candidates [demo-state]``: was the gate right?
 
-After a ``make demo`` (or ``adaptd demo``), every candidate its retrains trained is still on disk
-with its run record. This scores each of them, and the first adapter, on the shift's held-out
-rows that nothing trained on (1,000 movie snippets, 136 tweets), built exactly as serving builds
-them, and prints beside each the gate's verdict: a rejected candidate that is better held out
-is adaptation lost to the gate's caution, a promoted one that is worse is a regression the gate
-let through. Differences are paired against the first adapter (Bonett-Price, 95 %).
+After a ``make demo`` (or ``adaptd demo``, or ``python -m bench.adaptation --keep-state DIR``,
+whose daemon state is ``DIR/tweets-to-movies/daemon``), every candidate its retrains trained is
+still on disk with its run record. This scores each of them, and the first adapter, on the
+shift's held-out rows that nothing trained on (1,000 movie snippets, 136 tweets), built exactly as
+serving builds them, and prints beside each the gate's verdict: a rejected candidate that is
+better held out is adaptation lost to the gate's caution, a promoted one that is worse is a
+regression the gate let through. Differences are paired against the first adapter
+(Bonett-Price, 95 %).
 """
 
 from __future__ import annotations
