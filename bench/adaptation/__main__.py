@@ -47,6 +47,8 @@ from adaptd.storage import repository as repo
 from adaptd.storage.engine import make_engine
 
 ROOT = Path(__file__).resolve().parents[2]
+#: movie snippets the packaged Rotten Tomatoes data has beside the 1,000 held out
+MAX_MOVIE_POOL = 11808
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -308,6 +310,15 @@ def main(argv: list[str] | None = None) -> int:
         "past the trip (movies-to-tweets: 0.1)",
     )
     parser.add_argument(
+        "--target-pool",
+        type=int,
+        default=None,
+        metavar="N",
+        help="target snippets in the live pool (tweets-to-movies only; default 2,400, --quick "
+        "700). The default pool is spent before the first swap, so a refinement is judged on "
+        "its own holdout alone; a larger one keeps labels arriving, as a service does",
+    )
+    parser.add_argument(
         "--keep-state",
         type=Path,
         default=None,
@@ -320,12 +331,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0.0 < args.labelled_share <= 1.0:
         parser.error(f"--labelled-share must be in (0, 1], got {args.labelled_share}")
+    shifts = args.shift or sorted(SHIFTS, reverse=True)
+    pool: dict[str, int] = {}
+    if args.target_pool is not None:
+        if shifts != ["tweets-to-movies"]:
+            parser.error("--target-pool needs --shift tweets-to-movies alone")
+        if not 0 < args.target_pool <= MAX_MOVIE_POOL:
+            parser.error(f"--target-pool must be in 1..{MAX_MOVIE_POOL}, got {args.target_pool}")
+        pool = {"n_live": args.target_pool}
     RESULTS.mkdir(parents=True, exist_ok=True)
     docs = []
-    for name in args.shift or sorted(SHIFTS, reverse=True):
+    for name in shifts:
         with state_dir(args.keep_state, name) as tmp:
             try:
-                docs.append(run_one(SHIFTS[name](quick=args.quick), args, tmp))
+                docs.append(run_one(SHIFTS[name](quick=args.quick, **pool), args, tmp))
             except AdaptdError as e:
                 # A measured outcome (e.g. the first adapter failed its gates), not a crash.
                 print(f"{name} on {backbone_name(args.base)}: {e}", file=sys.stderr)
