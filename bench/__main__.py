@@ -24,6 +24,8 @@ print(
     "regression\n"
     "  python -m bench.adaptation.gates  promotion gates on real predictions: shuffled, worse, "
     "forgetting and better candidates\n"
+    "  python -m bench.adaptation.refinement STATE  the refinement gate on a real refinement: "
+    "how often it passes, on how many judged rows\n"
     "  python -m bench.faults       kill -9 under traffic; feedback right after every answer; "
     "kill -9 at each step; SIGTERM restarts\n"
     "  python -m bench.soak --minutes N  resident memory over a soak with a promotion a minute\n"
