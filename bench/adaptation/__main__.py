@@ -47,8 +47,6 @@ from adaptd.storage import repository as repo
 from adaptd.storage.engine import make_engine
 
 ROOT = Path(__file__).resolve().parents[2]
-#: movie snippets the packaged Rotten Tomatoes data has beside the 1,000 held out
-MAX_MOVIE_POOL = 11808
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -273,7 +271,7 @@ def _pp(value: float | None) -> str:
 
 @contextlib.contextmanager
 def state_dir(keep: Path | None, shift: str) -> Iterator[Path]:
-    """A temporary state directory, or ``keep/<shift>`` (made empty first) when kept."""
+    """A temporary state directory, or ``keep/<shift>`` (new or empty) when kept."""
     if keep is None:
         with tempfile.TemporaryDirectory(prefix="adaptd-bench-") as tmp:
             yield Path(tmp)
@@ -336,9 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.target_pool is not None:
         if shifts != ["tweets-to-movies"]:
             parser.error("--target-pool needs --shift tweets-to-movies alone")
-        if not 0 < args.target_pool <= MAX_MOVIE_POOL:
-            parser.error(f"--target-pool must be in 1..{MAX_MOVIE_POOL}, got {args.target_pool}")
         pool = {"n_live": args.target_pool}
+        try:
+            SHIFTS["tweets-to-movies"](quick=args.quick, **pool)
+        except ValueError as e:
+            parser.error(f"--target-pool: {e}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     docs = []
     for name in shifts:
