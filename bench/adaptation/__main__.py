@@ -329,22 +329,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0.0 < args.labelled_share <= 1.0:
         parser.error(f"--labelled-share must be in (0, 1], got {args.labelled_share}")
-    shifts = args.shift or sorted(SHIFTS, reverse=True)
+    names = args.shift or sorted(SHIFTS, reverse=True)
     pool: dict[str, int] = {}
     if args.target_pool is not None:
-        if shifts != ["tweets-to-movies"]:
+        if names != ["tweets-to-movies"]:
             parser.error("--target-pool needs --shift tweets-to-movies alone")
         pool = {"n_live": args.target_pool}
-        try:
-            SHIFTS["tweets-to-movies"](quick=args.quick, **pool)
-        except ValueError as e:
-            parser.error(f"--target-pool: {e}")
+    try:
+        shifts = [SHIFTS[name](quick=args.quick, **pool) for name in names]
+    except ValueError as e:  # a pool that would reach the held-out rows
+        parser.error(f"--target-pool: {e}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     docs = []
-    for name in shifts:
+    for name, shift in zip(names, shifts, strict=True):
         with state_dir(args.keep_state, name) as tmp:
             try:
-                docs.append(run_one(SHIFTS[name](quick=args.quick, **pool), args, tmp))
+                docs.append(run_one(shift, args, tmp))
             except AdaptdError as e:
                 # A measured outcome (e.g. the first adapter failed its gates), not a crash.
                 print(f"{name} on {backbone_name(args.base)}: {e}", file=sys.stderr)

@@ -16,10 +16,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
+from adaptd.config import Settings
 from adaptd.demo.scenario import correct_offline, scenario_settings
 from adaptd.demo.shifts import TWEETS_TO_MOVIES_LIVE, tweets_to_movies
 from adaptd.evaluation import measures as m
@@ -27,14 +29,8 @@ from adaptd.storage import tables
 from adaptd.storage.engine import make_engine
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("state_dir", nargs="?", default="demo-state", type=Path)
-    args = parser.parse_args(argv)
-    state = args.state_dir.resolve()
-    if not (state / "adaptd.db").is_file():
-        parser.error(f"{state} holds no adaptd.db: run `make demo` first")
-    settings = scenario_settings(state, port=0, policies=[], check_interval_s=10.0)
+def kept_runs(settings: Settings, state: Path) -> tuple[list[Row[Any]], dict[str, str]]:
+    """The retrain runs of a kept state, oldest first, and each adapter version's directory."""
     engine = make_engine(settings.store_url)
     try:
         with engine.connect() as conn:
@@ -49,6 +45,18 @@ def main(argv: list[str] | None = None) -> int:
             }
     finally:
         engine.dispose()
+    return list(runs), paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("state_dir", nargs="?", default="demo-state", type=Path)
+    args = parser.parse_args(argv)
+    state = args.state_dir.resolve()
+    if not (state / "adaptd.db").is_file():
+        parser.error(f"{state} holds no adaptd.db: run `make demo` first")
+    settings = scenario_settings(state, port=0, policies=[], check_interval_s=10.0)
+    runs, paths = kept_runs(settings, state)
     shift = tweets_to_movies(quick=False, n_live=TWEETS_TO_MOVIES_LIVE)
     held_out = {"target": shift.target_holdout, "source": shift.source_holdout}
     rows = []

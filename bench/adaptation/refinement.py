@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
 
 from adaptd.datasets import demo
 from adaptd.demo.scenario import correct_offline, scenario_settings
@@ -33,26 +32,8 @@ from adaptd.demo.shifts import TWEETS_TO_MOVIES_LIVE, tweets_to_movies
 from adaptd.evaluation import measures as m
 from adaptd.retraining.settings import ValidationSettings
 from adaptd.retraining.validation import SliceData, judge
-from adaptd.storage import tables
-from adaptd.storage.engine import make_engine
-
-#: monitors.min_group_size's default: the smallest slice a gate judges
-MIN_GROUP_SIZE = 30
-
-
-def _runs(state: Path) -> tuple[list[tuple[int, str, str | None, str | None]], dict[str, str]]:
-    """((id, reason, parent, candidate) per run, adapter version -> directory)."""
-    settings = scenario_settings(state, port=0, policies=[], check_interval_s=10.0)
-    engine = make_engine(settings.store_url)
-    try:
-        with engine.connect() as conn:
-            runs = conn.execute(select(tables.retrain_runs).order_by(tables.retrain_runs.c.id))
-            rows = [(r.id, r.reason or "", r.parent, r.candidate) for r in runs]
-            recorded = conn.execute(select(tables.adapters.c.version, tables.adapters.c.path))
-            paths = {v: p if Path(p).is_dir() else str(state / "adapters" / v) for v, p in recorded}
-    finally:
-        engine.dispose()
-    return rows, paths
+from bench.adaptation.candidates import kept_runs
+from bench.adaptation.gates import MIN_GROUP_SIZE
 
 
 def _predictions(right: Sequence[bool], y: Sequence[int]) -> list[int]:
@@ -72,6 +53,12 @@ def pass_rates(
     """margin -> (share of draws the recent gate passed, share the whole verdict passed)."""
     rng = np.random.default_rng(seed)
     passed = {margin: [0, 0] for margin in margins}
+    judged_as = {
+        margin: ValidationSettings()
+        if margin is None
+        else ValidationSettings().model_copy(update={"refinement_margin": margin})
+        for margin in margins
+    }
     golden = SliceData(name="golden", y_true=tuple(y["golden"]))
     for _ in range(draws):
         ix = rng.choice(len(y["recent"]), size, replace=False)
@@ -82,11 +69,8 @@ def pass_rates(
         c = {"recent": [cand["recent"][i] for i in ix], "golden": cand["golden"]}
         b = {"recent": [champ["recent"][i] for i in ix], "golden": champ["golden"]}
         for margin in margins:
-            settings = ValidationSettings()
-            if margin is not None:
-                settings = settings.model_copy(update={"refinement_margin": margin})
             verdict = judge(
-                settings,
+                judged_as[margin],
                 slices,
                 c,
                 b,
@@ -116,15 +100,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = args.state_dir.resolve()
     if not (state / "adaptd.db").is_file():
         parser.error(f"{state} holds no adaptd.db: run `make demo` or keep a bench state first")
-    runs, paths = _runs(state)
-    refinements = [r for r in runs if "refinement" in r[1] and r[2] and r[3]]
+    settings = scenario_settings(state, port=0, policies=[], check_interval_s=10.0)
+    runs, paths = kept_runs(settings, state)
+    # the policy's own word for the run, in the reason it records ("retrain (refinement, ...)")
+    refinements = [
+        r
+        for r in runs
+        if "refinement" in (r.reason or "") and r.parent in paths and r.candidate in paths
+    ]
     if args.run is not None:
-        refinements = [r for r in refinements if r[0] == args.run]
+        refinements = [r for r in refinements if r.id == args.run]
     if not refinements:
         parser.error(f"{state}: no refinement run with a candidate on disk")
-    run_id, _, parent, candidate = refinements[-1]
-    assert parent is not None and candidate is not None
-    settings = scenario_settings(state, port=0, policies=[], check_interval_s=10.0)
+    run_id, parent, candidate = (
+        refinements[-1].id,
+        refinements[-1].parent,
+        refinements[-1].candidate,
+    )
     shift = tweets_to_movies(quick=False, n_live=TWEETS_TO_MOVIES_LIVE)
     held = {"recent": shift.target_holdout, "golden": shift.source_holdout}
     y = {k: [demo.LABELS.index(e.label or "") for e in rows] for k, rows in held.items()}
