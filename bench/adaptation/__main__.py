@@ -24,7 +24,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,27 +85,57 @@ def feature_extraction(
 
 
 def oracle(
-    settings_dir: Path, settings: Any, examples: list[Example], shift: Shift
+    settings_dir: Path, settings: Any, examples: list[Example], shift: Shift, seeds: int = 1
 ) -> dict[str, Any]:
-    """A fresh adapter on everything the daemon was given, trained offline with the same recipe."""
-    oracle_settings = settings.model_copy(
-        update={"state_dir": settings_dir, "policies": [], "store": settings.store}
-    )
-    (settings_dir / "adapters").mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    version, _ = train_first_adapter(oracle_settings, examples)
-    seconds = time.perf_counter() - started
-    engine = make_engine(oracle_settings.store_url)
-    try:
-        path = repo.get_adapter(engine, version).path
-    finally:
-        engine.dispose()
+    """Fresh adapters on everything the daemon was given, trained offline with the same recipe,
+    one per seed. One draw is no ceiling: on the demo's shift the same recipe on 2,735 rows
+    scored 74.2% and 76.3% in two runs 3 pool rows apart (RESULTS.md, runs 15-16), so with
+    ``seeds`` above 1 the oracle is the mean of the draws and the best draw is kept beside it."""
+    draws = []
+    for i in range(seeds):
+        seed = settings.retraining.seed + i
+        draw_dir = (
+            settings_dir if i == 0 else settings_dir.with_name(f"{settings_dir.name}-seed-{seed}")
+        )
+        recipe = settings.retraining.model_copy(update={"seed": seed})
+        draw_settings = settings.model_copy(
+            update={
+                "state_dir": draw_dir,
+                "policies": [],
+                "store": settings.store,
+                "retraining": recipe,
+            }
+        )
+        (draw_dir / "adapters").mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        version, _ = train_first_adapter(draw_settings, examples)
+        seconds = time.perf_counter() - started
+        engine = make_engine(draw_settings.store_url)
+        try:
+            path = repo.get_adapter(engine, version).path
+        finally:
+            engine.dispose()
+        draw = {
+            "seed": seed,
+            "source": score_offline(draw_settings, path, shift.source_holdout),
+            "target": score_offline(draw_settings, path, shift.target_holdout),
+            "train_s": round(seconds, 1),
+        }
+        print(f"   oracle draw: {draw}", flush=True)
+        draws.append(draw)
     return {
-        "source": score_offline(oracle_settings, path, shift.source_holdout),
-        "target": score_offline(oracle_settings, path, shift.target_holdout),
+        "source": _mean(d["source"] for d in draws),
+        "target": _mean(d["target"] for d in draws),
+        "best_target": max(d["target"] for d in draws),
+        "draws": draws,
         "trained_on": len(examples),
-        "train_s": round(seconds, 1),
+        "train_s": round(sum(d["train_s"] for d in draws), 1),
     }
+
+
+def _mean(values: Iterable[float]) -> float:
+    values = list(values)
+    return round(sum(values) / len(values), 4)
 
 
 def paired_change(
@@ -175,9 +205,16 @@ def run_one(shift: Shift, args: argparse.Namespace, work: Path) -> dict[str, Any
     write_timeline(result, RESULTS / f"{name}.png")
     fed = list(shift.source_train) + list(result.fed)
     oracle_scores: dict[str, Any] = (
-        oracle(work / "oracle", settings, fed, shift)
+        oracle(work / "oracle", settings, fed, shift, seeds=args.oracle_seeds)
         if args.oracle
-        else {"source": None, "target": None, "trained_on": len(fed), "train_s": None}
+        else {
+            "source": None,
+            "target": None,
+            "best_target": None,
+            "draws": [],
+            "trained_on": len(fed),
+            "train_s": None,
+        }
     )
     print(f"   oracle: {oracle_scores}", flush=True)
     first, final = result.accuracy["first"], result.accuracy["final"]
@@ -196,6 +233,9 @@ def run_one(shift: Shift, args: argparse.Namespace, work: Path) -> dict[str, Any
         "gap_to_oracle": None
         if final["target"] is None or oracle_scores["target"] is None
         else round(oracle_scores["target"] - final["target"], 4),
+        "gap_to_best_oracle": None
+        if final["target"] is None or oracle_scores["best_target"] is None
+        else round(oracle_scores["best_target"] - final["target"], 4),
         "first_minus_baseline_source": None
         if first["source"] is None
         else round(first["source"] - baseline["source"], 4),
@@ -246,8 +286,9 @@ def report(docs: list[dict[str, Any]]) -> str:
             f"{_pp(d['first_minus_baseline_source'])} (all {d['feature_extraction']['trained_on']}"
             f" rows), {_pp(d['first_minus_same_rows_baseline_source'])} (the same "
             f"{d['feature_extraction_same_rows']['trained_on']} rows); gap to oracle on target "
-            f"{_pp(d['gap_to_oracle'])}; forgetting {_pp(d['forgetting'])} (paired 95% "
-            f"interval of served - first on the source: "
+            f"{_pp(d['gap_to_oracle'])} (mean of {max(1, len(d['oracle']['draws']))} draws; "
+            f"to the best {_pp(d['gap_to_best_oracle'])}); forgetting {_pp(d['forgetting'])} "
+            f"(paired 95% interval of served - first on the source: "
             f"{_iv(d['served_minus_first_paired']['source']['interval_95'])}); shift -> trip "
             f"{t.get('shift_to_trip_s')} s, shift -> swap {t.get('shift_to_swap_s')} s; "
             f"retrains: {runs}; {d['labels_received']} labels received; "
@@ -300,6 +341,14 @@ def main(argv: list[str] | None = None) -> int:
         "on a loaded 2-core box); its column reads n/a",
     )
     parser.add_argument(
+        "--oracle-seeds",
+        type=int,
+        default=1,
+        metavar="K",
+        help="train the oracle K times (seeds seed..seed+K-1) and report the mean and the best "
+        "draw: one draw moved 2-3 points between runs (RESULTS.md, runs 14-16)",
+    )
+    parser.add_argument(
         "--labelled-share",
         type=float,
         default=1.0,
@@ -329,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0.0 < args.labelled_share <= 1.0:
         parser.error(f"--labelled-share must be in (0, 1], got {args.labelled_share}")
+    if args.oracle_seeds < 1:
+        parser.error(f"--oracle-seeds must be at least 1, got {args.oracle_seeds}")
     names = args.shift or sorted(SHIFTS, reverse=True)
     pool: dict[str, int] = {}
     if args.target_pool is not None:
