@@ -23,6 +23,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,13 @@ from adaptd.retraining.settings import ValidationSettings
 from adaptd.retraining.validation import SliceData, judge
 from bench.adaptation.candidates import kept_runs
 from bench.adaptation.gates import MIN_GROUP_SIZE
+
+
+def judged_as_refinement(details: dict[str, Any] | None) -> bool:
+    """The run's stored verdict applied ``validation.refinement_margin``: the gates judged its
+    candidate as a refinement of the champion (what the run's reason only says in words)."""
+    verdict = (details or {}).get("verdict") or {}
+    return any("refinement_margin" in (g.get("threshold") or {}) for g in verdict.get("gates", []))
 
 
 def _predictions(right: Sequence[bool], y: Sequence[int]) -> list[int]:
@@ -102,11 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{state} holds no adaptd.db: run `make demo` or keep a bench state first")
     settings = scenario_settings(state, port=0, policies=[], check_interval_s=10.0)
     runs, paths = kept_runs(settings, state)
-    # the policy's own word for the run, in the reason it records ("retrain (refinement, ...)")
     refinements = [
         r
         for r in runs
-        if "refinement" in (r.reason or "") and r.parent in paths and r.candidate in paths
+        if judged_as_refinement(r.details) and r.parent in paths and r.candidate in paths
     ]
     if args.run is not None:
         refinements = [r for r in refinements if r.id == args.run]
