@@ -185,39 +185,46 @@ def test_the_stage_learns_its_pairs_then_the_probe_is_refitted(
     assert any(float(v.abs().max()) > 0 for k, v in weights.items() if "lora_B" in k)
 
 
-@pytest.mark.parametrize(
-    ("stage_lr", "kept"),
-    [
-        # wrecked features (dev 0.525 against the probe's 0.75): the probe is significantly
-        # better, the fine-tune starts again from it, and its epoch (at a learning rate that
-        # moves nothing) scores what the probe scored
-        (1.0, {"probe", "epoch 1"}),
-        # a stage 3 dev rows behind the probe (0.675 against 0.75): noise on 40 rows, the stage
-        # stays (on movie snippets the probe 2.5 points ahead on dev was 5.6 behind held out)
-        (0.1, {"contrastive"}),
-    ],
-)
+#: the stage's learning rates tried: which of them wrecks the tiny model's features, and by how
+#: much, depends on the CPU's float kernels (lr 1.0 left 21 of 40 dev rows right on one machine,
+#: 23 on another), so the test looks for one far behind the probe and one close to it
+STAGE_LRS = (0.05, 0.1, 0.3, 0.5, 1.0, 2.0, 3.0)
+
+
 def test_the_probe_replaces_the_stage_only_when_significantly_better_on_dev(
-    tmp_path: Path, tiny_base: Path, stage_lr: float, kept: set[str]
+    tmp_path: Path, tiny_base: Path
 ) -> None:
-    spec = make_spec(
-        tmp_path,
-        tiny_base,
-        contrastive="on",
-        contrastive_pairing="in-batch",
-        contrastive_iterations=5,
-        contrastive_learning_rate=stage_lr,
-        epochs=1,
-        learning_rate=1e-9,
-        head_learning_rate=1e-9,
-    )
-    result = train(spec, lambda p: None)
-    dev = {c["checkpoint"]: c["dev_accuracy"] for c in result.checkpoints}
-    assert dev["contrastive"] < dev["probe"] - 0.05
-    assert result.kept in kept
-    # the epoch scores what the checkpoint it started from scored
-    start = dev["contrastive"] if "contrastive" in kept else dev["probe"]
-    assert dev["epoch 1"] == pytest.approx(start, abs=0.03)
+    far, near = [], []
+    for lr in STAGE_LRS:
+        spec = make_spec(
+            tmp_path / str(lr),
+            tiny_base,
+            contrastive="on",
+            contrastive_pairing="in-batch",
+            contrastive_iterations=5,
+            contrastive_learning_rate=lr,
+            epochs=1,
+            learning_rate=1e-9,
+            head_learning_rate=1e-9,
+        )
+        result = train(spec, lambda p: None)
+        dev = {c["checkpoint"]: c["dev_accuracy"] for c in result.checkpoints}
+        behind = round((dev["probe"] - dev["contrastive"]) * 40)  # dev rows, of 40
+        if behind >= 12:
+            # wrecked features: 12 rows net of at most 40 discordant ones is one-sided exact
+            # McNemar p <= 0.04, so the probe is significantly better, the fine-tune starts
+            # again from it, and its epoch (at a rate that moves nothing) scores what it scored
+            far.append(lr)
+            assert result.kept in {"probe", "epoch 1"}, (lr, dev)
+            assert dev["epoch 1"] == pytest.approx(dev["probe"], abs=0.03)
+        elif 0 < behind <= 4:
+            # a few rows behind (p >= 0.0625 even when all discordant rows go one way): noise
+            # on 40 rows, the stage stays (on movie snippets the probe 2.5 points ahead on dev
+            # was 5.6 behind on held-out rows)
+            near.append(lr)
+            assert result.kept == "contrastive", (lr, dev)
+            assert dev["epoch 1"] == pytest.approx(dev["contrastive"], abs=0.03)
+    assert far and near, f"no stage learning rate far behind ({far}) and near ({near}) the probe"
 
 
 STAGE = np.array([False] * 10 + [True] * 30)  # the stage: 30 of 40 dev rows right
