@@ -65,6 +65,28 @@ def stratified_sample(labels: Sequence[int], k: int, rng: random.Random) -> list
     return sorted(chosen)
 
 
+def mixed_sample(
+    labels: Sequence[int], replayed: Sequence[bool], k: int, share: float, rng: random.Random
+) -> list[int]:
+    """Indices of at most ``k`` rows, ``share`` of them replayed rows (all there are, when
+    fewer) and the rest new ones, each part a :func:`stratified_sample`, in their original
+    order. A refinement replays the few hundred rows its first adapter learnt from beside a
+    thousand or more new labels: sampled as one, the stage would see a tenth of them."""
+    if len(labels) <= k:
+        return list(range(len(labels)))
+    old = [i for i, r in enumerate(replayed) if r]
+    new = [i for i, r in enumerate(replayed) if not r]
+    k_old = min(len(old), round(share * k))
+    k_new = min(len(new), k - k_old)
+    k_old = min(len(old), k - k_new)
+    chosen = [
+        part[j]
+        for part, n in ((old, k_old), (new, k_new))
+        for j in stratified_sample([labels[i] for i in part], n, rng)
+    ]
+    return sorted(chosen)
+
+
 def row_batches(n: int, batch_size: int, iterations: int, rng: random.Random) -> list[list[int]]:
     """``iterations`` shuffled passes over ``n`` rows cut into batches; a last batch of one row
     (no pair in it) joins the batch before it."""

@@ -40,6 +40,12 @@ class TrainSpec:
     #: most rows the stage runs on: a larger training set is sampled (each label keeping its
     #: share)
     contrastive_max_rows: int = 500
+    #: when the stage's rows are sampled: the share of them drawn from the replayed rows (as
+    #: far as there are), the rest from the new ones, each part keeping its labels' shares;
+    #: None (the daemon's): one sample of all rows, where the replayed ones keep their share.
+    #: Only for benchmarks: 0.5 did not keep more of the source over five draws of the demo's
+    #: shift (bench/adaptation/RECIPE.md, "The stage's sample on a refinement")
+    contrastive_replay_share: float | None = None
     #: passes over the training rows (setfit: each pairing every row with one same- and one
     #: different-label row)
     contrastive_iterations: int = 10

@@ -332,7 +332,7 @@ def train(
     )
     from adaptd.modeling.lora import classifier_of, save_adapter
     from adaptd.modeling.probe import extract_features, fit_linear_probe, pad_batch
-    from adaptd.retraining.contrastive import fit_contrastive, stratified_sample
+    from adaptd.retraining.contrastive import fit_contrastive, mixed_sample, stratified_sample
 
     device = resolve_device(spec.device, key="retraining.device")
     check_dtype(spec.dtype, device, key="retraining.dtype")
@@ -461,7 +461,17 @@ def train(
         # A larger training set is sampled, not skipped: a retrain's rows grow with every
         # retry, and the stage's minutes count against shift -> swap.
         labels = [int(y) for y in data.y.cpu()]
-        sample = stratified_sample(labels, spec.contrastive_max_rows, random.Random(spec.seed))
+        sample = (
+            stratified_sample(labels, spec.contrastive_max_rows, random.Random(spec.seed))
+            if spec.contrastive_replay_share is None
+            else mixed_sample(
+                labels,
+                [r.replayed for r in train_rows],
+                spec.contrastive_max_rows,
+                spec.contrastive_replay_share,
+                random.Random(spec.seed),
+            )
+        )
         stats = fit_contrastive(
             classifier,
             [data.ids[i] for i in sample],
@@ -481,6 +491,7 @@ def train(
         contrastive = {
             **asdict(stats),
             "rows": len(sample),
+            "replayed": sum(train_rows[i].replayed for i in sample),
             "seconds": round(time.perf_counter() - stage_started, 1),
             "dev_accuracy": None if score is None else round(score.accuracy, 6),
         }

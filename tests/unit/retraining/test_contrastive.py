@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,13 @@ from pydantic import ValidationError
 from safetensors.torch import load_file
 
 from adaptd.modeling.base import resolve_base
-from adaptd.retraining.contrastive import in_batch_loss, pairs, row_batches, stratified_sample
+from adaptd.retraining.contrastive import (
+    in_batch_loss,
+    mixed_sample,
+    pairs,
+    row_batches,
+    stratified_sample,
+)
 from adaptd.retraining.settings import RetrainingSettings
 from adaptd.retraining.spec import Progress, TrainSpec
 from adaptd.retraining.trainer import (
@@ -21,10 +28,12 @@ from adaptd.retraining.trainer import (
     _clearly_beats,
     _Score,
     is_sentence_encoder,
+    read_train_file,
     runs_contrastive,
     stage_passes,
     starts_warm,
     train,
+    write_train_file,
 )
 from tests.unit.retraining.test_trainer import make_spec
 
@@ -82,6 +91,31 @@ def test_stratified_sample_keeps_each_labels_share_and_takes_all_when_small() ->
     assert stratified_sample(labels, 25, random.Random(1)) != out
 
 
+def test_mixed_sample_gives_the_replayed_rows_their_share_and_each_part_its_labels() -> None:
+    # a refinement's rows: 1,500 new labels and the 234 its first adapter learnt from
+    labels = [0, 1, 1] * 500 + [0, 1] * 117
+    replayed = [False] * 1500 + [True] * 234
+    out = mixed_sample(labels, replayed, 500, 0.5, random.Random(0))
+    assert len(out) == 500 and out == sorted(set(out))
+    old = [i for i in out if replayed[i]]
+    assert len(old) == 234  # all of them: fewer than half of 500
+    assert sum(labels[i] for i in old) == 117
+    new = [i for i in out if not replayed[i]]
+    assert sum(labels[i] == 0 for i in new) in {88, 89}  # a third of 266
+    # as one sample the replayed rows would keep their share: about 67
+    alone = stratified_sample(labels, 500, random.Random(0))
+    assert sum(replayed[i] for i in alone) < 100
+    # more replayed rows than the share asks for: the share, the rest new
+    many = mixed_sample(
+        labels, [i % 2 == 0 for i in range(len(labels))], 100, 0.3, random.Random(0)
+    )
+    assert len(many) == 100 and sum(i % 2 == 0 for i in many) == 30
+    assert mixed_sample(labels[:50], replayed[:50], 500, 0.5, random.Random(0)) == list(range(50))
+    # a first adapter replays nothing: the sample is the one the stage always drew
+    first = mixed_sample(labels, [False] * len(labels), 500, 0.5, random.Random(0))
+    assert first == stratified_sample(labels, 500, random.Random(0))
+
+
 def test_the_stage_runs_on_a_sample_of_a_larger_training_set(
     tmp_path: Path, tiny_base: Path
 ) -> None:
@@ -91,6 +125,23 @@ def test_the_stage_runs_on_a_sample_of_a_larger_training_set(
     )  # fmt: skip
     stage = train(spec, lambda p: None).contrastive
     assert stage is not None and stage["rows"] == 100 and stage["pairs"] == 2 * 100
+
+
+def test_the_stages_sample_gives_replayed_rows_their_share(tmp_path: Path, tiny_base: Path) -> None:
+    spec = make_spec(
+        tmp_path, tiny_base, contrastive="on", contrastive_iterations=1,
+        contrastive_max_rows=100, epochs=1,
+    )  # fmt: skip
+    # a refinement's rows: 360 new labels and 40 replayed ones (a tenth)
+    rows = read_train_file(Path(spec.train_file))
+    flags = [i >= 360 for i in range(len(rows))]
+    write_train_file(
+        Path(spec.train_file), [(r.text, r.label, r.weight) for r in rows], replayed=flags
+    )
+    mixed = train(replace(spec, contrastive_replay_share=0.5), lambda p: None).contrastive
+    assert mixed is not None and (mixed["rows"], mixed["replayed"]) == (100, 40)
+    one = train(replace(spec, out_dir=str(tmp_path / "one")), lambda p: None).contrastive
+    assert one is not None and one["rows"] == 100 and one["replayed"] < 20
 
 
 def test_setfit_pairing_encodes_two_texts_per_pair(tmp_path: Path, tiny_base: Path) -> None:
