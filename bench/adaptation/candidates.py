@@ -48,15 +48,24 @@ def kept_runs(settings: Settings, state: Path) -> tuple[list[Row[Any]], dict[str
     return list(runs), paths
 
 
+def kept_state(
+    parser: argparse.ArgumentParser, state_dir: Path
+) -> tuple[Path, Settings, list[Row[Any]], dict[str, str]]:
+    """A kept daemon state named on the command line: its directory, the settings that read
+    it, its runs and adapter directories (:func:`kept_runs`); a usage error when it holds no
+    store."""
+    state = state_dir.resolve()
+    if not (state / "adaptd.db").is_file():
+        parser.error(f"{state} holds no adaptd.db: run `make demo` or keep a bench state first")
+    settings = scenario_settings(state, port=0, policies=[], check_interval_s=10.0)
+    return (state, settings, *kept_runs(settings, state))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("state_dir", nargs="?", default="demo-state", type=Path)
     args = parser.parse_args(argv)
-    state = args.state_dir.resolve()
-    if not (state / "adaptd.db").is_file():
-        parser.error(f"{state} holds no adaptd.db: run `make demo` first")
-    settings = scenario_settings(state, port=0, policies=[], check_interval_s=10.0)
-    runs, paths = kept_runs(settings, state)
+    _, settings, runs, paths = kept_state(parser, args.state_dir)
     shift = tweets_to_movies(quick=False, n_live=TWEETS_TO_MOVIES_LIVE)
     held_out = {"target": shift.target_holdout, "source": shift.source_holdout}
     rows = []

@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 
 from adaptd.datasets import demo
-from adaptd.demo.scenario import correct_offline, scenario_settings
+from adaptd.demo.scenario import correct_offline
 from adaptd.demo.shifts import TWEETS_TO_MOVIES_LIVE, tweets_to_movies
 from adaptd.evaluation import measures as m
 from adaptd.retraining.settings import ValidationSettings
 from adaptd.retraining.validation import SliceData, judge
-from bench.adaptation.candidates import kept_runs
+from bench.adaptation.candidates import kept_state
 from bench.adaptation.gates import MIN_GROUP_SIZE
 
 
@@ -105,11 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    state = args.state_dir.resolve()
-    if not (state / "adaptd.db").is_file():
-        parser.error(f"{state} holds no adaptd.db: run `make demo` or keep a bench state first")
-    settings = scenario_settings(state, port=0, policies=[], check_interval_s=10.0)
-    runs, paths = kept_runs(settings, state)
+    state, settings, runs, paths = kept_state(parser, args.state_dir)
     refinements = [
         r
         for r in runs
