@@ -330,3 +330,49 @@ def test_a_refinement_whose_interval_reaches_below_the_margin_is_rejected() -> N
     assert verdict.gates[0].difference == pytest.approx(0.0)
     assert not verdict.passed
     assert "it starts at -0.0" in verdict.reason()
+
+
+def with_golden(
+    candidate: dict[str, list[int]], champion: dict[str, list[int]], broken: int, fixed: int
+) -> dict[str, list[int]]:
+    """``candidate`` with ``broken`` of the champion's right golden rows wrong and ``fixed`` of
+    its wrong ones right: a loss of (broken - fixed) / 300 on golden, with that much churn."""
+    golden = list(champion["golden"])
+    right = [i for i, (p, t) in enumerate(zip(golden, Y_GOLDEN, strict=True)) if p == t]
+    wrong = [i for i, (p, t) in enumerate(zip(golden, Y_GOLDEN, strict=True)) if p != t]
+    for i in right[:broken]:
+        golden[i] = 1 - Y_GOLDEN[i]
+    for i in wrong[:fixed]:
+        golden[i] = Y_GOLDEN[i]
+    return {**candidate, "golden": golden}
+
+
+def test_a_refinement_may_not_trade_a_measured_golden_loss_that_a_retrain_may() -> None:
+    # +4 points on 150 recent rows (no worse, not surely better) and -2.3 points on 300 golden
+    # rows in 53 changed answers (30 broken, 23 fixed): not significant at the golden gate's 70 %.
+    candidate, champion = champion_and(16, 10)
+    candidate = with_golden(candidate, champion, broken=30, fixed=23)
+    plain = run(
+        {**candidate, "recent": candidate["recent"][:150]},
+        {**champion, "recent": champion["recent"][:150]},
+        slices={"recent": SliceData(name="recent", y_true=tuple(Y_RECENT[:150])),
+                "golden": SLICES["golden"]},
+    )  # fmt: skip
+    golden = plain.gates[1]
+    assert golden.difference == pytest.approx(-7 / 300)
+    assert golden.difference_interval is not None and golden.difference_interval.high > 0
+    assert golden.outcome is Outcome.PASSED  # a retrain: a loss must be significant to fail
+    verdict = refining(candidate, champion)
+    assert verdict.gates[0].outcome is Outcome.PASSED  # no worse on recent
+    assert [g.name for g in verdict.failing] == ["accuracy@golden"]
+    assert "a refinement must be no worse than the champion: it measures a drop of 0.023" in (
+        verdict.reason()
+    )
+
+
+def test_a_refinement_within_max_drop_on_golden_passes() -> None:
+    # -1.3 points on golden (14 broken, 10 fixed): inside max_drop 0.02, passed as before
+    candidate, champion = champion_and(16, 10)
+    verdict = refining(with_golden(candidate, champion, broken=14, fixed=10), champion)
+    assert verdict.gates[1].difference == pytest.approx(-4 / 300)
+    assert verdict.passed, verdict.reason()
