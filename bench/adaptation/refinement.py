@@ -8,8 +8,9 @@ left. This takes a kept daemon state (``make demo``'s ``demo-state``, or ``pytho
 bench.adaptation --keep-state DIR``'s ``DIR/tweets-to-movies/daemon``), scores the refinement of
 run ``N`` and its champion (the adapter it refined) on the demo shift's 1,000 held-out movie
 snippets, and draws ``n`` of those rows many times as the recent slice, judging each draw with
-the daemon's own :func:`judge` (the golden slice: the 136 held-out tweets, all of them). The
-same pair reversed, the champion judged as a refinement of the better model, is a real
+the daemon's own :func:`judge` (the golden slice: the 136 held-out tweets, all of them, or with
+``--golden-size N`` N of them drawn afresh each time, as small as the run's own). The same pair
+reversed, the champion judged as a refinement of the better model, is a real
 regression of the same size: what a wider margin would let through.
 
 Binary demo labels: a prediction is the label when the adapter got the row right, the other
@@ -57,8 +58,11 @@ def pass_rates(
     margins: Sequence[float | None],
     draws: int,
     seed: int,
+    golden_size: int | None = None,
 ) -> dict[float | None, tuple[float, float]]:
-    """margin -> (share of draws the recent gate passed, share the whole verdict passed)."""
+    """margin -> (share of draws the recent gate passed, share the whole verdict passed).
+    ``golden_size``: judge each draw on that many golden rows, drawn with the recent ones
+    (default: every golden row, every time)."""
     rng = np.random.default_rng(seed)
     passed = {margin: [0, 0] for margin in margins}
     judged_as = {
@@ -67,15 +71,19 @@ def pass_rates(
         else ValidationSettings().model_copy(update={"refinement_margin": margin})
         for margin in margins
     }
-    golden = SliceData(name="golden", y_true=tuple(y["golden"]))
+    n_golden = len(y["golden"])
     for _ in range(draws):
-        ix = rng.choice(len(y["recent"]), size, replace=False)
-        slices = {
-            "recent": SliceData(name="recent", y_true=tuple(y["recent"][i] for i in ix)),
-            "golden": golden,
+        ix = {
+            "recent": rng.choice(len(y["recent"]), size, replace=False),
+            "golden": np.arange(n_golden)
+            if golden_size is None
+            else rng.choice(n_golden, golden_size, replace=False),
         }
-        c = {"recent": [cand["recent"][i] for i in ix], "golden": cand["golden"]}
-        b = {"recent": [champ["recent"][i] for i in ix], "golden": champ["golden"]}
+        slices = {
+            k: SliceData(name=k, y_true=tuple(y[k][i] for i in rows)) for k, rows in ix.items()
+        }
+        c = {k: [cand[k][i] for i in rows] for k, rows in ix.items()}
+        b = {k: [champ[k][i] for i in rows] for k, rows in ix.items()}
         for margin in margins:
             verdict = judge(
                 judged_as[margin],
@@ -102,6 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--margins", default="-,0.02,0.05", help="refinement_margin values ('-': a plain gate)"
     )
+    parser.add_argument(
+        "--golden-size",
+        type=int,
+        default=None,
+        help="golden rows drawn for each verdict from the held-out source rows (default: all)",
+    )
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -123,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     shift = tweets_to_movies(quick=False, n_live=TWEETS_TO_MOVIES_LIVE)
     held = {"recent": shift.target_holdout, "golden": shift.source_holdout}
     y = {k: [demo.LABELS.index(e.label or "") for e in rows] for k, rows in held.items()}
+    if args.golden_size is not None and not 0 < args.golden_size <= len(y["golden"]):
+        parser.error(f"--golden-size: 1 to {len(y['golden'])} (the held-out source rows)")
     preds = {
         version: {
             k: _predictions(correct_offline(settings, paths[version], rows), y[k])
@@ -150,14 +166,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("reversed (a regression)", preds[parent], preds[candidate]),
         ):
             rates = pass_rates(
-                cand, champ, y, size=size, margins=margins, draws=args.draws, seed=args.seed
+                cand,
+                champ,
+                y,
+                size=size,
+                margins=margins,
+                draws=args.draws,
+                seed=args.seed,
+                golden_size=args.golden_size,
             )
             cells = " | ".join(f"{r:.2f} ({v:.2f})" for r, v in rates.values())
             print(f"| {size} | {name} | {cells} |", flush=True)  # noqa: T201
             results.append({"size": size, "candidate": name, "rates": list(rates.values())})
+    golden = "all" if args.golden_size is None else f"{args.golden_size} drawn"
     print(  # noqa: T201
         "\n(share of draws the recent gate passed; in brackets the whole verdict, the golden "
-        "gate on the held-out source rows included)"
+        f"gate on the held-out source rows included: {golden} of {len(y['golden'])})"
     )
     print(json.dumps({"run": run_id, "results": results}))  # noqa: T201
     return 0
