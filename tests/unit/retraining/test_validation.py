@@ -300,15 +300,20 @@ def champion_and(fixed: int, broken: int) -> tuple[dict[str, list[int]], dict[st
     return candidate, champion
 
 
-def test_a_refinement_passes_when_no_worse_where_a_retrain_must_be_surely_better() -> None:
-    # +4 points on 150 rows (16 fixed, 10 broken): not surely better, but no worse
-    candidate, champion = champion_and(16, 10)
-    plain = run(
+def as_retrain(candidate: dict[str, list[int]], champion: dict[str, list[int]]) -> Verdict:
+    """What :func:`refining` judges, judged as a plain retrain."""
+    return run(
         {**candidate, "recent": candidate["recent"][:150]},
         {**champion, "recent": champion["recent"][:150]},
         slices={"recent": SliceData(name="recent", y_true=tuple(Y_RECENT[:150])),
                 "golden": SLICES["golden"]},
     )  # fmt: skip
+
+
+def test_a_refinement_passes_when_no_worse_where_a_retrain_must_be_surely_better() -> None:
+    # +4 points on 150 rows (16 fixed, 10 broken): not surely better, but no worse
+    candidate, champion = champion_and(16, 10)
+    plain = as_retrain(candidate, champion)
     assert not plain.passed
     verdict = refining(candidate, champion)
     assert verdict.passed, verdict.reason()
@@ -352,12 +357,7 @@ def test_a_refinement_may_not_trade_a_measured_golden_loss_that_a_retrain_may() 
     # rows in 53 changed answers (30 broken, 23 fixed): not significant at the golden gate's 70 %.
     candidate, champion = champion_and(16, 10)
     candidate = with_golden(candidate, champion, broken=30, fixed=23)
-    plain = run(
-        {**candidate, "recent": candidate["recent"][:150]},
-        {**champion, "recent": champion["recent"][:150]},
-        slices={"recent": SliceData(name="recent", y_true=tuple(Y_RECENT[:150])),
-                "golden": SLICES["golden"]},
-    )  # fmt: skip
+    plain = as_retrain(candidate, champion)
     golden = plain.gates[1]
     assert golden.difference == pytest.approx(-7 / 300)
     assert golden.difference_interval is not None and golden.difference_interval.high > 0
