@@ -355,22 +355,20 @@ def _bounds(
                     f"not surely better than the champion by more than {_fmt(bound)}: the "
                     f"{interval.level:.0%} interval of the gain starts at {worst_gain:+.3f}"
                 )
-        elif key == "max_drop" and difference < -bound:
-            if refinement_margin is not None:
+        else:
+            # max_drop / max_rise: the change the bound limits, and whether it is significant
+            word, change, significant = (
+                ("drop", -difference, interval.high < 0)
+                if key == "max_drop"
+                else ("rise", difference, interval.low > 0)
+            )
+            if change > bound and refinement_margin is not None:
                 failures.append(
-                    f"a refinement must be no worse than the champion: it measures a drop of "
-                    f"{-difference:.3f}, more than {_fmt(bound)}"
+                    f"a refinement must be no worse than the champion: it measures a {word} of "
+                    f"{change:.3f}, more than {_fmt(bound)}"
                 )
-            elif interval.high < 0:
-                failures.append(f"significant drop of {-difference:.3f}, more than {_fmt(bound)}")
-        elif key == "max_rise" and difference > bound:
-            if refinement_margin is not None:
-                failures.append(
-                    f"a refinement must be no worse than the champion: it measures a rise of "
-                    f"{difference:.3f}, more than {_fmt(bound)}"
-                )
-            elif interval.low > 0:
-                failures.append(f"significant rise of {difference:.3f}, more than {_fmt(bound)}")
+            elif change > bound and significant:
+                failures.append(f"significant {word} of {change:.3f}, more than {_fmt(bound)}")
     return failures, threshold, skipped
 
 
