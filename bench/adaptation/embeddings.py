@@ -66,5 +66,4 @@ def domain(name: str) -> tuple[np.ndarray, np.ndarray, list[Example]]:
 
 if __name__ == "__main__":
     for name in ("tweets", "movies"):
-        x, _, _ = domain(name)
-        print(name, x.shape)  # noqa: T201
+        print(name, domain(name)[0].shape)  # noqa: T201

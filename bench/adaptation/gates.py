@@ -206,12 +206,12 @@ def one_seed(
         "recent": SliceData(name="recent", y_true=tuple(int(v) for v in my[first_recent_ix])),
         "golden": SliceData(name="golden", y_true=slices["golden"].y_true[: setup.golden_sizes[0]]),
     }
-    first_x = {"recent": mx[first_recent_ix], "golden": mx[golden_ix[: setup.golden_sizes[0]]]}
+    first_xs = {"recent": mx[first_recent_ix], "golden": mx[golden_ix[: setup.golden_sizes[0]]]}
     first: dict[str, bool] = {}
     for name in ("champion", "shuffled"):
-        p = {s: predict(models[name], first_x[s]) for s in first_slices}
+        first_p = {s: predict(models[name], first_xs[s]) for s in first_slices}
         first[name] = judge(
-            ValidationSettings(), first_slices, p, None,
+            ValidationSettings(), first_slices, first_p, None,
             min_group_size=MIN_GROUP_SIZE, positive=1,
         ).passed  # fmt: skip
     return promoted, accuracies, first
