@@ -221,7 +221,7 @@ def shift_case(
 
     shift = tweets_to_movies()
     tokenizer = load_tokenizer(base)
-    recipe = {"pooling": "mean", "max_length": max_length, "threads": threads}
+    recipe: dict[str, Any] = {"pooling": "mean", "max_length": max_length, "threads": threads}
     test = {
         "target": list(shift.target_holdout),
         "source": list(shift.source_holdout),
