@@ -135,7 +135,7 @@ _INERT_CONFIG_KEYS = frozenset(
 #: initialisations that leave the base weights as they are (PiSSA, OLoRA, LoftQ, CorDA rewrite
 #: them, so their adapters only make sense on the base peft rebuilds for them)
 _PLAIN_INITS = (True, False, "gaussian")
-_PREFIX = "base_model.model."
+PEFT_PREFIX = "base_model.model."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,9 +187,9 @@ def read_plain_lora(adapter_dir: Path, *, head: str, device: str = "cpu") -> Pla
     b_of: dict[str, Any] = {}
     head_params: dict[str, Any] = {}
     for key, tensor in tensors.items():
-        if not key.startswith(_PREFIX):
+        if not key.startswith(PEFT_PREFIX):
             return None
-        name = key[len(_PREFIX) :]
+        name = key[len(PEFT_PREFIX) :]
         if name.endswith(".lora_A.weight"):
             a_of[name[: -len(".lora_A.weight")]] = tensor
         elif name.endswith(".lora_B.weight"):

@@ -827,4 +827,5 @@ def train_spec(
         threads=rt.threads,
         eval_file=eval_file,
         champion=champion,
+        interpolation=rt.interpolation,
     )

@@ -87,6 +87,9 @@ class TrainSpec:
     eval_file: str | None = None
     #: adapter directory of the champion (None: the first adapter, nothing to compare with)
     champion: str | None = None
+    #: the candidate's share when it is saved as ``(1 - x) * champion + x * candidate``
+    #: (WiSE-FT, :mod:`adaptd.modeling.interpolation`); 1: saved as trained
+    interpolation: float = 1.0
     #: a scoring-only run: score the eval file with this trained adapter (as the candidate) and
     #: the champion, train nothing (the gate's late labels, scored after training ended)
     rescore: str | None = None
@@ -148,6 +151,9 @@ class TrainResult:
     dev_rows: int = 0
     #: the contrastive stage when it ran: pairs, steps, loss_first, loss_last, seconds
     contrastive: dict[str, Any] | None = None
+    #: the rank of the adapter saved when it is the candidate interpolated with the champion
+    #: (``TrainSpec.interpolation``); None: saved as trained
+    interpolated_rank: int | None = None
     #: every checkpoint in order, {"checkpoint", "dev_accuracy", "dev_loss"}
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     #: {"candidate"|"champion": {slice: [class index per text]}}

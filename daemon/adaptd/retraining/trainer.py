@@ -38,7 +38,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -330,6 +330,7 @@ def train(
         needs_grad_scaler,
         resolve_device,
     )
+    from adaptd.modeling.interpolation import interpolate_adapters
     from adaptd.modeling.lora import classifier_of, save_adapter
     from adaptd.modeling.probe import extract_features, fit_linear_probe, pad_batch
     from adaptd.retraining.contrastive import fit_contrastive, mixed_sample, stratified_sample
@@ -582,7 +583,35 @@ def train(
     if best_state is not None:
         _restore(model, best_state)
     logger.info("kept %s (dev %s)", chosen, best)
-    model.eval()
+    out_dir = Path(spec.out_dir)
+    model.eval().to("cpu")  # the saved tensors are CPU tensors wherever training ran
+    save_adapter(
+        model,
+        out_dir,
+        spec.labels,
+        {
+            "trained_on": len(train_rows),
+            "warm_start": spec.warm_start,
+            "mode": spec.mode,
+            "kept": chosen,
+            "seed": spec.seed,
+        },
+    )
+    interpolated = None
+    if spec.champion and spec.interpolation < 1:
+        interpolated = interpolate_adapters(
+            Path(spec.champion), out_dir, spec.interpolation, max_rank=2 * spec.rank
+        )
+        if interpolated is not None:
+            logger.info(
+                "interpolated with the champion: %.2f of the candidate, rank %d",
+                spec.interpolation,
+                interpolated,
+            )
+            # Scored as it will be served: read back from the files just written.
+            _, model = build_model(replace(spec, warm_start=spec.out_dir, mode="finetune"))
+            model.eval()
+    model.to(device)
     predictions: dict[str, dict[str, list[int]]] = {}
     scores: dict[str, dict[str, Any]] = {}
     if spec.eval_file:
@@ -605,19 +634,6 @@ def train(
                 device=device,
                 dtype=spec.dtype,
             )
-    model.to("cpu")  # the saved tensors are CPU tensors wherever training ran
-    save_adapter(
-        model,
-        Path(spec.out_dir),
-        spec.labels,
-        {
-            "trained_on": len(train_rows),
-            "warm_start": spec.warm_start,
-            "mode": spec.mode,
-            "kept": chosen,
-            "seed": spec.seed,
-        },
-    )
     return TrainResult(
         adapter_dir=spec.out_dir,
         epochs_run=epochs_run,
@@ -634,6 +650,7 @@ def train(
         best_dev_accuracy=None if best is None else round(best.accuracy, 6),
         dev_rows=len(dev_rows),
         contrastive=contrastive,
+        interpolated_rank=interpolated,
         checkpoints=history,
         predictions=predictions,
         scores=scores,

@@ -189,6 +189,37 @@ def test_warm_start_continues_from_an_adapter(tmp_path: Path, tiny_base: Path) -
     assert second.predictions["champion"]["recent"] == first.predictions["candidate"]["recent"]
 
 
+def test_a_retrain_is_saved_and_scored_as_its_interpolation_with_the_champion(
+    tmp_path: Path, tiny_base: Path
+) -> None:
+    from adaptd.modeling.lora import read_adapter_config
+    from adaptd.retraining.scoring import read_eval_file, score_champion
+
+    first = train(make_spec(tmp_path / "a", tiny_base), lambda p: None)
+    as_trained = train(
+        make_spec(tmp_path / "b", tiny_base, champion=first.adapter_dir, epochs=2),
+        lambda p: None,
+    )
+    mixed = train(
+        make_spec(
+            tmp_path / "c", tiny_base, champion=first.adapter_dir, epochs=2, interpolation=0.5
+        ),
+        lambda p: None,
+    )
+
+    assert as_trained.interpolated_rank is None
+    assert read_adapter_config(Path(as_trained.adapter_dir))["r"] == 8
+    assert mixed.interpolated_rank == 16  # a fresh rank 8 beside the champion's 8
+    assert read_adapter_config(Path(mixed.adapter_dir))["r"] == 16
+    assert mixed.kept == as_trained.kept  # the same training: only what is saved differs
+    got = mixed.scores["recent"]["probabilities"]
+    assert got != as_trained.scores["recent"]["probabilities"]
+    # what the gates judge is what would be served: the files, read back
+    slices = read_eval_file(tmp_path / "c" / "eval.jsonl")
+    served = score_champion(str(tiny_base), LABELS, Path(mixed.adapter_dir), slices, max_length=32)
+    assert mixed.predictions["candidate"] == served
+
+
 def test_a_warm_start_keeps_its_probe_unless_an_epoch_is_significantly_better(
     tmp_path: Path, tiny_base: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
