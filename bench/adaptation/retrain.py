@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -55,9 +56,10 @@ from adaptd.datasets.records import Example
 from adaptd.demo.shifts import SHIFTS
 from adaptd.evaluation import measures as m
 from adaptd.modeling.base import load_tokenizer, resolve_base
+from adaptd.modeling.interpolation import interpolate_adapters
 from adaptd.retraining.dataset import AssemblySpec, TrainingSet, assemble
 from adaptd.retraining.job import train_spec
-from adaptd.retraining.scoring import score_candidate, write_eval_file
+from adaptd.retraining.scoring import score_candidate, score_champion, write_eval_file
 from adaptd.retraining.spec import TrainSpec
 from adaptd.retraining.trainer import train, write_train_file
 
@@ -127,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also score every checkpoint on the held-out rows (how good each selection rule is)",
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--interpolations",
+        default="",
+        help="comma-separated candidate shares x: each retrain is also scored as (1 - x) * first "
+        "adapter + x * itself, as retraining.interpolation proposes it (e.g. 0.5,0.75)",
+    )
     parser.add_argument(
         "--shift",
         choices=sorted(SHIFTS),
@@ -202,6 +210,26 @@ def main(argv: list[str] | None = None) -> int:
                 "checkpoints": [{**c, **at.get(c["checkpoint"], {})} for c in result.checkpoints],
             }
 
+        def compare(row: dict[str, Any]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for k in test:
+                d = m.paired_difference(row["right"][k], champion["right"][k], level=0.95)
+                out[f"{k}_change"] = round(d.difference, 4)
+                out[f"{k}_interval"] = [round(d.interval.low, 4), round(d.interval.high, 4)]
+            return out
+
+        def mix(name: str, share: float) -> dict[str, Any]:
+            """The retrain ``name`` mixed with the first adapter as the trainer mixes them,
+            read back from disk and scored as serving loads it."""
+            d = work / f"{name}@{share:g}"
+            shutil.copytree(work / name / "adapter", d)
+            interpolate_adapters(
+                work / "first" / "adapter", d, share, max_rank=2 * Settings().retraining.rank
+            )
+            predicted = score_champion(base, LABELS, d, texts, max_length=MAX_LENGTH)
+            return {"run": d.name, "right": {k: right(predicted[k], v) for k, v in test.items()}}
+
+        shares = [float(v) for v in args.interpolations.split(",") if v]
         champion = run("first", first, seed=0)
         print(json.dumps(_shown(champion)), flush=True)  # noqa: T201
         for draw in range(args.from_draw, args.from_draw + args.draws):
@@ -218,14 +246,17 @@ def main(argv: list[str] | None = None) -> int:
                     rows = replay_weighted(data) if extra.pop("replay_weighted", False) else data
                     row = run(f"{variant}-{draw}-{size}", rows, seed=draw, **extra)
                     row["variant"], row["draw"], row["new_labels"] = variant, draw, size
-                    for k in test:
-                        d = m.paired_difference(row["right"][k], champion["right"][k], level=0.95)
-                        row[f"{k}_change"] = round(d.difference, 4)
-                        low, high = d.interval.low, d.interval.high
-                        row[f"{k}_interval"] = [round(low, 4), round(high, 4)]
+                    row |= compare(row)
                     print(json.dumps(_shown(row)), flush=True)  # noqa: T201
                     rows_out.append(row)
-    _table(champion, rows_out, chosen, names=(shift.target, shift.source))
+                    for share in shares:
+                        mixed = mix(f"{variant}-{draw}-{size}", share)
+                        mixed |= {"variant": f"{variant}@{share:g}", "draw": draw}
+                        mixed |= {"new_labels": size, **compare(mixed), "checkpoints": []}
+                        mixed |= {k: row[k] for k in ("rows", "replayed", "kept", "wall_s")}
+                        print(json.dumps(_shown(mixed)), flush=True)  # noqa: T201
+                        rows_out.append(mixed)
+    _table(champion, rows_out, names=(shift.target, shift.source))
     return 0
 
 
@@ -238,7 +269,6 @@ def _shown(row: dict[str, Any]) -> dict[str, Any]:
 def _table(
     champion: dict[str, Any],
     rows: list[dict[str, Any]],
-    chosen: list[str],
     *,
     names: tuple[str, str],
 ) -> None:
@@ -277,7 +307,7 @@ def _table(
         f"\n| variant | mean {target} vs first | mean {source} vs first | mean wall s |"
     )
     print("|---|---:|---:|---:|")  # noqa: T201
-    for variant in chosen:
+    for variant in dict.fromkeys(r["variant"] for r in rows):  # with the mixtures, in order
         mine = [r for r in rows if r["variant"] == variant]
         if mine:
             mean = {
