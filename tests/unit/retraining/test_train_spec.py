@@ -36,7 +36,7 @@ CHANGED = {
     "select_by": "loss",
     "seed": 7,
     "threads": 2,
-    "interpolation": 0.75,
+    "interpolation": 0.6,
 }
 #: shared names whose setting is resolved, not copied (asserted below)
 RESOLVED = {"device", "warm_start", "contrastive_iterations", "max_length", "target_modules"}
