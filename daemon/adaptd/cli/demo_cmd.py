@@ -86,7 +86,7 @@ def demo(
 
 
 #: the quick demo's retrain action: attempts at 300, 450, 675 and 1,012 labels at least
-QUICK_ACTION = {"min_new_labels": 300, "max_per_day": 4}
+QUICK_ACTION = {"min_new_labels": 300, "max_per_day": 4, "refinements": 0}
 
 #: movie snippets in the quick demo's live pool: 3,000 labels at its 50% feedback. The stream
 #: stops at the swap, so a large pool costs nothing when the loop closes early; a small one
@@ -117,6 +117,7 @@ def demo_policy(*, quick: bool) -> str:
         if policy["action"]["type"] == "retrain":
             policy["max_per_day"] = QUICK_ACTION["max_per_day"]
             policy["action"]["min_new_labels"] = QUICK_ACTION["min_new_labels"]
+            policy["action"]["refinements"] = QUICK_ACTION["refinements"]
     return yaml.safe_dump(doc, sort_keys=False)
 
 

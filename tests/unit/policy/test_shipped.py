@@ -101,10 +101,12 @@ def test_the_quick_demo_policy_is_the_demo_policy_with_its_retrain_action(tmp_pa
     assert [str(e) for e in errors] == []
     (q,), (f,) = quick, full
     assert isinstance(q.action, RetrainAction) and isinstance(f.action, RetrainAction)
-    assert (q.action.min_new_labels, q.max_per_day) == (
+    assert (q.action.min_new_labels, q.max_per_day, q.action.refinements) == (
         QUICK_ACTION["min_new_labels"],
         QUICK_ACTION["max_per_day"],
+        QUICK_ACTION["refinements"],
     )
+    assert f.action.refinements == 1
     # Everything else is the demo's: the trip, its timing and the retry growth.
     assert (q.trip, q.min_samples, q.cooldown) == (f.trip, f.min_samples, f.cooldown)
     assert q.action.retry_growth == f.action.retry_growth
