@@ -342,6 +342,30 @@ def test_warm_start_auto_retrains_a_sentence_encoder_from_a_fresh_lora_with_the_
     assert record.config["retraining"]["warm_start"] is (not sentence_encoder)
 
 
+@pytest.mark.parametrize("refinement", [False, True], ids=["after-a-shift", "refinement"])
+def test_a_retrain_proposes_its_mixture_with_the_champion_at_the_share_of_its_kind(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path, served: StoreRegistry, refinement: bool
+) -> None:
+    # The shipped shares: 0.75 of a retrain after a shift, 0.5 of a refinement (RECIPE.md).
+    settings = make_settings(tmp_path / "state", tiny_base)
+    share = 0.5 if refinement else 0.75
+    rt = settings.retraining
+    assert (rt.interpolation, rt.refinement_interpolation) == (0.75, 0.5)
+    feed(sqlite_engine, keyword_examples(300, seed=3, domain="b", start=T0), "b")
+    champion = repo.get_adapter(sqlite_engine, active_version(sqlite_engine))
+    executor = Recording()
+    job = RetrainJob(settings, sqlite_engine, served, executor=executor, clock=Clock())
+    outcome = job.run(RetrainRequest(reason="drift on b", refinement=refinement))
+    (spec,) = [s for s in executor.specs if s.rescore is None]
+    assert spec.interpolation == share
+    # the files judged (and served, if promoted) are that mixture with the champion
+    assert outcome.candidate is not None, outcome.reason
+    record = repo.get_adapter(sqlite_engine, outcome.candidate)
+    meta = json.loads((Path(record.path) / "adaptd.json").read_text())
+    assert meta["interpolation"]["share"] == share
+    assert meta["interpolation"]["with"] == champion.path
+
+
 class LabelsArriveWhileTraining:
     """The real executor; ``late`` reaches the store (as feedback) while the candidate trains."""
 

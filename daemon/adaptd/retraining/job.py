@@ -252,6 +252,8 @@ class RetrainJob:
         training: TrainingSet,
         champion: AdapterRecord | None,
         golden: list[Example] | None,
+        *,
+        refinement: bool = False,
     ) -> TrainSpec:
         s = self.settings
         rt = s.retraining
@@ -283,6 +285,7 @@ class RetrainJob:
             eval_file=str(work / "eval.jsonl"),
             champion=champion.path if champion is not None else None,
             warm_start=champion.path if incremental and champion is not None else None,
+            refinement=refinement,
         )
 
     def _late_labels(
@@ -630,7 +633,9 @@ class RetrainJob:
             golden_sources = {"golden": len(golden), "holdout": len(training.holdout)}
 
         work.mkdir(parents=True, exist_ok=True)
-        train_spec = self._spec(work, training, champion, judged_golden)
+        train_spec = self._spec(
+            work, training, champion, judged_golden, refinement=request.refinement
+        )
         result = self._execute(run_id, train_spec)
         failpoints.reached("retrain.trained")
         late = self._late_labels(
@@ -776,13 +781,18 @@ def train_spec(
     champion: str | None = None,
     warm_start: str | None = None,
     replaces_champion: bool | None = None,
+    refinement: bool = False,
 ) -> TrainSpec:
     """The spec the settings give one training run: the ``[retraining]`` recipe, the model's
     labels, pooling and length, and where the run reads and writes. One place for the daemon's
     job and the benchmarks that measure its recipe, so that they train the same thing.
     ``replaces_champion`` (default: a ``champion`` is given) resolves the ``auto`` of the
-    stage's passes."""
+    stage's passes; ``refinement`` (a policy's retrain after its promotion) mixes the candidate
+    with its champion at ``retraining.refinement_interpolation``."""
     rt = s.retraining
+    share = rt.interpolation
+    if refinement and champion is not None and rt.refinement_interpolation is not None:
+        share = rt.refinement_interpolation
     if replaces_champion is None:
         replaces_champion = champion is not None
     return TrainSpec(
@@ -827,5 +837,5 @@ def train_spec(
         threads=rt.threads,
         eval_file=eval_file,
         champion=champion,
-        interpolation=rt.interpolation,
+        interpolation=share,
     )

@@ -112,6 +112,22 @@ class RetrainingSettings(Section):
         "first swap movies -> tweets ever made, but its smaller gain left a make demo with "
         "no swap (RECIPE.md, RESULTS.md runs 21-24).",
     )
+    # 0.5, chosen with `python -m bench.adaptation.interpolation STATE --alphas 0.3333,0.6667,1`
+    # on the four refinements kept at 0.75 (runs 21 and 24, two make demo runs; RECIPE.md,
+    # "A refinement's share"): against the adapter each refined, 0.5 kept 1.9 more held-out
+    # source points than 0.75 on average (better in 3 of 4) for 0.2 fewer target points.
+    refinement_interpolation: float | None = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="interpolation for a refinement (a policy's retrain after its promotion, "
+        "on the champion's labels and more of the same shift); empty: interpolation. The "
+        "champion already holds most of the shift's gain, so a refinement's share trades "
+        "little target accuracy for the source it would forget: on four refinements of the "
+        "demo's shift, against the adapter each refined, on 1,000 held-out movies / 136 "
+        "tweets, 0.75 +3.0 / -1.3 points, 0.5 +2.9 / +0.6 (bench/adaptation/interpolation.py, "
+        "RECIPE.md).",
+    )
     contrastive: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="SetFit's contrastive stage (Tunstall et al. 2022) between the probe and the "

@@ -79,3 +79,16 @@ def test_resolved_settings_fall_back_to_the_model_and_the_champion() -> None:
     assert first.max_length == settings.model.max_length
     assert first.device == settings.model.device
     assert first.warm_start is None and retrain.warm_start is None
+
+
+def test_a_refinement_is_mixed_at_its_own_share() -> None:
+    settings = Settings(
+        retraining=RetrainingSettings(interpolation=0.75, refinement_interpolation=0.5)
+    )
+    assert _spec(settings, champion="champ").interpolation == 0.75
+    assert _spec(settings, champion="champ", refinement=True).interpolation == 0.5
+    # a first adapter has no champion to refine, whatever the caller says
+    assert _spec(settings, refinement=True).interpolation == 0.75
+    # empty: refinements take retraining.interpolation
+    same = Settings(retraining=RetrainingSettings(interpolation=0.6, refinement_interpolation=None))
+    assert _spec(same, champion="champ", refinement=True).interpolation == 0.6
