@@ -114,10 +114,7 @@ class RetrainingSettings(Section):
     )
     # 0.5, chosen with `python -m bench.adaptation.interpolation STATE --alphas 0.3333,0.6667,1`
     # on the four refinements kept from earlier runs (run 21's as trained; run 24's and two make
-    # demo runs' at 0.75; RECIPE.md, "A refinement's share"): against the adapter each refined,
-    # 0.5 kept 1.9 more held-out source points than 0.75 on average (more in 3 of 4) for 0.2
-    # fewer target points. End to end at 0.5 (RESULTS.md, run 27 and three make demo runs)
-    # every refinement was promoted and none lost tweets against its champion.
+    # demo runs' at 0.75): the table is RECIPE.md's "A refinement's share", its means below.
     refinement_interpolation: float | None = Field(
         default=0.5,
         gt=0,
