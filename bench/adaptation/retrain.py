@@ -16,6 +16,9 @@ Bonett-Price interval the gates use.
 Variants (all with the shipped defaults except what is named):
 
 - ``warm``: warm-started from the first adapter (``warm_start: true``; the stage is skipped);
+- ``fresh``: a fresh LoRA (``warm_start: false``), the stage only where ``contrastive: auto``
+  runs it (a sentence encoder): on a decoder such as SmolLM2 (``--base``), the first adapter's
+  recipe, probe and fine-tune, on the new and replayed rows;
 - ``warm-lr3e-4``: the same at a third of the learning rates;
 - ``warm-probe``: warm-started, the head refitted on the first adapter's features only
   (``mode: features``);
@@ -70,6 +73,7 @@ MAX_LENGTH = 128
 #: what each variant changes in the shipped recipe; "warm" marks a warm start from the first
 VARIANTS: dict[str, dict[str, Any]] = {
     "warm": {"warm": True},
+    "fresh": {"warm": False},
     "warm-lr3e-4": {"warm": True, "learning_rate": 3e-4, "head_learning_rate": 3e-4},
     "warm-probe": {"warm": True, "mode": "features"},
     "warm-stage": {"warm": True, "contrastive": "on"},
@@ -141,12 +145,17 @@ def main(argv: list[str] | None = None) -> int:
         default="tweets-to-movies",
         help="the packaged shift (default: the demo's)",
     )
+    parser.add_argument(
+        "--base",
+        default=None,
+        help="model.base to train (a directory or a .gguf file; default: the shipped MiniLM)",
+    )
     args = parser.parse_args(argv)
     chosen = args.variants.split(",")
     unknown = sorted(set(chosen) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
-    base = resolve_base(None)
+    base = resolve_base(args.base)
     shift = SHIFTS[args.shift]()
     sizes = [args.new_labels] + [int(v) for v in args.new_labels_grow.split(",") if v]
     largest = max(sizes)
