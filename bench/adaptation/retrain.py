@@ -1,6 +1,6 @@
-"""``python -m bench.adaptation.retrain [--new-labels 240] [--draws 3] [--variants ...]``: which
-retrain recipe beats the first adapter after the demo's shift, now that the first adapter is
-shaped by the contrastive stage?
+"""``python -m bench.adaptation.retrain [--new-labels 240] [--draws 3] [--variants ...] [--base
+PATH]``: which retrain recipe beats the first adapter after the demo's shift, now that the first
+adapter is shaped by the contrastive stage?
 
 The demo's shift (``tweets-to-movies``; ``--shift`` names another packaged one) offline,
 through the real trainer and the job's own :func:`assemble`: the first adapter on the source
