@@ -64,6 +64,27 @@ def domain(name: str) -> tuple[np.ndarray, np.ndarray, list[Example]]:
     return x, y, examples
 
 
+def daemon_features(base: str, texts: list[str], *, max_length: int = 128) -> np.ndarray:
+    """Frozen features of ``texts`` under ``base`` as the daemon's classifier pools them (the
+    pooling ``auto`` picks: mean for MiniLM, the last token for a decoder), cached like
+    :func:`domain`: what the recipe's linear probe is fitted on."""
+    key = hashlib.sha256("\n".join([base, str(max_length), *texts]).encode()).hexdigest()[:16]
+    path = CACHE / f"daemon-{key}.npy"
+    if path.is_file():
+        cached: np.ndarray = np.load(path)
+        return cached
+    from adaptd.modeling.base import load_classifier
+    from adaptd.modeling.probe import extract_features
+
+    tokenizer = load_tokenizer(base)
+    model = load_classifier(base, demo.LABELS, tokenizer=tokenizer)
+    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    x: np.ndarray = extract_features(model, ids, tokenizer.pad_token_id).numpy()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, x)
+    return x
+
+
 if __name__ == "__main__":
     for name in ("tweets", "movies"):
         print(name, domain(name)[0].shape)  # noqa: T201

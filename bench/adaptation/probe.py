@@ -8,6 +8,14 @@ MiniLM features, the same model as the feature-extraction peer. Here that regres
 on random subsets of the 326 rows of each size (``--draws`` draws each) with several C (the
 probe's ``retraining.probe_c``) and scored on the shift's 136 held-out tweets; embeddings come
 from the gates bench's cache (``bench/adaptation/embeddings.py``).
+
+``--after-shift [--base PATH]``: the probe alone after the shift, on exactly the rows of the retrain
+bench's draws (``bench/adaptation/retrain.py``: ``--new-labels`` movie labels of each of
+``--draws`` draws, assembled by the job's own :func:`assemble` with the first adapter's rows
+replayed, weighted as the trainer weights them), on the frozen features of the base as the
+daemon pools them (last token for a decoder), scored on the 1,000 held-out movie snippets and
+136 tweets: what feature extraction alone would serve after the shift, for each C, beside what
+the retrain bench's fine-tunes scored on the same rows.
 """
 
 from __future__ import annotations
@@ -26,7 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--sizes", default="211,234,290,326")
     parser.add_argument("--c", default="0.1,0.3,1,3")
+    parser.add_argument(
+        "--after-shift",
+        action="store_true",
+        help="the probe on the retrain bench's rows after the demo's shift (see above)",
+    )
+    parser.add_argument("--base", default=None, help="model.base for --after-shift")
+    parser.add_argument("--new-labels", type=int, default=240, help="--after-shift: per draw")
     args = parser.parse_args(argv)
+    if args.after_shift:
+        return after_shift(args)
     from sklearn.linear_model import LogisticRegression
 
     x, y, examples = domain("tweets")
@@ -49,6 +66,44 @@ def main(argv: list[str] | None = None) -> int:
                 scores.append(clf.score(x[held], y[held]))
             cells.append(f"{100 * np.mean(scores):.1f} +- {100 * np.std(scores):.1f}")
         print(f"| {n} | " + " | ".join(cells) + " |")  # noqa: T201
+    return 0
+
+
+def after_shift(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from sklearn.linear_model import LogisticRegression
+
+    from adaptd.demo.shifts import tweets_to_movies
+    from adaptd.modeling.base import resolve_base
+    from adaptd.retraining.dataset import AssemblySpec, assemble
+    from bench.adaptation.embeddings import daemon_features
+
+    base = resolve_base(args.base)
+    shift = tweets_to_movies()
+    # As bench/adaptation/retrain.py: 10 % golden (at least 30), the newest 20 % held out.
+    golden = list(shift.source_train[: max(30, len(shift.source_train) // 10)])
+    spec = AssemblySpec(labels=demo.LABELS, min_holdout=30, holdout_fraction=0.2)
+    first = assemble(list(shift.source_train), [], spec, exclude=golden)
+    tests = {"movies": shift.target_holdout, "tweets": shift.source_holdout}
+    held = {
+        k: (daemon_features(base, [e.text for e in v]), [e.label for e in v])
+        for k, v in tests.items()
+    }
+    cs = [float(v) for v in args.c.split(",")]
+    print(f"{base}: held-out accuracy, movies / tweets")  # noqa: T201
+    print("| draw | rows | " + " | ".join(f"C={c:g}" for c in cs) + " |")  # noqa: T201
+    print("|---:|---:|" + "---:|" * len(cs))  # noqa: T201
+    for draw in range(args.draws):
+        pool = shift.target_live[draw * args.new_labels : (draw + 1) * args.new_labels]
+        data = assemble(list(pool), list(first.train), replace(spec, seed=draw), exclude=golden)
+        x = daemon_features(base, [e.text for e in data.train])
+        y = [e.label for e in data.train]
+        cells = []
+        for c in cs:
+            clf = LogisticRegression(C=c, max_iter=5000).fit(x, y, sample_weight=data.weights)
+            cells.append(" / ".join(f"{100 * clf.score(*held[k]):.1f}" for k in tests))
+        print(f"| {draw} | {len(y)} | " + " | ".join(cells) + " |")  # noqa: T201
     return 0
 
 
