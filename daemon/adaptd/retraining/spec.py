@@ -65,8 +65,8 @@ class TrainSpec:
     learning_rate: float = 1e-3
     #: peak learning rate of the classifier head
     head_learning_rate: float = 1e-3
-    #: inverse L2 strength of the linear probe (scikit-learn's C)
-    probe_c: float = 1.0
+    #: inverse L2 strength of the linear probe (scikit-learn's C); auto: :func:`probe_strength`
+    probe_c: float | Literal["auto"] = "auto"
     weight_decay: float = 0.0
     schedule: Literal["linear", "cosine", "constant"] = "cosine"
     warmup_ratio: float = 0.1

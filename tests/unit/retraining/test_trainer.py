@@ -291,3 +291,32 @@ def test_every_checkpoint_is_recorded_and_offered_to_the_caller(
     best = min(result.checkpoints, key=lambda c: c["dev_loss"])
     assert result.kept == best["checkpoint"]
     assert result.best_dev_loss == pytest.approx(best["dev_loss"])
+
+
+def test_auto_probe_strength_regularizes_a_decoders_probe_harder(tmp_path: Path) -> None:
+    from adaptd.modeling.tiny import build_tiny_model
+    from adaptd.retraining.settings import RetrainingSettings
+
+    assert RetrainingSettings().probe_c == "auto"
+    assert trainer.probe_strength("auto", is_decoder=False) == 1.0  # MiniLM, as measured
+    assert trainer.probe_strength("auto", is_decoder=True) == 0.01  # SmolLM2, as measured
+    assert trainer.probe_strength(0.5, is_decoder=True) == 0.5  # an explicit C wins
+    # The resolved C reaches the fit: on a real (tiny) decoder the probe's head under auto is
+    # far smaller than under C=1, fitted on the same rows.
+    base = build_tiny_model(tmp_path / "llama", arch="llama")
+    norms: dict[str, float] = {}
+    for c in ("auto", 1.0):
+        run_dir = tmp_path / str(c)
+        run_dir.mkdir()
+        heads: dict[str, float] = {}
+
+        def on_checkpoint(name: str, model: object, heads: dict[str, float] = heads) -> None:
+            heads[name] = float(trainer.trainable_head(model).weight.detach().norm())
+
+        train(
+            make_spec(run_dir, base, mode="features", probe_c=c),
+            lambda p: None,
+            on_checkpoint=on_checkpoint,
+        )
+        norms[str(c)] = heads["probe"]
+    assert norms["auto"] < 0.5 * norms["1.0"], norms
