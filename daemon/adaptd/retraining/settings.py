@@ -225,7 +225,8 @@ class RetrainingSettings(Section):
     probe_c: Annotated[float, Field(gt=0)] | Literal["auto"] = Field(
         default="auto",
         description="Inverse L2 strength of the linear probe, as scikit-learn's C. auto: 1 on "
-        "an encoder (on MiniLM no C from 0.01 to 3 did better, bench/adaptation/probe.py), "
+        "an encoder (on MiniLM no C from 0.01 to 3 did better beyond the draws' spread, "
+        "bench/adaptation/probe.py), "
         "0.01 on a decoder LLM, whose last hidden state has a few very large dimensions: on "
         "SmolLM2-135M after the demo's shift the probe at 0.01 scored 2.5 points above C=1 on "
         "held-out movies (python -m bench.adaptation.probe --after-shift), and end to end "

@@ -216,7 +216,8 @@ def probe_strength(probe_c: float | Literal["auto"], *, is_decoder: bool) -> flo
     so the same C regularizes it far less: on SmolLM2-135M after the demo's shift the probe at
     0.01 scored 2.5 points above C=1 on held-out movies, and end to end the served adapter
     rose from 73.0% / 63.2% to 78.3% / 72.1% (movies / tweets); on MiniLM's mean-pooled
-    features no C from 0.01 to 3 beat 1 (bench/adaptation/probe.py, RECIPE.md)."""
+    features no C from 0.01 to 3 beat 1 beyond the draws' spread (bench/adaptation/probe.py,
+    RECIPE.md)."""
     if probe_c != "auto":
         return float(probe_c)
     return DECODER_PROBE_C if is_decoder else ENCODER_PROBE_C
