@@ -7,7 +7,8 @@ shift's held-out rows that nothing trained on (1,000 movie snippets, 136 tweets)
 serving builds them, and prints beside each the gate's verdict: a rejected candidate that is
 better held out is adaptation lost to the gate's caution, a promoted one that is worse is a
 regression the gate let through. Differences are paired against the first adapter
-(Bonett-Price, 95 %).
+(Bonett-Price, 95 %). ``--shift movies-to-tweets`` for a state kept by that shift's bench (its
+held-out rows: 163 tweets, the target, and 1,000 movie snippets, the source).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy import Row, select
 
 from adaptd.config import Settings
 from adaptd.demo.scenario import correct_offline, scenario_settings
-from adaptd.demo.shifts import TWEETS_TO_MOVIES_LIVE, tweets_to_movies
+from adaptd.demo.shifts import TWEETS_TO_MOVIES_LIVE, movies_to_tweets, tweets_to_movies
 from adaptd.evaluation import measures as m
 from adaptd.storage import tables
 from adaptd.storage.engine import make_engine
@@ -64,9 +65,15 @@ def kept_state(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("state_dir", nargs="?", default="demo-state", type=Path)
+    parser.add_argument(
+        "--shift", choices=("tweets-to-movies", "movies-to-tweets"), default="tweets-to-movies"
+    )
     args = parser.parse_args(argv)
     _, settings, runs, paths = kept_state(parser, args.state_dir)
-    shift = tweets_to_movies(quick=False, n_live=TWEETS_TO_MOVIES_LIVE)
+    if args.shift == "movies-to-tweets":
+        shift = movies_to_tweets()
+    else:
+        shift = tweets_to_movies(quick=False, n_live=TWEETS_TO_MOVIES_LIVE)
     held_out = {"target": shift.target_holdout, "source": shift.source_holdout}
     rows = []
     first = None
@@ -91,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     def pct(change: list[float]) -> str:
         return f"{100 * change[0]:+.1f} [{100 * change[1]:+.1f}, {100 * change[2]:+.1f}]"
 
-    print("\n| run | gate | movies | vs first [95%] | tweets | vs first [95%] |")  # noqa: T201
+    target, source = f"{shift.target} (target)", f"{shift.source} (source)"
+    print(f"\n| run | gate | {target} | vs first [95%] | {source} | vs first [95%] |")  # noqa: T201
     print("|---:|---|---:|---|---:|---|")  # noqa: T201
     for r in rows:
         print(  # noqa: T201

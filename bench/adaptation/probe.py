@@ -15,13 +15,17 @@ bench's draws (``bench/adaptation/retrain.py``: ``--new-labels`` movie labels of
 replayed, weighted as the trainer weights them), on the frozen features of the base as the
 daemon pools them (last token for a decoder), scored on the 1,000 held-out movie snippets and
 136 tweets: what feature extraction alone would serve after the shift, for each C, beside what
-the retrain bench's fine-tunes scored on the same rows.
+the retrain bench's fine-tunes scored on the same rows. The ``first`` row is the first adapter's
+own rows (the source tweets less golden, holdout and dev). ``--c`` may list ``cv`` and
+``cv-loss``: C chosen per draw by 5-fold cross-validation on the training rows
+(:func:`adaptd.modeling.probe.cross_validate_c`, by accuracy or by loss), with the C chosen shown.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Literal
 
 import numpy as np
 
@@ -90,21 +94,46 @@ def after_shift(args: argparse.Namespace) -> int:
         k: (daemon_features(base, [e.text for e in v]), [e.label for e in v])
         for k, v in tests.items()
     }
-    cs = [float(v) for v in args.c.split(",")]
+    cs = args.c.split(",")
     print(f"{base}: held-out accuracy, movies / tweets")  # noqa: T201
-    print("| draw | rows | " + " | ".join(f"C={c:g}" for c in cs) + " |")  # noqa: T201
+    print("| draw | rows | " + " | ".join(f"C={c}" for c in cs) + " |")  # noqa: T201
     print("|---:|---:|" + "---:|" * len(cs))  # noqa: T201
+    draws: list[tuple[str, object]] = [("first", first)]
     for draw in range(args.draws):
         pool = shift.target_live[draw * args.new_labels : (draw + 1) * args.new_labels]
         data = assemble(list(pool), list(first.train), replace(spec, seed=draw), exclude=golden)
-        x = daemon_features(base, [e.text for e in data.train])
-        y = [e.label for e in data.train]
+        draws.append((str(draw), data))
+    for name, data in draws:
+        x = daemon_features(base, [e.text for e in data.train])  # type: ignore[attr-defined]
+        y = [e.label for e in data.train]  # type: ignore[attr-defined]
+        weights = np.asarray(data.weights)  # type: ignore[attr-defined]
         cells = []
         for c in cs:
-            clf = LogisticRegression(C=c, max_iter=5000).fit(x, y, sample_weight=data.weights)
-            cells.append(" / ".join(f"{100 * clf.score(*held[k]):.1f}" for k in tests))
-        print(f"| {draw} | {len(y)} | " + " | ".join(cells) + " |")  # noqa: T201
+            by: Literal["accuracy", "loss"] = "loss" if c == "cv-loss" else "accuracy"
+            chosen = cross_validated(x, y, weights, by=by) if c.startswith("cv") else float(c)
+            clf = LogisticRegression(C=chosen, max_iter=5000).fit(x, y, sample_weight=weights)
+            cell = " / ".join(f"{100 * clf.score(*held[k]):.1f}" for k in tests)
+            cells.append(f"{cell} ({chosen:g})" if c.startswith("cv") else cell)
+        print(f"| {name} | {len(y)} | " + " | ".join(cells) + " |")  # noqa: T201
     return 0
+
+
+def cross_validated(
+    x: np.ndarray, y: list[str], weights: np.ndarray, *, by: Literal["accuracy", "loss"]
+) -> float:
+    """The C the daemon's cross-validation picks on these rows."""
+    import torch
+
+    from adaptd.modeling.probe import best_c, cross_validate_c
+
+    index = {label: i for i, label in enumerate(demo.LABELS)}
+    scores = cross_validate_c(
+        torch.from_numpy(x),
+        torch.tensor([index[v] for v in y]),
+        torch.from_numpy(weights.astype(np.float32)),
+        num_labels=len(demo.LABELS),
+    )
+    return best_c(scores, by=by)
 
 
 if __name__ == "__main__":

@@ -224,14 +224,12 @@ class RetrainingSettings(Section):
     )
     probe_c: Annotated[float, Field(gt=0)] | Literal["auto"] = Field(
         default="auto",
-        description="Inverse L2 strength of the linear probe, as scikit-learn's C. auto: 1 on "
-        "an encoder (on MiniLM no C from 0.01 to 3 did better beyond the draws' spread, "
-        "bench/adaptation/probe.py), "
-        "0.01 on a decoder LLM, whose last hidden state has a few very large dimensions: on "
-        "SmolLM2-135M after the demo's shift the probe at 0.01 scored 2.5 points above C=1 on "
-        "held-out movies (python -m bench.adaptation.probe --after-shift), and end to end "
-        "the served adapter reached 78.3% / 72.1% (movies / tweets) where C=1 served 73.0% / "
-        "63.2% (RECIPE.md, RESULTS.md runs 28-29).",
+        description="Inverse L2 strength of the linear probe, as scikit-learn's C. auto: the C "
+        "of 0.001-3 (half-decades) with the lowest 5-fold cross-validated loss on the probe's "
+        "own rows, since the strength a probe wants depends on the scale of the base's "
+        "features: after the demo's shift it picked 0.01 on SmolLM2-135M in every draw (the "
+        "C that served 83.6-84.0% end to end) and 0.1-0.3 on MiniLM, 1.6 movie points above "
+        "C=1 (python -m bench.adaptation.probe --after-shift; RECIPE.md).",
     )
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
     schedule: Literal["linear", "cosine", "constant"] = Field(

@@ -65,7 +65,8 @@ class TrainSpec:
     learning_rate: float = 1e-3
     #: peak learning rate of the classifier head
     head_learning_rate: float = 1e-3
-    #: inverse L2 strength of the linear probe (scikit-learn's C); auto: :func:`probe_strength`
+    #: inverse L2 strength of the linear probe (scikit-learn's C); auto: cross-validated,
+    #: :func:`~adaptd.retraining.trainer.probe_strength`
     probe_c: float | Literal["auto"] = "auto"
     weight_decay: float = 0.0
     schedule: Literal["linear", "cosine", "constant"] = "cosine"
@@ -154,6 +155,8 @@ class TrainResult:
     #: the rank of the adapter saved when it is the candidate interpolated with the champion
     #: (``TrainSpec.interpolation``); None: saved as trained
     interpolated_rank: int | None = None
+    #: the linear probe's C (``probe_c``, resolved), of its last fit; None: no probe was fitted
+    probe_c: float | None = None
     #: every checkpoint in order, {"checkpoint", "dev_accuracy", "dev_loss"}
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     #: {"candidate"|"champion": {slice: [class index per text]}}

@@ -206,21 +206,30 @@ def starts_warm(
     return not (sentence_encoder and contrastive != "off" and mode != "features")
 
 
-#: the probe's C under ``probe_c: auto``: on an encoder, on a decoder LLM
-ENCODER_PROBE_C, DECODER_PROBE_C = 1.0, 0.01
-
-
-def probe_strength(probe_c: float | Literal["auto"], *, is_decoder: bool) -> float:
-    """The linear probe's C (scikit-learn's inverse L2 strength). ``auto``: 1 on an encoder, 0.01
-    on a decoder. A decoder's last hidden state has a few dimensions far larger than the rest,
-    so the same C regularizes it far less: on SmolLM2-135M after the demo's shift the probe at
-    0.01 scored 2.5 points above C=1 on held-out movies, and end to end the served adapter
-    rose from 73.0% / 63.2% to 78.3% / 72.1% (movies / tweets); on MiniLM's mean-pooled
-    features no C from 0.01 to 3 beat 1 beyond the draws' spread (bench/adaptation/probe.py,
-    RECIPE.md)."""
+def probe_strength(
+    probe_c: float | Literal["auto"],
+    features: Any,
+    labels: Any,
+    weights: Any,
+    *,
+    num_labels: int,
+    bias: bool = True,
+) -> float:
+    """The linear probe's C (scikit-learn's inverse L2 strength). ``auto``: the C of
+    :data:`~adaptd.modeling.probe.C_GRID` with the lowest 5-fold cross-validated loss on the rows
+    the probe is fitted on (seconds on the cached features). The strength a probe wants depends
+    on the scale of the features, which differs between bases (a decoder's last hidden state
+    has a few dimensions far larger than the rest): after the demo's shift the loss picked 0.01
+    on SmolLM2-135M in every draw, the C chosen by hand from a grid that served 83.6-84.0% end
+    to end, and 0.1-0.3 on MiniLM, where it scored 1.6 movie and 1.5 tweet points above C=1
+    (``python -m bench.adaptation.probe --after-shift``, RECIPE.md); cross-validated accuracy,
+    coarser on a few hundred rows, scored less on both."""
     if probe_c != "auto":
         return float(probe_c)
-    return DECODER_PROBE_C if is_decoder else ENCODER_PROBE_C
+    from adaptd.modeling.probe import best_c, cross_validate_c
+
+    scores = cross_validate_c(features, labels, weights, num_labels=num_labels, bias=bias)
+    return best_c(scores, by="loss")
 
 
 #: passes of the contrastive stage under ``contrastive_iterations: auto``: first adapter, retrain
@@ -385,16 +394,17 @@ def train(
     data = encode(train_rows)
     dev = encode(dev_rows) if dev_rows else None
     started = time.perf_counter()
+    probe_cs: list[float] = []
 
     def fit_head() -> None:
         head = trainable_head(model)
+        features = extract_features(classifier, data.ids, pad_id).cpu()
+        y, w, has_bias = data.y.cpu(), data.w.cpu(), head.bias is not None
+        c = probe_strength(spec.probe_c, features, y, w, num_labels=len(spec.labels), bias=has_bias)
+        probe_cs.append(c)
+        logger.info("linear probe at C=%g (probe_c: %s)", c, spec.probe_c)
         weight, bias = fit_linear_probe(
-            extract_features(classifier, data.ids, pad_id).cpu(),
-            data.y.cpu(),
-            data.w.cpu(),
-            num_labels=len(spec.labels),
-            c=probe_strength(spec.probe_c, is_decoder=classifier.is_decoder),
-            bias=head.bias is not None,
+            features, y, w, num_labels=len(spec.labels), c=c, bias=has_bias
         )
         with torch.no_grad():
             head.weight.copy_(weight)
@@ -671,6 +681,7 @@ def train(
         dev_rows=len(dev_rows),
         contrastive=contrastive,
         interpolated_rank=interpolated,
+        probe_c=probe_cs[-1] if probe_cs else None,
         checkpoints=history,
         predictions=predictions,
         scores=scores,

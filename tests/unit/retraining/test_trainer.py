@@ -227,10 +227,14 @@ def test_a_warm_start_keeps_its_probe_unless_an_epoch_is_significantly_better(
     # random BERT with a mean Pooling module declared.
     st_base = sentence_encoder_copy(tiny_base, tmp_path / "st-base")
     # The champion is a probe on the tiny random BERT's features (LoRA untouched): weak on the
-    # keyword task, which only fine-tuning learns.
-    champion = train(make_spec(tmp_path / "champion", st_base, mode="features"), lambda p: None)
+    # keyword task, which only fine-tuning learns. At C=1: cross-validated, the probe reaches
+    # 77% on dev and leaves the fine-tune less to show.
+    champion = train(
+        make_spec(tmp_path / "champion", st_base, mode="features", probe_c=1.0), lambda p: None
+    )
     retrain = train(
-        make_spec(tmp_path / "warm", st_base, warm_start=champion.adapter_dir), lambda p: None
+        make_spec(tmp_path / "warm", st_base, warm_start=champion.adapter_dir, probe_c=1.0),
+        lambda p: None,
     )
     # learning what the probe cannot is significant on 40 dev rows: the epoch is kept
     assert retrain.kept.startswith("epoch")
@@ -241,18 +245,21 @@ def test_a_warm_start_keeps_its_probe_unless_an_epoch_is_significantly_better(
     # epochs score; a fresh LoRA (nothing guarded) keeps the best epoch as before.
     monkeypatch.setattr(trainer, "STAGE_OVERRIDE_P", 0.0)
     guarded = train(
-        make_spec(tmp_path / "guarded", st_base, warm_start=champion.adapter_dir),
+        make_spec(tmp_path / "guarded", st_base, warm_start=champion.adapter_dir, probe_c=1.0),
         lambda p: None,
     )
     assert guarded.kept == "probe"
     assert guarded.best_dev_accuracy == guarded.probe_dev_accuracy
     dev = [c["dev_accuracy"] for c in guarded.checkpoints]
     assert max(dev[1:]) > dev[0]  # the epochs were ahead on dev, and not kept
-    fresh = train(make_spec(tmp_path / "fresh", st_base, contrastive="off"), lambda p: None)
+    fresh = train(
+        make_spec(tmp_path / "fresh", st_base, contrastive="off", probe_c=1.0), lambda p: None
+    )
     assert fresh.kept.startswith("epoch")
     # and not on a base that is no sentence encoder: its epochs are kept as before
     plain = train(
-        make_spec(tmp_path / "plain", tiny_base, warm_start=champion.adapter_dir), lambda p: None
+        make_spec(tmp_path / "plain", tiny_base, warm_start=champion.adapter_dir, probe_c=1.0),
+        lambda p: None,
     )
     assert plain.kept.startswith("epoch")
 
@@ -293,30 +300,54 @@ def test_every_checkpoint_is_recorded_and_offered_to_the_caller(
     assert result.best_dev_loss == pytest.approx(best["dev_loss"])
 
 
-def test_auto_probe_strength_regularizes_a_decoders_probe_harder(tmp_path: Path) -> None:
-    from adaptd.modeling.tiny import build_tiny_model
+def test_cross_validation_regularizes_noise_hard_and_clean_signal_lightly() -> None:
+    from adaptd.modeling.probe import C_GRID, best_c, cross_validate_c
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 64, generator=gen)
+    noise = torch.randint(0, 2, (300,), generator=gen)
+    clean = (x[:, 0] > 0).long()
+    ones = torch.ones(300)
+    # Labels unrelated to the features: any weight overfits, so the loss wants the prior.
+    assert best_c(cross_validate_c(x, noise, ones, num_labels=2), by="loss") == min(C_GRID)
+    # One clean direction among 8: the more freedom the better.
+    few = best_c(cross_validate_c(x[:, :8], clean, ones, num_labels=2), by="loss")
+    assert few >= 1.0
+    scores = cross_validate_c(x[:, :8], clean, ones, num_labels=2)
+    assert scores[best_c(scores)][0] > 0.9  # held-out accuracy, every row held out once
+    # The same direction among 64, 63 of them noise to overfit: somewhere in between.
+    assert min(C_GRID) < best_c(cross_validate_c(x, clean, ones, num_labels=2), by="loss") < few
+    # The scale of the features moves the C it wants (a decoder's few very large dimensions):
+    # the same rows scaled up 30 times want a C at least ten times smaller.
+    scaled = best_c(cross_validate_c(30 * x[:, :8], clean, ones, num_labels=2), by="loss")
+    assert scaled * 10 <= few
+
+
+def test_auto_probe_strength_is_cross_validated_and_reaches_the_fit(
+    tmp_path: Path, tiny_base: Path
+) -> None:
+    from adaptd.modeling.probe import C_GRID
     from adaptd.retraining.settings import RetrainingSettings
 
     assert RetrainingSettings().probe_c == "auto"
-    assert trainer.probe_strength("auto", is_decoder=False) == 1.0  # MiniLM, as measured
-    assert trainer.probe_strength("auto", is_decoder=True) == 0.01  # SmolLM2, as measured
-    assert trainer.probe_strength(0.5, is_decoder=True) == 0.5  # an explicit C wins
-    # The resolved C reaches the fit: on a real (tiny) decoder the probe's head under auto is
-    # far smaller than under C=1, fitted on the same rows.
-    base = build_tiny_model(tmp_path / "llama", arch="llama")
-    norms: dict[str, float] = {}
-    for c in ("auto", 1.0):
-        run_dir = tmp_path / str(c)
+    heads: dict[str, float] = {}
+    chosen: dict[str, float | None] = {}
+    for c in ("auto", "picked"):
+        run_dir = tmp_path / c
         run_dir.mkdir()
-        heads: dict[str, float] = {}
 
-        def on_checkpoint(name: str, model: object, heads: dict[str, float] = heads) -> None:
-            heads[name] = float(trainer.trainable_head(model).weight.detach().norm())
+        def on_checkpoint(name: str, model: object, c: str = c) -> None:
+            if name == "probe":
+                heads[c] = float(trainer.trainable_head(model).weight.detach().norm())
 
-        train(
-            make_spec(run_dir, base, mode="features", probe_c=c),
+        probe_c = "auto" if c == "auto" else chosen["auto"]
+        result = train(
+            make_spec(run_dir, tiny_base, mode="features", probe_c=probe_c),
             lambda p: None,
             on_checkpoint=on_checkpoint,
         )
-        norms[str(c)] = heads["probe"]
-    assert norms["auto"] < 0.5 * norms["1.0"], norms
+        chosen[c] = result.probe_c
+    assert chosen["auto"] in C_GRID  # resolved, and reported with the result
+    assert chosen["picked"] == chosen["auto"]  # an explicit C wins
+    # the same rows at the C that auto resolved to: the same head
+    assert heads["auto"] == pytest.approx(heads["picked"], rel=1e-4)
