@@ -206,6 +206,10 @@ def starts_warm(
     return not (sentence_encoder and contrastive != "off" and mode != "features")
 
 
+#: folds of the probe's cross-validated C under ``probe_c: auto``
+PROBE_FOLDS = 5
+
+
 def probe_strength(
     probe_c: float | Literal["auto"],
     features: Any,
@@ -228,7 +232,11 @@ def probe_strength(
         return float(probe_c)
     from adaptd.modeling.probe import best_c, cross_validate_c
 
-    scores = cross_validate_c(features, labels, weights, num_labels=num_labels, bias=bias)
+    if len(labels) < 2 * PROBE_FOLDS:
+        return 1.0  # too few rows to hold any out: scikit-learn's default
+    scores = cross_validate_c(
+        features, labels, weights, num_labels=num_labels, folds=PROBE_FOLDS, bias=bias
+    )
     return best_c(scores, by="loss")
 
 

@@ -323,6 +323,12 @@ def test_cross_validation_regularizes_noise_hard_and_clean_signal_lightly() -> N
     assert scaled * 10 <= few
 
 
+def test_auto_probe_strength_on_too_few_rows_to_fold_is_the_default_c() -> None:
+    x, y, w = torch.randn(6, 4), torch.tensor([0, 1, 0, 1, 0, 1]), torch.ones(6)
+    assert trainer.probe_strength("auto", x, y, w, num_labels=2) == 1.0
+    assert trainer.probe_strength(0.2, x, y, w, num_labels=2) == 0.2
+
+
 def test_auto_probe_strength_is_cross_validated_and_reaches_the_fit(
     tmp_path: Path, tiny_base: Path
 ) -> None:
