@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from adaptd.datasets import demo
 from bench.adaptation.embeddings import domain
+
+if TYPE_CHECKING:
+    from adaptd.retraining.dataset import TrainingSet
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +83,7 @@ def after_shift(args: argparse.Namespace) -> int:
 
     from adaptd.demo.shifts import tweets_to_movies
     from adaptd.modeling.base import resolve_base
+    from adaptd.modeling.probe import best_c
     from adaptd.retraining.dataset import AssemblySpec, assemble
     from bench.adaptation.embeddings import daemon_features
 
@@ -98,19 +102,21 @@ def after_shift(args: argparse.Namespace) -> int:
     print(f"{base}: held-out accuracy, movies / tweets")  # noqa: T201
     print("| draw | rows | " + " | ".join(f"C={c}" for c in cs) + " |")  # noqa: T201
     print("|---:|---:|" + "---:|" * len(cs))  # noqa: T201
-    draws: list[tuple[str, object]] = [("first", first)]
+    draws: list[tuple[str, TrainingSet]] = [("first", first)]
     for draw in range(args.draws):
         pool = shift.target_live[draw * args.new_labels : (draw + 1) * args.new_labels]
         data = assemble(list(pool), list(first.train), replace(spec, seed=draw), exclude=golden)
         draws.append((str(draw), data))
     for name, data in draws:
-        x = daemon_features(base, [e.text for e in data.train])  # type: ignore[attr-defined]
-        y = [e.label for e in data.train]  # type: ignore[attr-defined]
-        weights = np.asarray(data.weights)  # type: ignore[attr-defined]
+        x = daemon_features(base, [e.text for e in data.train])
+        y = [e.label for e in data.train]
+        weights = np.asarray(data.weights)
+        # one cross-validation per draw, read by both criteria
+        scores = cross_validated(x, y, weights) if any(c.startswith("cv") for c in cs) else {}
         cells = []
         for c in cs:
             by: Literal["accuracy", "loss"] = "loss" if c == "cv-loss" else "accuracy"
-            chosen = cross_validated(x, y, weights, by=by) if c.startswith("cv") else float(c)
+            chosen = best_c(scores, by=by) if c.startswith("cv") else float(c)
             clf = LogisticRegression(C=chosen, max_iter=5000).fit(x, y, sample_weight=weights)
             cell = " / ".join(f"{100 * clf.score(*held[k]):.1f}" for k in tests)
             cells.append(f"{cell} ({chosen:g})" if c.startswith("cv") else cell)
@@ -119,21 +125,20 @@ def after_shift(args: argparse.Namespace) -> int:
 
 
 def cross_validated(
-    x: np.ndarray, y: list[str], weights: np.ndarray, *, by: Literal["accuracy", "loss"]
-) -> float:
-    """The C the daemon's cross-validation picks on these rows."""
+    x: np.ndarray, y: list[str | None], weights: np.ndarray
+) -> dict[float, tuple[float, float]]:
+    """The daemon's cross-validation of the probe's C on these rows: ``{c: (accuracy, loss)}``."""
     import torch
 
-    from adaptd.modeling.probe import best_c, cross_validate_c
+    from adaptd.modeling.probe import cross_validate_c
 
-    index = {label: i for i, label in enumerate(demo.LABELS)}
-    scores = cross_validate_c(
+    index: dict[str | None, int] = {label: i for i, label in enumerate(demo.LABELS)}
+    return cross_validate_c(
         torch.from_numpy(x),
         torch.tensor([index[v] for v in y]),
         torch.from_numpy(weights.astype(np.float32)),
         num_labels=len(demo.LABELS),
     )
-    return best_c(scores, by=by)
 
 
 if __name__ == "__main__":

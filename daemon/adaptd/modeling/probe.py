@@ -101,6 +101,8 @@ def fit_linear_probe(
 
 #: the probe's C tried by :func:`cross_validate_c`: half-decades around scikit-learn's default 1
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+#: folds of :func:`cross_validate_c`
+CV_FOLDS = 5
 
 
 def cross_validate_c(
@@ -110,7 +112,7 @@ def cross_validate_c(
     *,
     num_labels: int,
     grid: Sequence[float] = C_GRID,
-    folds: int = 5,
+    folds: int = CV_FOLDS,
     seed: int = 0,
     bias: bool = True,
 ) -> dict[float, tuple[float, float]]:
@@ -147,11 +149,9 @@ def cross_validate_c(
     return {c: (right[c] / total, loss[c] / total) for c in grid}
 
 
-def best_c(
-    scores: dict[float, tuple[float, float]], *, by: Literal["accuracy", "loss"] = "accuracy"
-) -> float:
-    """The C of :func:`cross_validate_c` with the best held-out accuracy (ties: the lower
-    loss), or with the lowest loss when ``by`` is ``loss``."""
+def best_c(scores: dict[float, tuple[float, float]], *, by: Literal["accuracy", "loss"]) -> float:
+    """The C of :func:`cross_validate_c` with the lowest held-out loss (``by="loss"``, what
+    ``probe_c: auto`` uses) or the best held-out accuracy (ties: the lower loss)."""
     if by == "loss":
         return min(scores, key=lambda c: scores[c][1])
     return max(scores, key=lambda c: (scores[c][0], -scores[c][1]))

@@ -206,10 +206,6 @@ def starts_warm(
     return not (sentence_encoder and contrastive != "off" and mode != "features")
 
 
-#: folds of the probe's cross-validated C under ``probe_c: auto``
-PROBE_FOLDS = 5
-
-
 def probe_strength(
     probe_c: float | Literal["auto"],
     features: Any,
@@ -230,13 +226,11 @@ def probe_strength(
     coarser on a few hundred rows, scored less on both."""
     if probe_c != "auto":
         return float(probe_c)
-    from adaptd.modeling.probe import best_c, cross_validate_c
+    from adaptd.modeling.probe import CV_FOLDS, best_c, cross_validate_c
 
-    if len(labels) < 2 * PROBE_FOLDS:
+    if len(labels) < 2 * CV_FOLDS:
         return 1.0  # too few rows to hold any out: scikit-learn's default
-    scores = cross_validate_c(
-        features, labels, weights, num_labels=num_labels, folds=PROBE_FOLDS, bias=bias
-    )
+    scores = cross_validate_c(features, labels, weights, num_labels=num_labels, bias=bias)
     return best_c(scores, by="loss")
 
 
