@@ -24,7 +24,7 @@ from sqlalchemy import Row, select
 
 from adaptd.config import Settings
 from adaptd.demo.scenario import correct_offline, scenario_settings
-from adaptd.demo.shifts import TWEETS_TO_MOVIES_LIVE, movies_to_tweets, tweets_to_movies
+from adaptd.demo.shifts import SHIFTS
 from adaptd.evaluation import measures as m
 from adaptd.storage import tables
 from adaptd.storage.engine import make_engine
@@ -65,15 +65,11 @@ def kept_state(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("state_dir", nargs="?", default="demo-state", type=Path)
-    parser.add_argument(
-        "--shift", choices=("tweets-to-movies", "movies-to-tweets"), default="tweets-to-movies"
-    )
+    parser.add_argument("--shift", choices=sorted(SHIFTS), default="tweets-to-movies")
     args = parser.parse_args(argv)
     _, settings, runs, paths = kept_state(parser, args.state_dir)
-    if args.shift == "movies-to-tweets":
-        shift = movies_to_tweets()
-    else:
-        shift = tweets_to_movies(quick=False, n_live=TWEETS_TO_MOVIES_LIVE)
+    # only the held-out rows are read, and they do not depend on the size of the live pool
+    shift = SHIFTS[args.shift]()
     held_out = {"target": shift.target_holdout, "source": shift.source_holdout}
     rows = []
     first = None

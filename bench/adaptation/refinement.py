@@ -30,7 +30,7 @@ import numpy as np
 
 from adaptd.datasets import demo
 from adaptd.demo.scenario import correct_offline
-from adaptd.demo.shifts import TWEETS_TO_MOVIES_LIVE, tweets_to_movies
+from adaptd.demo.shifts import tweets_to_movies
 from adaptd.evaluation import measures as m
 from adaptd.retraining.settings import ValidationSettings
 from adaptd.retraining.validation import SliceData, judge
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         refinements[-1].parent,
         refinements[-1].candidate,
     )
-    shift = tweets_to_movies(quick=False, n_live=TWEETS_TO_MOVIES_LIVE)
+    shift = tweets_to_movies()  # only its held-out rows are read
     held = {"recent": shift.target_holdout, "golden": shift.source_holdout}
     y = {k: [demo.LABELS.index(e.label or "") for e in rows] for k, rows in held.items()}
     if args.golden_size is not None and not 0 < args.golden_size <= len(y["golden"]):
