@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adaptd.demo.shifts import TWEETS_TO_MOVIES_LIVE, tweets_to_movies
+from adaptd.demo.shifts import tweets_to_movies
 from adaptd.evaluation import measures as m
 from adaptd.modeling.base import resolve_base
 from adaptd.modeling.interpolation import interpolate
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     alphas = [float(a) for a in args.alphas.split(",")]
     _, settings, runs, paths = kept_state(parser, args.state_dir)
     max_rank = args.max_rank or 2 * settings.retraining.rank
-    shift = tweets_to_movies(quick=False, n_live=TWEETS_TO_MOVIES_LIVE)
+    shift = tweets_to_movies()  # only its held-out rows are read
     held_out = {"target": shift.target_holdout, "source": shift.source_holdout}
     host = ModelHost(
         base=resolve_base(settings.model.base),
