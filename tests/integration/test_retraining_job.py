@@ -779,3 +779,68 @@ def test_a_run_whose_retrain_lock_another_process_took_registers_nothing(
     with sqlite_engine.connect() as conn:
         holders = conn.execute(t.store_locks.select()).all()
     assert [h.holder for h in holders] == ["elsewhere:7:abcdef"]
+
+
+def lineage_copy(first_adapter: Path, dest: Path, tag: str) -> Path:
+    """The first adapter's files under a version of their own (its metadata tagged)."""
+    shutil.copytree(first_adapter, dest)
+    meta = json.loads((dest / "adaptd.json").read_text())
+    (dest / "adaptd.json").write_text(json.dumps({**meta, "test_copy": tag}))
+    return dest
+
+
+@pytest.mark.parametrize("since", [None, T0], ids=["every-label", "since-the-shift"])
+def test_a_refinement_judges_golden_against_the_adapter_its_episode_started_from(
+    sqlite_engine: Engine,
+    tmp_path: Path,
+    tiny_base: Path,
+    first_adapter: Path,
+    served: StoreRegistry,
+    since: datetime | None,
+) -> None:
+    # start -> first retrain (promoted) -> a refinement (promoted) -> this refinement: its
+    # golden gate measures forgetting from the start, the adapter the shift found serving.
+    start = active_version(sqlite_engine)
+    made = T0 + timedelta(hours=1)
+    first_retrain = served.import_candidate(
+        lineage_copy(first_adapter, tmp_path / "r1", "first retrain"), now=made, parent=start,
+        reason="drift", data_window={}, metrics={}, config={},
+    )  # fmt: skip
+    served.promote(first_retrain, made, reason="drift", verdict={"refinement": False})
+    refined = served.import_candidate(
+        lineage_copy(first_adapter, tmp_path / "r2", "refinement"), now=made, parent=first_retrain,
+        reason="drift", data_window={}, metrics={}, config={},
+    )  # fmt: skip
+    served.promote(refined, made, reason="drift", verdict={"refinement": True})
+    feed(sqlite_engine, keyword_examples(300, seed=3, domain="b", start=T0), "b")
+    executor = Recording()
+    settings = make_settings(tmp_path / "state", tiny_base)
+    job = RetrainJob(settings, sqlite_engine, served, executor=executor, clock=Clock())
+    outcome = job.run(RetrainRequest(reason="drift on b", refinement=True, since=since))
+    (spec,) = [s for s in executor.specs if s.rescore is None]
+    assert spec.champion == repo.get_adapter(sqlite_engine, refined).path
+    assert spec.baseline == repo.get_adapter(sqlite_engine, start).path
+    verdict = outcome.verdict or {}
+    assert (verdict["refinement"], verdict["baseline"]) == (True, start)
+    (golden,) = [g for g in verdict["gates"] if g["slice"] == "golden"]
+    baseline = golden["details"]["baseline"]
+    # the start's own golden accuracy, scored by the child (the champion is a copy of it)
+    assert baseline["value"] == pytest.approx(golden["champion"])
+    assert baseline["difference"] == pytest.approx(golden["value"] - baseline["value"])
+
+
+def test_a_refinement_of_the_adapter_the_episode_started_from_has_no_other_baseline(
+    sqlite_engine: Engine, tmp_path: Path, tiny_base: Path, served: StoreRegistry
+) -> None:
+    # The champion started the episode (an operator rolled back to it, or the episode's first
+    # run made no promotion the policy saw): its gates measure against it alone, as before.
+    feed(sqlite_engine, keyword_examples(300, seed=3, domain="b", start=T0), "b")
+    executor = Recording()
+    settings = make_settings(tmp_path / "state", tiny_base)
+    job = RetrainJob(settings, sqlite_engine, served, executor=executor, clock=Clock())
+    outcome = job.run(RetrainRequest(reason="drift on b", refinement=True, since=T0))
+    (spec,) = [s for s in executor.specs if s.rescore is None]
+    assert spec.baseline is None
+    verdict = outcome.verdict or {}
+    assert (verdict["refinement"], verdict["baseline"]) == (True, None)
+    assert all("baseline" not in g["details"] for g in verdict["gates"])

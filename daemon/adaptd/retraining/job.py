@@ -54,7 +54,7 @@ from adaptd.retraining.trainer import (
     starts_warm,
     write_train_file,
 )
-from adaptd.retraining.validation import SliceData, Verdict, judge
+from adaptd.retraining.validation import SliceData, Verdict, judge, judged_as_refinement
 from adaptd.storage import repository as repo
 from adaptd.storage.locks import KeptLock, retrain_lock
 from adaptd.storage.records import AdapterRecord, Event, LabelledPrediction
@@ -254,6 +254,7 @@ class RetrainJob:
         golden: list[Example] | None,
         *,
         refinement: bool = False,
+        baseline: AdapterRecord | None = None,
     ) -> TrainSpec:
         s = self.settings
         rt = s.retraining
@@ -286,6 +287,7 @@ class RetrainJob:
             champion=champion.path if champion is not None else None,
             warm_start=champion.path if incremental and champion is not None else None,
             refinement=refinement,
+            baseline=baseline.path if baseline is not None and golden else None,
         )
 
     def _late_labels(
@@ -356,6 +358,7 @@ class RetrainJob:
         golden_sources: dict[str, int] | None = None,
         *,
         refinement: bool = False,
+        baseline: AdapterRecord | None = None,
     ) -> Verdict:
         index = {label: i for i, label in enumerate(self.settings.model.labels)}
         late_predictions = late_result.predictions if late_result is not None else {}
@@ -406,7 +409,38 @@ class RetrainJob:
                 **({"golden": golden_sources} if golden_sources else {}),
             },
             refinement=refinement and champion is not None,
+            baseline=predictions.get("baseline") if baseline is not None else None,
+            baseline_version=baseline.version if baseline is not None else None,
         )
+
+    def _episode_start(self, champion: AdapterRecord, since: datetime | None) -> AdapterRecord:
+        """The adapter a refinement's episode started from: up the champion's parents past every
+        adapter a refinement made, to the parent of the episode's first retrain. An adapter made
+        before ``since`` (the episode's labels) is not the episode's: the champion then is one
+        an operator rolled back to, and it is its own start."""
+        adapter, seen = champion, {champion.version}
+        while judged_as_refinement(adapter.verdict) and adapter.parent not in (None, *seen):
+            assert adapter.parent is not None  # narrowed above, lost in the tuple
+            adapter = repo.get_adapter(self.engine, adapter.parent)
+            seen.add(adapter.version)
+        if adapter.parent is None or (since is not None and adapter.created < since):
+            return adapter
+        return repo.get_adapter(self.engine, adapter.parent)
+
+    def _baseline(self, champion: AdapterRecord, since: datetime | None) -> AdapterRecord | None:
+        """A refinement's baseline on disk, or None (the champion started the episode, or the
+        start's files are gone: its gates then measure against the champion)."""
+        try:
+            start = self._episode_start(champion, since)
+            if start.version == champion.version:
+                return None
+            start = blobs.localized(self.engine, start, self.settings.adapters_dir)
+            labels = tuple(self.settings.model.labels)
+            verify_adapter_dir(Path(start.path), labels, require_meta=False)
+        except (AdaptdError, TrainingFailed, OSError) as e:
+            logger.warning("refinement judged against its champion only: no baseline (%s)", e)
+            return None
+        return start
 
     def _store_reference(
         self,
@@ -632,10 +666,17 @@ class RetrainJob:
             judged_golden = [*golden, *training.holdout]
             golden_sources = {"golden": len(golden), "holdout": len(training.holdout)}
 
+        # A refinement's golden gate measures forgetting from where the episode started.
+        baseline = (
+            self._baseline(champion, request.since)
+            if request.refinement and champion is not None and judged_golden
+            else None
+        )
         work.mkdir(parents=True, exist_ok=True)
         train_spec = self._spec(
-            work, training, champion, judged_golden, refinement=request.refinement
-        )
+            work, training, champion, judged_golden, refinement=request.refinement,
+            baseline=baseline,
+        )  # fmt: skip
         result = self._execute(run_id, train_spec)
         failpoints.reached("retrain.trained")
         late = self._late_labels(
@@ -663,6 +704,7 @@ class RetrainJob:
             late_result,
             golden_sources,
             refinement=request.refinement,
+            baseline=baseline,
         )
         self._hold_lock()
         version = self.registry.import_candidate(
@@ -782,6 +824,7 @@ def train_spec(
     warm_start: str | None = None,
     replaces_champion: bool | None = None,
     refinement: bool = False,
+    baseline: str | None = None,
 ) -> TrainSpec:
     """The spec the settings give one training run: the ``[retraining]`` recipe, the model's
     labels, pooling and length, and where the run reads and writes. One place for the daemon's
@@ -837,5 +880,6 @@ def train_spec(
         threads=rt.threads,
         eval_file=eval_file,
         champion=champion,
+        baseline=baseline,
         interpolation=share,
     )

@@ -501,8 +501,9 @@ class ValidationSettings(Section):
         "labels and more of the same shift) passes a min_gain gate when its measured gain is at "
         "least min_gain and the lower end of the gain's interval is above min_gain minus this "
         "margin: no worse, rather than surely better; its max_drop/max_rise gates then fail on "
-        "the measured change beyond their bound, significant or not. Chosen with "
-        "bench/adaptation/gates.py --refinement (GATES.md).",
+        "the measured change beyond their bound, significant or not, measured on the golden "
+        "slice against the adapter its episode started from. Chosen with "
+        "bench/adaptation/gates.py --refinement and bench/adaptation/refinement.py (GATES.md).",
     )
     seed: int = Field(default=0, description="Seed of the bootstrap.")
 

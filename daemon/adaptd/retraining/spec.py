@@ -88,6 +88,9 @@ class TrainSpec:
     eval_file: str | None = None
     #: adapter directory of the champion (None: the first adapter, nothing to compare with)
     champion: str | None = None
+    #: a refinement's baseline, the adapter its episode started from: scored on the golden
+    #: slice only, where its gate measures forgetting against it (retraining.validation)
+    baseline: str | None = None
     #: the candidate's share when it is saved as ``(1 - x) * champion + x * candidate``
     #: (WiSE-FT, :mod:`adaptd.modeling.interpolation`); 1: saved as trained
     interpolation: float = 1.0
@@ -159,7 +162,7 @@ class TrainResult:
     probe_c: float | None = None
     #: every checkpoint in order, {"checkpoint", "dev_accuracy", "dev_loss"}
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
-    #: {"candidate"|"champion": {slice: [class index per text]}}
+    #: {"candidate"|"champion"|"baseline": {slice: [class index per text]}}
     predictions: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     #: the candidate's {slice: {"probabilities": [[p per label]], "embeddings": [base64 float16]
     #: or None}}, its monitoring reference once promoted

@@ -654,17 +654,20 @@ def train(
         predictions["candidate"], scores = score_candidate(
             model, tokenizer, slices, max_length=spec.max_length
         )
+        options: dict[str, Any] = {
+            "max_length": spec.max_length,
+            "pooling": spec.pooling,
+            "safetensors_only": spec.safetensors_only,
+            "device": device,
+            "dtype": spec.dtype,
+        }
         if spec.champion:
             predictions["champion"] = score_champion(
-                spec.base,
-                spec.labels,
-                Path(spec.champion),
-                slices,
-                max_length=spec.max_length,
-                pooling=spec.pooling,
-                safetensors_only=spec.safetensors_only,
-                device=device,
-                dtype=spec.dtype,
+                spec.base, spec.labels, Path(spec.champion), slices, **options
+            )
+        if spec.baseline and slices.get("golden"):
+            predictions["baseline"] = score_champion(
+                spec.base, spec.labels, Path(spec.baseline), {"golden": slices["golden"]}, **options
             )
     return TrainResult(
         adapter_dir=spec.out_dir,

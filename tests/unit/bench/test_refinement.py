@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from bench.adaptation.gates import MIN_GROUP_SIZE
-from bench.adaptation.refinement import judged_as_refinement
+from bench.adaptation.refinement import baseline_of, judged_as_refinement
 
 from adaptd.retraining.settings import ValidationSettings
 from adaptd.retraining.validation import SliceData, judge
@@ -40,3 +42,22 @@ def test_runs_without_a_verdict_are_not_refinements() -> None:
     assert not judged_as_refinement(None)
     assert not judged_as_refinement({"data": {}})
     assert not judged_as_refinement({"verdict": None})
+
+
+def _run(parent: str | None, candidate: str, *, refinement: bool) -> SimpleNamespace:
+    return SimpleNamespace(
+        parent=parent, candidate=candidate, details=_stored_verdict(refinement=refinement)
+    )
+
+
+def test_the_baseline_is_the_parent_of_the_episodes_first_retrain() -> None:
+    runs = [
+        _run(None, "start", refinement=False),
+        _run("start", "first", refinement=False),
+        _run("first", "refined", refinement=True),
+        _run("refined", "again", refinement=True),
+    ]
+    assert baseline_of(runs, "first") == "start"
+    assert baseline_of(runs, "refined") == "start"
+    # a champion no run made (imported by hand) has no baseline the state can tell
+    assert baseline_of(runs, "imported") is None

@@ -273,7 +273,11 @@ def test_verdict_shows_where_the_rows_of_a_slice_came_from() -> None:
     assert "holdout" not in alone.reason()
 
 
-def refining(candidate: dict[str, list[int]], champion: dict[str, list[int]]) -> Verdict:
+def refining(
+    candidate: dict[str, list[int]],
+    champion: dict[str, list[int]],
+    baseline: dict[str, list[int]] | None = None,
+) -> Verdict:
     small = {
         "recent": SliceData(name="recent", y_true=tuple(Y_RECENT[:150])),
         **{"golden": SLICES["golden"]},
@@ -281,8 +285,10 @@ def refining(candidate: dict[str, list[int]], champion: dict[str, list[int]]) ->
     cut = {**candidate, "recent": candidate["recent"][:150]}
     champ = {**champion, "recent": champion["recent"][:150]}
     return judge(
-        ValidationSettings(), small, cut, champ, min_group_size=30, positive=1, refinement=True
-    )
+        ValidationSettings(), small, cut, champ, min_group_size=30, positive=1, refinement=True,
+        baseline=None if baseline is None else {"golden": baseline["golden"]},
+        baseline_version=None if baseline is None else "start",
+    )  # fmt: skip
 
 
 def champion_and(fixed: int, broken: int) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
@@ -376,3 +382,63 @@ def test_a_refinement_within_max_drop_on_golden_passes() -> None:
     verdict = refining(with_golden(candidate, champion, broken=14, fixed=10), champion)
     assert verdict.gates[1].difference == pytest.approx(-4 / 300)
     assert verdict.passed, verdict.reason()
+
+
+def test_a_refinement_is_judged_on_golden_against_the_adapter_its_episode_started_from() -> None:
+    # Runs 35 and 40 (bench/adaptation/RESULTS.md): the champion measured lucky on the golden
+    # rows, its refinement gave that back (-2.2 against it) and no more: against the adapter
+    # the shift found serving it has lost nothing to be turned away for.
+    candidate, champion = champion_and(16, 10)
+    start = dict(champion)
+    champion = with_golden(champion, start, broken=0, fixed=6)  # +2.0 over the start
+    candidate = with_golden(candidate, champion, broken=30, fixed=23)  # -2.3 against it
+    against_champion = refining(candidate, champion)
+    assert [g.name for g in against_champion.failing] == ["accuracy@golden"]
+    verdict = refining(candidate, champion, baseline=start)
+    assert verdict.passed, verdict.reason()
+    golden = verdict.gates[1]
+    assert golden.difference == pytest.approx(-7 / 300)  # the champion's numbers stay shown
+    assert golden.details["baseline"]["difference"] == pytest.approx(-1 / 300)
+    assert "against the baseline" in golden.describe()
+    doc = verdict.to_dict()
+    assert (doc["refinement"], doc["baseline"]) == (True, "start")
+
+
+def test_a_refinement_may_not_add_its_loss_to_its_champions() -> None:
+    # Forgetting that creeps: the champion measured -1.3 from the start, the refinement another
+    # -1.3 from the champion. Each step is inside max_drop; the episode's loss is not.
+    candidate, champion = champion_and(16, 10)
+    start = dict(champion)
+    champion = with_golden(champion, start, broken=4, fixed=0)
+    candidate = with_golden(candidate, champion, broken=4, fixed=0)
+    assert refining(candidate, champion).passed  # against the champion alone: -1.3, passed
+    verdict = refining(candidate, champion, baseline=start)
+    assert [g.name for g in verdict.failing] == ["accuracy@golden"]
+    assert (
+        "no worse than the baseline (the adapter its episode started from): it measures a "
+        "drop of 0.027" in verdict.reason()
+    )
+
+
+def test_a_significant_loss_against_the_champion_fails_however_the_baseline_did() -> None:
+    # A champion far ahead of a poor start on golden; its refinement loses 9 points of that
+    # (significant), still 1 point ahead of the start: a first retrain's test still holds.
+    candidate, champion = champion_and(16, 10)
+    start = with_golden(dict(champion), champion, broken=30, fixed=0)  # the start: -10
+    candidate = with_golden(candidate, champion, broken=27, fixed=0)
+    verdict = refining(candidate, champion, baseline=start)
+    golden = verdict.gates[1]
+    assert golden.details["baseline"]["difference"] == pytest.approx(3 / 300)
+    assert golden.outcome is Outcome.FAILED
+    assert "significant drop of 0.090" in verdict.reason()
+
+
+def test_a_plain_retrain_ignores_a_baseline() -> None:
+    candidate, champion = preds(0.10, 0.10, 1), preds(0.30, 0.10, 2)
+    verdict = judge(
+        ValidationSettings(), SLICES, candidate, champion, min_group_size=30, positive=1,
+        baseline={"golden": [1 - y for y in Y_GOLDEN]}, baseline_version="start",
+    )  # fmt: skip
+    assert verdict.passed
+    assert verdict.baseline is None and not verdict.refinement
+    assert all("baseline" not in g.details for g in verdict.gates)
