@@ -789,18 +789,12 @@ def lineage_copy(first_adapter: Path, dest: Path, tag: str) -> Path:
     return dest
 
 
-@pytest.mark.parametrize("since", [None, T0], ids=["every-label", "since-the-shift"])
-def test_a_refinement_judges_golden_against_the_adapter_its_episode_started_from(
-    sqlite_engine: Engine,
-    tmp_path: Path,
-    tiny_base: Path,
-    first_adapter: Path,
-    served: StoreRegistry,
-    since: datetime | None,
-) -> None:
-    # start -> first retrain (promoted) -> a refinement (promoted) -> this refinement: its
-    # golden gate measures forgetting from the start, the adapter the shift found serving.
-    start = active_version(sqlite_engine)
+def refining_episode(
+    engine: Engine, served: StoreRegistry, first_adapter: Path, tmp_path: Path
+) -> tuple[str, str]:
+    """start -> the episode's first retrain (promoted) -> a refinement (promoted): the start's
+    version and the serving refinement's."""
+    start = active_version(engine)
     made = T0 + timedelta(hours=1)
     first_retrain = served.import_candidate(
         lineage_copy(first_adapter, tmp_path / "r1", "first retrain"), now=made, parent=start,
@@ -812,6 +806,21 @@ def test_a_refinement_judges_golden_against_the_adapter_its_episode_started_from
         reason="drift", data_window={}, metrics={}, config={},
     )  # fmt: skip
     served.promote(refined, made, reason="drift", verdict={"refinement": True})
+    return start, refined
+
+
+@pytest.mark.parametrize("since", [None, T0], ids=["every-label", "since-the-shift"])
+def test_a_refinement_judges_golden_against_the_adapter_its_episode_started_from(
+    sqlite_engine: Engine,
+    tmp_path: Path,
+    tiny_base: Path,
+    first_adapter: Path,
+    served: StoreRegistry,
+    since: datetime | None,
+) -> None:
+    # start -> first retrain -> a refinement -> this refinement: its golden gate measures
+    # forgetting from the start, the adapter the shift found serving.
+    start, refined = refining_episode(sqlite_engine, served, first_adapter, tmp_path)
     feed(sqlite_engine, keyword_examples(300, seed=3, domain="b", start=T0), "b")
     executor = Recording()
     settings = make_settings(tmp_path / "state", tiny_base)
@@ -827,6 +836,27 @@ def test_a_refinement_judges_golden_against_the_adapter_its_episode_started_from
     # the start's own golden accuracy, scored by the child (the champion is a copy of it)
     assert baseline["value"] == pytest.approx(golden["champion"])
     assert baseline["difference"] == pytest.approx(golden["value"] - baseline["value"])
+
+
+def test_a_refinement_with_a_baseline_is_judged_on_its_late_labels_too(
+    sqlite_engine: Engine,
+    tmp_path: Path,
+    tiny_base: Path,
+    first_adapter: Path,
+    served: StoreRegistry,
+) -> None:
+    # The baseline scores the golden rows only; the labels that came while the refinement
+    # trained must still join its recent slice (runs 41 and 42 judged 311-325 rows, not 711-725).
+    start, _ = refining_episode(sqlite_engine, served, first_adapter, tmp_path)
+    feed(sqlite_engine, keyword_examples(400, seed=3, domain="b", start=T0), "b")
+    executor = LabelsArriveWhileTraining(sqlite_engine, late_examples(flipped=False))
+    settings = make_settings(tmp_path / "state", tiny_base)
+    job = RetrainJob(settings, sqlite_engine, served, executor=executor, clock=Clock())
+    outcome = job.run(RetrainRequest(reason="drift on b", refinement=True))
+    verdict = outcome.verdict or {}
+    assert verdict["baseline"] == start
+    assert verdict["sources"]["recent"] == {"holdout": 80, "late": 300}
+    assert verdict["gates"][0]["n"] == 380
 
 
 def test_a_refinement_of_the_adapter_the_episode_started_from_has_no_other_baseline(

@@ -362,10 +362,14 @@ class RetrainJob:
     ) -> Verdict:
         index = {label: i for i, label in enumerate(self.settings.model.labels)}
         late_predictions = late_result.predictions if late_result is not None else {}
-        # Late rows count only when every model that scored the holdout scored them too.
+        # Late rows count only when every model that scored the holdout scored them too (a
+        # refinement's baseline scores the golden rows only: it is not judged on recent ones).
+        judged_on_recent = [
+            who for who, by_slice in result.predictions.items() if "recent" in by_slice
+        ]
         if any(
             len(late_predictions.get(who, {}).get("late", ())) != len(late)
-            for who in result.predictions
+            for who in judged_on_recent
         ):
             late = ()
         recent = (*training.holdout, *late)
@@ -381,7 +385,7 @@ class RetrainJob:
                 **by_slice,
                 "recent": [
                     *by_slice.get("recent", []),
-                    *(late_predictions[who]["late"] if late else []),
+                    *(late_predictions[who]["late"] if late and who in judged_on_recent else []),
                 ],
             }
             for who, by_slice in result.predictions.items()
