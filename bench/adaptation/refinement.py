@@ -95,12 +95,15 @@ def pass_rates(
     golden_size: int | None = None,
     start: Predictions | None = None,
     lucky: float | None = None,
+    replace: bool = False,
 ) -> dict[Rule, tuple[float, ...]]:
     """rule -> (share of draws the recent gate passed, share the whole verdict passed[, share
     the whole verdict passed among the draws whose golden rows the champion measured at least
     ``lucky`` above the baseline on, and the share of such draws]). ``golden_size``: judge each
     draw on that many golden rows, drawn with the recent ones (default: every golden row, every
-    time). ``start``: the baseline's predictions, for the rules that measure against it."""
+    time; ``replace``: drawn with replacement, a fresh golden set's spread rather than that of
+    overlapping subsets). ``start``: the baseline's predictions, for the rules that measure
+    against it."""
     rng = np.random.default_rng(seed)
     passed = {rule: [0, 0, 0] for rule in rules}
     lucky_draws = 0
@@ -117,7 +120,7 @@ def pass_rates(
             "recent": rng.choice(len(y["recent"]), size, replace=False),
             "golden": np.arange(n_golden)
             if golden_size is None
-            else rng.choice(n_golden, golden_size, replace=False),
+            else rng.choice(n_golden, golden_size, replace=replace),
         }
         slices = {
             k: SliceData(name=k, y_true=tuple(y[k][i] for i in rows)) for k, rows in ix.items()
@@ -225,6 +228,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="golden rows drawn for each verdict from the held-out source rows (default: all)",
     )
     parser.add_argument(
+        "--golden-replace",
+        action="store_true",
+        help="draw the golden rows with replacement (a bootstrap: the spread of a fresh golden "
+        "set of that size, where 91 of 136 without replacement overlap)",
+    )
+    parser.add_argument(
         "--shares",
         default="",
         help="also judge the refinement remixed with its champion at these candidate shares "
@@ -318,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 golden_size=args.golden_size,
                 start=preds.get("the baseline"),
                 lucky=args.lucky,
+                replace=args.golden_replace,
             )
             cells = " | ".join(
                 f"{r[0]:.2f} ({r[1]:.2f})" + (f" [{r[2]:.2f} of {r[3]:.2f}]" if len(r) > 2 else "")
@@ -328,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 {"size": size, "candidate": name, "rates": {r.name: v for r, v in rates.items()}}
             )
     golden = "all" if args.golden_size is None else f"{args.golden_size} drawn"
+    if args.golden_replace:
+        golden += " with replacement"
     print(  # noqa: T201
         "\n(share of draws the recent gate passed; in brackets the whole verdict, the golden "
         f"gate on the held-out source rows included: {golden} of {len(y['golden'])}; the "
