@@ -31,11 +31,11 @@ The rules, chosen with ``bench/adaptation/gates.py`` (see ``bench/adaptation/GAT
   ``max_rise`` fail on the *measured* change beyond the bound, significant or not, against the
   *baseline*: the adapter its episode started from, the one the shift found serving, when the
   job could score it; else against the champion. Against the champion they keep a first
-  retrain's significance test. The champion was promoted on these same golden rows, so a
-  champion that measured lucky on them makes any later candidate look like a loss there: at
-  the 0.5 mixture two refinements better on both domains held out were turned away on two of
-  91 golden tweets each, while the episode's source loss, what forgetting is, is the change
-  from the baseline (GATES.md, "A refinement's golden gate").
+  retrain's significance test. Forgetting is the source's change from where the episode
+  started: measured from each champion it could grow by the bound at every refinement, and a
+  champion that measured lucky on the golden rows (it was promoted on them) made its refinement
+  look like a loss there (two refinements better on both domains held out were turned away on
+  two of 91 golden tweets each; GATES.md, "A refinement's golden gate").
 - ``min`` / ``max``: absolute bounds on the candidate's point value (its interval is shown).
 - Without a champion (the first adapter) every judged slice must beat always answering the
   majority class: the lower end of the accuracy's Wilson interval above the majority share.
