@@ -420,8 +420,8 @@ class RetrainJob:
     def _episode_start(self, champion: AdapterRecord, since: datetime | None) -> AdapterRecord:
         """The adapter a refinement's episode started from: up the champion's parents past every
         adapter a refinement made, to the parent of the episode's first retrain. An adapter made
-        before ``since`` (the episode's labels) is not the episode's: the champion then is one
-        an operator rolled back to, and it is its own start."""
+        before ``since`` (where the episode's labels start) already served when the episode
+        began, so it is the start itself (a champion an operator rolled back to, say)."""
         adapter, seen = champion, {champion.version}
         while judged_as_refinement(adapter.verdict) and adapter.parent not in (None, *seen):
             assert adapter.parent is not None  # narrowed above, lost in the tuple
