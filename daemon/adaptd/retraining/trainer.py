@@ -654,13 +654,7 @@ def train(
         predictions["candidate"], scores = score_candidate(
             model, tokenizer, slices, max_length=spec.max_length
         )
-        options: dict[str, Any] = {
-            "max_length": spec.max_length,
-            "pooling": spec.pooling,
-            "safetensors_only": spec.safetensors_only,
-            "device": device,
-            "dtype": spec.dtype,
-        }
+        options = _scoring_options(spec, device)
         if spec.champion:
             predictions["champion"] = score_champion(
                 spec.base, spec.labels, Path(spec.champion), slices, **options
@@ -693,6 +687,18 @@ def train(
     )
 
 
+def _scoring_options(spec: TrainSpec, device: str) -> dict[str, Any]:
+    """How :func:`score_champion` loads an adapter beside the candidate: as the candidate was
+    scored, on the same device and in the same precision."""
+    return {
+        "max_length": spec.max_length,
+        "pooling": spec.pooling,
+        "safetensors_only": spec.safetensors_only,
+        "device": device,
+        "dtype": spec.dtype,
+    }
+
+
 def _rescore(spec: TrainSpec, adapter_dir: str, device: str) -> TrainResult:
     """Score the eval file with a trained adapter and the champion, each loaded as serving
     loads it; nothing is trained or saved."""
@@ -701,13 +707,7 @@ def _rescore(spec: TrainSpec, adapter_dir: str, device: str) -> TrainResult:
     if spec.eval_file is None:
         raise ValueError("a rescore run needs an eval_file")
     slices = read_eval_file(Path(spec.eval_file))
-    options: dict[str, Any] = {
-        "max_length": spec.max_length,
-        "pooling": spec.pooling,
-        "safetensors_only": spec.safetensors_only,
-        "device": device,
-        "dtype": spec.dtype,
-    }
+    options = _scoring_options(spec, device)
     predictions = {
         "candidate": score_champion(spec.base, spec.labels, Path(adapter_dir), slices, **options)
     }
