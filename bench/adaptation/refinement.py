@@ -35,15 +35,18 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from sqlalchemy import Engine
 
 from adaptd.datasets import demo
 from adaptd.datasets.records import Example
 from adaptd.demo.scenario import correct_offline
 from adaptd.demo.shifts import tweets_to_movies
+from adaptd.errors import NotFoundError
 from adaptd.evaluation import measures as m
 from adaptd.modeling.interpolation import interpolate_adapters
 from adaptd.retraining import validation
@@ -163,18 +166,19 @@ def pass_rates(
     }
 
 
-def baseline_of(runs: Sequence[Any], champion: str) -> str | None:
-    """The adapter the episode started from, as the daemon's job finds it: up from the champion
-    past every adapter a refinement made, to the parent of the episode's first retrain."""
-    made_by = {r.candidate: r for r in runs if r.candidate}
-    version, seen = champion, {champion}
-    while (run := made_by.get(version)) is not None and judged_as_refinement(run.details):
-        if run.parent is None or run.parent in seen:
-            return None
-        version = run.parent
-        seen.add(version)
-    run = made_by.get(version)
-    return None if run is None else run.parent
+def baseline_of(engine: Engine, run: Any) -> str | None:
+    """The adapter the daemon judged ``run``'s refinement against on golden. Its verdict names
+    it since 2026-12-05; for a state kept before, the daemon's own walk up the store's adapters
+    from the run's champion (:func:`validation.episode_baseline`, every label counted)."""
+    verdict = (run.details or {}).get("verdict") or {}
+    if "baseline" in verdict:
+        return cast("str | None", verdict["baseline"])
+    try:
+        champion = repo.get_adapter(engine, run.parent)
+        start = validation.episode_baseline(champion, partial(repo.get_adapter, engine))
+    except NotFoundError:
+        return None
+    return None if start is None else start.version
 
 
 def _remixed(champion: str, saved: str, shares: Sequence[float], work: Path) -> dict[str, str]:
@@ -194,13 +198,9 @@ def _remixed(champion: str, saved: str, shares: Sequence[float], work: Path) -> 
     return out
 
 
-def _golden_rows(state: Path) -> list[Example]:
+def _golden_rows(engine: Engine) -> list[Example]:
     """The run's golden set as the store keeps it (the rows its golden gate judged)."""
-    engine = make_engine(f"sqlite:///{state / 'adaptd.db'}")
-    try:
-        stored = repo.replay_set(engine, "golden")
-    finally:
-        engine.dispose()
+    stored = repo.replay_set(engine, "golden")
     return [example_from_dict(e, "golden set") for e in (stored[0] if stored else [])]
 
 
@@ -264,12 +264,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         refinements[-1].parent,
         refinements[-1].candidate,
     )
-    start = baseline_of(runs, parent)
+    engine = make_engine(f"sqlite:///{state / 'adaptd.db'}")
+    try:
+        start = baseline_of(engine, refinements[-1])
+        golden_rows = _golden_rows(engine)
+    finally:
+        engine.dispose()
     if start is not None and start not in paths:
         start = None
     shift = tweets_to_movies()  # only its held-out rows are read
     held = {"recent": shift.target_holdout, "golden": shift.source_holdout}
-    golden_rows = _golden_rows(state)
     y = {k: [demo.LABELS.index(e.label or "") for e in rows] for k, rows in held.items()}
     if args.golden_size is not None and not 0 < args.golden_size <= len(y["golden"]):
         parser.error(f"--golden-size: 1 to {len(y['golden'])} (the held-out source rows)")

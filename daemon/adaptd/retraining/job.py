@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ from adaptd.retraining.trainer import (
     starts_warm,
     write_train_file,
 )
-from adaptd.retraining.validation import SliceData, Verdict, judge, judged_as_refinement
+from adaptd.retraining.validation import SliceData, Verdict, episode_baseline, judge
 from adaptd.storage import repository as repo
 from adaptd.storage.locks import KeptLock, retrain_lock
 from adaptd.storage.records import AdapterRecord, Event, LabelledPrediction
@@ -417,26 +418,12 @@ class RetrainJob:
             baseline_version=baseline.version if baseline is not None else None,
         )
 
-    def _episode_start(self, champion: AdapterRecord, since: datetime | None) -> AdapterRecord:
-        """The adapter a refinement's episode started from: up the champion's parents past every
-        adapter a refinement made, to the parent of the episode's first retrain. An adapter made
-        before ``since`` (where the episode's labels start) already served when the episode
-        began, so it is the start itself (a champion an operator rolled back to, say)."""
-        adapter, seen = champion, {champion.version}
-        while judged_as_refinement(adapter.verdict) and adapter.parent not in (None, *seen):
-            assert adapter.parent is not None  # narrowed above, lost in the tuple
-            adapter = repo.get_adapter(self.engine, adapter.parent)
-            seen.add(adapter.version)
-        if adapter.parent is None or (since is not None and adapter.created < since):
-            return adapter
-        return repo.get_adapter(self.engine, adapter.parent)
-
     def _baseline(self, champion: AdapterRecord, since: datetime | None) -> AdapterRecord | None:
         """A refinement's baseline on disk, or None (the champion started the episode, or the
         start's files are gone: its gates then measure against the champion)."""
         try:
-            start = self._episode_start(champion, since)
-            if start.version == champion.version:
+            start = episode_baseline(champion, partial(repo.get_adapter, self.engine), since)
+            if start is None:
                 return None
             start = blobs.localized(self.engine, start, self.settings.adapters_dir)
             labels = tuple(self.settings.model.labels)

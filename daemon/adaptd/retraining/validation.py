@@ -47,6 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -59,6 +60,7 @@ from adaptd.retraining.settings import (
     GateSettings,
     ValidationSettings,
 )
+from adaptd.storage.records import AdapterRecord
 
 IntArray = m.IntArray
 
@@ -227,6 +229,28 @@ def judged_as_refinement(verdict: Mapping[str, Any] | None) -> bool:
     return bool(verdict.get("refinement")) or any(
         "refinement_margin" in (g.get("threshold") or {}) for g in verdict.get("gates", ())
     )
+
+
+def episode_baseline(
+    champion: AdapterRecord,
+    adapter: Callable[[str], AdapterRecord],
+    since: datetime | None = None,
+) -> AdapterRecord | None:
+    """The adapter a refinement of ``champion`` measures forgetting from: the one its episode
+    started from, up the champion's parents past every adapter a refinement made, to the parent
+    of the episode's first retrain. An adapter made before ``since`` (where the episode's labels
+    start) already served when the episode began, so it is the start itself (a champion an
+    operator rolled back to, say). None when that start is the champion: there is no other
+    baseline. ``adapter`` reads a record by version (:func:`repository.get_adapter`); what it
+    raises for a missing one, this raises."""
+    current, seen = champion, {champion.version}
+    while judged_as_refinement(current.verdict) and current.parent not in (None, *seen):
+        assert current.parent is not None  # narrowed above, lost in the tuple
+        current = adapter(current.parent)
+        seen.add(current.version)
+    if current.parent is not None and (since is None or current.created >= since):
+        current = adapter(current.parent)
+    return None if current.version == champion.version else current
 
 
 def _fmt(value: float | None) -> str:

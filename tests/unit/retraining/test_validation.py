@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import dataclasses
 import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from adaptd.errors import NotFoundError
 from adaptd.retraining.settings import GateSettings, ValidationSettings
-from adaptd.retraining.validation import Outcome, SliceData, Verdict, judge
+from adaptd.retraining.validation import Outcome, SliceData, Verdict, episode_baseline, judge
+from adaptd.storage.records import AdapterRecord
 
 
 def flip(y: list[int], share: float, seed: int) -> list[int]:
@@ -442,3 +447,74 @@ def test_a_plain_retrain_ignores_a_baseline() -> None:
     assert verdict.passed
     assert verdict.baseline is None and not verdict.refinement
     assert all("baseline" not in g.details for g in verdict.gates)
+
+
+# --------------------------------------------------------------- the episode's baseline
+
+T0 = datetime(2026, 12, 5, tzinfo=UTC)
+
+
+def lineage(*steps: tuple[str, bool]) -> dict[str, AdapterRecord]:
+    """Adapters each made from the one before, an hour apart: (version, judged as a refinement)."""
+    out: dict[str, AdapterRecord] = {}
+    parent = None
+    for hour, (version, refinement) in enumerate(steps):
+        out[version] = AdapterRecord(
+            version=version, status="retired", path=f"/adapters/{version}",
+            created=T0 + timedelta(hours=hour), parent=parent,
+            verdict={"refinement": refinement, "gates": []},
+        )  # fmt: skip
+        parent = version
+    return out
+
+
+def get(adapters: dict[str, AdapterRecord]) -> Callable[[str], AdapterRecord]:
+    def adapter(version: str) -> AdapterRecord:
+        if version not in adapters:
+            raise NotFoundError(f"adapter {version!r} not found")
+        return adapters[version]
+
+    return adapter
+
+
+EPISODE = lineage(("start", False), ("first", False), ("refined", True), ("again", True))
+
+
+@pytest.mark.parametrize("champion", ["first", "refined", "again"])
+def test_the_baseline_is_the_parent_of_the_episodes_first_retrain(champion: str) -> None:
+    start = episode_baseline(EPISODE[champion], get(EPISODE))
+    assert start is not None and start.version == "start"
+
+
+def test_the_adapter_that_started_the_episode_has_no_other_baseline() -> None:
+    # the very first adapter, or one made before the episode's labels (rolled back to)
+    assert episode_baseline(EPISODE["start"], get(EPISODE)) is None
+    since = EPISODE["first"].created + timedelta(minutes=1)
+    assert episode_baseline(EPISODE["first"], get(EPISODE), since) is None
+    # ... and a refinement made before them leads back to it, not past it
+    refined = episode_baseline(EPISODE["again"], get(EPISODE), since)
+    assert refined is not None and refined.version == "first"
+
+
+def test_a_verdict_stored_before_it_said_refinement_is_read_by_its_threshold() -> None:
+    old = {"gates": [{"threshold": {"refinement_margin": 0.02}}]}
+    adapters = dict(EPISODE)
+    adapters["refined"] = dataclasses.replace(EPISODE["refined"], verdict=old)
+    start = episode_baseline(adapters["refined"], get(adapters))
+    assert start is not None and start.version == "start"
+
+
+def test_a_lineage_that_loops_stops_where_it_closes() -> None:
+    looped = lineage(("a", True), ("b", True))
+    looped["a"] = AdapterRecord(
+        version="a", status="retired", path="/a", created=T0, parent="b",
+        verdict={"refinement": True},
+    )  # fmt: skip
+    # the walk ends back at the champion: no other baseline (and no endless loop)
+    assert episode_baseline(looped["b"], get(looped)) is None
+
+
+def test_a_missing_parent_is_the_readers_error() -> None:
+    broken = {k: v for k, v in EPISODE.items() if k != "start"}
+    with pytest.raises(NotFoundError, match="'start'"):
+        episode_baseline(broken["again"], get(broken))
