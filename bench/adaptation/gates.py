@@ -58,6 +58,17 @@ class Setup:
     #: plain retrain, surely better)
     margins: tuple[float | None, ...] = (None,)
 
+    @property
+    def rules(self) -> tuple[tuple[float | None, bool], ...]:
+        """(refinement margin, golden gate against the baseline) judged: each margin both ways,
+        against the champion alone (the rule until 2026-12-05) and against the baseline, the
+        adapter the episode started from (the daemon's since; here the source-only model)."""
+        return tuple(
+            (mg, against)
+            for mg in self.margins
+            for against in (False, True)[: 1 + (mg is not None)]
+        )
+
 
 SETUPS = {
     # 543 tweets in all: the recent slice and the training tweets share them
@@ -84,8 +95,13 @@ def predict(model: object, x: np.ndarray) -> list[int]:
 
 
 #: verdicts with a clear regression (the whole interval of the difference below zero on recent,
-#: or below -max_drop on golden), by whether they were promoted: the promoted count must be 0
-CLEAR_REGRESSIONS = {True: 0, False: 0}
+#: or below -max_drop on golden, both against the champion), by the golden gate's rule and
+#: whether they were promoted: every promoted count must be 0
+CLEAR_REGRESSIONS: dict[tuple[str, bool], int] = defaultdict(int)
+
+
+def rule_name(margin: float | None, against: bool) -> str:
+    return "plain" if margin is None else ("vs baseline" if against else "vs champion")
 
 
 def _clear_regression(verdict: Verdict) -> int:
@@ -98,8 +114,8 @@ def _clear_regression(verdict: Verdict) -> int:
     )
 
 
-# golden size, alpha, golden alpha, refinement margin, candidate
-Key = tuple[int, float, float | None, float | None, str]
+# golden size, alpha, golden alpha, refinement margin, golden against the baseline, candidate
+Key = tuple[int, float, float | None, float | None, bool, str]
 
 
 def settings_for(alpha: float, golden_alpha: float | None) -> ValidationSettings:
@@ -140,11 +156,13 @@ def one_seed(
     both_y = np.concatenate([src_y, tgt_y])
     if setup.margins != (None,):
         # A refinement: the champion learned the first half of the target rows (the first
-        # retrain); "better" learned all of them, "same" the other half only, "worse" the
-        # second half with flipped labels; the others as below.
+        # retrain) from the baseline, the source-only model the shift found serving; "better"
+        # learned all of them, "same" the other half only, "worse" the second half with
+        # flipped labels; the others as below.
         half = len(tgt_y) // 2
         first_x, first_y = np.vstack([src_x, tgt_x[:half]]), np.concatenate([src_y, tgt_y[:half]])
         models = {
+            "baseline": fit(src_x, src_y, seed),
             "champion": fit(first_x, first_y, seed),
             "better": fit(both_x, both_y, seed),
             "same": fit(
@@ -183,10 +201,13 @@ def one_seed(
             "golden": SliceData(name="golden", y_true=slices["golden"].y_true[:size]),
         }
         for alpha in setup.alphas:
-            for golden_alpha, margin in itertools.product(setup.golden_alphas, setup.margins):
+            for golden_alpha, (margin, against) in itertools.product(
+                setup.golden_alphas, setup.rules
+            ):
                 settings = settings_for(alpha, golden_alpha)
                 if margin is not None:
                     settings = settings.model_copy(update={"refinement_margin": margin})
+                start = {"golden": preds["baseline"]["golden"][:size]} if against else None
                 for name in CANDIDATES:
                     cut = {**preds[name], "golden": preds[name]["golden"][:size]}
                     champ = {**preds["champion"], "golden": preds["champion"]["golden"][:size]}
@@ -198,9 +219,12 @@ def one_seed(
                         min_group_size=MIN_GROUP_SIZE,
                         positive=1,
                         refinement=margin is not None,
+                        baseline=start,
+                        baseline_version="baseline" if against else None,
                     )
-                    promoted[(size, alpha, golden_alpha, margin, name)] = verdict.passed
-                    CLEAR_REGRESSIONS[verdict.passed] += _clear_regression(verdict)
+                    promoted[(size, alpha, golden_alpha, margin, against, name)] = verdict.passed
+                    rule = rule_name(margin, against)
+                    CLEAR_REGRESSIONS[(rule, verdict.passed)] += _clear_regression(verdict)
     # first adapter: no champion; both slices come from the source domain, as in a first run
     first_slices = {
         "recent": SliceData(name="recent", y_true=tuple(int(v) for v in my[first_recent_ix])),
@@ -273,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     print(f"\nmean held-out accuracy (recent = held-out {setup.target}, golden = {setup.source}):")
     print(f"{'model':<10} {'recent':>7} {'golden':>7}  (n recent {sizes[-1]})")
-    for name in ("champion", *CANDIDATES):
+    for name in [n for n in ("baseline", "champion", *CANDIDATES) if (sizes[-1], n) in accs]:
         pairs = np.asarray(accs[(sizes[-1], name)])
         print(f"{name:<10} {pairs[:, 0].mean():7.3f} {pairs[:, 1].mean():7.3f}")
 
@@ -281,21 +305,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         "\npromotion rate over seeds (default gates: accuracy@recent min_gain 0, "
         "accuracy@golden max_drop 0.02):"
     )
-    header = f"{'n recent':>8} {'golden':>6} {'alpha':>5} {'g.alpha':>7} {'margin':>6} " + (
-        " ".join(f"{c:>9}" for c in CANDIDATES)
+    header = (
+        f"{'n recent':>8} {'golden':>6} {'alpha':>5} {'g.alpha':>7} {'margin':>6} "
+        f"{'g. vs':>8} " + " ".join(f"{c:>9}" for c in CANDIDATES)
     )
     print(header)
     for n_recent in sizes:
         for golden in setup.golden_sizes:
             for alpha in setup.alphas:
-                for ga, mg in itertools.product(setup.golden_alphas, setup.margins):
+                for ga, (mg, against) in itertools.product(setup.golden_alphas, setup.rules):
                     cells = " ".join(
-                        f"{np.mean(rates[(n_recent, (golden, alpha, ga, mg, c))]):9.2f}"
+                        f"{np.mean(rates[(n_recent, (golden, alpha, ga, mg, against, c))]):9.2f}"
                         for c in CANDIDATES
                     )
                     shown = "-" if ga is None else f"{ga:.2f}"
                     margin = "-" if mg is None else f"{mg:.2f}"
-                    print(f"{n_recent:>8} {golden:>6} {alpha:>5.2f} {shown:>7} {margin:>6} {cells}")
+                    vs = "baseline" if against else "champion"
+                    print(
+                        f"{n_recent:>8} {golden:>6} {alpha:>5.2f} {shown:>7} {margin:>6} {vs:>8} "
+                        f"{cells}"
+                    )
     print(
         f"\nfirst adapter (no champion, must beat the majority class on recent and golden, "
         f"alpha {ValidationSettings().alpha}): source-only model promoted "
@@ -303,10 +332,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"shuffled-label model promoted {np.mean(firsts['shuffled']):.2f} "
         f"({len(firsts['champion'])} runs)"
     )
+    rules = dict.fromkeys(rule for rule, _ in CLEAR_REGRESSIONS)
     print(
-        f"candidates with a clear regression (interval wholly below 0 on recent or below "
-        f"-max_drop on golden): {CLEAR_REGRESSIONS[True]} promoted, "
-        f"{CLEAR_REGRESSIONS[False]} rejected"
+        "candidates with a clear regression (interval wholly below 0 on recent or below "
+        "-max_drop on golden, against the champion): "
+        + "; ".join(
+            f"{rule}: {CLEAR_REGRESSIONS[(rule, True)]} promoted, "
+            f"{CLEAR_REGRESSIONS[(rule, False)]} rejected"
+            for rule in rules
+        )
     )
     print(f"\n{time.perf_counter() - started:.0f} s")
 
