@@ -63,11 +63,8 @@ class Setup:
         """(refinement margin, golden gate against the baseline) judged: each margin both ways,
         against the champion alone (the rule until 2026-12-05) and against the baseline, the
         adapter the episode started from (the daemon's since; here the source-only model)."""
-        return tuple(
-            (mg, against)
-            for mg in self.margins
-            for against in (False, True)[: 1 + (mg is not None)]
-        )
+        both = ((False,), (False, True))
+        return tuple((mg, against) for mg in self.margins for against in both[mg is not None])
 
 
 SETUPS = {
@@ -101,6 +98,8 @@ CLEAR_REGRESSIONS: dict[tuple[str, bool], int] = defaultdict(int)
 
 
 def rule_name(margin: float | None, against: bool) -> str:
+    """How a verdict was judged: as a plain retrain, or as a refinement whose golden gate
+    measures against the champion alone or against the baseline."""
     return "plain" if margin is None else ("vs baseline" if against else "vs champion")
 
 
@@ -307,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     header = (
         f"{'n recent':>8} {'golden':>6} {'alpha':>5} {'g.alpha':>7} {'margin':>6} "
-        f"{'g. vs':>8} " + " ".join(f"{c:>9}" for c in CANDIDATES)
+        f"{'rule':>11} " + " ".join(f"{c:>9}" for c in CANDIDATES)
     )
     print(header)
     for n_recent in sizes:
@@ -320,10 +319,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                     )
                     shown = "-" if ga is None else f"{ga:.2f}"
                     margin = "-" if mg is None else f"{mg:.2f}"
-                    vs = "baseline" if against else "champion"
+                    rule = rule_name(mg, against)
                     print(
-                        f"{n_recent:>8} {golden:>6} {alpha:>5.2f} {shown:>7} {margin:>6} {vs:>8} "
-                        f"{cells}"
+                        f"{n_recent:>8} {golden:>6} {alpha:>5.2f} {shown:>7} {margin:>6} "
+                        f"{rule:>11} {cells}"
                     )
     print(
         f"\nfirst adapter (no champion, must beat the majority class on recent and golden, "
