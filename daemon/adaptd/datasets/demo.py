@@ -1,8 +1,11 @@
-"""The demo scenario: a sentiment adapter trained on movie-review snippets meets tweets.
+"""The demo's data: movie-review snippets and tweets, two domains of one sentiment task.
 
-- source domain: Rotten Tomatoes critic snippets (fresh -> positive, rotten -> negative);
-- shifted domain: labelled tweets (Positive/Negative; Neutral dropped, it is not in the label
-  set), each with a male and a female rewrite that keeps the label: real groups for bias metrics;
+The design's scenario is a movie-review adapter meeting tweets; :mod:`adaptd.demo.shifts` builds
+that shift and the other direction, which the demo replays (it costs the first adapter more).
+
+- Rotten Tomatoes critic snippets (fresh -> positive, rotten -> negative);
+- labelled tweets (Positive/Negative; Neutral dropped, it is not in the label set), each with a
+  male and a female rewrite that keeps the label: real groups for bias metrics;
 - an unlabelled temporal stream: dated Guardian headlines, Jan-Jul 2020.
 
 Splits are deterministic (seeded shuffles) so tests, benchmarks and the demo agree.
