@@ -7,7 +7,7 @@ prints the ratio. ``--quick`` keeps a run to a few minutes on 2 CPU cores.
 from __future__ import annotations
 
 print(
-    "benchmarks (each with --quick):\n"
+    "benchmarks (--quick keeps each to a few minutes, where it has one):\n"
     "  python -m bench.serving      daemon vs plain transformers forward; logging on/off; "
     "promotions under load\n"
     "  python -m bench.memory       resident memory with 1-3 adapter versions loaded, shared vs "
@@ -24,6 +24,10 @@ print(
     "regression\n"
     "  python -m bench.adaptation.gates  promotion gates on real predictions: shuffled, worse, "
     "forgetting and better candidates\n"
+    "  python -m bench.adaptation.contrastive  the first adapter on a few hundred rows, the "
+    "contrastive stage on and off, vs frozen-feature logistic regression\n"
+    "  python -m bench.adaptation.setfit  the same on five folds of all 543 tweets, beside SetFit "
+    "as published (the whole encoder trained)\n"
     "  python -m bench.adaptation.refinement STATE  the refinement gate on a real refinement: "
     "how often it passes, on how many judged rows\n"
     "  python -m bench.faults       kill -9 under traffic; feedback right after every answer; "
