@@ -13,7 +13,8 @@ the whole encoder fine-tuned:
 - **SetFit, full body**: SetFit's pairs (per iteration every row once with a same-label row,
   target 1, and once with another label's row, target 0), 20 iterations, cosine similarity
   regressed by mean squared error, AdamW at 2e-5 with a tenth of warmup, batch 16, one epoch,
-  then ``LogisticRegression`` on the tuned embeddings: the ``setfit`` library's defaults, run
+  then ``LogisticRegression`` on the tuned embeddings: the defaults of the paper and of the
+  ``setfit`` library's ``SetFitTrainer`` before 1.0 (1.0 draws its pairs otherwise), run
   through the daemon's own stage loop (:func:`adaptd.retraining.contrastive.fit_contrastive`)
   with every encoder weight trainable instead of LoRA's;
 - **recipe** (``--with-recipe``): the daemon's trainer with the shipped stage, as
@@ -43,7 +44,7 @@ from adaptd.datasets.records import Example
 from adaptd.modeling.base import resolve_base
 from bench.adaptation.recipe import LABELS, baseline_predictions
 
-#: the setfit library's defaults (SetFitModel + TrainingArguments, v1)
+#: SetFit's defaults (the paper; the setfit library's SetFitTrainer before 1.0)
 ITERATIONS = 20
 LEARNING_RATE = 2e-5
 BATCH_SIZE = 16
