@@ -189,6 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def fold_split(pool: list[Example], k: int, folds: int) -> tuple[list[int], list[Example]]:
+    """Fold ``k`` of ``folds`` over ``pool`` (seed 7, every row held out once): the indices it
+    holds out and the rows it trains on. ``bench.adaptation.setfit`` scores the same folds."""
+    held = random.Random(7).sample(range(len(pool)), len(pool))[k::folds]
+    held_set = set(held)
+    return held, [e for i, e in enumerate(pool) if i not in held_set]
+
+
 def folds(base: str, args: argparse.Namespace) -> int:
     """Every packaged tweet held out once: K folds, each training the peer and the recipe with
     the stage on the other K-1, then the stage's gain over the peer on all of them, paired."""
@@ -197,7 +205,6 @@ def folds(base: str, args: argparse.Namespace) -> int:
 
     pool = list(tweets())
     n = len(pool)
-    order = random.Random(7).sample(range(n), n)
     peer_right = np.zeros(n, dtype=bool)
     on_right = np.zeros(n, dtype=bool)
     print(  # noqa: T201
@@ -207,9 +214,7 @@ def folds(base: str, args: argparse.Namespace) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="adaptd-contrastive-") as tmp:
         for k in range(args.folds):
-            held = order[k :: args.folds]
-            held_set = set(held)
-            rows = [pool[i] for i in range(n) if i not in held_set]
+            held, rows = fold_split(pool, k, args.folds)
             test = [pool[i] for i in held]
             peer = baseline_predictions(base, rows, test, args.max_length, "mean")
             on = run_recipe(base, rows, test, Path(tmp), contrastive="on", args=args, seed=k)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import tempfile
 import time
@@ -123,13 +122,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from adaptd.datasets.demo import tweets
     from adaptd.evaluation.measures import paired_difference
-    from bench.adaptation.contrastive import run_recipe
+    from bench.adaptation.contrastive import fold_split, run_recipe
 
     torch.set_num_threads(args.threads)
     base = resolve_base(None)
     pool = list(tweets())
     n = len(pool)
-    order = random.Random(7).sample(range(n), n)  # bench.adaptation.contrastive's folds
     chosen = {int(k) for k in args.only_folds.split(",") if k} or set(range(args.folds))
     if args.summary:
         chosen = set()
@@ -155,9 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 right[m][f["held"]] = f["right"][m]
     with tempfile.TemporaryDirectory(prefix="adaptd-setfit-") as tmp:
         for k in sorted(chosen):
-            held = order[k :: args.folds]
-            held_set = set(held)
-            rows = [pool[i] for i in range(n) if i not in held_set]
+            held, rows = fold_split(pool, k, args.folds)
             test = [pool[i] for i in held]
             predicted = {"peer": baseline_predictions(base, rows, test, args.max_length, "mean")}
             full = setfit_full_body(base, rows, test, max_length=args.max_length, seed=k)
