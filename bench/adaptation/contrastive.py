@@ -75,6 +75,8 @@ def run_recipe(
         contrastive_iterations=args.iterations,
         contrastive_learning_rate=args.lr,
         contrastive_pairing=args.pairing,
+        rank=args.rank,
+        alpha=2 * args.rank,
     )
     tokenizer = load_tokenizer(base)
     at: dict[str, float] = {}
@@ -103,7 +105,9 @@ def _kept(variant: dict[str, Any] | None) -> str:
     return "not run" if variant is None else f"{100 * variant['accuracy']:.1f}% ({variant['kept']})"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's options; their defaults are the shipped stage's settings, which
+    ``bench.adaptation.setfit --with-recipe`` reads from here to run the same recipe."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.adaptation.contrastive", description=__doc__
     )
@@ -115,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-3, help="contrastive_learning_rate")
     parser.add_argument("--pairing", choices=("in-batch", "setfit"), default="in-batch")
     parser.add_argument("--max-length", type=int, default=128, help="model.max_length")
+    parser.add_argument(
+        "--rank", type=int, default=8, help="retraining.rank (alpha twice it, as shipped)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="the training child's default")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument(
@@ -129,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the stage-off recipe (to re-measure a change to the stage's selection)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     base = resolve_base(None)
     if args.folds:
@@ -209,9 +221,10 @@ def folds(base: str, args: argparse.Namespace) -> int:
     on_right = np.zeros(n, dtype=bool)
     print(  # noqa: T201
         f"tweets: all {n}, {args.folds} folds; contrastive {args.pairing}, {args.iterations} "
-        f"iterations at lr {args.lr}; {args.threads} thread(s)",
+        f"iterations at lr {args.lr}, LoRA rank {args.rank}; {args.threads} thread(s)",
         flush=True,
     )
+    kept: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="adaptd-contrastive-") as tmp:
         for k in range(args.folds):
             held, rows = fold_split(pool, k, args.folds)
@@ -224,6 +237,11 @@ def folds(base: str, args: argparse.Namespace) -> int:
             fold = {"fold": k, "rows": len(rows), "held_out": len(test), "on": on}
             fold["peer"] = round(float(peer_right[held].mean()), 4)
             print(json.dumps(fold), flush=True)  # noqa: T201
+            # every held-out tweet's outcome, to pair this run with another (another rank, say)
+            right = {"peer": peer_right[held].tolist(), "recipe": on_right[held].tolist()}
+            kept.append({**fold, "held": held, "right": right})
+    if args.json:
+        args.json.write_text(json.dumps(kept) + "\n")
     d = paired_difference(on_right, peer_right, level=0.95)
     print(  # noqa: T201
         f"all {n} tweets, {args.folds} folds: peer {100 * peer_right.mean():.1f}%, recipe with "

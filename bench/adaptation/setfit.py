@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from adaptd.datasets.demo import tweets
     from adaptd.evaluation.measures import paired_difference
-    from bench.adaptation.contrastive import fold_split, run_recipe
+    from bench.adaptation.contrastive import build_parser, fold_split, run_recipe
 
     torch.set_num_threads(args.threads)
     base = resolve_base(None)
@@ -134,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     methods = ["peer", "setfit"] + (["recipe"] if args.with_recipe else [])
     right = {m: np.zeros(n, dtype=bool) for m in methods}
     scored = np.zeros(n, dtype=bool)
-    recipe_args = argparse.Namespace(
-        max_length=args.max_length, threads=args.threads, iterations=10, lr=1e-3, pairing="in-batch"
+    recipe_args = build_parser().parse_args(
+        ["--max-length", str(args.max_length), "--threads", str(args.threads)]
     )
     print(  # noqa: T201
         f"tweets: all {n}, {args.folds} folds ({sorted(chosen)}); SetFit full body, "
