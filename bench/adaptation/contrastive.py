@@ -22,6 +22,10 @@ Data: ``tweets`` is the demo's source (its 326 training tweets, its 136 held-out
 ``--folds K`` (tweets): every packaged tweet is held out once, the peer and the recipe with the
 stage trained on the other folds, and the gain is a paired interval over all of them (136
 held-out tweets alone put one standard error at 3.3 points).
+
+``--base`` runs another backbone (the peer pools as ``model.pooling: auto`` does: mean on MiniLM,
+the last token on a decoder); ``--only-off`` runs the recipe without the stage, as ``auto`` does
+on a base that is not a sentence encoder (SmolLM2-135M); ``--rank`` sets ``retraining.rank``.
 """
 
 from __future__ import annotations
@@ -131,10 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="tweets only: K-fold over all the packaged tweets, each scored once (a paired "
         "interval on every tweet instead of 136 held-out ones)",
     )
-    parser.add_argument(
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument(
         "--only-on",
         action="store_true",
         help="skip the stage-off recipe (to re-measure a change to the stage's selection)",
+    )
+    only.add_argument(
+        "--only-off",
+        action="store_true",
+        help="skip the stage: the recipe as `contrastive: auto` runs it on a base that is not a "
+        "sentence encoder (a decoder such as SmolLM2)",
+    )
+    parser.add_argument(
+        "--base", default=None, help="model.base (default: the shipped all-MiniLM-L6-v2)"
     )
     return parser
 
@@ -142,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    base = resolve_base(None)
+    base = resolve_base(args.base)
     if args.folds:
         if args.domain != "tweets" or args.folds < 2:
             parser.error("--folds K (K >= 2) is for --domain tweets; movies have 1,000 held out")
@@ -164,13 +178,17 @@ def main(argv: list[str] | None = None) -> int:
             for draw in range(args.first_draw, args.first_draw + args.draws):
                 chosen = random.Random(1000 * size + draw).sample(range(len(pool)), size)
                 rows = [pool[i] for i in chosen]
-                peer = baseline(base, rows, test, args.max_length, "mean")
-                off = None
+                # the pooling the daemon's model.pooling: auto picks (mean on MiniLM)
+                peer = baseline(base, rows, test, args.max_length, "auto")
+                off = on = None
                 if not args.only_on:
                     off = run_recipe(
                         base, rows, test, Path(tmp), contrastive="off", args=args, seed=draw
                     )
-                on = run_recipe(base, rows, test, Path(tmp), contrastive="on", args=args, seed=draw)
+                if not args.only_off:
+                    on = run_recipe(
+                        base, rows, test, Path(tmp), contrastive="on", args=args, seed=draw
+                    )
                 for variant in (off, on):
                     if variant is not None:
                         variant.pop("predictions")
@@ -184,17 +202,20 @@ def main(argv: list[str] | None = None) -> int:
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")  # noqa: T201
     for r in results:
         off, on = r["off"], r["on"]
+        stage = "not run" if on is None else f"{100 * on['stage']:.1f}%"
+        gain = "" if on is None else f"{100 * (on['accuracy'] - r['peer']):+.1f}"
+        seconds = "" if on is None else on["contrastive"]["seconds"]
         print(  # noqa: T201
             f"| {r['rows']} | {r['draw']} | {100 * r['peer']:.1f}% "
-            f"| {_kept(off)} | {100 * on['stage']:.1f}% "
-            f"| {100 * on['accuracy']:.1f}% ({on['kept']}) "
-            f"| {100 * (on['accuracy'] - r['peer']):+.1f} | {on['contrastive']['seconds']} |"
+            f"| {_kept(off)} | {stage} | {_kept(on)} | {gain} | {seconds} |"
         )
-    gains = [100 * (r["on"]["accuracy"] - r["peer"]) for r in results]
-    before = [100 * (r["off"]["accuracy"] - r["peer"]) for r in results if r["off"]]
+    means = []
+    for name in ("on", "off"):
+        gains = [100 * (r[name]["accuracy"] - r["peer"]) for r in results if r[name]]
+        if gains:
+            means.append(f"stage {name} {np.mean(gains):+.1f}")
     print(  # noqa: T201
-        f"mean over {len(results)} draws: stage on {np.mean(gains):+.1f} points over the peer"
-        + (f", stage off {np.mean(before):+.1f}" if before else "")
+        f"mean over {len(results)} draws, points over the peer: {', '.join(means)}"
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
@@ -211,7 +232,8 @@ def fold_split(pool: list[Example], k: int, folds: int) -> tuple[list[int], list
 
 def folds(base: str, args: argparse.Namespace) -> int:
     """Every packaged tweet held out once: K folds, each training the peer and the recipe with
-    the stage on the other K-1, then the stage's gain over the peer on all of them, paired."""
+    the stage (without it under ``--only-off``) on the other K-1, then the recipe's gain over the
+    peer on all of them, paired."""
     from adaptd.datasets.demo import tweets
     from adaptd.evaluation.measures import paired_difference
 
@@ -219,9 +241,11 @@ def folds(base: str, args: argparse.Namespace) -> int:
     n = len(pool)
     peer_right = np.zeros(n, dtype=bool)
     on_right = np.zeros(n, dtype=bool)
+    stage = "off" if args.only_off else "on"
     print(  # noqa: T201
-        f"tweets: all {n}, {args.folds} folds; contrastive {args.pairing}, {args.iterations} "
-        f"iterations at lr {args.lr}, LoRA rank {args.rank}; {args.threads} thread(s)",
+        f"tweets: all {n}, {args.folds} folds; contrastive {stage}: {args.pairing}, "
+        f"{args.iterations} iterations at lr {args.lr}, LoRA rank {args.rank}; "
+        f"{args.threads} thread(s)",
         flush=True,
     )
     kept: list[dict[str, Any]] = []
@@ -229,12 +253,12 @@ def folds(base: str, args: argparse.Namespace) -> int:
         for k in range(args.folds):
             held, rows = fold_split(pool, k, args.folds)
             test = [pool[i] for i in held]
-            peer = baseline_predictions(base, rows, test, args.max_length, "mean")
-            on = run_recipe(base, rows, test, Path(tmp), contrastive="on", args=args, seed=k)
+            peer = baseline_predictions(base, rows, test, args.max_length, "auto")
+            on = run_recipe(base, rows, test, Path(tmp), contrastive=stage, args=args, seed=k)
             for i, by_peer, by_on in zip(held, peer, on.pop("predictions"), strict=True):
                 peer_right[i] = LABELS[by_peer] == pool[i].label
                 on_right[i] = LABELS[by_on] == pool[i].label
-            fold = {"fold": k, "rows": len(rows), "held_out": len(test), "on": on}
+            fold = {"fold": k, "rows": len(rows), "held_out": len(test), stage: on}
             fold["peer"] = round(float(peer_right[held].mean()), 4)
             print(json.dumps(fold), flush=True)  # noqa: T201
             # every held-out tweet's outcome, to pair this run with another (another rank, say)
@@ -245,7 +269,8 @@ def folds(base: str, args: argparse.Namespace) -> int:
     d = paired_difference(on_right, peer_right, level=0.95)
     print(  # noqa: T201
         f"all {n} tweets, {args.folds} folds: peer {100 * peer_right.mean():.1f}%, recipe with "
-        f"the stage {100 * on_right.mean():.1f}%; on minus peer {100 * d.difference:+.1f} points "
+        f"the stage {stage} {100 * on_right.mean():.1f}%; recipe minus peer "
+        f"{100 * d.difference:+.1f} points "
         f"[{100 * d.interval.low:+.1f}, {100 * d.interval.high:+.1f}] (95%, paired; only the "
         f"recipe right on {d.a_only}, only the peer on {d.b_only})"
     )
