@@ -25,7 +25,8 @@ held-out tweets alone put one standard error at 3.3 points).
 
 ``--base`` runs another backbone (the peer pools as ``model.pooling: auto`` does: mean on MiniLM,
 the last token on a decoder); ``--only-off`` runs the recipe without the stage, as ``auto`` does
-on a base that is not a sentence encoder (SmolLM2-135M); ``--rank`` sets ``retraining.rank``.
+on a base that is not a sentence encoder (SmolLM2-135M); ``--rank`` sets ``retraining.rank``;
+``--epochs-over-probe`` turns on ``TrainSpec.epochs_over_probe``.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def run_recipe(
         contrastive_pairing=args.pairing,
         rank=args.rank,
         alpha=2 * args.rank,
+        epochs_over_probe=args.epochs_over_probe,
     )
     tokenizer = load_tokenizer(base)
     at: dict[str, float] = {}
@@ -149,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--base", default=None, help="model.base (default: the shipped all-MiniLM-L6-v2)"
+    )
+    parser.add_argument(
+        "--epochs-over-probe",
+        action="store_true",
+        help="the fine-tuned epochs are kept unless the probe is significantly better on dev "
+        "(TrainSpec.epochs_over_probe; the daemon's default keeps the probe unless an epoch "
+        "beats it)",
     )
     return parser
 

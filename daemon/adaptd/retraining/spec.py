@@ -46,6 +46,14 @@ class TrainSpec:
     #: Only for benchmarks: 0.5 did not keep more of the source over five draws of the demo's
     #: shift (bench/adaptation/RECIPE.md, "The stage's sample on a refinement")
     contrastive_replay_share: float | None = None
+    #: a fresh adapter whose probe nothing guards (no stage kept, not a warm start): the
+    #: fine-tuned epochs compete among themselves, and the probe takes the best one's place only
+    #: when significantly more accurate on dev (STAGE_OVERRIDE_P), the guard the stage has.
+    #: False (the daemon's): the probe is checkpoint 0 and an epoch must beat it on dev. Only
+    #: for benchmarks until measured end to end: on SmolLM2 epoch 2 beat the probe held out in
+    #: all 11 draws and folds where 40-44 dev rows kept the probe in 4 (RECIPE.md, "SmolLM2-135M's
+    #: first adapter")
+    epochs_over_probe: bool = False
     #: passes over the training rows (setfit: each pairing every row with one same- and one
     #: different-label row)
     contrastive_iterations: int = 10

@@ -540,6 +540,18 @@ def train(
         elif best_state is not None:
             _restore(model, best_state)  # the fine-tune starts from the probe that won
 
+    # The probe steps aside for the epochs, and comes back only if clearly better (after them).
+    probe_in_reserve: tuple[_Score, dict[str, Any]] | None = None
+    if (
+        spec.epochs_over_probe
+        and spec.mode == "auto"
+        and guarded is None
+        and chosen == "probe"
+        and best is not None
+        and best_state is not None
+    ):
+        probe_in_reserve, best, best_state = (best, best_state), None, None
+
     # 3. fine-tune LoRA and head
     steps_per_epoch = math.ceil(len(data.ids) / spec.batch_size)
     epochs = 0 if spec.mode == "features" else spec.epochs
@@ -612,6 +624,8 @@ def train(
                     stopped_early = True
                     break
     train_seconds = time.perf_counter() - started
+    if probe_in_reserve is not None and (best is None or _clearly_beats(probe_in_reserve[0], best)):
+        (best, best_state), chosen = probe_in_reserve, "probe"
     if best_state is not None:
         _restore(model, best_state)
     logger.info("kept %s (dev %s)", chosen, best)

@@ -358,3 +358,30 @@ def test_auto_probe_strength_is_cross_validated_and_reaches_the_fit(
     assert chosen["picked"] == chosen["auto"]  # an explicit C wins
     # the same rows at the C that auto resolved to: the same head
     assert heads["auto"] == pytest.approx(heads["picked"], rel=1e-4)
+
+
+def test_epochs_over_probe_keeps_an_epoch_unless_the_probe_is_significantly_better(
+    tmp_path: Path, tiny_base: Path
+) -> None:
+    # A fine-tune that learns nothing (both learning rates 0) leaves every epoch the probe's
+    # equal on dev: by default the probe, checkpoint 0, is kept (an epoch must beat it); with
+    # the option the epochs compete first, and an equal probe does not come back.
+    frozen = {"contrastive": "off", "epochs": 2, "learning_rate": 0.0, "head_learning_rate": 0.0}
+    default = train(make_spec(tmp_path / "default", tiny_base, **frozen), lambda p: None)
+    assert default.kept == "probe"
+    option = train(
+        make_spec(tmp_path / "option", tiny_base, epochs_over_probe=True, **frozen),
+        lambda p: None,
+    )
+    assert option.kept == "epoch 1"
+    assert option.best_dev_accuracy == option.probe_dev_accuracy
+    # A fine-tune that wrecks the features (the step 50 times too large) loses to the probe by
+    # far more than noise on 40 dev rows: the probe comes back.
+    wrecked = {"contrastive": "off", "epochs": 2, "learning_rate": 1.0, "head_learning_rate": 1.0}
+    back = train(
+        make_spec(tmp_path / "back", tiny_base, epochs_over_probe=True, **wrecked),
+        lambda p: None,
+    )
+    dev = [c["dev_accuracy"] for c in back.checkpoints]
+    assert max(dev[1:]) < dev[0]
+    assert back.kept == "probe"
