@@ -249,7 +249,7 @@ def folds(base: str, args: argparse.Namespace) -> int:
     pool = list(tweets())
     n = len(pool)
     peer_right = np.zeros(n, dtype=bool)
-    on_right = np.zeros(n, dtype=bool)
+    recipe_right = np.zeros(n, dtype=bool)
     stage = "off" if args.only_off else "on"
     print(  # noqa: T201
         f"tweets: all {n}, {args.folds} folds; contrastive {stage}: {args.pairing}, "
@@ -263,22 +263,22 @@ def folds(base: str, args: argparse.Namespace) -> int:
             held, rows = fold_split(pool, k, args.folds)
             test = [pool[i] for i in held]
             peer = baseline_predictions(base, rows, test, args.max_length, "auto")
-            on = run_recipe(base, rows, test, Path(tmp), contrastive=stage, args=args, seed=k)
-            for i, by_peer, by_on in zip(held, peer, on.pop("predictions"), strict=True):
+            recipe = run_recipe(base, rows, test, Path(tmp), contrastive=stage, args=args, seed=k)
+            for i, by_peer, by_recipe in zip(held, peer, recipe.pop("predictions"), strict=True):
                 peer_right[i] = LABELS[by_peer] == pool[i].label
-                on_right[i] = LABELS[by_on] == pool[i].label
-            fold = {"fold": k, "rows": len(rows), "held_out": len(test), stage: on}
+                recipe_right[i] = LABELS[by_recipe] == pool[i].label
+            fold = {"fold": k, "rows": len(rows), "held_out": len(test), stage: recipe}
             fold["peer"] = round(float(peer_right[held].mean()), 4)
             print(json.dumps(fold), flush=True)  # noqa: T201
             # every held-out tweet's outcome, to pair this run with another (another rank, say)
-            right = {"peer": peer_right[held].tolist(), "recipe": on_right[held].tolist()}
+            right = {"peer": peer_right[held].tolist(), "recipe": recipe_right[held].tolist()}
             kept.append({**fold, "held": held, "right": right})
     if args.json:
         args.json.write_text(json.dumps(kept) + "\n")
-    d = paired_difference(on_right, peer_right, level=0.95)
+    d = paired_difference(recipe_right, peer_right, level=0.95)
     print(  # noqa: T201
         f"all {n} tweets, {args.folds} folds: peer {100 * peer_right.mean():.1f}%, recipe with "
-        f"the stage {stage} {100 * on_right.mean():.1f}%; recipe minus peer "
+        f"the stage {stage} {100 * recipe_right.mean():.1f}%; recipe minus peer "
         f"{100 * d.difference:+.1f} points "
         f"[{100 * d.interval.low:+.1f}, {100 * d.interval.high:+.1f}] (95%, paired; only the "
         f"recipe right on {d.a_only}, only the peer on {d.b_only})"

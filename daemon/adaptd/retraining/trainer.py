@@ -316,8 +316,9 @@ class _Score:
 
 
 def _clearly_beats(other: _Score, guarded: _Score | None) -> bool:
-    """Whether the probe or an epoch may replace a guarded checkpoint (the contrastive stage, or
-    a warm start's probe; see :data:`STAGE_OVERRIDE_P`); True when none is guarded."""
+    """Whether the probe or an epoch may replace a guarded checkpoint (the contrastive stage, a
+    warm start's probe, or under ``TrainSpec.epochs_over_probe`` the best epoch; see
+    :data:`STAGE_OVERRIDE_P`); True when none is guarded."""
     if guarded is None:
         return True
     from adaptd.evaluation.measures import mcnemar_p
